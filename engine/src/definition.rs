@@ -1,0 +1,334 @@
+//! Dataset definitions: what a register publishes, validated once when it is registered.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest name accepted for a dataset or an attribute.
+pub const MAX_NAME_LEN: usize = 63;
+/// Most attributes a dataset may have.
+pub const MAX_ATTRIBUTES: usize = 1024;
+
+/// One attribute (column) of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    /// Column name: lower-case snake_case (`[a-z][a-z0-9_]*`), so SQL never needs quoting.
+    pub name: String,
+    /// Arrow data type, written in Arrow's display form (`Utf8`, `Int64`, `Date32`, ...).
+    #[serde(with = "data_type_serde", rename = "type")]
+    pub data_type: DataType,
+    /// Whether the column may hold nulls. Primary-key columns never may.
+    #[serde(default = "default_true")]
+    pub nullable: bool,
+    /// What the attribute means, for the catalog.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the attribute is personal data (its reads are audited).
+    #[serde(default)]
+    pub personal: bool,
+    /// For a personal attribute: the column that holds the identifier of the data subject
+    /// the value is about (e.g. `personal_code`). Required when `personal` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Attribute {
+    /// A non-personal, nullable attribute.
+    pub fn new(
+        name: impl Into<String>,
+        data_type: DataType,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            description: description.into(),
+            personal: false,
+            subject: None,
+        }
+    }
+
+    /// Mark the attribute as personal data about the subject identified by `subject_column`.
+    pub fn personal(mut self, subject_column: impl Into<String>) -> Self {
+        self.personal = true;
+        self.subject = Some(subject_column.into());
+        self
+    }
+
+    /// Mark the attribute as never null.
+    pub fn required(mut self) -> Self {
+        self.nullable = false;
+        self
+    }
+}
+
+/// The definition of a dataset (a register): its identity, owner, schema and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetDefinition {
+    /// Dataset name, same rules as attribute names.
+    pub name: String,
+    /// The organisation that owns the dataset (its data steward).
+    pub owner: String,
+    /// What the dataset holds.
+    #[serde(default)]
+    pub description: String,
+    /// Primary-key column names, in key order.
+    pub primary_key: Vec<String>,
+    /// Attributes in column order.
+    pub attributes: Vec<Attribute>,
+}
+
+/// Whether a primary-key column may have this type.
+pub(crate) fn is_key_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+/// Check a dataset or attribute name: `[a-z][a-z0-9_]*`, at most [`MAX_NAME_LEN`] bytes.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "name `{name}` is longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    let mut chars = name.chars();
+    let first = chars.next().expect("non-empty");
+    if !first.is_ascii_lowercase() {
+        return Err(format!(
+            "name `{name}` must start with a lower-case ASCII letter"
+        ));
+    }
+    if let Some(bad) = chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(format!(
+            "name `{name}` contains `{bad}`; use lower-case ASCII letters, digits and `_`"
+        ));
+    }
+    Ok(())
+}
+
+impl DatasetDefinition {
+    /// Validate the definition: names, duplicates, key columns, subject columns.
+    ///
+    /// Returns a definition with primary-key columns forced non-nullable.
+    pub fn validated(mut self) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidDefinition {
+            dataset: self.name.clone(),
+            reason,
+        };
+        check_name(&self.name).map_err(|r| invalid(format!("dataset {r}")))?;
+        if self.owner.trim().is_empty() {
+            return Err(invalid("owner organisation is empty".into()));
+        }
+        if self.attributes.is_empty() {
+            return Err(invalid("it has no attributes".into()));
+        }
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(invalid(format!(
+                "it has {} attributes; at most {MAX_ATTRIBUTES} are allowed",
+                self.attributes.len()
+            )));
+        }
+        let mut seen = HashSet::new();
+        for a in &self.attributes {
+            check_name(&a.name).map_err(|r| invalid(format!("attribute {r}")))?;
+            if !seen.insert(a.name.as_str()) {
+                return Err(invalid(format!("attribute `{}` is defined twice", a.name)));
+            }
+        }
+        if self.primary_key.is_empty() {
+            return Err(invalid("primary key is empty".into()));
+        }
+        let mut key_seen = HashSet::new();
+        for k in &self.primary_key {
+            let Some(a) = self.attributes.iter().find(|a| &a.name == k) else {
+                return Err(invalid(format!(
+                    "primary key column `{k}` is not an attribute"
+                )));
+            };
+            if !key_seen.insert(k.as_str()) {
+                return Err(invalid(format!("primary key column `{k}` is listed twice")));
+            }
+            if !is_key_type(&a.data_type) {
+                return Err(invalid(format!(
+                    "primary key column `{k}` has type {}; keys must be strings or integers",
+                    a.data_type
+                )));
+            }
+        }
+        for a in &self.attributes {
+            match (&a.subject, a.personal) {
+                (None, true) => {
+                    return Err(invalid(format!(
+                        "personal attribute `{}` does not say which column identifies its data subject",
+                        a.name
+                    )));
+                }
+                (Some(s), _) => {
+                    let Some(sa) = self.attributes.iter().find(|x| &x.name == s) else {
+                        return Err(invalid(format!(
+                            "subject column `{s}` of attribute `{}` is not an attribute",
+                            a.name
+                        )));
+                    };
+                    if !is_key_type(&sa.data_type) {
+                        return Err(invalid(format!(
+                            "subject column `{s}` has type {}; subject identifiers must be strings or integers",
+                            sa.data_type
+                        )));
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+        let keys: HashSet<String> = self.primary_key.iter().cloned().collect();
+        for a in &mut self.attributes {
+            if keys.contains(&a.name) {
+                a.nullable = false;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The Arrow schema of a snapshot of this dataset.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.attributes
+                .iter()
+                .map(|a| Field::new(&a.name, a.data_type.clone(), a.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Column ordinal of an attribute.
+    pub fn ordinal(&self, name: &str) -> Option<usize> {
+        self.attributes.iter().position(|a| a.name == name)
+    }
+
+    /// Column ordinals of the primary key, in key order.
+    pub fn key_ordinals(&self) -> Vec<usize> {
+        self.primary_key
+            .iter()
+            .map(|k| self.ordinal(k).expect("validated definition"))
+            .collect()
+    }
+
+    /// The attribute of that name.
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+mod data_type_serde {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataType, D::Error> {
+        let s = String::deserialize(d)?;
+        DataType::from_str(&s)
+            .map_err(|e| serde::de::Error::custom(format!("unknown type `{s}`: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> DatasetDefinition {
+        DatasetDefinition {
+            name: "persons".into(),
+            owner: "PMLP".into(),
+            description: String::new(),
+            primary_key: vec!["personal_code".into()],
+            attributes: vec![
+                Attribute::new("personal_code", DataType::Utf8, "code").personal("personal_code"),
+                Attribute::new("given_name", DataType::Utf8, "name").personal("personal_code"),
+                Attribute::new("municipality", DataType::Utf8, "m"),
+            ],
+        }
+    }
+
+    fn reason(d: DatasetDefinition) -> String {
+        d.validated().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn valid_definition_forces_key_not_null() {
+        let d = def().validated().unwrap();
+        assert!(!d.attributes[0].nullable);
+        assert!(d.attributes[1].nullable);
+        assert_eq!(d.key_ordinals(), vec![0]);
+    }
+
+    #[test]
+    fn refuses_unknown_key_column() {
+        let mut d = def();
+        d.primary_key = vec!["id".into()];
+        assert!(reason(d).contains("primary key column `id` is not an attribute"));
+    }
+
+    #[test]
+    fn refuses_duplicate_and_invalid_names() {
+        let mut d = def();
+        d.attributes
+            .push(Attribute::new("municipality", DataType::Utf8, ""));
+        assert!(reason(d).contains("attribute `municipality` is defined twice"));
+        let mut d = def();
+        d.attributes
+            .push(Attribute::new("Bad Name", DataType::Utf8, ""));
+        assert!(reason(d).contains("`Bad Name`"));
+        let mut d = def();
+        d.name = "1x".into();
+        assert!(reason(d).contains("must start with a lower-case"));
+    }
+
+    #[test]
+    fn refuses_personal_without_subject_and_bad_key_type() {
+        let mut d = def();
+        d.attributes[2].personal = true;
+        assert!(reason(d).contains("`municipality` does not say"));
+        let mut d = def();
+        d.attributes
+            .push(Attribute::new("score", DataType::Float64, ""));
+        d.primary_key = vec!["score".into()];
+        assert!(reason(d).contains("keys must be strings or integers"));
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_types() {
+        let d = def().validated().unwrap();
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains("\"type\":\"Utf8\""));
+        let back: DatasetDefinition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+    }
+}

@@ -1,0 +1,487 @@
+//! The engine: the registry of datasets, their current snapshots, loads, rollbacks and
+//! restore from the snapshot store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use chrono::Utc;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use parking_lot::RwLock;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::definition::DatasetDefinition;
+use crate::error::{Error, Result};
+use crate::index::KeyValue;
+use crate::mask::{Grant, ResolvedMask};
+use crate::query::QueryConfig;
+use crate::snapshot::Snapshot;
+use crate::store::{Catalog, SnapshotStore, decode_parquet};
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many versions of each dataset are kept for rollback (at least 1).
+    pub keep_versions: usize,
+    /// Query limits.
+    pub query: QueryConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            keep_versions: 3,
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+/// State of one dataset.
+#[derive(Debug)]
+struct DatasetState {
+    definition: RwLock<Arc<DatasetDefinition>>,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// Serialises loads and rollbacks of this dataset; holds the committed catalog.
+    commit: tokio::sync::Mutex<Catalog>,
+}
+
+/// What a committed load or rollback produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Dataset name.
+    pub dataset: String,
+    /// The version now current.
+    pub version: u64,
+    /// Rows in that version.
+    pub rows: usize,
+    /// Wall time of the whole operation.
+    #[serde(with = "duration_ms")]
+    pub elapsed: Duration,
+}
+
+mod duration_ms {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+}
+
+/// A kept version of a dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// Version number.
+    pub version: u64,
+    /// Whether it is the current one.
+    pub current: bool,
+}
+
+/// A caller's masked view of one dataset, pinned to one snapshot.
+#[derive(Debug, Clone)]
+pub struct MaskedView {
+    /// The snapshot the view reads; it stays alive as long as the view does.
+    pub snapshot: Arc<Snapshot>,
+    /// The caller's mask on it.
+    pub mask: Arc<ResolvedMask>,
+}
+
+impl MaskedView {
+    /// The record of one key, with only the permitted attributes; `None` when the key is
+    /// absent or its row is outside the caller's rows.
+    pub fn lookup(&self, key: &[KeyValue]) -> Result<Option<RecordBatch>> {
+        let Some(row) = self.snapshot.index().get(key) else {
+            return Ok(None);
+        };
+        if !self.mask.row_visible(row) {
+            return Ok(None);
+        }
+        self.mask
+            .take_rows(&self.snapshot, &[row], None, self.mask.schema())
+            .map(Some)
+    }
+
+    /// The records of a batch of keys, in the order given; absent or invisible keys are
+    /// skipped.
+    pub fn lookup_many(&self, keys: &[Vec<KeyValue>]) -> Result<RecordBatch> {
+        let rows = self
+            .snapshot
+            .index()
+            .get_many(keys.iter().map(Vec::as_slice));
+        self.mask
+            .take_rows(&self.snapshot, &rows, None, self.mask.schema())
+    }
+}
+
+/// Who is asking, as far as the engine is concerned: the grants they hold per dataset.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Every attribute and row of every dataset. Only for internal jobs and tests; protocol
+    /// crates give callers [`Access::Grants`].
+    Unrestricted,
+    /// The caller's grants per dataset name; a dataset not named is invisible.
+    Grants(BTreeMap<String, Vec<Grant>>),
+}
+
+impl Access {
+    /// The grants for one dataset (`None` = unrestricted; empty = nothing).
+    pub fn grants_for(&self, dataset: &str) -> Option<&[Grant]> {
+        match self {
+            Access::Unrestricted => None,
+            Access::Grants(g) => Some(g.get(dataset).map_or(&[], Vec::as_slice)),
+        }
+    }
+
+    /// Whether the caller may see anything of the dataset.
+    pub fn can_see(&self, dataset: &str) -> bool {
+        self.grants_for(dataset)
+            .is_none_or(|g| g.iter().any(|g| !g.attributes.is_empty()))
+    }
+}
+
+/// The DAGR engine.
+#[derive(Debug)]
+pub struct Engine {
+    store: SnapshotStore,
+    config: EngineConfig,
+    datasets: RwLock<BTreeMap<String, Arc<DatasetState>>>,
+    pub(crate) query_env: crate::query::QueryEnv,
+}
+
+impl Engine {
+    /// Open an engine on a local directory (created if missing), restoring what it holds.
+    pub async fn open_dir(dir: &std::path::Path, config: EngineConfig) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        Self::open(Arc::new(fs), config).await
+    }
+
+    /// Open an engine on an object store, restoring every dataset's current version.
+    ///
+    /// Version directories that no catalog names (a load that died half-way, or versions
+    /// past retention) are deleted.
+    pub async fn open(store: Arc<dyn ObjectStore>, config: EngineConfig) -> Result<Self> {
+        let config = EngineConfig {
+            keep_versions: config.keep_versions.max(1),
+            ..config
+        };
+        let engine = Engine {
+            store: SnapshotStore::new(store),
+            query_env: crate::query::QueryEnv::new(&config.query)?,
+            config,
+            datasets: RwLock::new(BTreeMap::new()),
+        };
+        for name in engine.store.dataset_names().await? {
+            let Some(definition) = engine.store.read_definition(&name).await? else {
+                warn!(dataset = %name, "dataset directory without a definition; ignored");
+                continue;
+            };
+            let definition = Arc::new(definition.validated()?);
+            let catalog = engine.store.read_catalog(&name).await?;
+            for v in engine.store.version_dirs(&name).await? {
+                if !catalog.kept.contains(&v) {
+                    info!(dataset = %name, version = v, "removing uncommitted or expired version");
+                    engine.store.delete_version(&name, v).await?;
+                }
+            }
+            let current = if catalog.current > 0 {
+                let started = Instant::now();
+                let snap = engine.read_version(&name, catalog.current).await?;
+                info!(
+                    dataset = %name,
+                    version = snap.version(),
+                    rows = snap.num_rows(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "restored snapshot"
+                );
+                Some(Arc::new(snap))
+            } else {
+                None
+            };
+            engine.datasets.write().insert(
+                name,
+                Arc::new(DatasetState {
+                    definition: RwLock::new(definition),
+                    current: RwLock::new(current),
+                    commit: tokio::sync::Mutex::new(catalog),
+                }),
+            );
+        }
+        Ok(engine)
+    }
+
+    async fn read_version(&self, name: &str, version: u64) -> Result<Snapshot> {
+        let manifest = self
+            .store
+            .read_manifest(name, version)
+            .await?
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "dataset `{name}` version {version} has no manifest"
+                ))
+            })?;
+        let batches = self.store.read_batches(name, &manifest).await?;
+        let definition = Arc::new(manifest.definition.clone());
+        let created = manifest.created_at;
+        tokio::task::spawn_blocking(move || Snapshot::build(definition, version, created, batches))
+            .await
+            .map_err(Error::internal)?
+            .map_err(|e| Error::Corrupt(format!("dataset `{name}` version {version}: {e}")))
+    }
+
+    /// The engine configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The snapshot store.
+    pub fn store(&self) -> &SnapshotStore {
+        &self.store
+    }
+
+    fn state(&self, name: &str) -> Result<Arc<DatasetState>> {
+        self.datasets
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::DatasetNotFound(name.to_owned()))
+    }
+
+    /// Register a new dataset. Refuses an invalid definition or a taken name.
+    pub async fn create_dataset(
+        &self,
+        definition: DatasetDefinition,
+    ) -> Result<Arc<DatasetDefinition>> {
+        let definition = Arc::new(definition.validated()?);
+        if self.datasets.read().contains_key(&definition.name) {
+            return Err(Error::DatasetExists(definition.name.clone()));
+        }
+        self.store.write_definition(&definition).await?;
+        let mut map = self.datasets.write();
+        if map.contains_key(&definition.name) {
+            return Err(Error::DatasetExists(definition.name.clone()));
+        }
+        map.insert(
+            definition.name.clone(),
+            Arc::new(DatasetState {
+                definition: RwLock::new(Arc::clone(&definition)),
+                current: RwLock::new(None),
+                commit: tokio::sync::Mutex::new(Catalog {
+                    current: 0,
+                    kept: vec![],
+                    next: 1,
+                }),
+            }),
+        );
+        info!(dataset = %definition.name, "dataset registered");
+        Ok(definition)
+    }
+
+    /// Names of all datasets, sorted.
+    pub fn dataset_names(&self) -> Vec<String> {
+        self.datasets.read().keys().cloned().collect()
+    }
+
+    /// The definition of a dataset.
+    pub fn definition(&self, name: &str) -> Result<Arc<DatasetDefinition>> {
+        Ok(Arc::clone(&self.state(name)?.definition.read()))
+    }
+
+    /// The current snapshot of a dataset; the caller holds it as long as it reads.
+    pub fn current(&self, name: &str) -> Result<Arc<Snapshot>> {
+        self.state(name)?
+            .current
+            .read()
+            .clone()
+            .ok_or_else(|| Error::NoSnapshot(name.to_owned()))
+    }
+
+    /// The current snapshot, or `None` if none is loaded yet.
+    pub fn current_opt(&self, name: &str) -> Result<Option<Arc<Snapshot>>> {
+        Ok(self.state(name)?.current.read().clone())
+    }
+
+    /// A caller's masked view of the current snapshot of a dataset.
+    ///
+    /// Refuses with [`Error::AccessDenied`] when the access grants nothing on the dataset.
+    pub fn view(&self, name: &str, access: &Access) -> Result<MaskedView> {
+        let snapshot = self.current(name)?;
+        let mask = match access.grants_for(name) {
+            None => Arc::new(ResolvedMask::everything(&snapshot)),
+            Some([]) => return Err(Error::AccessDenied(name.to_owned())),
+            Some(grants) => snapshot.mask_for(grants)?,
+        };
+        Ok(MaskedView { snapshot, mask })
+    }
+
+    /// Load a full snapshot from record batches: validate, persist, then swap in.
+    ///
+    /// A refused or failed load changes nothing; the previous snapshot stays current.
+    pub async fn load_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<LoadReport> {
+        let started = Instant::now();
+        let state = self.state(name)?;
+        let mut catalog = state.commit.lock().await;
+        let version = catalog.next;
+        let definition = Arc::clone(&state.definition.read());
+        let snapshot = tokio::task::spawn_blocking(move || {
+            Snapshot::build(definition, version, Utc::now(), batches)
+        })
+        .await
+        .map_err(Error::internal)??;
+        let snapshot = Arc::new(snapshot);
+        if let Err(e) = self.store.write_snapshot(&snapshot).await {
+            // Best effort: an uncommitted directory is also removed on the next start.
+            let _ = self.store.delete_version(name, version).await;
+            return Err(e);
+        }
+        let mut next = catalog.clone();
+        next.current = version;
+        next.next = version + 1;
+        next.kept.push(version);
+        let expired: Vec<u64> = if next.kept.len() > self.config.keep_versions {
+            next.kept
+                .drain(..next.kept.len() - self.config.keep_versions)
+                .collect()
+        } else {
+            vec![]
+        };
+        if let Err(e) = self.store.write_catalog(name, &next).await {
+            let _ = self.store.delete_version(name, version).await;
+            return Err(e);
+        }
+        *catalog = next;
+        let rows = snapshot.num_rows();
+        *state.current.write() = Some(snapshot);
+        drop(catalog);
+        for v in expired {
+            if let Err(e) = self.store.delete_version(name, v).await {
+                warn!(dataset = %name, version = v, error = %e, "could not delete an expired version");
+            }
+        }
+        let report = LoadReport {
+            dataset: name.to_owned(),
+            version,
+            rows,
+            elapsed: started.elapsed(),
+        };
+        info!(dataset = %name, version, rows, ms = report.elapsed.as_millis() as u64, "snapshot committed");
+        Ok(report)
+    }
+
+    /// Load a full snapshot from a Parquet file: a local path, a `file://` URL, or a
+    /// directory of `.parquet` files (read in name order).
+    pub async fn load_parquet(&self, name: &str, source: &str) -> Result<LoadReport> {
+        self.state(name)?;
+        let batches = read_parquet_source(source).await.map_err(|e| match e {
+            Error::LoadRefused { reason, .. } => Error::LoadRefused {
+                dataset: name.to_owned(),
+                reason,
+            },
+            other => other,
+        })?;
+        self.load_batches(name, batches).await
+    }
+
+    /// Make a kept version current again.
+    pub async fn rollback(&self, name: &str, version: u64) -> Result<LoadReport> {
+        let started = Instant::now();
+        let state = self.state(name)?;
+        let mut catalog = state.commit.lock().await;
+        if !catalog.kept.contains(&version) {
+            return Err(Error::VersionNotKept {
+                dataset: name.to_owned(),
+                version,
+            });
+        }
+        let snapshot = Arc::new(self.read_version(name, version).await?);
+        let mut next = catalog.clone();
+        next.current = version;
+        self.store.write_catalog(name, &next).await?;
+        *catalog = next;
+        let rows = snapshot.num_rows();
+        *state.current.write() = Some(snapshot);
+        info!(dataset = %name, version, "rolled back");
+        Ok(LoadReport {
+            dataset: name.to_owned(),
+            version,
+            rows,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The kept versions of a dataset, oldest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>> {
+        let state = self.state(name)?;
+        let catalog = state.commit.lock().await;
+        Ok(catalog
+            .kept
+            .iter()
+            .map(|&v| VersionInfo {
+                version: v,
+                current: v == catalog.current,
+            })
+            .collect())
+    }
+}
+
+/// Read every batch of a Parquet source (path, `file://` URL or directory).
+pub async fn read_parquet_source(source: &str) -> Result<Vec<RecordBatch>> {
+    let refused = |reason: String| Error::LoadRefused {
+        dataset: String::new(),
+        reason,
+    };
+    let path = if let Some(rest) = source.strip_prefix("file://") {
+        std::path::PathBuf::from(rest)
+    } else if let Some((scheme, _)) = source.split_once("://") {
+        return Err(refused(format!(
+            "source `{source}`: the `{scheme}` object store is not enabled in this build (use a local path or file://)"
+        )));
+    } else {
+        std::path::PathBuf::from(source)
+    };
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| refused(format!("cannot read `{}`: {e}", path.display())))?;
+    let files = if meta.is_dir() {
+        let mut files = Vec::new();
+        let mut rd = tokio::fs::read_dir(&path)
+            .await
+            .map_err(|e| refused(format!("cannot list `{}`: {e}", path.display())))?;
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| refused(format!("cannot list `{}`: {e}", path.display())))?
+        {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "parquet") {
+                files.push(p);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(refused(format!(
+                "directory `{}` holds no .parquet files",
+                path.display()
+            )));
+        }
+        files
+    } else {
+        vec![path]
+    };
+    let mut batches = Vec::new();
+    for f in files {
+        let bytes = tokio::fs::read(&f)
+            .await
+            .map_err(|e| refused(format!("cannot read `{}`: {e}", f.display())))?;
+        let label = f.display().to_string();
+        let mut part = tokio::task::spawn_blocking(move || decode_parquet(bytes.into(), &label))
+            .await
+            .map_err(Error::internal)??;
+        batches.append(&mut part);
+    }
+    Ok(batches)
+}

@@ -1,0 +1,273 @@
+//! Primary-key index of a snapshot: key → row id in O(1).
+//!
+//! The table stores only `u32` row ids (about 5 bytes a row with control bytes); hashing and
+//! equality read the key straight from the snapshot's own key columns, so the index never
+//! copies a key.
+
+use std::hash::{BuildHasher, Hasher};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, LargeStringArray, PrimitiveArray, StringArray, StringViewArray,
+};
+use arrow::datatypes::{DataType, Int64Type};
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::error::{Error, Result};
+use crate::snapshot::{CHUNK_SHIFT, row_id, split_row_id};
+
+/// One part of a primary-key value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyValue {
+    /// A string key part.
+    Str(String),
+    /// An integer key part (all integer key types are compared as `i64`).
+    Int(i64),
+}
+
+impl std::fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Str(s) => f.write_str(s),
+            KeyValue::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// A primary-key value: one part per key column.
+pub type Key = Vec<KeyValue>;
+
+/// The key column of every chunk, in a form that hashing and equality can read directly.
+#[derive(Debug)]
+enum KeyColumn {
+    Utf8(Vec<StringArray>),
+    LargeUtf8(Vec<LargeStringArray>),
+    Utf8View(Vec<StringViewArray>),
+    Int(Vec<PrimitiveArray<Int64Type>>),
+}
+
+impl KeyColumn {
+    fn new(chunks: &[ArrayRef]) -> Result<Self> {
+        let t = chunks
+            .first()
+            .map(|c| c.data_type().clone())
+            .unwrap_or(DataType::Utf8);
+        Ok(match t {
+            DataType::Utf8 => KeyColumn::Utf8(
+                chunks
+                    .iter()
+                    .map(|c| c.as_string::<i32>().clone())
+                    .collect(),
+            ),
+            DataType::LargeUtf8 => KeyColumn::LargeUtf8(
+                chunks
+                    .iter()
+                    .map(|c| c.as_string::<i64>().clone())
+                    .collect(),
+            ),
+            DataType::Utf8View => {
+                KeyColumn::Utf8View(chunks.iter().map(|c| c.as_string_view().clone()).collect())
+            }
+            t if t.is_integer() => KeyColumn::Int(
+                chunks
+                    .iter()
+                    .map(|c| {
+                        arrow::compute::cast(c, &DataType::Int64)
+                            .map(|a| a.as_primitive::<Int64Type>().clone())
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            other => return Err(Error::Internal(format!("unsupported key type {other}"))),
+        })
+    }
+
+    #[inline]
+    fn str_at(&self, chunk: usize, offset: usize) -> Option<&str> {
+        match self {
+            KeyColumn::Utf8(c) => Some(c[chunk].value(offset)),
+            KeyColumn::LargeUtf8(c) => Some(c[chunk].value(offset)),
+            KeyColumn::Utf8View(c) => Some(c[chunk].value(offset)),
+            KeyColumn::Int(_) => None,
+        }
+    }
+
+    #[inline]
+    fn hash_into(&self, chunk: usize, offset: usize, h: &mut impl Hasher) {
+        match self {
+            KeyColumn::Int(c) => h.write_i64(c[chunk].value(offset)),
+            _ => h.write(self.str_at(chunk, offset).expect("string key").as_bytes()),
+        }
+    }
+
+    #[inline]
+    fn eq(&self, chunk: usize, offset: usize, v: &KeyValue) -> bool {
+        match (self, v) {
+            (KeyColumn::Int(c), KeyValue::Int(i)) => c[chunk].value(offset) == *i,
+            (KeyColumn::Int(_), KeyValue::Str(_)) => false,
+            (_, KeyValue::Str(s)) => self.str_at(chunk, offset) == Some(s.as_str()),
+            (_, KeyValue::Int(_)) => false,
+        }
+    }
+
+    fn is_int(&self) -> bool {
+        matches!(self, KeyColumn::Int(_))
+    }
+
+    fn value(&self, chunk: usize, offset: usize) -> KeyValue {
+        match self {
+            KeyColumn::Int(c) => KeyValue::Int(c[chunk].value(offset)),
+            _ => KeyValue::Str(self.str_at(chunk, offset).expect("string key").to_owned()),
+        }
+    }
+}
+
+#[inline]
+fn hash_probe(state: &DefaultHashBuilder, key: &[KeyValue]) -> u64 {
+    let mut h = state.build_hasher();
+    for part in key {
+        match part {
+            KeyValue::Int(i) => h.write_i64(*i),
+            KeyValue::Str(s) => h.write(s.as_bytes()),
+        }
+    }
+    h.finish()
+}
+
+/// Duplicate keys found while building an index.
+#[derive(Debug, Default)]
+pub(crate) struct Duplicates {
+    /// How many rows repeat a key seen earlier.
+    pub(crate) count: usize,
+    /// The first few repeated keys.
+    pub(crate) examples: Vec<Key>,
+}
+
+/// How many offending keys an error message lists.
+pub(crate) const MAX_EXAMPLES: usize = 5;
+
+/// The primary-key index of one snapshot.
+#[derive(Debug)]
+pub struct PrimaryKeyIndex {
+    table: HashTable<u32>,
+    state: DefaultHashBuilder,
+    columns: Vec<KeyColumn>,
+}
+
+impl PrimaryKeyIndex {
+    /// Build the index over `key_chunks[k][chunk]` (key column `k` of each chunk).
+    ///
+    /// Chunks must hold `1 << CHUNK_SHIFT` rows each except the last, and the key columns
+    /// must have no nulls (checked by the caller). Duplicate keys are collected, not indexed.
+    pub(crate) fn build(key_chunks: &[Vec<ArrayRef>], rows: usize) -> Result<(Self, Duplicates)> {
+        let columns = key_chunks
+            .iter()
+            .map(|c| KeyColumn::new(c))
+            .collect::<Result<Vec<_>>>()?;
+        let mut index = PrimaryKeyIndex {
+            table: HashTable::with_capacity(rows),
+            state: DefaultHashBuilder::default(),
+            columns,
+        };
+        let mut dups = Duplicates::default();
+        let chunk_count = key_chunks.first().map_or(0, Vec::len);
+        for chunk in 0..chunk_count {
+            let len = key_chunks[0][chunk].len();
+            for offset in 0..len {
+                let hash = index.hash_row(chunk, offset);
+                let found = index
+                    .table
+                    .find(hash, |&r| index.rows_equal(r, chunk, offset))
+                    .is_some();
+                if found {
+                    dups.count += 1;
+                    if dups.examples.len() < MAX_EXAMPLES {
+                        dups.examples.push(index.key_at(chunk, offset));
+                    }
+                    continue;
+                }
+                let id = row_id(chunk, offset);
+                let Self {
+                    table,
+                    columns,
+                    state,
+                } = &mut index;
+                table.insert_unique(hash, id, |&r| {
+                    let (c, o) = split_row_id(r);
+                    let mut h = state.build_hasher();
+                    for col in columns.iter() {
+                        col.hash_into(c, o, &mut h);
+                    }
+                    h.finish()
+                });
+            }
+        }
+        Ok((index, dups))
+    }
+
+    #[inline]
+    fn hash_row(&self, chunk: usize, offset: usize) -> u64 {
+        let mut h = self.state.build_hasher();
+        for c in &self.columns {
+            c.hash_into(chunk, offset, &mut h);
+        }
+        h.finish()
+    }
+
+    #[inline]
+    fn rows_equal(&self, row: u32, chunk: usize, offset: usize) -> bool {
+        let (c, o) = split_row_id(row);
+        self.columns
+            .iter()
+            .all(|col| col.eq(c, o, &col.value(chunk, offset)))
+    }
+
+    fn key_at(&self, chunk: usize, offset: usize) -> Key {
+        self.columns
+            .iter()
+            .map(|c| c.value(chunk, offset))
+            .collect()
+    }
+
+    /// The key stored at a row id.
+    pub fn key_of(&self, row: u32) -> Key {
+        let (c, o) = split_row_id(row);
+        self.key_at(c, o)
+    }
+
+    /// Number of key columns.
+    pub fn arity(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether key part `k` is an integer.
+    pub fn part_is_int(&self, k: usize) -> bool {
+        self.columns[k].is_int()
+    }
+
+    /// Row id of a key, if present. A key of the wrong arity or part types is never found.
+    #[inline]
+    pub fn get(&self, key: &[KeyValue]) -> Option<u32> {
+        if key.len() != self.columns.len() {
+            return None;
+        }
+        let hash = hash_probe(&self.state, key);
+        self.table
+            .find(hash, |&r| {
+                let (c, o) = split_row_id(r);
+                self.columns.iter().zip(key).all(|(col, v)| col.eq(c, o, v))
+            })
+            .copied()
+    }
+
+    /// Row ids of a batch of keys, in the order given; absent keys are skipped.
+    pub fn get_many<'a>(&self, keys: impl IntoIterator<Item = &'a [KeyValue]>) -> Vec<u32> {
+        keys.into_iter().filter_map(|k| self.get(k)).collect()
+    }
+
+    /// Approximate heap bytes held by the index (not counting the key columns it borrows).
+    pub fn memory_size(&self) -> usize {
+        // hashbrown: one u32 bucket and one control byte per bucket.
+        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+}
+
+const _: () = assert!(CHUNK_SHIFT <= 31);

@@ -1,0 +1,47 @@
+//! # DAGR engine
+//!
+//! The engine owns the data side of DAGR: dataset definitions, versioned in-memory
+//! snapshots and their persistence, primary-key indexes, access masks, and the DataFusion
+//! integration through which every read of register data passes. It depends on no other
+//! crate of ours; protocol crates (`flight-server`, `admin-api`) hold an `Arc<Engine>`.
+//!
+//! ## Architecture
+//! - [`DatasetDefinition`]: a register's schema, key and per-attribute personal-data flags,
+//!   validated once.
+//! - [`Snapshot`]: an immutable numbered version, held as Arrow chunks of
+//!   [`snapshot::CHUNK_ROWS`] rows with a [`PrimaryKeyIndex`]. The current snapshot of a
+//!   dataset is swapped atomically; readers hold an `Arc` and finish on the version they
+//!   started with.
+//! - [`store`]: snapshots are persisted as Parquet parts plus a manifest in an object store
+//!   before they become current; `catalog.json` is the commit point, so a load that died
+//!   half-way is never taken for a snapshot.
+//! - [`mask`]: a caller's [`Grant`]s resolve per snapshot to a [`ResolvedMask`] (roaring
+//!   bitmaps of permitted columns and rows). Every read path applies it through the same two
+//!   functions.
+//! - [`table`] and [`query`]: a DataFusion `TableProvider` presenting the masked view, and the
+//!   read-only SQL entry point ([`Engine::query`]).
+//! - [`demo`]: the deterministic generator of the four demo registers.
+
+pub mod definition;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod index;
+pub mod mask;
+pub mod query;
+pub mod scope;
+pub mod snapshot;
+pub mod store;
+pub mod table;
+
+pub use definition::{Attribute, DatasetDefinition};
+pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionInfo};
+pub use error::{Error, Result};
+pub use index::{Key, KeyValue, PrimaryKeyIndex};
+pub use mask::{Grant, ResolvedMask};
+pub use query::{QueryConfig, QueryResult};
+pub use snapshot::Snapshot;
+
+/// Re-exports for crates that build on the engine, so they use the same versions.
+pub use arrow;
+pub use datafusion;

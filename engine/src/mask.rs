@@ -1,0 +1,312 @@
+//! Access masks: which cells of a snapshot a caller may see.
+//!
+//! A caller's access to a dataset is a set of [`Grant`]s (one per active agreement): each
+//! names attributes and optionally a row scope. A cell (row, attribute) is visible iff some
+//! grant covers both. Resolved against a snapshot, the grants become a [`ResolvedMask`]:
+//! a roaring bitmap of permitted column ordinals, an optional roaring bitmap of permitted row
+//! ids, and for each column whose rows differ from the view's rows, its own row bitmap (cells
+//! outside it read as null).
+//!
+//! Every read path — the DataFusion scan, point lookups, Flight streams, exports — goes
+//! through [`ResolvedMask::apply_chunk`] or [`ResolvedMask::take_rows`]; there is no other
+//! copy of these rules.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, make_array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::compute::{filter_record_batch, interleave};
+use arrow::datatypes::SchemaRef;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::snapshot::{CHUNK_SHIFT, Snapshot, split_row_id};
+
+/// One grant of access to a dataset: attributes, and optionally the rows they apply to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Grant {
+    /// Attribute names granted.
+    pub attributes: Vec<String>,
+    /// A SQL predicate over the dataset's columns selecting the rows granted
+    /// (e.g. `municipality = 'Rīga'`); `None` grants every row.
+    #[serde(default)]
+    pub row_scope: Option<String>,
+}
+
+impl Grant {
+    /// A grant of these attributes on every row.
+    pub fn attributes<S: Into<String>>(attributes: impl IntoIterator<Item = S>) -> Self {
+        Grant {
+            attributes: attributes.into_iter().map(Into::into).collect(),
+            row_scope: None,
+        }
+    }
+
+    /// Restrict the grant to the rows matching `predicate`.
+    pub fn with_row_scope(mut self, predicate: impl Into<String>) -> Self {
+        self.row_scope = Some(predicate.into());
+        self
+    }
+}
+
+/// A caller's grants resolved against one snapshot.
+#[derive(Debug)]
+pub struct ResolvedMask {
+    /// Permitted column ordinals (of the snapshot schema).
+    columns: RoaringBitmap,
+    /// The same, in order, as `usize`.
+    ordinals: Vec<usize>,
+    /// Permitted rows; `None` means every row.
+    rows: Option<Arc<RoaringBitmap>>,
+    /// Per permitted column (aligned with `ordinals`): the rows where its cells are visible,
+    /// when that is fewer than `rows`.
+    column_rows: Vec<Option<Arc<RoaringBitmap>>>,
+    /// The masked schema: only permitted columns.
+    schema: SchemaRef,
+}
+
+impl ResolvedMask {
+    /// Resolve grants against a snapshot. Refuses an empty set of grants.
+    pub fn resolve(snapshot: &Snapshot, grants: &[Grant]) -> Result<Self> {
+        let dataset = snapshot.dataset();
+        if grants.iter().all(|g| g.attributes.is_empty()) {
+            return Err(Error::AccessDenied(dataset.to_owned()));
+        }
+        let definition = snapshot.definition();
+        // (columns, rows) of each grant
+        let mut resolved: Vec<(RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
+        for g in grants.iter().filter(|g| !g.attributes.is_empty()) {
+            let mut cols = RoaringBitmap::new();
+            for a in &g.attributes {
+                let o = definition.ordinal(a).ok_or_else(|| Error::InvalidQuery(format!(
+                    "attribute `{a}` of a grant does not exist in dataset `{dataset}` version {}",
+                    snapshot.version()
+                )))?;
+                cols.insert(o as u32);
+            }
+            let rows = match &g.row_scope {
+                None => None,
+                Some(p) => Some(snapshot.scope_rows(p)?),
+            };
+            resolved.push((cols, rows));
+        }
+        let columns = resolved
+            .iter()
+            .fold(RoaringBitmap::new(), |acc, (c, _)| acc | c);
+        let rows = union_rows(resolved.iter().map(|(_, r)| r));
+        let ordinals: Vec<usize> = columns.iter().map(|c| c as usize).collect();
+        let column_rows = ordinals
+            .iter()
+            .map(|&o| {
+                let col_rows = union_rows(
+                    resolved
+                        .iter()
+                        .filter(|(c, _)| c.contains(o as u32))
+                        .map(|(_, r)| r),
+                );
+                match (&col_rows, &rows) {
+                    (None, _) => None,
+                    (Some(c), Some(v)) if c == v => None,
+                    (Some(c), _) => Some(Arc::clone(c)),
+                }
+            })
+            .collect();
+        let schema = Arc::new(snapshot.schema().project(&ordinals)?);
+        Ok(ResolvedMask {
+            columns,
+            ordinals,
+            rows,
+            column_rows,
+            schema,
+        })
+    }
+
+    /// A mask that shows everything (used for owners' own exports and internal jobs).
+    pub fn everything(snapshot: &Snapshot) -> Self {
+        let n = snapshot.schema().fields().len();
+        ResolvedMask {
+            columns: (0..n as u32).collect(),
+            ordinals: (0..n).collect(),
+            rows: None,
+            column_rows: vec![None; n],
+            schema: Arc::clone(snapshot.schema()),
+        }
+    }
+
+    /// The masked schema (only permitted columns, in dataset order).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Permitted column ordinals as a bitmap.
+    pub fn column_bitmap(&self) -> &RoaringBitmap {
+        &self.columns
+    }
+
+    /// Permitted column ordinals of the snapshot schema, in order.
+    pub fn ordinals(&self) -> &[usize] {
+        &self.ordinals
+    }
+
+    /// Permitted rows (`None` = all rows).
+    pub fn rows(&self) -> Option<&RoaringBitmap> {
+        self.rows.as_deref()
+    }
+
+    /// Whether the row id is visible.
+    #[inline]
+    pub fn row_visible(&self, row: u32) -> bool {
+        self.rows.as_ref().is_none_or(|r| r.contains(row))
+    }
+
+    /// Number of rows visible in a snapshot of `total` rows.
+    pub fn visible_rows(&self, total: usize) -> usize {
+        self.rows.as_ref().map_or(total, |r| r.len() as usize)
+    }
+
+    /// The masked schema projected to `projection` (indices into the masked schema).
+    pub fn projected_schema(&self, projection: Option<&[usize]>) -> Result<SchemaRef> {
+        Ok(match projection {
+            None => Arc::clone(&self.schema),
+            Some(p) => Arc::new(self.schema.project(p)?),
+        })
+    }
+
+    /// Look up a column of the masked view by name; errors name the attribute when it is
+    /// not visible to the caller.
+    pub fn index_of(&self, dataset: &str, name: &str) -> Result<usize> {
+        self.schema.index_of(name).map_err(|_| {
+            Error::InvalidQuery(format!(
+                "attribute `{name}` of dataset `{dataset}` does not exist or is not granted to you"
+            ))
+        })
+    }
+
+    /// The masked content of chunk `chunk` of `snapshot`: only permitted rows, only the
+    /// projected permitted columns, cells outside their column's rows set to null.
+    /// Returns `None` when no row of the chunk is visible.
+    pub fn apply_chunk(
+        &self,
+        snapshot: &Snapshot,
+        chunk: usize,
+        projection: Option<&[usize]>,
+        schema: &SchemaRef,
+    ) -> Result<Option<RecordBatch>> {
+        let batch = &snapshot.chunks()[chunk];
+        let len = batch.num_rows();
+        let base = (chunk << CHUNK_SHIFT) as u32;
+        let picks: Vec<usize> = match projection {
+            None => (0..self.ordinals.len()).collect(),
+            Some(p) => p.to_vec(),
+        };
+        let row_filter = match &self.rows {
+            None => None,
+            Some(rows) => {
+                let visible = rows.range_cardinality(base..base + len as u32) as usize;
+                if visible == 0 {
+                    return Ok(None);
+                }
+                if visible == len {
+                    None
+                } else {
+                    Some(BooleanArray::new(bits_of(rows, base, len), None))
+                }
+            }
+        };
+        let mut columns = Vec::with_capacity(picks.len());
+        for &m in &picks {
+            let col = batch.column(self.ordinals[m]);
+            columns.push(match &self.column_rows[m] {
+                None => Arc::clone(col),
+                Some(cells) => null_outside(col, &bits_of(cells, base, len)),
+            });
+        }
+        let out = RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(len)),
+        )?;
+        Ok(Some(match row_filter {
+            None => out,
+            Some(f) => filter_record_batch(&out, &f)?,
+        }))
+    }
+
+    /// The masked rows of `row_ids` (in the order given, invisible rows dropped), projected.
+    pub fn take_rows(
+        &self,
+        snapshot: &Snapshot,
+        row_ids: &[u32],
+        projection: Option<&[usize]>,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let rows: Vec<u32> = row_ids
+            .iter()
+            .copied()
+            .filter(|&r| self.row_visible(r))
+            .collect();
+        let picks: Vec<usize> = match projection {
+            None => (0..self.ordinals.len()).collect(),
+            Some(p) => p.to_vec(),
+        };
+        let chunks = snapshot.chunks();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(picks.len());
+        let positions: Vec<(usize, usize)> = rows.iter().map(|&r| split_row_id(r)).collect();
+        for &m in &picks {
+            let ordinal = self.ordinals[m];
+            let col = if let [(c, o)] = positions[..] {
+                chunks[c].column(ordinal).slice(o, 1)
+            } else {
+                let sources: Vec<&dyn Array> =
+                    chunks.iter().map(|c| c.column(ordinal).as_ref()).collect();
+                interleave(&sources, &positions)?
+            };
+            columns.push(match &self.column_rows[m] {
+                None => col,
+                Some(cells) => {
+                    let bits = BooleanBuffer::from_iter(rows.iter().map(|r| cells.contains(*r)));
+                    null_outside(&col, &bits)
+                }
+            });
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )?)
+    }
+}
+
+fn union_rows<'a>(
+    rows: impl Iterator<Item = &'a Option<Arc<RoaringBitmap>>>,
+) -> Option<Arc<RoaringBitmap>> {
+    let mut out: Option<Arc<RoaringBitmap>> = None;
+    for r in rows {
+        let r = r.as_ref()?;
+        match &mut out {
+            None => out = Some(Arc::clone(r)),
+            Some(acc) => *Arc::make_mut(acc) |= r.as_ref(),
+        }
+    }
+    Some(out.unwrap_or_default())
+}
+
+/// Bits `base..base + len` of a bitmap as a boolean buffer of `len` bits.
+fn bits_of(bitmap: &RoaringBitmap, base: u32, len: usize) -> BooleanBuffer {
+    let mut bits = arrow::array::BooleanBufferBuilder::new(len);
+    bits.append_n(len, false);
+    for r in bitmap.range(base..base + len as u32) {
+        bits.set_bit((r - base) as usize, true);
+    }
+    bits.finish()
+}
+
+/// `col` with every cell whose bit is unset turned to null.
+fn null_outside(col: &ArrayRef, visible: &BooleanBuffer) -> ArrayRef {
+    let keep = NullBuffer::new(visible.clone());
+    let nulls = NullBuffer::union(col.logical_nulls().as_ref(), Some(&keep));
+    let data = col.to_data().into_builder().nulls(nulls);
+    // SAFETY-free: `build` validates the new null buffer's length.
+    make_array(data.build().expect("null buffer of the column's length"))
+}

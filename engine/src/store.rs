@@ -1,0 +1,336 @@
+//! The snapshot store: snapshots persisted as Parquet parts plus a manifest in an
+//! [`ObjectStore`] (a local directory by default).
+//!
+//! Layout under the store root:
+//! ```text
+//! datasets/{name}/definition.json             the dataset definition (latest)
+//! datasets/{name}/catalog.json                {"current", "kept": [..], "next"} — the commit point
+//! datasets/{name}/v{version:020}/part-{i:05}.parquet
+//! datasets/{name}/v{version:020}/manifest.json {"version", "rows", "parts", "definition", ...}
+//! ```
+//! A snapshot is committed when `catalog.json` names it; the parts and the manifest are
+//! written before that, and `put` of a local file is atomic (write to a temporary file, then
+//! rename). A load that died half-way leaves a version directory that no catalog names; it is
+//! never taken for a snapshot and is deleted on the next start.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::definition::DatasetDefinition;
+use crate::error::{Error, Result};
+use crate::snapshot::{CHUNK_ROWS, Snapshot};
+
+/// Rows per persisted Parquet part (a multiple of the chunk size).
+const PART_ROWS: usize = 4 * CHUNK_ROWS;
+
+/// The commit record of a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Catalog {
+    /// The current version (0 = none yet).
+    pub(crate) current: u64,
+    /// Versions kept for rollback, oldest first (includes `current`).
+    pub(crate) kept: Vec<u64>,
+    /// The number the next load gets.
+    pub(crate) next: u64,
+}
+
+/// One persisted part of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Part {
+    pub(crate) file: String,
+    pub(crate) rows: usize,
+    pub(crate) bytes: usize,
+}
+
+/// Everything needed to read a version back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub(crate) version: u64,
+    #[serde(with = "rfc3339")]
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) rows: usize,
+    pub(crate) parts: Vec<Part>,
+    pub(crate) definition: DatasetDefinition,
+}
+
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Snapshot persistence on an object store.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+fn dataset_dir(name: &str) -> Path {
+    Path::from(format!("datasets/{name}"))
+}
+
+fn version_dir(name: &str, version: u64) -> Path {
+    Path::from(format!("datasets/{name}/v{version:020}"))
+}
+
+impl SnapshotStore {
+    /// A store on `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<Option<T>> {
+        match self.store.get(path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::Corrupt(format!("{path}: {e}")))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
+        self.store.put(path, PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// Names of all datasets with a definition in the store.
+    pub(crate) async fn dataset_names(&self) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&Path::from("datasets")))
+            .await?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub(crate) async fn read_definition(&self, name: &str) -> Result<Option<DatasetDefinition>> {
+        self.get_json(&dataset_dir(name).clone().join("definition.json"))
+            .await
+    }
+
+    pub(crate) async fn write_definition(&self, def: &DatasetDefinition) -> Result<()> {
+        self.put_json(&dataset_dir(&def.name).clone().join("definition.json"), def)
+            .await
+    }
+
+    pub(crate) async fn read_catalog(&self, name: &str) -> Result<Catalog> {
+        Ok(self
+            .get_json(&dataset_dir(name).clone().join("catalog.json"))
+            .await?
+            .unwrap_or(Catalog {
+                current: 0,
+                kept: vec![],
+                next: 1,
+            }))
+    }
+
+    /// Commit point: after this returns, `catalog` is what a restart sees.
+    pub(crate) async fn write_catalog(&self, name: &str, catalog: &Catalog) -> Result<()> {
+        self.put_json(&dataset_dir(name).clone().join("catalog.json"), catalog)
+            .await
+    }
+
+    /// Write the parts and the manifest of a snapshot (not yet committed).
+    pub(crate) async fn write_snapshot(&self, snapshot: &Arc<Snapshot>) -> Result<()> {
+        let dir = version_dir(snapshot.dataset(), snapshot.version());
+        let groups: Vec<Vec<RecordBatch>> = snapshot
+            .chunks()
+            .chunks(PART_ROWS / CHUNK_ROWS)
+            .map(<[RecordBatch]>::to_vec)
+            .collect();
+        let schema = Arc::clone(snapshot.schema());
+        let parts: Vec<Part> = futures::stream::iter(groups.into_iter().enumerate())
+            .map(|(i, group)| {
+                let schema = Arc::clone(&schema);
+                let path = dir.clone().join(format!("part-{i:05}.parquet"));
+                let store = Arc::clone(&self.store);
+                async move {
+                    let rows = group.iter().map(RecordBatch::num_rows).sum();
+                    let bytes = tokio::task::spawn_blocking(move || encode_parquet(schema, &group))
+                        .await
+                        .map_err(Error::internal)??;
+                    let len = bytes.len();
+                    store.put(&path, PutPayload::from(bytes)).await?;
+                    Ok::<_, Error>(Part {
+                        file: path.filename().unwrap_or_default().to_owned(),
+                        rows,
+                        bytes: len,
+                    })
+                }
+            })
+            .buffered(2)
+            .try_collect()
+            .await?;
+        let manifest = Manifest {
+            version: snapshot.version(),
+            created_at: snapshot.created_at(),
+            rows: snapshot.num_rows(),
+            parts,
+            definition: snapshot.definition().as_ref().clone(),
+        };
+        self.put_json(&dir.clone().join("manifest.json"), &manifest)
+            .await
+    }
+
+    /// Read the manifest of a version (`None` if the version was never completed).
+    pub(crate) async fn read_manifest(&self, name: &str, version: u64) -> Result<Option<Manifest>> {
+        self.get_json(&version_dir(name, version).clone().join("manifest.json"))
+            .await
+    }
+
+    /// Read the record batches of a persisted version.
+    pub(crate) async fn read_batches(
+        &self,
+        name: &str,
+        manifest: &Manifest,
+    ) -> Result<Vec<RecordBatch>> {
+        let dir = version_dir(name, manifest.version);
+        let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(manifest.parts.iter())
+            .map(|part| {
+                let path = dir.clone().join(part.file.as_str());
+                let store = Arc::clone(&self.store);
+                async move {
+                    let bytes = store.get(&path).await?.bytes().await?;
+                    let label = path.to_string();
+                    tokio::task::spawn_blocking(move || decode_parquet(bytes, &label))
+                        .await
+                        .map_err(Error::internal)?
+                        .map_err(|e| Error::Corrupt(e.to_string()))
+                }
+            })
+            .buffered(2)
+            .try_collect()
+            .await?;
+        let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows != manifest.rows {
+            return Err(Error::Corrupt(format!(
+                "{dir}: manifest says {} rows, parts hold {rows}",
+                manifest.rows
+            )));
+        }
+        Ok(batches)
+    }
+
+    /// Delete a version's files.
+    pub(crate) async fn delete_version(&self, name: &str, version: u64) -> Result<()> {
+        let prefix = version_dir(name, version);
+        let paths = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(paths)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Version numbers that have a directory in the store.
+    pub(crate) async fn version_dirs(&self, name: &str) -> Result<Vec<u64>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dataset_dir(name)))
+            .await?;
+        let mut v: Vec<u64> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix('v')?.parse().ok())
+            .collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+}
+
+/// Encode batches as one Parquet file in memory.
+pub(crate) fn encode_parquet(
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Bytes> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_max_row_group_row_count(Some(CHUNK_ROWS))
+        .build();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    Ok(Bytes::from(buf))
+}
+
+/// Decode a whole Parquet file held in memory; `label` names it in errors.
+///
+/// Row groups are decoded in parallel on the blocking pool's threads when there are several.
+pub(crate) fn decode_parquet(bytes: Bytes, label: &str) -> Result<Vec<RecordBatch>> {
+    let bad = |e: parquet::errors::ParquetError| Error::LoadRefused {
+        dataset: String::new(),
+        reason: format!("{label} is not a readable Parquet file: {e}"),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(bad)?;
+    let groups = builder.metadata().num_row_groups();
+    let decode = |range: std::ops::Range<usize>| -> Result<Vec<RecordBatch>> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .map_err(bad)?
+            .with_row_groups(range.collect())
+            .with_batch_size(CHUNK_ROWS)
+            .build()
+            .map_err(bad)?;
+        reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::LoadRefused {
+                dataset: String::new(),
+                reason: format!("{label} is not a readable Parquet file: {e}"),
+            })
+    };
+    if groups < 2 {
+        return decode(0..groups);
+    }
+    let mid = groups / 2;
+    let (a, b) = std::thread::scope(|s| {
+        let first = s.spawn(|| decode(0..mid));
+        let second = decode(mid..groups);
+        (first.join(), second)
+    });
+    let mut a = a.map_err(|_| Error::Internal("Parquet decoder thread panicked".into()))??;
+    a.extend(b?);
+    Ok(a)
+}

@@ -1,0 +1,16 @@
+//! # DAGR — data distribution and governance platform
+//!
+//! The `dagr` package wires the library crates into one binary:
+//! - `dagr-engine`: datasets, versioned in-memory snapshots, indexes, permission masks and
+//!   the DataFusion integration;
+//! - `dagr-admin-api`: the REST API under `/api/v1`;
+//! - `dagr-portal`: the web portal under `/`;
+//! - `dagr-flight-server`: Arrow Flight / Flight SQL (Flight issue);
+//! - `dagr-loaders`: the universal connector (connector issue).
+//!
+//! This crate holds only wiring: the CLI ([`cli`]), the server start-up and shutdown
+//! ([`server`]) and the demo bootstrap ([`demo`]). See `docs/architecture.md`.
+
+pub mod cli;
+pub mod demo;
+pub mod server;
