@@ -108,6 +108,15 @@ impl KeyColumn {
         }
     }
 
+    /// Whether two stored rows hold the same key part.
+    #[inline]
+    fn same(&self, c1: usize, o1: usize, c2: usize, o2: usize) -> bool {
+        match self {
+            KeyColumn::Int(c) => c[c1].value(o1) == c[c2].value(o2),
+            _ => self.str_at(c1, o1) == self.str_at(c2, o2),
+        }
+    }
+
     fn is_int(&self) -> bool {
         matches!(self, KeyColumn::Int(_))
     }
@@ -168,9 +177,9 @@ impl PrimaryKeyIndex {
             columns,
         };
         let mut dups = Duplicates::default();
-        let chunk_count = key_chunks.first().map_or(0, Vec::len);
-        for chunk in 0..chunk_count {
-            let len = key_chunks[0][chunk].len();
+        let first_column = key_chunks.first().map_or(&[][..], Vec::as_slice);
+        for (chunk, array) in first_column.iter().enumerate() {
+            let len = array.len();
             for offset in 0..len {
                 let hash = index.hash_row(chunk, offset);
                 let found = index
