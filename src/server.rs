@@ -25,8 +25,8 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open_dir(&snapshots, config)
         .await
         .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
-    if engine.dataset_names().is_empty() && !args.no_demo {
-        crate::demo::seed(&engine, args.demo_rows as usize).await?;
+    if !args.no_demo && crate::demo::should_seed(&engine, &args.data_dir) {
+        crate::demo::seed(&engine, &args.data_dir, args.demo_rows as usize).await?;
     }
     Ok(Arc::new(engine))
 }

@@ -16,6 +16,7 @@ struct Server {
     child: Child,
     base: String,
     log: mpsc::Receiver<String>,
+    history: Vec<String>,
 }
 
 impl Drop for Server {
@@ -26,7 +27,8 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(data_dir: &std::path::Path) -> Server {
+    /// Start `dagr serve` without waiting for it.
+    fn spawn(data_dir: &std::path::Path, demo_rows: usize) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
             .args([
                 "serve",
@@ -37,7 +39,7 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--demo-rows", &DEMO_ROWS.to_string()])
+            .args(["--demo-rows", &demo_rows.to_string()])
             .env("NO_COLOR", "1")
             .env("DAGR_LOG", "info")
             .stdout(Stdio::null())
@@ -53,48 +55,47 @@ impl Server {
                 }
             }
         });
-        let mut seen = Vec::new();
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "server did not report its address; log:\n{}",
-                        seen.join("\n")
-                    )
-                });
-            if line.contains("DAGR listening") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("http="))
-                    .expect("http= in the listening line")
-                    .to_owned();
-                seen.push(line);
-                break addr;
-            }
-            seen.push(line);
-        };
-        // Keep what was logged before, for assertions.
-        let (tx2, rx2) = mpsc::channel();
-        for l in seen {
-            tx2.send(l).unwrap();
-        }
-        std::thread::spawn(move || {
-            for l in rx {
-                if tx2.send(l).is_err() {
-                    break;
-                }
-            }
-        });
         Server {
             child,
-            base: format!("http://{addr}"),
-            log: rx2,
+            base: String::new(),
+            log: rx,
+            history: Vec::new(),
         }
     }
 
-    fn logged(&self) -> String {
-        self.log.try_iter().collect::<Vec<_>>().join("\n")
+    /// Wait (at most two minutes) for a log line containing `needle`, and return it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let Ok(line) = self.log.recv_timeout(Duration::from_secs(120)) else {
+                panic!(
+                    "dagr never logged `{needle}`; log:\n{}",
+                    self.history.join("\n")
+                );
+            };
+            self.history.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Start `dagr serve` and wait until it listens.
+    fn start(data_dir: &std::path::Path) -> Server {
+        let mut server = Server::spawn(data_dir, DEMO_ROWS);
+        let line = server.wait_for("DAGR listening");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .expect("http= in the listening line")
+            .to_owned();
+        server.base = format!("http://{addr}");
+        server
+    }
+
+    /// Everything logged so far.
+    fn logged(&mut self) -> String {
+        self.history.extend(self.log.try_iter());
+        self.history.join("\n")
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -218,7 +219,7 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
     assert!(server.logged().contains("demo seeded"));
 
     // Restart on the same directory: snapshots are restored, the demo is not regenerated.
-    let server = Server::start(&data);
+    let mut server = Server::start(&data);
     let (_, _, list) = get(&format!("{}/api/v1/datasets", server.base)).await;
     let persons = list
         .as_array()
@@ -265,4 +266,39 @@ fn demo_generate_writes_parquet_and_bad_flags_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--http-addr"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_while_seeding_recovers_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Kill -9 right after the first register is committed, while the others are loading.
+    let mut server = Server::spawn(&data, 300_000);
+    server.wait_for("snapshot committed");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let before = server.logged();
+    drop(server);
+
+    let mut server = Server::start(&data);
+    let (_, _, list) = get(&format!("{}/api/v1/datasets", server.base)).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 4, "{list:?}");
+    for d in list {
+        assert_eq!(
+            d["version"], 1,
+            "every register is loaded exactly once: {d}"
+        );
+        assert!(d["rows"].as_u64().unwrap() > 0);
+    }
+    let persons = list.iter().find(|d| d["name"] == "persons").unwrap();
+    let committed_before = before.matches("snapshot committed").count();
+    assert!(committed_before >= 1, "{before}");
+    let log = server.logged();
+    assert!(log.contains("demo seeded"), "{log}");
+    if committed_before < 4 {
+        assert!(log.contains("seeding the demo registers"), "{log}");
+    }
+    // The resumed seeding used the size the first start asked for.
+    assert_eq!(persons["rows"], 300_000);
 }

@@ -226,7 +226,7 @@ impl PrimaryKeyIndex {
         let (c, o) = split_row_id(row);
         self.columns
             .iter()
-            .all(|col| col.eq(c, o, &col.value(chunk, offset)))
+            .all(|col| col.same(c, o, chunk, offset))
     }
 
     fn key_at(&self, chunk: usize, offset: usize) -> Key {

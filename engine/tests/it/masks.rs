@@ -1,9 +1,7 @@
 //! Mask enforcement on every SQL shape and on the point-lookup path: no query may return an
 //! attribute or a row that no grant allows.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dagr_engine::{Access, Grant, KeyValue};
 
 const N: usize = 9_000;

@@ -1,11 +1,9 @@
 //! Snapshot lifecycle: validation, versions, atomic swaps, persistence and recovery.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::*;
+use crate::common::*;
 use dagr_engine::arrow::array::{ArrayRef, AsArray, Int32Array, Int64Array, StringArray};
 use dagr_engine::arrow::datatypes::Int64Type;
 use dagr_engine::{Access, Error, KeyValue};

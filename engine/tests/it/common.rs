@@ -1,5 +1,4 @@
 //! Shared builders for the engine's integration tests.
-#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::sync::Arc;
 

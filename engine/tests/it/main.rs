@@ -1,0 +1,8 @@
+//! The engine's integration tests: one test binary (linking DataFusion once), one module per
+//! concern.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+mod common;
+mod limits;
+mod masks;
+mod snapshots;
