@@ -207,6 +207,30 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         "{problem}"
     );
 
+    let (status, _, head) = get(&format!("{base}/api/v1/datasets/persons/records?limit=3")).await;
+    assert_eq!(status, 200, "{head}");
+    let records = head["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        records[0]["personal_code"],
+        first.column(0).as_string::<i32>().value(0)
+    );
+    for bad in ["0", "5000", "abc"] {
+        let (status, ct, problem) = get(&format!(
+            "{base}/api/v1/datasets/persons/records?limit={bad}"
+        ))
+        .await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (400, "application/problem+json"),
+            "{problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("limit"),
+            "{problem}"
+        );
+    }
+
     let page = reqwest::get(format!("{base}/"))
         .await
         .unwrap()

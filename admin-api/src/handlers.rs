@@ -1,7 +1,7 @@
 //! Thin handlers: parse, call the engine, shape the JSON.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::json::{WriterBuilder, writer::JsonArray};
 use dagr_engine::{Access, Engine};
@@ -122,6 +122,43 @@ pub(crate) async fn get_record(
         dataset: name,
         version: view.snapshot.version(),
         record,
+    }))
+}
+
+/// Most records one `GET .../records` returns.
+pub(crate) const MAX_RECORDS_PAGE: usize = 1000;
+
+#[derive(serde::Deserialize)]
+pub(crate) struct HeadParams {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecordsResponse {
+    dataset: String,
+    version: u64,
+    records: Vec<Map<String, Value>>,
+}
+
+/// The first records of a dataset (a sample for people exploring the catalog).
+pub(crate) async fn head_records(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    params: std::result::Result<Query<HeadParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RecordsResponse>> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = params.limit.unwrap_or(10);
+    if limit == 0 || limit > MAX_RECORDS_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_RECORDS_PAGE}; got {limit}"
+        )));
+    }
+    let view = s.engine.view(&name, &Access::Unrestricted)?;
+    let batch = view.head(limit)?;
+    Ok(Json(RecordsResponse {
+        dataset: name,
+        version: view.snapshot.version(),
+        records: batch_to_objects(&batch)?,
     }))
 }
 

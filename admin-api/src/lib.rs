@@ -44,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/datasets", get(handlers::list_datasets))
         .route("/api/v1/datasets/{name}", get(handlers::get_dataset))
         .route(
+            "/api/v1/datasets/{name}/records",
+            get(handlers::head_records),
+        )
+        .route(
             "/api/v1/datasets/{name}/records/{key}",
             get(handlers::get_record),
         )

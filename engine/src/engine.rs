@@ -104,6 +104,24 @@ impl MaskedView {
             .map(Some)
     }
 
+    /// The first `limit` visible records (in snapshot order), masked.
+    pub fn head(&self, limit: usize) -> Result<RecordBatch> {
+        let schema = self.mask.schema();
+        let mut out = Vec::new();
+        let mut left = limit;
+        for chunk in 0..self.snapshot.chunks().len() {
+            if left == 0 {
+                break;
+            }
+            if let Some(b) = self.mask.apply_chunk(&self.snapshot, chunk, None, schema)? {
+                let b = b.slice(0, b.num_rows().min(left));
+                left -= b.num_rows();
+                out.push(b);
+            }
+        }
+        Ok(arrow::compute::concat_batches(schema, &out)?)
+    }
+
     /// The records of a batch of keys, in the order given; absent or invisible keys are
     /// skipped.
     pub fn lookup_many(&self, keys: &[Vec<KeyValue>]) -> Result<RecordBatch> {
@@ -395,6 +413,16 @@ impl Engine {
             return Err(Error::VersionNotKept {
                 dataset: name.to_owned(),
                 version,
+            });
+        }
+        if version == catalog.current
+            && let Some(current) = state.current.read().clone()
+        {
+            return Ok(LoadReport {
+                dataset: name.to_owned(),
+                version,
+                rows: current.num_rows(),
+                elapsed: started.elapsed(),
             });
         }
         let snapshot = Arc::new(self.read_version(name, version).await?);

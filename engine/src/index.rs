@@ -224,9 +224,7 @@ impl PrimaryKeyIndex {
     #[inline]
     fn rows_equal(&self, row: u32, chunk: usize, offset: usize) -> bool {
         let (c, o) = split_row_id(row);
-        self.columns
-            .iter()
-            .all(|col| col.same(c, o, chunk, offset))
+        self.columns.iter().all(|col| col.same(c, o, chunk, offset))
     }
 
     fn key_at(&self, chunk: usize, offset: usize) -> Key {
