@@ -106,6 +106,25 @@ pub(crate) fn is_key_type(t: &DataType) -> bool {
     )
 }
 
+/// Types an attribute may have: everything but nested, union, run-end encoded and null
+/// types (dictionaries of flat types are fine).
+pub(crate) fn is_flat_type(t: &DataType) -> bool {
+    match t {
+        DataType::Null
+        | DataType::Struct(_)
+        | DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_)
+        | DataType::FixedSizeList(..)
+        | DataType::Map(..)
+        | DataType::Union(..)
+        | DataType::RunEndEncoded(..) => false,
+        DataType::Dictionary(_, v) => is_flat_type(v),
+        _ => true,
+    }
+}
+
 /// Check a dataset or attribute name: `[a-z][a-z0-9_]*`, at most [`MAX_NAME_LEN`] bytes.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
@@ -157,6 +176,12 @@ impl DatasetDefinition {
         let mut seen = HashSet::new();
         for a in &self.attributes {
             check_name(&a.name).map_err(|r| invalid(format!("attribute {r}")))?;
+            if !is_flat_type(&a.data_type) {
+                return Err(invalid(format!(
+                    "attribute `{}` has type {}; attributes must be flat (no nested, union, run-end or null types) so that masks can hide single cells",
+                    a.name, a.data_type
+                )));
+            }
             if !seen.insert(a.name.as_str()) {
                 return Err(invalid(format!("attribute `{}` is defined twice", a.name)));
             }

@@ -93,15 +93,29 @@ impl MaskedView {
     /// The record of one key, with only the permitted attributes; `None` when the key is
     /// absent or its row is outside the caller's rows.
     pub fn lookup(&self, key: &[KeyValue]) -> Result<Option<RecordBatch>> {
+        self.check_key_granted()?;
         let Some(row) = self.snapshot.index().get(key) else {
             return Ok(None);
         };
-        if !self.mask.row_visible(row) {
+        if !self.mask.keyed_row_visible(row) {
             return Ok(None);
         }
         self.mask
             .take_rows(&self.snapshot, &[row], None, self.mask.schema())
             .map(Some)
+    }
+
+    /// Records are addressed by key only by callers who may see the key.
+    fn check_key_granted(&self) -> Result<()> {
+        if self.mask.key_granted() {
+            return Ok(());
+        }
+        let def = self.snapshot.definition();
+        Err(Error::InvalidQuery(format!(
+            "records of dataset `{}` are looked up by ({}), which is not granted to you",
+            def.name,
+            def.primary_key.join(", ")
+        )))
     }
 
     /// The first `limit` visible records (in snapshot order), masked.
@@ -125,10 +139,12 @@ impl MaskedView {
     /// The records of a batch of keys, in the order given; absent or invisible keys are
     /// skipped.
     pub fn lookup_many(&self, keys: &[Vec<KeyValue>]) -> Result<RecordBatch> {
-        let rows = self
+        self.check_key_granted()?;
+        let mut rows = self
             .snapshot
             .index()
             .get_many(keys.iter().map(Vec::as_slice));
+        rows.retain(|&r| self.mask.keyed_row_visible(r));
         self.mask
             .take_rows(&self.snapshot, &rows, None, self.mask.schema())
     }
@@ -278,23 +294,29 @@ impl Engine {
         if self.datasets.read().contains_key(&definition.name) {
             return Err(Error::DatasetExists(definition.name.clone()));
         }
-        self.store.write_definition(&definition).await?;
-        let mut map = self.datasets.write();
-        if map.contains_key(&definition.name) {
-            return Err(Error::DatasetExists(definition.name.clone()));
-        }
-        map.insert(
-            definition.name.clone(),
-            Arc::new(DatasetState {
-                definition: RwLock::new(Arc::clone(&definition)),
-                current: RwLock::new(None),
-                commit: tokio::sync::Mutex::new(Catalog {
-                    current: 0,
-                    kept: vec![],
-                    next: 1,
+        // Reserve the name before writing, so two creates of one name cannot both write.
+        {
+            let mut map = self.datasets.write();
+            if map.contains_key(&definition.name) {
+                return Err(Error::DatasetExists(definition.name.clone()));
+            }
+            map.insert(
+                definition.name.clone(),
+                Arc::new(DatasetState {
+                    definition: RwLock::new(Arc::clone(&definition)),
+                    current: RwLock::new(None),
+                    commit: tokio::sync::Mutex::new(Catalog {
+                        current: 0,
+                        kept: vec![],
+                        next: 1,
+                    }),
                 }),
-            }),
-        );
+            );
+        }
+        if let Err(e) = self.store.write_definition(&definition).await {
+            self.datasets.write().remove(&definition.name);
+            return Err(e);
+        }
         info!(dataset = %definition.name, "dataset registered");
         Ok(definition)
     }
@@ -367,10 +389,9 @@ impl Engine {
         } else {
             vec![]
         };
-        if let Err(e) = self.store.write_catalog(name, &next).await {
-            let _ = self.store.delete_version(name, version).await;
-            return Err(e);
-        }
+        // If the catalog write failed, whether it reached the store is unknown: leave the
+        // version's files; the next start deletes them unless the catalog names them.
+        self.store.write_catalog(name, &next).await?;
         *catalog = next;
         let rows = snapshot.num_rows();
         *state.current.write() = Some(snapshot);

@@ -71,8 +71,15 @@ impl KeyColumn {
                 chunks
                     .iter()
                     .map(|c| {
-                        arrow::compute::cast(c, &DataType::Int64)
-                            .map(|a| a.as_primitive::<Int64Type>().clone())
+                        arrow::compute::cast_with_options(
+                            c,
+                            &DataType::Int64,
+                            &arrow::compute::CastOptions {
+                                safe: false,
+                                ..Default::default()
+                            },
+                        )
+                        .map(|a| a.as_primitive::<Int64Type>().clone())
                     })
                     .collect::<std::result::Result<_, _>>()?,
             ),

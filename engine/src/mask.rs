@@ -62,6 +62,9 @@ pub struct ResolvedMask {
     /// Per permitted column (aligned with `ordinals`): the rows where its cells are visible,
     /// when that is fewer than `rows`.
     column_rows: Vec<Option<Arc<RoaringBitmap>>>,
+    /// Positions (in `ordinals`) of the primary-key columns; `None` when some key column
+    /// is not granted, so records cannot be addressed by key.
+    key_positions: Option<Vec<usize>>,
     /// The masked schema: only permitted columns.
     schema: SchemaRef,
 }
@@ -96,7 +99,7 @@ impl ResolvedMask {
             .fold(RoaringBitmap::new(), |acc, (c, _)| acc | c);
         let rows = union_rows(resolved.iter().map(|(_, r)| r));
         let ordinals: Vec<usize> = columns.iter().map(|c| c as usize).collect();
-        let column_rows = ordinals
+        let column_rows: Vec<Option<Arc<RoaringBitmap>>> = ordinals
             .iter()
             .map(|&o| {
                 let col_rows = union_rows(
@@ -112,12 +115,28 @@ impl ResolvedMask {
                 }
             })
             .collect();
-        let schema = Arc::new(snapshot.schema().project(&ordinals)?);
+        let projected = snapshot.schema().project(&ordinals)?;
+        // A column whose cells are hidden on some visible rows reads as null there.
+        let fields: Vec<arrow::datatypes::FieldRef> = projected
+            .fields()
+            .iter()
+            .zip(&column_rows)
+            .map(|(f, cells)| match cells {
+                Some(_) if !f.is_nullable() => Arc::new(f.as_ref().clone().with_nullable(true)),
+                _ => Arc::clone(f),
+            })
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            projected.metadata().clone(),
+        ));
+        let key_positions = key_positions(snapshot, &ordinals);
         Ok(ResolvedMask {
             columns,
             ordinals,
             rows,
             column_rows,
+            key_positions,
             schema,
         })
     }
@@ -130,6 +149,7 @@ impl ResolvedMask {
             ordinals: (0..n).collect(),
             rows: None,
             column_rows: vec![None; n],
+            key_positions: key_positions(snapshot, &(0..n).collect::<Vec<_>>()),
             schema: Arc::clone(snapshot.schema()),
         }
     }
@@ -158,6 +178,28 @@ impl ResolvedMask {
     #[inline]
     pub fn row_visible(&self, row: u32) -> bool {
         self.rows.as_ref().is_none_or(|r| r.contains(row))
+    }
+
+    /// Whether the row is visible *and* its key cells are visible: a record may be addressed
+    /// by key (lookups, key filters) only then, or a caller could probe keys it cannot see.
+    #[inline]
+    pub fn keyed_row_visible(&self, row: u32) -> bool {
+        self.row_visible(row)
+            && self.key_positions.as_ref().is_some_and(|ks| {
+                ks.iter()
+                    .all(|&m| self.column_rows[m].as_ref().is_none_or(|c| c.contains(row)))
+            })
+    }
+
+    /// Whether every primary-key column is granted (records can be addressed by key).
+    pub fn key_granted(&self) -> bool {
+        self.key_positions.is_some()
+    }
+
+    /// Whether the cells of permitted column `m` (index into the masked schema) are visible
+    /// on every visible row.
+    pub fn column_whole(&self, m: usize) -> bool {
+        self.column_rows.get(m).is_some_and(Option::is_none)
     }
 
     /// Number of rows visible in a snapshot of `total` rows.
@@ -250,6 +292,9 @@ impl ResolvedMask {
             None => (0..self.ordinals.len()).collect(),
             Some(p) => p.to_vec(),
         };
+        if rows.is_empty() {
+            return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+        }
         let chunks = snapshot.chunks();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(picks.len());
         let positions: Vec<(usize, usize)> = rows.iter().map(|&r| split_row_id(r)).collect();
@@ -276,6 +321,15 @@ impl ResolvedMask {
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
         )?)
     }
+}
+
+fn key_positions(snapshot: &Snapshot, ordinals: &[usize]) -> Option<Vec<usize>> {
+    snapshot
+        .definition()
+        .key_ordinals()
+        .iter()
+        .map(|k| ordinals.iter().position(|o| o == k))
+        .collect()
 }
 
 fn union_rows<'a>(

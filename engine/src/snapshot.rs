@@ -132,7 +132,12 @@ impl Snapshot {
             .into_iter()
             .map(|k| chunks.iter().map(|c| Arc::clone(c.column(k))).collect())
             .collect();
-        let (index, dups) = PrimaryKeyIndex::build(&key_chunks, rows)?;
+        let (index, dups) = PrimaryKeyIndex::build(&key_chunks, rows).map_err(|e| {
+            refuse(format!(
+                "primary key ({}): {e}",
+                definition.primary_key.join(", ")
+            ))
+        })?;
         if dups.count > 0 {
             return Err(refuse(duplicates_message(&definition, &dups)));
         }

@@ -48,8 +48,14 @@ impl MaskedTable {
     /// The name of the single primary-key column, when it is visible to the caller.
     fn key_column(&self) -> Option<&str> {
         let def = self.view.snapshot.definition();
+        let mask = &self.view.mask;
         match def.primary_key.as_slice() {
-            [k] if self.view.mask.schema().index_of(k).is_ok() => Some(k.as_str()),
+            // Only when the key's cells are visible on every visible row: a key filter must
+            // drop rows whose key reads as null to the caller, as a scan would.
+            [k] => match mask.schema().index_of(k) {
+                Ok(m) if mask.column_whole(m) => Some(k.as_str()),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -167,7 +173,11 @@ impl TableProvider for MaskedTable {
         }
         if let Some(keys) = keys {
             let index = self.view.snapshot.index();
-            let mut rows: Vec<u32> = keys.iter().filter_map(|k| index.get(k)).collect();
+            let mut rows: Vec<u32> = keys
+                .iter()
+                .filter_map(|k| index.get(k))
+                .filter(|&r| mask.keyed_row_visible(r))
+                .collect();
             rows.sort_unstable();
             if let Some(l) = limit {
                 rows.truncate(l);

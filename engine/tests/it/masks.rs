@@ -368,3 +368,50 @@ async fn anything_but_a_read_only_query_is_refused() {
     let long = format!("SELECT 1 {}", " ".repeat(70_000));
     assert!(sql(&e, &a, &long).await.unwrap_err().contains("at most"));
 }
+
+#[tokio::test]
+async fn keys_the_caller_cannot_see_cannot_be_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), N).await;
+    // The key is visible only on Rīga rows; municipality on every row.
+    let a = grants(vec![(
+        "people",
+        vec![
+            Grant::attributes(["personal_code", "given_name"])
+                .with_row_scope("municipality = 'Rīga'"),
+            Grant::attributes(["municipality"]),
+        ],
+    )]);
+    let probe = sql_batches(
+        &e,
+        &a,
+        "SELECT municipality FROM people WHERE personal_code = 'P0000001'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&probe), 0, "a hidden key must not select its row");
+    let view = e.view("people", &a).unwrap();
+    assert!(view.lookup(&[KeyValue::Str(code(1))]).unwrap().is_none());
+    assert!(view.lookup(&[KeyValue::Str(code(0))]).unwrap().is_some());
+    let many = view
+        .lookup_many(&[vec![KeyValue::Str(code(1))], vec![KeyValue::Str(code(3))]])
+        .unwrap();
+    assert_eq!(many.num_rows(), 1);
+    // Without the key granted at all, lookups by key are refused.
+    let a = grants(vec![("people", vec![Grant::attributes(["municipality"])])]);
+    let err = e
+        .view("people", &a)
+        .unwrap()
+        .lookup(&[KeyValue::Str(code(0))])
+        .unwrap_err();
+    assert!(err.to_string().contains("personal_code"), "{err}");
+    // LIMIT applies after invisible rows are dropped.
+    let b = sql_batches(
+        &e,
+        &riga(),
+        "SELECT personal_code FROM people WHERE personal_code IN ('P0000001', 'P0000000') LIMIT 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&b), 1);
+}

@@ -377,3 +377,49 @@ async fn datasets_are_refused_when_invalid_or_taken() {
     let s = e.current("people").unwrap();
     assert!(s.index().get(&[KeyValue::Str(code(0))]).is_some());
 }
+
+#[tokio::test]
+async fn nested_types_and_oversized_unsigned_keys_are_refused() {
+    use dagr_engine::arrow::array::UInt64Array;
+    use dagr_engine::arrow::datatypes::{DataType, Field};
+    use dagr_engine::{Attribute, DatasetDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path()).await;
+    let mut nested = people_def();
+    nested.attributes.push(Attribute::new(
+        "tags",
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        "",
+    ));
+    let err = e.create_dataset(nested).await.unwrap_err().to_string();
+    assert!(err.contains("`tags`") && err.contains("flat"), "{err}");
+    let def = DatasetDefinition {
+        name: "big".into(),
+        owner: "X".into(),
+        description: String::new(),
+        primary_key: vec!["id".into()],
+        attributes: vec![Attribute::new("id", DataType::UInt64, "")],
+    };
+    e.create_dataset(def).await.unwrap();
+    let ok = batch(vec![(
+        "id",
+        Arc::new(UInt64Array::from(vec![1u64, 2])) as ArrayRef,
+    )]);
+    assert_eq!(e.load_batches("big", vec![ok]).await.unwrap().rows, 2);
+    let huge = batch(vec![(
+        "id",
+        Arc::new(UInt64Array::from(vec![1u64, u64::MAX])) as ArrayRef,
+    )]);
+    let r = refused(e.load_batches("big", vec![huge]).await.unwrap_err());
+    assert!(r.contains("primary key (id)"), "{r}");
+    // An empty snapshot answers lookups with nothing.
+    e.load_batches("big", vec![]).await.unwrap();
+    let view = e.view("big", &Access::Unrestricted).unwrap();
+    assert_eq!(
+        view.lookup_many(&[vec![KeyValue::Int(1)]])
+            .unwrap()
+            .num_rows(),
+        0
+    );
+    assert!(view.lookup(&[KeyValue::Int(1)]).unwrap().is_none());
+}
