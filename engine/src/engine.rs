@@ -190,8 +190,11 @@ impl Engine {
     pub async fn open_dir(dir: &std::path::Path, config: EngineConfig) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Self::open(Arc::new(fs), config).await
+        let root = dir
+            .canonicalize()
+            .map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        Self::open_store(SnapshotStore::local(Arc::new(fs), root), config).await
     }
 
     /// Open an engine on an object store, restoring every dataset's current version.
@@ -199,12 +202,16 @@ impl Engine {
     /// Version directories that no catalog names (a load that died half-way, or versions
     /// past retention) are deleted.
     pub async fn open(store: Arc<dyn ObjectStore>, config: EngineConfig) -> Result<Self> {
+        Self::open_store(SnapshotStore::new(store), config).await
+    }
+
+    async fn open_store(store: SnapshotStore, config: EngineConfig) -> Result<Self> {
         let config = EngineConfig {
             keep_versions: config.keep_versions.max(1),
             ..config
         };
         let engine = Engine {
-            store: SnapshotStore::new(store),
+            store,
             query_env: crate::query::QueryEnv::new(&config.query)?,
             config,
             datasets: RwLock::new(BTreeMap::new()),

@@ -84,6 +84,24 @@ mod rfc3339 {
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     store: Arc<dyn ObjectStore>,
+    /// For a local directory store: its root, so that written files and directories are
+    /// fsynced (object_store's local `put` renames into place but does not sync).
+    local_root: Option<std::path::PathBuf>,
+}
+
+/// Flush a local file written by `put`, and its directory (which holds the rename), to disk.
+fn sync_local(root: &std::path::Path, path: &Path) -> Result<()> {
+    let file = root.join(path.as_ref());
+    let sync = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::Store(format!("cannot sync {}: {e}", p.display())))
+    };
+    sync(&file)?;
+    match file.parent() {
+        Some(dir) => sync(dir),
+        None => Ok(()),
+    }
 }
 
 fn dataset_dir(name: &str) -> Path {
@@ -97,7 +115,35 @@ fn version_dir(name: &str, version: u64) -> Path {
 impl SnapshotStore {
     /// A store on `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            local_root: None,
+        }
+    }
+
+    /// A store on a local directory (`store` must be a `LocalFileSystem` rooted at `root`):
+    /// every write is flushed to disk before it counts as done.
+    pub fn local(store: Arc<dyn ObjectStore>, root: std::path::PathBuf) -> Self {
+        Self {
+            store,
+            local_root: Some(root),
+        }
+    }
+
+    async fn put_durable(
+        store: &Arc<dyn ObjectStore>,
+        root: Option<&std::path::Path>,
+        path: &Path,
+        bytes: PutPayload,
+    ) -> Result<()> {
+        store.put(path, bytes).await?;
+        if let Some(root) = root {
+            let (root, path) = (root.to_owned(), path.clone());
+            tokio::task::spawn_blocking(move || sync_local(&root, &path))
+                .await
+                .map_err(Error::internal)??;
+        }
+        Ok(())
     }
 
     /// The underlying object store.
@@ -120,7 +166,13 @@ impl SnapshotStore {
 
     async fn put_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(value).map_err(Error::internal)?;
-        self.store.put(path, PutPayload::from(bytes)).await?;
+        Self::put_durable(
+            &self.store,
+            self.local_root.as_deref(),
+            path,
+            PutPayload::from(bytes),
+        )
+        .await?;
         Ok(())
     }
 
@@ -180,13 +232,15 @@ impl SnapshotStore {
                 let schema = Arc::clone(&schema);
                 let path = dir.clone().join(format!("part-{i:05}.parquet"));
                 let store = Arc::clone(&self.store);
+                let root = self.local_root.clone();
                 async move {
                     let rows = group.iter().map(RecordBatch::num_rows).sum();
                     let bytes = tokio::task::spawn_blocking(move || encode_parquet(schema, &group))
                         .await
                         .map_err(Error::internal)??;
                     let len = bytes.len();
-                    store.put(&path, PutPayload::from(bytes)).await?;
+                    Self::put_durable(&store, root.as_deref(), &path, PutPayload::from(bytes))
+                        .await?;
                     Ok::<_, Error>(Part {
                         file: path.filename().unwrap_or_default().to_owned(),
                         rows,
