@@ -244,7 +244,8 @@ fn memory_report(f: &Fixture) {
         ))
         .unwrap();
     let def = f.engine.definition("persons").unwrap();
-    let snap = dagr_engine::Snapshot::build(def, 99, chrono_now(), batches).unwrap();
+    let snap =
+        dagr_engine::Snapshot::build(def, 99, dagr_engine::snapshot::now(), batches).unwrap();
     let after = rss_bytes();
     let arrow = snap.arrow_memory_size();
     eprintln!(
@@ -256,10 +257,6 @@ fn memory_report(f: &Fixture) {
         after.saturating_sub(before) as f64 / arrow as f64
     );
     drop(snap);
-}
-
-fn chrono_now() -> dagr_engine::snapshot::Timestamp {
-    dagr_engine::snapshot::now()
 }
 
 fn main() {

@@ -202,6 +202,11 @@ impl ResolvedMask {
         self.column_rows.get(m).is_some_and(Option::is_none)
     }
 
+    /// Indices into the masked schema that a projection selects (all when `None`).
+    fn picks(&self, projection: Option<&[usize]>) -> Vec<usize> {
+        projection.map_or_else(|| (0..self.ordinals.len()).collect(), <[usize]>::to_vec)
+    }
+
     /// Number of rows visible in a snapshot of `total` rows.
     pub fn visible_rows(&self, total: usize) -> usize {
         self.rows.as_ref().map_or(total, |r| r.len() as usize)
@@ -238,10 +243,7 @@ impl ResolvedMask {
         let batch = &snapshot.chunks()[chunk];
         let len = batch.num_rows();
         let base = (chunk << CHUNK_SHIFT) as u32;
-        let picks: Vec<usize> = match projection {
-            None => (0..self.ordinals.len()).collect(),
-            Some(p) => p.to_vec(),
-        };
+        let picks = self.picks(projection);
         let row_filter = match &self.rows {
             None => None,
             Some(rows) => {
@@ -288,10 +290,7 @@ impl ResolvedMask {
             .copied()
             .filter(|&r| self.row_visible(r))
             .collect();
-        let picks: Vec<usize> = match projection {
-            None => (0..self.ordinals.len()).collect(),
-            Some(p) => p.to_vec(),
-        };
+        let picks = self.picks(projection);
         if rows.is_empty() {
             return Ok(RecordBatch::new_empty(Arc::clone(schema)));
         }
