@@ -20,13 +20,25 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body does not fit the resource (a missing or mistyped field).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The request body is larger than the API accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// No or bad credentials.
+    #[error(transparent)]
+    Unauthenticated(#[from] dagr_engine::AuthError),
+    /// A governance rule refused or failed.
+    #[error(transparent)]
+    Gov(#[from] crate::governance::GovError),
 }
 
 /// Result with [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// The problem document (RFC 9457).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
@@ -37,15 +49,58 @@ pub struct Problem {
     pub status: u16,
     /// What happened, for a person.
     pub detail: String,
+    /// The request field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
     fn status_and_kind(&self) -> (StatusCode, &'static str, &'static str) {
-        use EngineError as E;
         match self {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            ApiError::Engine(e) => match e {
+            ApiError::Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "Invalid request body",
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request body too large",
+            ),
+            ApiError::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            ApiError::Gov(g) => {
+                use crate::governance::GovError as G;
+                match g {
+                    G::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+                    G::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                    G::Invalid { .. } => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid-field",
+                        "Invalid field",
+                    ),
+                    G::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                    G::Store(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "metadata-unavailable",
+                        "Metadata store unavailable",
+                    ),
+                    G::Engine(e) => Self::engine_status(e),
+                }
+            }
+            ApiError::Engine(e) => Self::engine_status(e),
+        }
+    }
+
+    fn engine_status(e: &EngineError) -> (StatusCode, &'static str, &'static str) {
+        use EngineError as E;
+        {
+            match e {
                 E::InvalidDefinition { .. } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid-definition",
@@ -105,7 +160,7 @@ impl ApiError {
                     "internal",
                     "Internal error",
                 ),
-            },
+            }
         }
     }
 }
@@ -123,17 +178,31 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
+        let field = match &self {
+            ApiError::Gov(crate::governance::GovError::Invalid { field, .. }) => {
+                Some(field.clone())
+            }
+            _ => None,
+        };
         let body = Problem {
             kind: format!("https://dagr.invalid/problems/{kind}"),
             title,
             status: status.as_u16(),
             detail,
+            field,
         };
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             Json(body),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"dagr\""),
+            );
+        }
+        response
     }
 }

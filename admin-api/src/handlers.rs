@@ -1,23 +1,28 @@
 //! Thin handlers: parse, call the engine, shape the JSON.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::json::{WriterBuilder, writer::JsonArray};
-use dagr_engine::{Access, Engine};
+use dagr_engine::{AccessPolicy, Engine};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, Problem, Result};
+use crate::extract::{Caller, Params};
 
-#[derive(Serialize)]
+/// Liveness and a summary.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Health {
     status: &'static str,
     datasets: usize,
     version: &'static str,
 }
 
+/// Liveness (no authentication).
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta", responses((status = 200, body = Health)))]
 pub(crate) async fn health(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -27,7 +32,7 @@ pub(crate) async fn health(State(s): State<AppState>) -> Json<Health> {
 }
 
 /// One attribute in the catalog.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct AttributeInfo {
     name: String,
     #[serde(rename = "type")]
@@ -37,7 +42,7 @@ pub(crate) struct AttributeInfo {
 }
 
 /// One dataset in the catalog.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct DatasetInfo {
     name: String,
     owner: String,
@@ -73,7 +78,14 @@ fn dataset_info(engine: &Engine, name: &str) -> Result<DatasetInfo> {
     })
 }
 
-pub(crate) async fn list_datasets(State(s): State<AppState>) -> Result<Json<Vec<DatasetInfo>>> {
+/// The catalog: every dataset with its attributes (metadata is not secret; data is).
+#[utoipa::path(get, path = "/api/v1/datasets", tag = "datasets",
+    responses((status = 200, body = Vec<DatasetInfo>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_datasets(
+    State(s): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<DatasetInfo>>> {
     s.engine
         .dataset_names()
         .iter()
@@ -82,27 +94,44 @@ pub(crate) async fn list_datasets(State(s): State<AppState>) -> Result<Json<Vec<
         .map(Json)
 }
 
+/// One dataset of the catalog.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}", tag = "datasets",
+    params(("name" = String, Path, description = "Dataset")),
+    responses((status = 200, body = DatasetInfo), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
 pub(crate) async fn get_dataset(
     State(s): State<AppState>,
+    _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<DatasetInfo>> {
     dataset_info(&s.engine, &name).map(Json)
 }
 
-#[derive(Serialize)]
+/// One record, with only the caller's granted attributes.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct RecordResponse {
     dataset: String,
     version: u64,
+    #[schema(value_type = Object)]
     record: Map<String, Value>,
 }
 
+/// One record by primary key (composite keys joined by `,`), masked by the caller's
+/// agreements: only granted attributes; 404 for a row outside the granted scope; 403 when
+/// nothing of the dataset is granted.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/records/{key}", tag = "records",
+    params(("name" = String, Path, description = "Dataset"),
+        ("key" = String, Path, description = "Primary key value(s), comma-separated")),
+    responses((status = 200, body = RecordResponse), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
 pub(crate) async fn get_record(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path((name, key)): Path<(String, String)>,
 ) -> Result<Json<RecordResponse>> {
-    // No authentication yet (governance issue): reads are unrestricted but take the same
-    // masked path as every other read.
-    let view = s.engine.view(&name, &Access::Unrestricted)?;
+    let access = s.gov.policy().access(&p);
+    let view = s.engine.view(&name, &access)?;
     let key = view.snapshot.parse_key(&key)?;
     let Some(batch) = view.lookup(&key)? else {
         return Err(ApiError::NotFound(format!(
@@ -128,32 +157,43 @@ pub(crate) async fn get_record(
 /// Most records one `GET .../records` returns.
 pub(crate) const MAX_RECORDS_PAGE: usize = 1000;
 
-#[derive(serde::Deserialize)]
+/// Parameters of the records sample.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HeadParams {
+    /// Records to return, 1–1000 (default 10).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// A sample of records, masked by the caller's agreements.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct RecordsResponse {
     dataset: String,
     version: u64,
+    #[schema(value_type = Vec<Object>)]
     records: Vec<Map<String, Value>>,
 }
 
-/// The first records of a dataset (a sample for people exploring the catalog).
+/// The first records of a dataset that the caller may see (a sample for people exploring
+/// the catalog), masked like every other read.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/records", tag = "records",
+    params(("name" = String, Path, description = "Dataset"), HeadParams),
+    responses((status = 200, body = RecordsResponse), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
 pub(crate) async fn head_records(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path(name): Path<String>,
-    params: std::result::Result<Query<HeadParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<HeadParams>,
 ) -> Result<Json<RecordsResponse>> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = params.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_RECORDS_PAGE {
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and {MAX_RECORDS_PAGE}; got {limit}"
         )));
     }
-    let view = s.engine.view(&name, &Access::Unrestricted)?;
+    let access = s.gov.policy().access(&p);
+    let view = s.engine.view(&name, &access)?;
     let batch = view.head(limit)?;
     Ok(Json(RecordsResponse {
         dataset: name,

@@ -1,48 +1,126 @@
 //! # DAGR REST API
 //!
 //! This crate owns the HTTP JSON API under `/api/v1` (axum): today the catalog of datasets
-//! and single-record lookups; the governance, audit, MAP and TAPIS issues add their
+//! and single-record lookups, and governance; the audit, MAP and TAPIS issues add their
 //! resources here. Handlers are thin: they parse the request, call the engine (or, later,
 //! the domain services of this crate) and map results and errors. Every error is an
 //! `application/problem+json` body (RFC 9457) through one exhaustive mapping in [`error`].
 //!
-//! Record lookups go through [`dagr_engine::Engine::view`], the same masked path as every
-//! other read; until the governance issue adds authentication, the API reads with
-//! [`dagr_engine::Access::Unrestricted`] (see `docs/api.md`).
+//! It also owns governance: the metadata store ([`store`], sqlx on SQLite or PostgreSQL),
+//! the model ([`model`]), the rules ([`governance`]), secrets and the in-memory access
+//! policy ([`auth`]) that implements the engine's [`dagr_engine::AccessPolicy`] seam. Record
+//! lookups go through [`dagr_engine::Engine::view`] with the caller's agreements compiled
+//! into grants: the same masked path as every other read. The OpenAPI 3.1 document is
+//! generated from the handlers ([`openapi`]).
 
+pub mod api;
+pub mod auth;
 pub mod error;
+pub mod extract;
+pub mod governance;
 mod handlers;
+pub mod model;
+pub mod openapi;
 pub mod serve;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use axum;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use dagr_engine::Engine;
+use dagr_engine::task::SpawnedTask;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+pub use governance::Governance;
+pub use store::MetaStore;
 
 /// Largest request body accepted by the API (loads have their own streaming endpoint).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Longest time a request may take before it is answered with 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a server checks the metadata store for changes made elsewhere (another
+/// replica, `dagr admin`): a revocation anywhere is in force everywhere within this time.
+pub const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Shared state of the API.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The governance service.
+    pub gov: Arc<Governance>,
+}
+
+/// Keep the policy current with changes made outside this process. The task stops when
+/// the returned handle is dropped.
+pub fn spawn_refresher(gov: Arc<Governance>) -> SpawnedTask<()> {
+    SpawnedTask::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match gov.refresh_if_changed().await {
+                Ok(changed) => {
+                    if changed {
+                        tracing::debug!("governance policy reloaded");
+                    }
+                    if failing {
+                        tracing::info!("metadata store reachable again");
+                        failing = false;
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::error!(error = %e, "cannot refresh the governance policy; serving the last one");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(openapi::document())
 }
 
 /// The `/api/v1` routes with their layers (tracing, body limit, timeout).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(handlers::health))
-        .route("/api/v1/datasets", get(handlers::list_datasets))
-        .route("/api/v1/datasets/{name}", get(handlers::get_dataset))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/me", get(api::me))
+        .route(
+            "/api/v1/organisations",
+            get(api::list_organisations).post(api::create_organisation),
+        )
+        .route("/api/v1/organisations/{code}", get(api::get_organisation))
+        .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route(
+            "/api/v1/systems",
+            get(api::list_systems).post(api::create_system),
+        )
+        .route("/api/v1/systems/{id}", get(api::get_system))
+        .route(
+            "/api/v1/systems/{id}/tokens",
+            get(api::list_system_tokens).post(api::create_system_token),
+        )
+        .route("/api/v1/tokens", post(api::create_token))
+        .route("/api/v1/tokens/{id}", get(api::get_token))
+        .route("/api/v1/tokens/{id}/revoke", post(api::revoke_token))
+        .route(
+            "/api/v1/datasets",
+            get(handlers::list_datasets).post(api::register_dataset),
+        )
+        .route(
+            "/api/v1/datasets/{name}",
+            get(handlers::get_dataset).patch(api::update_dataset),
+        )
         .route(
             "/api/v1/datasets/{name}/records",
             get(handlers::head_records),
@@ -51,6 +129,38 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/datasets/{name}/records/{key}",
             get(handlers::get_record),
         )
+        .route(
+            "/api/v1/datasets/{name}/schema-changes",
+            post(api::file_change),
+        )
+        .route(
+            "/api/v1/requests",
+            get(api::list_requests).post(api::create_request),
+        )
+        .route("/api/v1/requests/{id}", get(api::get_request))
+        .route("/api/v1/requests/{id}/approve", post(api::approve_request))
+        .route("/api/v1/requests/{id}/refuse", post(api::refuse_request))
+        .route(
+            "/api/v1/requests/{id}/withdraw",
+            post(api::withdraw_request),
+        )
+        .route("/api/v1/agreements", get(api::list_agreements))
+        .route("/api/v1/agreements/{id}", get(api::get_agreement))
+        .route(
+            "/api/v1/agreements/{id}/revoke",
+            post(api::revoke_agreement),
+        )
+        .route("/api/v1/schema-changes", get(api::list_changes))
+        .route("/api/v1/schema-changes/{id}", get(api::get_change))
+        .route(
+            "/api/v1/schema-changes/{id}/accept",
+            post(api::accept_change),
+        )
+        .route(
+            "/api/v1/schema-changes/{id}/reject",
+            post(api::reject_change),
+        )
+        .route("/api/v1/{kind}/{id}/history", get(api::history))
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -328,6 +328,54 @@ impl Engine {
         Ok(definition)
     }
 
+    /// Replace the definition of a registered dataset (an accepted schema change).
+    ///
+    /// The name, owner and primary key cannot change. Loads from now on are validated
+    /// against the new definition; snapshots already loaded keep the definition they were
+    /// loaded with until the next load replaces them.
+    pub async fn redefine(&self, definition: DatasetDefinition) -> Result<Arc<DatasetDefinition>> {
+        let definition = Arc::new(definition.validated()?);
+        let state = self.state(&definition.name)?;
+        // Serialise with loads, so a load validates against one definition throughout.
+        let _catalog = state.commit.lock().await;
+        let old = Arc::clone(&state.definition.read());
+        let refuse = |reason: String| Error::InvalidDefinition {
+            dataset: definition.name.clone(),
+            reason,
+        };
+        if old.owner != definition.owner {
+            return Err(refuse(format!(
+                "the owner cannot change (`{}` → `{}`)",
+                old.owner, definition.owner
+            )));
+        }
+        if old.primary_key != definition.primary_key {
+            return Err(refuse(format!(
+                "the primary key cannot change ({:?} → {:?}); register a new dataset instead",
+                old.primary_key, definition.primary_key
+            )));
+        }
+        self.store.write_definition(&definition).await?;
+        *state.definition.write() = Arc::clone(&definition);
+        info!(dataset = %definition.name, "definition replaced");
+        Ok(definition)
+    }
+
+    /// Check a row-scope predicate against a dataset's current definition, returning the
+    /// names of the columns it reads. Refuses a predicate that does not parse or type-check.
+    pub fn check_row_scope(&self, name: &str, predicate: &str) -> Result<Vec<String>> {
+        let definition = self.definition(name)?;
+        let expr = crate::scope::parse(name, &definition.arrow_schema(), predicate)?;
+        let mut columns: Vec<String> = expr
+            .column_refs()
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect();
+        columns.sort();
+        columns.dedup();
+        Ok(columns)
+    }
+
     /// Names of all datasets, sorted.
     pub fn dataset_names(&self) -> Vec<String> {
         self.datasets.read().keys().cloned().collect()

@@ -20,6 +20,9 @@
 //!   functions.
 //! - [`table`] and [`query`]: a DataFusion `TableProvider` presenting the masked view, and the
 //!   read-only SQL entry point ([`Engine::query`]).
+//! - [`principal`]: the caller seam — [`Principal`] and the [`AccessPolicy`] trait that
+//!   protocol crates ask who a token stands for and what it may read.
+//! - [`task`]: [`task::SpawnedTask`], background tasks that stop with their owner.
 //! - [`demo`]: the deterministic generator of the four demo registers.
 
 pub mod definition;
@@ -28,17 +31,20 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod mask;
+pub mod principal;
 pub mod query;
 pub mod scope;
 pub mod snapshot;
 pub mod store;
 pub mod table;
+pub mod task;
 
 pub use definition::{Attribute, DatasetDefinition};
 pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionInfo};
 pub use error::{Error, Result};
 pub use index::{Key, KeyValue, PrimaryKeyIndex};
 pub use mask::{Grant, ResolvedMask};
+pub use principal::{AccessPolicy, AuthError, Principal, Role};
 pub use query::{QueryConfig, QueryResult};
 pub use snapshot::Snapshot;
 

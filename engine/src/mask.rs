@@ -70,29 +70,31 @@ pub struct ResolvedMask {
 }
 
 impl ResolvedMask {
-    /// Resolve grants against a snapshot. Refuses an empty set of grants.
+    /// Resolve grants against a snapshot. Refuses grants that permit no attribute of it.
     pub fn resolve(snapshot: &Snapshot, grants: &[Grant]) -> Result<Self> {
         let dataset = snapshot.dataset();
-        if grants.iter().all(|g| g.attributes.is_empty()) {
-            return Err(Error::AccessDenied(dataset.to_owned()));
-        }
         let definition = snapshot.definition();
-        // (columns, rows) of each grant
+        // (columns, rows) of each grant. A granted attribute that this snapshot does not have
+        // (removed by an accepted schema change, or not yet loaded) grants nothing.
         let mut resolved: Vec<(RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
-        for g in grants.iter().filter(|g| !g.attributes.is_empty()) {
-            let mut cols = RoaringBitmap::new();
-            for a in &g.attributes {
-                let o = definition.ordinal(a).ok_or_else(|| Error::InvalidQuery(format!(
-                    "attribute `{a}` of a grant does not exist in dataset `{dataset}` version {}",
-                    snapshot.version()
-                )))?;
-                cols.insert(o as u32);
+        for g in grants {
+            let cols: RoaringBitmap = g
+                .attributes
+                .iter()
+                .filter_map(|a| definition.ordinal(a))
+                .map(|o| o as u32)
+                .collect();
+            if cols.is_empty() {
+                continue;
             }
             let rows = match &g.row_scope {
                 None => None,
                 Some(p) => Some(snapshot.scope_rows(p)?),
             };
             resolved.push((cols, rows));
+        }
+        if resolved.is_empty() {
+            return Err(Error::AccessDenied(dataset.to_owned()));
         }
         let columns = resolved
             .iter()

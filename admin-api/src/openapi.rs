@@ -1,0 +1,93 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' annotations and the
+//! model types, served at `/api/v1/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{api, handlers};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DAGR API",
+        description = "Catalog, record lookups and governance (organisations, systems, \
+            tokens, access requests, agreements, schema changes) of DAGR. Every call except \
+            `/health` and this document needs `Authorization: Bearer <token>`. Errors are \
+            `application/problem+json` (RFC 9457). Lists are JSON arrays paginated with \
+            `limit` and `after`; a full page carries `Link: <...>; rel=\"next\"`."
+    ),
+    paths(
+        handlers::health,
+        handlers::list_datasets,
+        handlers::get_dataset,
+        handlers::head_records,
+        handlers::get_record,
+        api::me,
+        api::create_organisation,
+        api::list_organisations,
+        api::get_organisation,
+        api::create_user,
+        api::list_users,
+        api::create_system,
+        api::list_systems,
+        api::get_system,
+        api::create_system_token,
+        api::list_system_tokens,
+        api::create_token,
+        api::get_token,
+        api::revoke_token,
+        api::register_dataset,
+        api::update_dataset,
+        api::create_request,
+        api::list_requests,
+        api::get_request,
+        api::approve_request,
+        api::refuse_request,
+        api::withdraw_request,
+        api::history,
+        api::list_agreements,
+        api::get_agreement,
+        api::revoke_agreement,
+        api::file_change,
+        api::list_changes,
+        api::get_change,
+        api::accept_change,
+        api::reject_change,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "meta", description = "Health and this document"),
+        (name = "auth", description = "Who the caller is"),
+        (name = "datasets", description = "The catalog and data flows"),
+        (name = "records", description = "Masked record lookups"),
+        (name = "organisations"), (name = "users"), (name = "systems"), (name = "tokens"),
+        (name = "requests", description = "Access requests and decisions"),
+        (name = "agreements", description = "Agreements in force, revocation"),
+        (name = "schema-changes", description = "Change management of dataset schemas"),
+        (name = "history", description = "Every state change: who, when, why"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A DAGR API token: `dagr_` and 64 hex digits"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,1598 @@
+//! The metadata store: governance records in SQL through `sqlx`'s `Any` driver, so that one
+//! set of queries serves both backends — a SQLite file in the data directory by default, and
+//! PostgreSQL (`postgres://...`) for several replicas.
+//!
+//! Portability rules: numbered `$n` parameters (both drivers accept them), times as BIGINT
+//! Unix milliseconds, lists as JSON text, no booleans. Migrations are embedded SQL files
+//! applied in order inside a transaction; `{id}` in them becomes each backend's
+//! auto-increment key.
+//!
+//! Every write bumps the `generation` counter in the same transaction, so that each server
+//! (replica) notices changes made elsewhere (another replica, `dagr admin`) by polling one
+//! row. Every state transition is a conditional `UPDATE ... WHERE status = <from>`, so two
+//! concurrent decisions cannot both succeed, and each writes its history entry in the same
+//! transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::model::*;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("metadata database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored value could not be read back (a bug or a hand-edited database).
+    #[error("metadata database holds an unreadable value: {0}")]
+    Corrupt(String),
+    /// The database URL is not supported.
+    #[error("unsupported database URL `{0}`: use a sqlite:// path or postgres://")]
+    UnsupportedUrl(String),
+}
+
+/// Result with [`StoreError`].
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// Which SQL backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Embedded migrations, applied in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "governance",
+    include_str!("migrations/0001_governance.sql"),
+)];
+
+/// Keyset pagination: at most `limit` items after the cursor `after` (exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Largest number of items.
+    pub limit: i64,
+    /// Cursor: the last id (or code) of the previous page.
+    pub after: Option<String>,
+}
+
+/// Filters of request and agreement lists.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this dataset.
+    pub dataset: Option<String>,
+    /// Only this consumer organisation.
+    pub consumer: Option<String>,
+    /// Only datasets of this owner organisation.
+    pub owner: Option<String>,
+    /// Consumer or owner: either side is this organisation.
+    pub party: Option<String>,
+    /// Only this stored status.
+    pub status: Option<String>,
+    /// Only pending requests whose deadline is before this time.
+    pub due_before: Option<Time>,
+}
+
+/// A new access request, validated by the governance service.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Dataset.
+    pub dataset: String,
+    /// Owner organisation.
+    pub owner_organisation: String,
+    /// Requesting organisation.
+    pub consumer_organisation: String,
+    /// Attributes.
+    pub attributes: Vec<String>,
+    /// Row scope.
+    pub row_scope: Option<String>,
+    /// Purpose.
+    pub purpose: String,
+    /// Legal basis.
+    pub legal_basis: String,
+    /// Systems.
+    pub systems: Vec<i64>,
+    /// Validity start.
+    pub valid_from: Time,
+    /// Validity end.
+    pub valid_to: Time,
+    /// Who files it.
+    pub created_by: String,
+    /// SLA deadline.
+    pub due_at: Time,
+}
+
+/// What an approval grants (the request, possibly narrowed).
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// Granted attributes.
+    pub attributes: Vec<String>,
+    /// Granted row scope.
+    pub row_scope: Option<String>,
+    /// Validity start.
+    pub valid_from: Time,
+    /// Validity end.
+    pub valid_to: Time,
+    /// A note for the history.
+    pub note: Option<String>,
+}
+
+/// A history entry to write with a change.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// Kind of entity.
+    pub entity: &'a str,
+    /// Its id.
+    pub entity_id: String,
+    /// What happened.
+    pub action: &'a str,
+    /// Status before.
+    pub from: Option<&'a str>,
+    /// Status after.
+    pub to: Option<&'a str>,
+    /// Who.
+    pub actor: &'a str,
+    /// Why.
+    pub reason: Option<&'a str>,
+    /// Details.
+    pub details: Option<serde_json::Value>,
+}
+
+/// Query arguments of dynamically built SQL.
+enum Arg {
+    I(i64),
+    S(String),
+}
+
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+
+    fn and(&mut self, cond: &str, a: Arg) {
+        let p = self.arg(a);
+        self.text.push_str(" AND ");
+        self.text.push_str(&cond.replace('?', &p));
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::I(v) => q.bind(*v),
+                Arg::S(v) => q.bind(v.as_str()),
+            };
+        }
+        q
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn enum_col<T>(row: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    let s: String = row.try_get(col)?;
+    parse(&s).ok_or_else(|| StoreError::Corrupt(format!("{col} = `{s}`")))
+}
+
+fn time_col(row: &AnyRow, col: &str) -> StoreResult<Time> {
+    Ok(Time(row.try_get::<i64, _>(col)?))
+}
+
+fn opt_time_col(row: &AnyRow, col: &str) -> StoreResult<Option<Time>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(Time))
+}
+
+fn unique_conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Database(e),
+    }
+}
+
+fn organisation_row(r: &AnyRow) -> StoreResult<Organisation> {
+    Ok(Organisation {
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        created_at: time_col(r, "created_at")?,
+    })
+}
+
+fn user_row(r: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        login: r.try_get("login")?,
+        name: r.try_get("name")?,
+        organisation: r.try_get("organisation")?,
+        role: enum_col(r, "role", UserRole::parse)?,
+        created_at: time_col(r, "created_at")?,
+    })
+}
+
+fn system_row(r: &AnyRow) -> StoreResult<System> {
+    Ok(System {
+        id: r.try_get("id")?,
+        organisation: r.try_get("organisation")?,
+        name: r.try_get("name")?,
+        kind: enum_col(r, "kind", SystemKind::parse)?,
+        description: r.try_get("description")?,
+        created_at: time_col(r, "created_at")?,
+    })
+}
+
+fn token_row(r: &AnyRow) -> StoreResult<Token> {
+    Ok(Token {
+        id: r.try_get("id")?,
+        prefix: r.try_get("prefix")?,
+        kind: enum_col(r, "kind", TokenKind::parse)?,
+        system: r.try_get("system_id")?,
+        subject: r.try_get("subject")?,
+        label: r.try_get("label")?,
+        created_at: time_col(r, "created_at")?,
+        created_by: r.try_get("created_by")?,
+        expires_at: opt_time_col(r, "expires_at")?,
+        revoked_at: opt_time_col(r, "revoked_at")?,
+    })
+}
+
+fn dataset_row(r: &AnyRow) -> StoreResult<DatasetMeta> {
+    Ok(DatasetMeta {
+        name: r.try_get("name")?,
+        owner: r.try_get("owner")?,
+        sla_days: r.try_get("sla_days")?,
+        provider_systems: from_json(
+            &r.try_get::<String, _>("provider_systems")?,
+            "provider_systems",
+        )?,
+        created_at: time_col(r, "created_at")?,
+    })
+}
+
+fn request_row(r: &AnyRow, now: Time) -> StoreResult<AccessRequest> {
+    let status = enum_col(r, "status", RequestStatus::parse)?;
+    let due_at = time_col(r, "due_at")?;
+    Ok(AccessRequest {
+        id: r.try_get("id")?,
+        dataset: r.try_get("dataset")?,
+        owner_organisation: r.try_get("owner_organisation")?,
+        consumer_organisation: r.try_get("consumer_organisation")?,
+        attributes: from_json(&r.try_get::<String, _>("attributes")?, "attributes")?,
+        row_scope: r.try_get("row_scope")?,
+        purpose: r.try_get("purpose")?,
+        legal_basis: r.try_get("legal_basis")?,
+        systems: from_json(&r.try_get::<String, _>("systems")?, "systems")?,
+        valid_from: time_col(r, "valid_from")?,
+        valid_to: time_col(r, "valid_to")?,
+        status,
+        created_at: time_col(r, "created_at")?,
+        created_by: r.try_get("created_by")?,
+        due_at,
+        overdue: status == RequestStatus::Pending && due_at < now,
+        decided_at: opt_time_col(r, "decided_at")?,
+        decided_by: r.try_get("decided_by")?,
+        reason: r.try_get("reason")?,
+        agreement_id: r.try_get("agreement_id")?,
+    })
+}
+
+fn agreement_row(r: &AnyRow, now: Time) -> StoreResult<Agreement> {
+    let mut a = Agreement {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        dataset: r.try_get("dataset")?,
+        owner_organisation: r.try_get("owner_organisation")?,
+        consumer_organisation: r.try_get("consumer_organisation")?,
+        attributes: from_json(&r.try_get::<String, _>("attributes")?, "attributes")?,
+        row_scope: r.try_get("row_scope")?,
+        purpose: r.try_get("purpose")?,
+        legal_basis: r.try_get("legal_basis")?,
+        systems: from_json(&r.try_get::<String, _>("systems")?, "systems")?,
+        valid_from: time_col(r, "valid_from")?,
+        valid_to: time_col(r, "valid_to")?,
+        status: enum_col(r, "status", AgreementStatus::parse)?,
+        created_at: time_col(r, "created_at")?,
+        approved_by: r.try_get("approved_by")?,
+        revoked_at: opt_time_col(r, "revoked_at")?,
+        revoked_by: r.try_get("revoked_by")?,
+        revoke_reason: r.try_get("revoke_reason")?,
+    };
+    a.status = a.status_at(now);
+    Ok(a)
+}
+
+fn change_row(r: &AnyRow) -> StoreResult<ChangeRequest> {
+    Ok(ChangeRequest {
+        id: r.try_get("id")?,
+        dataset: r.try_get("dataset")?,
+        definition: from_json(&r.try_get::<String, _>("definition")?, "definition")?,
+        changes: from_json(&r.try_get::<String, _>("changes")?, "changes")?,
+        affected: from_json(&r.try_get::<String, _>("affected")?, "affected")?,
+        status: enum_col(r, "status", ChangeStatus::parse)?,
+        filed_by: r.try_get("filed_by")?,
+        filed_at: time_col(r, "filed_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at: opt_time_col(r, "decided_at")?,
+        reason: r.try_get("reason")?,
+    })
+}
+
+fn history_row(r: &AnyRow) -> StoreResult<HistoryEntry> {
+    let details: Option<String> = r.try_get("details")?;
+    Ok(HistoryEntry {
+        id: r.try_get("id")?,
+        entity: r.try_get("entity")?,
+        entity_id: r.try_get("entity_id")?,
+        action: r.try_get("action")?,
+        from_status: r.try_get("from_status")?,
+        to_status: r.try_get("to_status")?,
+        actor: r.try_get("actor")?,
+        reason: r.try_get("reason")?,
+        at: time_col(r, "at")?,
+        details: details.map(|d| from_json(&d, "details")).transpose()?,
+    })
+}
+
+/// The metadata store.
+#[derive(Debug, Clone)]
+pub struct MetaStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl MetaStore {
+    /// Open the SQLite file `path` (created if missing) and migrate it.
+    pub async fn open_sqlite(path: &Path) -> StoreResult<Self> {
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Connect to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and migrate it.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        };
+        let _ = sqlx::any::AnyConnectOptions::from_str(url)?;
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10));
+        let pool = options.connect(url).await?;
+        let store = MetaStore { pool, backend };
+        if backend == Backend::Sqlite {
+            // WAL: readers do not block the writer; FULL sync: an acknowledged change
+            // survives power loss.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&store.pool)
+                .await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The connection pool, for tools and tests that need SQL the store does not offer.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS dagr_migrations \
+             (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let id = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        };
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            if self.backend == Backend::Postgres {
+                // Replicas starting together migrate one at a time.
+                sqlx::query("SELECT pg_advisory_xact_lock(7036137)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM dagr_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            for stmt in sql.split("\n;\n") {
+                let stmt: String = stmt
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if stmt.trim().is_empty() {
+                    continue;
+                }
+                sqlx::query(&stmt.replace("{id}", id))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO dagr_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(Time::now().0)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version, name, "metadata migration applied");
+        }
+        Ok(())
+    }
+
+    /// The change counter; it grows with every committed write.
+    pub async fn generation(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM dagr_meta WHERE key = 'generation'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE dagr_meta SET value = value + 1 WHERE key = 'generation'")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn event(tx: &mut Transaction<'static, Any>, e: Event<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO history (entity, entity_id, action, from_status, to_status, actor, \
+             reason, at, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(e.entity)
+        .bind(e.entity_id)
+        .bind(e.action)
+        .bind(e.from)
+        .bind(e.to)
+        .bind(e.actor)
+        .bind(e.reason)
+        .bind(Time::now().0)
+        .bind(e.details.map(|d| d.to_string()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    // ---- organisations -------------------------------------------------------------
+
+    /// Register an organisation.
+    pub async fn create_organisation(
+        &self,
+        code: &str,
+        name: &str,
+        actor: &str,
+    ) -> StoreResult<Organisation> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO organisations (code, name, created_at) VALUES ($1, $2, $3)")
+            .bind(code)
+            .bind(name)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_conflict(e, || format!("organisation `{code}`")))?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "organisation",
+                entity_id: code.to_owned(),
+                action: "created",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({ "name": name })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Organisation {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    /// One organisation.
+    pub async fn organisation(&self, code: &str) -> StoreResult<Option<Organisation>> {
+        sqlx::query("SELECT * FROM organisations WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(organisation_row)
+            .transpose()
+    }
+
+    /// Organisations by code.
+    pub async fn organisations(&self, page: &Page) -> StoreResult<Vec<Organisation>> {
+        let mut sql = Sql::new("SELECT * FROM organisations WHERE 1 = 1");
+        if let Some(after) = &page.after {
+            sql.and("code > ?", Arg::S(after.clone()));
+        }
+        let limit = sql.arg(Arg::I(page.limit));
+        sql.text.push_str(&format!(" ORDER BY code LIMIT {limit}"));
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(organisation_row)
+            .collect()
+    }
+
+    // ---- users ---------------------------------------------------------------------
+
+    /// Create a user with an already hashed password.
+    pub async fn create_user(
+        &self,
+        login: &str,
+        name: &str,
+        organisation: Option<&str>,
+        role: UserRole,
+        password_hash: &str,
+        actor: &str,
+    ) -> StoreResult<User> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (login, name, organisation, role, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(login)
+        .bind(name)
+        .bind(organisation)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_conflict(e, || format!("user `{login}`")))?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "user",
+                entity_id: id.to_string(),
+                action: "created",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({ "login": login, "role": role.as_str() })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(User {
+            id,
+            login: login.to_owned(),
+            name: name.to_owned(),
+            organisation: organisation.map(str::to_owned),
+            role,
+            created_at: now,
+        })
+    }
+
+    /// A user with its password hash, failed-login count and lock-out end.
+    pub async fn user_credentials(
+        &self,
+        login: &str,
+    ) -> StoreResult<Option<(User, String, i64, Option<Time>)>> {
+        let Some(r) = sqlx::query("SELECT * FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            user_row(&r)?,
+            r.try_get("password_hash")?,
+            r.try_get("failed_logins")?,
+            opt_time_col(&r, "locked_until")?,
+        )))
+    }
+
+    /// Record a login attempt: reset the failure count on success, else count it and lock
+    /// the account until `lock_until` when given.
+    pub async fn record_login(
+        &self,
+        user: i64,
+        success: bool,
+        lock_until: Option<Time>,
+    ) -> StoreResult<()> {
+        let q = if success {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+                .bind(user)
+        } else {
+            sqlx::query(
+                "UPDATE users SET failed_logins = failed_logins + 1, \
+                 locked_until = COALESCE($2, locked_until) WHERE id = $1",
+            )
+            .bind(user)
+            .bind(lock_until.map(|t| t.0))
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Users, optionally of one organisation.
+    pub async fn users(&self, organisation: Option<&str>, page: &Page) -> StoreResult<Vec<User>> {
+        let mut sql = Sql::new("SELECT * FROM users WHERE 1 = 1");
+        if let Some(o) = organisation {
+            sql.and("organisation = ?", Arg::S(o.to_owned()));
+        }
+        id_page(&mut sql, page, false)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_row)
+            .collect()
+    }
+
+    // ---- systems -------------------------------------------------------------------
+
+    /// Register a system.
+    pub async fn create_system(
+        &self,
+        organisation: &str,
+        name: &str,
+        kind: SystemKind,
+        description: &str,
+        actor: &str,
+    ) -> StoreResult<System> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO systems (organisation, name, kind, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(organisation)
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(description)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_conflict(e, || format!("system `{name}` of `{organisation}`")))?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "system",
+                entity_id: id.to_string(),
+                action: "created",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({
+                    "organisation": organisation, "name": name, "kind": kind.as_str()
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(System {
+            id,
+            organisation: organisation.to_owned(),
+            name: name.to_owned(),
+            kind,
+            description: description.to_owned(),
+            created_at: now,
+        })
+    }
+
+    /// One system.
+    pub async fn system(&self, id: i64) -> StoreResult<Option<System>> {
+        sqlx::query("SELECT * FROM systems WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(system_row)
+            .transpose()
+    }
+
+    /// Systems, optionally of one organisation, by id.
+    pub async fn systems(
+        &self,
+        organisation: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<System>> {
+        let mut sql = Sql::new("SELECT * FROM systems WHERE 1 = 1");
+        if let Some(o) = organisation {
+            sql.and("organisation = ?", Arg::S(o.to_owned()));
+        }
+        id_page(&mut sql, page, false)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(system_row)
+            .collect()
+    }
+
+    // ---- tokens --------------------------------------------------------------------
+
+    /// Store a new token (its secret already hashed).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one column each; called by one service"
+    )]
+    pub async fn create_token(
+        &self,
+        kind: TokenKind,
+        system: Option<i64>,
+        subject: Option<&str>,
+        label: &str,
+        expires_at: Option<Time>,
+        hash_hex: &str,
+        prefix: &str,
+        actor: &str,
+    ) -> StoreResult<Token> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (secret_hash, prefix, kind, system_id, subject, label, \
+             created_at, created_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(hash_hex)
+        .bind(prefix)
+        .bind(kind.as_str())
+        .bind(system)
+        .bind(subject)
+        .bind(label)
+        .bind(now.0)
+        .bind(actor)
+        .bind(expires_at.map(|t| t.0))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_conflict(e, || "token".to_owned()))?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "token",
+                entity_id: id.to_string(),
+                action: "created",
+                from: None,
+                to: Some("active"),
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({
+                    "kind": kind.as_str(), "system": system, "label": label,
+                    "expires_at": expires_at.map(Time::to_rfc3339),
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Token {
+            id,
+            prefix: prefix.to_owned(),
+            kind,
+            system,
+            subject: subject.map(str::to_owned),
+            label: label.to_owned(),
+            created_at: now,
+            created_by: actor.to_owned(),
+            expires_at,
+            revoked_at: None,
+        })
+    }
+
+    /// One token's metadata.
+    pub async fn token(&self, id: i64) -> StoreResult<Option<Token>> {
+        sqlx::query("SELECT * FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_row)
+            .transpose()
+    }
+
+    /// Tokens, optionally of one system.
+    pub async fn tokens(&self, system: Option<i64>, page: &Page) -> StoreResult<Vec<Token>> {
+        let mut sql = Sql::new("SELECT * FROM tokens WHERE 1 = 1");
+        if let Some(s) = system {
+            sql.and("system_id = ?", Arg::I(s));
+        }
+        id_page(&mut sql, page, false)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_row)
+            .collect()
+    }
+
+    /// Revoke a token; `false` if it was already revoked.
+    pub async fn revoke_token(&self, id: i64, actor: &str, reason: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let n =
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(Time::now().0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "token",
+                entity_id: id.to_string(),
+                action: "revoked",
+                from: Some("active"),
+                to: Some("revoked"),
+                actor,
+                reason: Some(reason),
+                details: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every token that is not revoked, with its hash and system, for the authenticator.
+    pub async fn live_tokens(&self) -> StoreResult<Vec<TokenAuth>> {
+        let rows = sqlx::query(
+            "SELECT t.*, s.organisation AS s_organisation, s.name AS s_name, s.kind AS s_kind, \
+             s.description AS s_description, s.created_at AS s_created_at \
+             FROM tokens t LEFT JOIN systems s ON s.id = t.system_id \
+             WHERE t.revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let token = token_row(r)?;
+                let hex: String = r.try_get("secret_hash")?;
+                let hash = crate::auth::parse_hash(&hex)
+                    .ok_or_else(|| StoreError::Corrupt(format!("token {} hash", token.id)))?;
+                let system = match token.system {
+                    Some(id) => Some(System {
+                        id,
+                        organisation: r.try_get("s_organisation")?,
+                        name: r.try_get("s_name")?,
+                        kind: enum_col(r, "s_kind", SystemKind::parse)?,
+                        description: r.try_get("s_description")?,
+                        created_at: time_col(r, "s_created_at")?,
+                    }),
+                    None => None,
+                };
+                Ok(TokenAuth {
+                    token,
+                    hash,
+                    system,
+                })
+            })
+            .collect()
+    }
+
+    // ---- datasets ------------------------------------------------------------------
+
+    /// Register a dataset's governance metadata.
+    pub async fn create_dataset(
+        &self,
+        name: &str,
+        owner: &str,
+        sla_days: i64,
+        provider_systems: &[i64],
+        actor: &str,
+    ) -> StoreResult<DatasetMeta> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO datasets (name, owner, sla_days, provider_systems, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(sla_days)
+        .bind(to_json(&provider_systems))
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_conflict(e, || format!("dataset `{name}`")))?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "dataset",
+                entity_id: name.to_owned(),
+                action: "registered",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({ "owner": owner, "sla_days": sla_days })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DatasetMeta {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            sla_days,
+            provider_systems: provider_systems.to_vec(),
+            created_at: now,
+        })
+    }
+
+    /// Change a dataset's SLA and provider systems.
+    pub async fn update_dataset(
+        &self,
+        name: &str,
+        sla_days: i64,
+        provider_systems: &[i64],
+        actor: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE datasets SET sla_days = $2, provider_systems = $3 WHERE name = $1")
+            .bind(name)
+            .bind(sla_days)
+            .bind(to_json(&provider_systems))
+            .execute(&mut *tx)
+            .await?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "dataset",
+                entity_id: name.to_owned(),
+                action: "updated",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({
+                    "sla_days": sla_days, "provider_systems": provider_systems
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One dataset's metadata.
+    pub async fn dataset(&self, name: &str) -> StoreResult<Option<DatasetMeta>> {
+        sqlx::query("SELECT * FROM datasets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(dataset_row)
+            .transpose()
+    }
+
+    /// Every dataset's metadata.
+    pub async fn datasets(&self) -> StoreResult<Vec<DatasetMeta>> {
+        sqlx::query("SELECT * FROM datasets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(dataset_row)
+            .collect()
+    }
+
+    // ---- access requests -----------------------------------------------------------
+
+    /// File a request.
+    pub async fn create_request(&self, r: &NewRequest) -> StoreResult<AccessRequest> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO access_requests (dataset, owner_organisation, consumer_organisation, \
+             attributes, row_scope, purpose, legal_basis, systems, valid_from, valid_to, status, \
+             created_at, created_by, due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13) \
+             RETURNING id",
+        )
+        .bind(&r.dataset)
+        .bind(&r.owner_organisation)
+        .bind(&r.consumer_organisation)
+        .bind(to_json(&r.attributes))
+        .bind(r.row_scope.as_deref())
+        .bind(&r.purpose)
+        .bind(&r.legal_basis)
+        .bind(to_json(&r.systems))
+        .bind(r.valid_from.0)
+        .bind(r.valid_to.0)
+        .bind(now.0)
+        .bind(&r.created_by)
+        .bind(r.due_at.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "request",
+                entity_id: id.to_string(),
+                action: "filed",
+                from: None,
+                to: Some("pending"),
+                actor: &r.created_by,
+                reason: None,
+                details: Some(serde_json::json!({
+                    "dataset": r.dataset, "attributes": r.attributes, "row_scope": r.row_scope,
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.request(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("request {id} vanished")))
+    }
+
+    /// One request.
+    pub async fn request(&self, id: i64) -> StoreResult<Option<AccessRequest>> {
+        let now = Time::now();
+        sqlx::query("SELECT * FROM access_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(|r| request_row(r, now))
+            .transpose()
+    }
+
+    /// Requests, newest first.
+    pub async fn requests(&self, f: &ListFilter, page: &Page) -> StoreResult<Vec<AccessRequest>> {
+        let now = Time::now();
+        let mut sql = Sql::new("SELECT * FROM access_requests WHERE 1 = 1");
+        apply_filter(&mut sql, f);
+        if let Some(t) = f.due_before {
+            sql.and("status = 'pending' AND due_at < ?", Arg::I(t.0));
+        }
+        id_page(&mut sql, page, true)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| request_row(r, now))
+            .collect()
+    }
+
+    /// Approve a pending request, making its agreement. `None` if it was not pending.
+    pub async fn approve_request(
+        &self,
+        request: &AccessRequest,
+        approval: &Approval,
+        actor: &str,
+    ) -> StoreResult<Option<Agreement>> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let agreement_id: i64 = sqlx::query_scalar(
+            "INSERT INTO agreements (request_id, dataset, owner_organisation, \
+             consumer_organisation, attributes, row_scope, purpose, legal_basis, systems, \
+             valid_from, valid_to, status, created_at, approved_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13) \
+             RETURNING id",
+        )
+        .bind(request.id)
+        .bind(&request.dataset)
+        .bind(&request.owner_organisation)
+        .bind(&request.consumer_organisation)
+        .bind(to_json(&approval.attributes))
+        .bind(approval.row_scope.as_deref())
+        .bind(&request.purpose)
+        .bind(&request.legal_basis)
+        .bind(to_json(&request.systems))
+        .bind(approval.valid_from.0)
+        .bind(approval.valid_to.0)
+        .bind(now.0)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE access_requests SET status = 'approved', decided_at = $2, decided_by = $3, \
+             reason = $4, agreement_id = $5 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(request.id)
+        .bind(now.0)
+        .bind(actor)
+        .bind(approval.note.as_deref())
+        .bind(agreement_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None); // dropping the transaction rolls the agreement back
+        }
+        let narrowed = approval.attributes != request.attributes
+            || approval.row_scope != request.row_scope
+            || approval.valid_to != request.valid_to
+            || approval.valid_from != request.valid_from;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "request",
+                entity_id: request.id.to_string(),
+                action: "approved",
+                from: Some("pending"),
+                to: Some("approved"),
+                actor,
+                reason: approval.note.as_deref(),
+                details: Some(serde_json::json!({
+                    "agreement": agreement_id, "narrowed": narrowed,
+                })),
+            },
+        )
+        .await?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "agreement",
+                entity_id: agreement_id.to_string(),
+                action: "made",
+                from: None,
+                to: Some("active"),
+                actor,
+                reason: approval.note.as_deref(),
+                details: Some(serde_json::json!({
+                    "request": request.id, "attributes": approval.attributes,
+                    "row_scope": approval.row_scope,
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.agreement(agreement_id).await
+    }
+
+    /// Move a pending request to `to` (refused or withdrawn). `false` if it was not pending.
+    pub async fn close_request(
+        &self,
+        id: i64,
+        to: RequestStatus,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE access_requests SET status = $2, decided_at = $3, decided_by = $4, \
+             reason = $5 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(Time::now().0)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "request",
+                entity_id: id.to_string(),
+                action: to.as_str(),
+                from: Some("pending"),
+                to: Some(to.as_str()),
+                actor,
+                reason,
+                details: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- agreements ----------------------------------------------------------------
+
+    /// One agreement.
+    pub async fn agreement(&self, id: i64) -> StoreResult<Option<Agreement>> {
+        let now = Time::now();
+        sqlx::query("SELECT * FROM agreements WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(|r| agreement_row(r, now))
+            .transpose()
+    }
+
+    /// Agreements, newest first. A `status` filter of `active` or `expired` is applied to
+    /// the status as of now.
+    pub async fn agreements(&self, f: &ListFilter, page: &Page) -> StoreResult<Vec<Agreement>> {
+        let now = Time::now();
+        let mut f = f.clone();
+        let status = f.status.take();
+        let mut sql = Sql::new("SELECT * FROM agreements WHERE 1 = 1");
+        apply_filter(&mut sql, &f);
+        match status.as_deref() {
+            Some("active") => sql.and("status = 'active' AND valid_to > ?", Arg::I(now.0)),
+            Some("expired") => sql.and("status = 'active' AND valid_to <= ?", Arg::I(now.0)),
+            Some(other) => sql.and("status = ?", Arg::S(other.to_owned())),
+            None => {}
+        }
+        id_page(&mut sql, page, true)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| agreement_row(r, now))
+            .collect()
+    }
+
+    /// Every agreement stored as active (including those past their end), for the policy.
+    pub async fn active_agreements(&self) -> StoreResult<Vec<Agreement>> {
+        let now = Time::now();
+        sqlx::query("SELECT * FROM agreements WHERE status = 'active' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| agreement_row(r, now))
+            .collect()
+    }
+
+    /// Revoke an active agreement. `false` if it was not active.
+    pub async fn revoke_agreement(&self, id: i64, actor: &str, reason: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let ok = Self::revoke_in(&mut tx, id, actor, reason).await?;
+        if ok {
+            tx.commit().await?;
+        }
+        Ok(ok)
+    }
+
+    async fn revoke_in(
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        actor: &str,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE agreements SET status = 'revoked', revoked_at = $2, revoked_by = $3, \
+             revoke_reason = $4 WHERE id = $1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(Time::now().0)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::event(
+            tx,
+            Event {
+                entity: "agreement",
+                entity_id: id.to_string(),
+                action: "revoked",
+                from: Some("active"),
+                to: Some("revoked"),
+                actor,
+                reason: Some(reason),
+                details: None,
+            },
+        )
+        .await?;
+        Ok(true)
+    }
+
+    // ---- schema change requests ----------------------------------------------------
+
+    /// File a change request in `status` (pending, or applied when it breaks nothing).
+    pub async fn create_change_request(
+        &self,
+        dataset: &str,
+        definition: &serde_json::Value,
+        changes: &SchemaDiff,
+        affected: &[AffectedAgreement],
+        status: ChangeStatus,
+        actor: &str,
+    ) -> StoreResult<ChangeRequest> {
+        let now = Time::now();
+        let mut tx = self.begin().await?;
+        let decided = status == ChangeStatus::Applied;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO change_requests (dataset, definition, changes, affected, status, \
+             filed_by, filed_at, decided_by, decided_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(dataset)
+        .bind(definition.to_string())
+        .bind(to_json(changes))
+        .bind(to_json(&affected))
+        .bind(status.as_str())
+        .bind(actor)
+        .bind(now.0)
+        .bind(decided.then_some(actor))
+        .bind(decided.then_some(now.0))
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "change_request",
+                entity_id: id.to_string(),
+                action: "filed",
+                from: None,
+                to: Some(status.as_str()),
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({ "dataset": dataset, "changes": changes })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.change_request(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("change request {id} vanished")))
+    }
+
+    /// One change request.
+    pub async fn change_request(&self, id: i64) -> StoreResult<Option<ChangeRequest>> {
+        sqlx::query("SELECT * FROM change_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(change_row)
+            .transpose()
+    }
+
+    /// Change requests, newest first.
+    pub async fn change_requests(
+        &self,
+        dataset: Option<&str>,
+        owner: Option<&str>,
+        status: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<ChangeRequest>> {
+        let mut sql = Sql::new("SELECT * FROM change_requests WHERE 1 = 1");
+        if let Some(d) = dataset {
+            sql.and("dataset = ?", Arg::S(d.to_owned()));
+        }
+        if let Some(o) = owner {
+            sql.and(
+                "dataset IN (SELECT name FROM datasets WHERE owner = ?)",
+                Arg::S(o.to_owned()),
+            );
+        }
+        if let Some(s) = status {
+            sql.and("status = ?", Arg::S(s.to_owned()));
+        }
+        id_page(&mut sql, page, true)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(change_row)
+            .collect()
+    }
+
+    /// Decide a pending change request. On acceptance, removed attributes are taken out of
+    /// the affected agreements (an agreement left with none is revoked), in the same
+    /// transaction. `false` if it was not pending.
+    pub async fn decide_change_request(
+        &self,
+        change: &ChangeRequest,
+        to: ChangeStatus,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE change_requests SET status = $2, decided_by = $3, decided_at = $4, \
+             reason = $5 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(change.id)
+        .bind(to.as_str())
+        .bind(actor)
+        .bind(Time::now().0)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "change_request",
+                entity_id: change.id.to_string(),
+                action: to.as_str(),
+                from: Some("pending"),
+                to: Some(to.as_str()),
+                actor,
+                reason,
+                details: None,
+            },
+        )
+        .await?;
+        if to == ChangeStatus::Accepted {
+            Self::narrow_agreements(&mut tx, change, actor).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Apply an accepted (or directly applied) change to the agreements of its dataset.
+    async fn narrow_agreements(
+        tx: &mut Transaction<'static, Any>,
+        change: &ChangeRequest,
+        actor: &str,
+    ) -> StoreResult<()> {
+        let removed = &change.changes.removed;
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let now = Time::now();
+        let rows = sqlx::query("SELECT * FROM agreements WHERE dataset = $1 AND status = 'active'")
+            .bind(&change.dataset)
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            let a = agreement_row(r, now)?;
+            let kept: Vec<String> = a
+                .attributes
+                .iter()
+                .filter(|x| !removed.contains(x))
+                .cloned()
+                .collect();
+            if kept.len() == a.attributes.len() {
+                continue;
+            }
+            let why = format!("attributes removed by schema change request {}", change.id);
+            if kept.is_empty() {
+                Self::revoke_in(tx, a.id, actor, &why).await?;
+                continue;
+            }
+            sqlx::query("UPDATE agreements SET attributes = $2 WHERE id = $1")
+                .bind(a.id)
+                .bind(to_json(&kept))
+                .execute(&mut **tx)
+                .await?;
+            Self::event(
+                tx,
+                Event {
+                    entity: "agreement",
+                    entity_id: a.id.to_string(),
+                    action: "narrowed",
+                    from: Some("active"),
+                    to: Some("active"),
+                    actor,
+                    reason: Some(&why),
+                    details: Some(serde_json::json!({ "attributes": kept })),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    // ---- history -------------------------------------------------------------------
+
+    /// The history of one entity, oldest first.
+    pub async fn history(&self, entity: &str, id: &str) -> StoreResult<Vec<HistoryEntry>> {
+        sqlx::query("SELECT * FROM history WHERE entity = $1 AND entity_id = $2 ORDER BY id")
+            .bind(entity)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(history_row)
+            .collect()
+    }
+}
+
+fn apply_filter(sql: &mut Sql, f: &ListFilter) {
+    if let Some(d) = &f.dataset {
+        sql.and("dataset = ?", Arg::S(d.clone()));
+    }
+    if let Some(c) = &f.consumer {
+        sql.and("consumer_organisation = ?", Arg::S(c.clone()));
+    }
+    if let Some(o) = &f.owner {
+        sql.and("owner_organisation = ?", Arg::S(o.clone()));
+    }
+    if let Some(p) = &f.party {
+        let a = sql.arg(Arg::S(p.clone()));
+        let b = sql.arg(Arg::S(p.clone()));
+        sql.text.push_str(&format!(
+            " AND (consumer_organisation = {a} OR owner_organisation = {b})"
+        ));
+    }
+    if let Some(s) = &f.status {
+        sql.and("status = ?", Arg::S(s.clone()));
+    }
+}
+
+/// Keyset pagination over `id`, newest first when `desc`.
+fn id_page(sql: &mut Sql, page: &Page, desc: bool) -> StoreResult<()> {
+    if let Some(after) = &page.after {
+        let id: i64 = after
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("cursor `{after}` is not an id")))?;
+        sql.and(if desc { "id < ?" } else { "id > ?" }, Arg::I(id));
+    }
+    let limit = sql.arg(Arg::I(page.limit));
+    sql.text.push_str(&format!(
+        " ORDER BY id {} LIMIT {limit}",
+        if desc { "DESC" } else { "ASC" }
+    ));
+    Ok(())
+}
+
+/// A URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
