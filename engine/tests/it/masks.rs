@@ -415,3 +415,28 @@ async fn keys_the_caller_cannot_see_cannot_be_probed() {
     .unwrap();
     assert_eq!(rows(&b), 1);
 }
+
+#[tokio::test]
+async fn granted_attributes_missing_from_a_snapshot_grant_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 30).await;
+    // A grant naming an attribute the snapshot lacks (e.g. removed by a schema change)
+    // keeps the rest; a grant of only missing attributes grants nothing.
+    let access = grants(vec![(
+        "people",
+        vec![Grant::attributes(["given_name", "removed_long_ago"])],
+    )]);
+    let out = sql(&e, &access, "SELECT * FROM people LIMIT 1")
+        .await
+        .unwrap();
+    assert!(
+        out.contains("given_name") && !out.contains("removed_long_ago"),
+        "{out}"
+    );
+    let access = grants(vec![(
+        "people",
+        vec![Grant::attributes(["removed_long_ago"])],
+    )]);
+    let err = e.view("people", &access).unwrap_err();
+    assert!(matches!(err, dagr_engine::Error::AccessDenied(_)), "{err}");
+}

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::common::*;
-use dagr_engine::arrow::array::{ArrayRef, AsArray, Int32Array, Int64Array, StringArray};
+use dagr_engine::arrow::array::{
+    ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use dagr_engine::arrow::datatypes::Int64Type;
 use dagr_engine::{Access, Error, KeyValue};
 
@@ -422,4 +424,76 @@ async fn nested_types_and_oversized_unsigned_keys_are_refused() {
         0
     );
     assert!(view.lookup(&[KeyValue::Int(1)]).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn redefine_changes_what_the_next_load_must_match_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 100).await;
+    // Drop `secret`: a load without it is refused until the definition changes.
+    let mut def = people_def();
+    def.attributes.retain(|a| a.name != "secret");
+    let narrow: Vec<RecordBatch> = people(50, 2)
+        .into_iter()
+        .map(|b| {
+            let i = b.schema().index_of("secret").unwrap();
+            let mut b = b;
+            b.remove_column(i);
+            b
+        })
+        .collect();
+    let err = e.load_batches("people", narrow.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("secret"), "{err}");
+    // Owner and key cannot change.
+    let mut bad = def.clone();
+    bad.owner = "UR".into();
+    assert!(
+        e.redefine(bad)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("owner")
+    );
+    let mut bad = def.clone();
+    bad.primary_key = vec!["given_name".into()];
+    assert!(
+        e.redefine(bad)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("primary key")
+    );
+    e.redefine(def.clone()).await.unwrap();
+    // The loaded snapshot keeps its definition until the next load.
+    assert!(
+        e.current("people")
+            .unwrap()
+            .definition()
+            .attribute("secret")
+            .is_some()
+    );
+    e.load_batches("people", narrow).await.unwrap();
+    assert!(
+        e.current("people")
+            .unwrap()
+            .definition()
+            .attribute("secret")
+            .is_none()
+    );
+    drop(e);
+    let e = open(dir.path()).await;
+    assert!(
+        e.definition("people")
+            .unwrap()
+            .attribute("secret")
+            .is_none()
+    );
+    assert_eq!(e.current("people").unwrap().num_rows(), 50);
+    // Row scopes are checked against the definition and report the columns they read.
+    assert_eq!(
+        e.check_row_scope("people", "municipality = 'Rīga' AND income > 3")
+            .unwrap(),
+        ["income", "municipality"]
+    );
+    assert!(e.check_row_scope("people", "secret = 'x'").is_err());
 }
