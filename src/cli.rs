@@ -36,14 +36,21 @@ pub enum Command {
     /// Demo registers.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Manage the metadata store without a server: admin tokens, organisations, systems,
+    /// tokens and users (safe while a server runs on the same data directory).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Flags of `dagr serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Data directory (snapshots, and later the metadata database).
+    /// Data directory: snapshots, and the metadata database unless --database-url is given.
     #[arg(long, env = "DAGR_DATA_DIR", default_value = "./dagr-data")]
     pub data_dir: PathBuf,
+    /// Metadata database: `postgres://USER@HOST:PORT/DB` (needed for several replicas) or
+    /// `sqlite://PATH`; default a SQLite file `meta.db` in the data directory.
+    #[arg(long, env = "DAGR_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Address of the HTTP API and portal; port 0 picks a free port.
     #[arg(long, env = "DAGR_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -106,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(crate::server::run(args)),
+        Command::Admin(args) => crate::admin::run(&runtime, args),
         Command::Demo(DemoCommand::Generate { rows, seed, out }) => {
             let started = std::time::Instant::now();
             let cfg = dagr_engine::demo::DemoConfig {

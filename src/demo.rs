@@ -1,6 +1,7 @@
 //! Seeding the demo into an empty data directory.
 //!
-//! Seeding is resumable: a marker file is written only when all four registers are loaded,
+//! Seeding is resumable: a marker file is written only when all four registers are loaded
+//! and the demo governance (organisations, systems, tokens, agreements) is in place,
 //! and a start that finds no marker (a seeding killed half-way) finishes the job, loading the
 //! registers that have no snapshot yet and leaving committed ones alone.
 
@@ -28,7 +29,7 @@ pub fn should_seed(engine: &Engine, data_dir: &Path) -> bool {
 }
 
 /// Generate the four demo registers and load each one that has no snapshot yet as its next
-/// version, then write the marker.
+/// version. The caller seeds the demo governance next and then calls [`finish`].
 pub async fn seed(engine: &Engine, data_dir: &Path, persons: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     // A seeding that was interrupted resumes with the size it started with, so that the
@@ -62,8 +63,22 @@ pub async fn seed(engine: &Engine, data_dir: &Path, persons: usize) -> anyhow::R
             engine.load_batches(&name, d.batches).await?;
         }
     }
-    std::fs::rename(&pending, marker(data_dir))
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        "demo registers loaded"
+    );
+    Ok(())
+}
+
+/// Whether a demo seeding is under way (started and not finished).
+pub fn pending(data_dir: &Path) -> bool {
+    data_dir.join("demo-seeding").exists()
+}
+
+/// Mark the demo as fully seeded (registers and governance).
+pub fn finish(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::rename(data_dir.join("demo-seeding"), marker(data_dir))
         .with_context(|| format!("writing {}", marker(data_dir).display()))?;
-    info!(ms = started.elapsed().as_millis() as u64, "demo seeded");
+    info!("demo seeded");
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dagr_admin_api::{AppState, Governance, MetaStore};
 use dagr_engine::{Engine, EngineConfig, QueryConfig};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -31,25 +32,70 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(engine))
 }
 
+/// Open the metadata store: `database_url` if given, else `meta.db` in the data directory.
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<MetaStore> {
+    match database_url {
+        Some(url) => MetaStore::connect(url).await.with_context(|| {
+            format!(
+                "opening the metadata database {}",
+                dagr_admin_api::store::redact(url)
+            )
+        }),
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let path = data_dir.join("meta.db");
+            MetaStore::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening the metadata database {}", path.display()))
+        }
+    }
+}
+
+/// Open the engine, the metadata store and the governance service for `args`, seeding the
+/// demo (registers, then governance) into an empty data directory.
+pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
+    let engine = open_engine(args).await?;
+    let store = open_store(&args.data_dir, args.database_url.as_deref()).await?;
+    let gov = Governance::open(store, Arc::clone(&engine))
+        .await
+        .context("loading the governance policy")?;
+    if crate::demo::pending(&args.data_dir) {
+        crate::demo_governance::seed_governance(&gov, &args.data_dir)
+            .await
+            .context("seeding the demo organisations, systems and agreements")?;
+        crate::demo::finish(&args.data_dir)?;
+    }
+    Ok(AppState {
+        engine,
+        gov: Arc::new(gov),
+    })
+}
+
 /// The HTTP application: REST API and portal.
-pub fn http_app(engine: Arc<Engine>) -> dagr_admin_api::axum::Router {
-    dagr_admin_api::router(dagr_admin_api::AppState { engine }).merge(dagr_portal::router())
+pub fn http_app(state: AppState) -> dagr_admin_api::axum::Router {
+    dagr_admin_api::router(state).merge(dagr_portal::router())
 }
 
 /// Serve HTTP on an already-bound listener until `shutdown` resolves.
 pub async fn serve_http(
-    engine: Arc<Engine>,
+    state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    dagr_admin_api::serve::serve(listener, http_app(engine), shutdown)
+    dagr_admin_api::serve::serve(listener, http_app(state), shutdown)
         .await
         .context("HTTP server failed")
 }
 
 /// `dagr serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let engine = open_engine(&args).await?;
+    let state = open_services(&args).await?;
+    let engine = Arc::clone(&state.engine);
+    let _refresher = dagr_admin_api::spawn_refresher(Arc::clone(&state.gov));
     let listener = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot bind the HTTP address {}", args.http_addr))?;
@@ -59,7 +105,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         flight = %args.flight_addr,
         "the Arrow Flight service is not part of this build yet; the address is reserved for it"
     );
-    serve_http(engine, listener, shutdown_signal()).await?;
+    serve_http(state, listener, shutdown_signal()).await?;
     info!("DAGR stopped");
     Ok(())
 }

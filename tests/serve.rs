@@ -1,145 +1,33 @@
 //! End to end: the real `dagr` binary on a free loopback port, driven over HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
+
+use std::process::Command;
+
+use common::{Server, credentials, get, get_auth};
 
 use dagr_engine::arrow::array::AsArray;
 use dagr_engine::demo::{DEFAULT_SEED, DemoConfig, generate};
-use serde_json::Value;
-
 const DEMO_ROWS: usize = 3000;
-
-/// A running `dagr serve`; killed on drop if still running.
-struct Server {
-    child: Child,
-    base: String,
-    log: mpsc::Receiver<String>,
-    history: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Start `dagr serve` without waiting for it.
-    fn spawn(data_dir: &std::path::Path, demo_rows: usize) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
-            .args([
-                "serve",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--flight-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--demo-rows", &demo_rows.to_string()])
-            .env("NO_COLOR", "1")
-            .env("DAGR_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dagr");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            base: String::new(),
-            log: rx,
-            history: Vec::new(),
-        }
-    }
-
-    /// Wait (at most two minutes) for a log line containing `needle`, and return it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let Ok(line) = self.log.recv_timeout(Duration::from_secs(120)) else {
-                panic!(
-                    "dagr never logged `{needle}`; log:\n{}",
-                    self.history.join("\n")
-                );
-            };
-            self.history.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Start `dagr serve` and wait until it listens.
-    fn start(data_dir: &std::path::Path) -> Server {
-        let mut server = Server::spawn(data_dir, DEMO_ROWS);
-        let line = server.wait_for("DAGR listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http="))
-            .expect("http= in the listening line")
-            .to_owned();
-        server.base = format!("http://{addr}");
-        server
-    }
-
-    /// Everything logged so far.
-    fn logged(&mut self) -> String {
-        self.history.extend(self.log.try_iter());
-        self.history.join("\n")
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                assert!(s.success(), "dagr exited with {s}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("dagr did not stop within 15 s of SIGTERM");
-    }
-}
-
-async fn get(url: &str) -> (u16, String, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = r.json().await.unwrap_or(Value::Null);
-    (status, ct, body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start(&data);
+    let mut server = Server::start(&data, DEMO_ROWS, &[]);
     let base = server.base.clone();
 
     let (status, _, health) = get(&format!("{base}/api/v1/health")).await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
 
-    let (status, _, list) = get(&format!("{base}/api/v1/datasets")).await;
+    // The catalog needs a token; the demo wrote its tokens into the data directory.
+    let (status, ct, _) = get(&format!("{base}/api/v1/datasets")).await;
+    assert_eq!((status, ct.as_str()), (401, "application/problem+json"));
+    let creds = credentials(&data);
+    let pmlp = common::system_token(&creds, "PMLP", "provider");
+    let vzd = common::system_token(&creds, "VZD", "provider");
+    let (status, _, list) = get_auth(&format!("{base}/api/v1/datasets"), &pmlp).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = list
         .as_array()
@@ -179,27 +67,34 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         .batches[0];
     let code = first.column(0).as_string::<i32>().value(17).to_owned();
     let given = first.column(1).as_string::<i32>().value(17).to_owned();
-    let (status, _, rec) = get(&format!("{base}/api/v1/datasets/persons/records/{code}")).await;
+    let (status, _, rec) = get_auth(
+        &format!("{base}/api/v1/datasets/persons/records/{code}"),
+        &pmlp,
+    )
+    .await;
     assert_eq!(status, 200, "{rec}");
     assert_eq!(rec["dataset"], "persons");
     assert_eq!(rec["version"], 1);
     assert_eq!(rec["record"]["personal_code"], code.as_str());
     assert_eq!(rec["record"]["given_name"], given.as_str());
 
-    let (status, ct, problem) = get(&format!(
-        "{base}/api/v1/datasets/persons/records/000000-00000"
-    ))
+    let (status, ct, problem) = get_auth(
+        &format!("{base}/api/v1/datasets/persons/records/000000-00000"),
+        &pmlp,
+    )
     .await;
     assert_eq!(status, 404);
     assert_eq!(ct, "application/problem+json");
     assert_eq!(problem["status"], 404);
     assert!(problem["detail"].as_str().unwrap().contains("000000-00000"));
-    let (status, _, problem) = get(&format!("{base}/api/v1/datasets/nope/records/1")).await;
+    let (status, _, problem) =
+        get_auth(&format!("{base}/api/v1/datasets/nope/records/1"), &pmlp).await;
     assert_eq!(status, 404);
     assert!(problem["detail"].as_str().unwrap().contains("`nope`"));
-    let (status, _, problem) = get(&format!(
-        "{base}/api/v1/datasets/addresses/records/not-a-number"
-    ))
+    let (status, _, problem) = get_auth(
+        &format!("{base}/api/v1/datasets/addresses/records/not-a-number"),
+        &vzd,
+    )
     .await;
     assert_eq!(status, 400);
     assert!(
@@ -207,7 +102,11 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         "{problem}"
     );
 
-    let (status, _, head) = get(&format!("{base}/api/v1/datasets/persons/records?limit=3")).await;
+    let (status, _, head) = get_auth(
+        &format!("{base}/api/v1/datasets/persons/records?limit=3"),
+        &pmlp,
+    )
+    .await;
     assert_eq!(status, 200, "{head}");
     let records = head["records"].as_array().unwrap();
     assert_eq!(records.len(), 3);
@@ -216,9 +115,10 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         first.column(0).as_string::<i32>().value(0)
     );
     for bad in ["0", "5000", "abc"] {
-        let (status, ct, problem) = get(&format!(
-            "{base}/api/v1/datasets/persons/records?limit={bad}"
-        ))
+        let (status, ct, problem) = get_auth(
+            &format!("{base}/api/v1/datasets/persons/records?limit={bad}"),
+            &pmlp,
+        )
         .await;
         assert_eq!(
             (status, ct.as_str()),
@@ -243,8 +143,13 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
     assert!(server.logged().contains("demo seeded"));
 
     // Restart on the same directory: snapshots are restored, the demo is not regenerated.
-    let mut server = Server::start(&data);
-    let (_, _, list) = get(&format!("{}/api/v1/datasets", server.base)).await;
+    let mut server = Server::start(&data, DEMO_ROWS, &[]);
+    assert_eq!(
+        credentials(&data),
+        creds,
+        "a restart keeps the demo credentials"
+    );
+    let (_, _, list) = get_auth(&format!("{}/api/v1/datasets", server.base), &pmlp).await;
     let persons = list
         .as_array()
         .unwrap()
@@ -253,10 +158,10 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         .unwrap();
     assert_eq!(persons["version"], 1);
     assert_eq!(persons["rows"], DEMO_ROWS);
-    let (status, _, rec) = get(&format!(
-        "{}/api/v1/datasets/persons/records/{code}",
-        server.base
-    ))
+    let (status, _, rec) = get_auth(
+        &format!("{}/api/v1/datasets/persons/records/{code}", server.base),
+        &pmlp,
+    )
     .await;
     assert_eq!(status, 200);
     assert_eq!(rec["record"]["given_name"], given.as_str());
@@ -297,15 +202,17 @@ async fn a_server_killed_while_seeding_recovers_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Kill -9 right after the first register is committed, while the others are loading.
-    let mut server = Server::spawn(&data, 300_000);
+    let mut server = Server::spawn(&data, 300_000, &[]);
     server.wait_for("snapshot committed");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let before = server.logged();
     drop(server);
 
-    let mut server = Server::start(&data);
-    let (_, _, list) = get(&format!("{}/api/v1/datasets", server.base)).await;
+    let mut server = Server::start(&data, DEMO_ROWS, &[]);
+    let creds = credentials(&data);
+    let pmlp = common::system_token(&creds, "PMLP", "provider");
+    let (_, _, list) = get_auth(&format!("{}/api/v1/datasets", server.base), &pmlp).await;
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 4, "{list:?}");
     for d in list {

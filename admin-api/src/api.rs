@@ -128,6 +128,30 @@ pub(crate) async fn get_organisation(
     Ok(Json(s.gov.organisation(&p, &code).await?))
 }
 
+/// New values of an organisation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganisation {
+    /// Full name.
+    pub name: String,
+}
+
+/// Rename an organisation (admin).
+#[utoipa::path(patch, path = "/api/v1/organisations/{code}", tag = "organisations",
+    params(("code" = String, Path, description = "Organisation code")),
+    request_body = UpdateOrganisation,
+    responses((status = 200, body = Organisation), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn update_organisation(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(code): Path<String>,
+    Body(b): Body<UpdateOrganisation>,
+) -> Result<Json<Organisation>> {
+    Ok(Json(s.gov.rename_organisation(&p, &code, &b.name).await?))
+}
+
 // ---- users -----------------------------------------------------------------------------
 
 /// A new portal user.

@@ -328,6 +328,25 @@ impl Governance {
         Ok(org)
     }
 
+    /// Rename an organisation (admin).
+    pub async fn rename_organisation(
+        &self,
+        p: &Principal,
+        code: &str,
+        name: &str,
+    ) -> GovResult<Organisation> {
+        Self::require_admin(p)?;
+        let name = check_name("name", name)?;
+        if !self
+            .store
+            .rename_organisation(code, &name, &p.describe())
+            .await?
+        {
+            return Err(GovError::NotFound(format!("organisation `{code}`")));
+        }
+        self.organisation(p, code).await
+    }
+
     /// Organisations (any authenticated caller: the directory is not secret).
     pub async fn organisations(&self, _p: &Principal, page: &Page) -> GovResult<Vec<Organisation>> {
         Ok(self.store.organisations(page).await?)
@@ -383,7 +402,11 @@ impl Governance {
         if password.chars().count() < 10 || password.len() > 1024 {
             return Err(invalid("password", "must have 10–1024 characters"));
         }
-        let hash = auth::hash_password(password)
+        // Argon2 is deliberately slow (tens of ms): keep it off the async runtime.
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|e| GovError::Store(StoreError::Corrupt(format!("hashing: {e}"))))?
             .map_err(|e| GovError::Store(StoreError::Corrupt(format!("hashing: {e}"))))?;
         Ok(self
             .store

@@ -99,7 +99,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/organisations",
             get(api::list_organisations).post(api::create_organisation),
         )
-        .route("/api/v1/organisations/{code}", get(api::get_organisation))
+        .route(
+            "/api/v1/organisations/{code}",
+            get(api::get_organisation).patch(api::update_organisation),
+        )
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route(
             "/api/v1/systems",

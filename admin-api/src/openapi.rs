@@ -27,6 +27,7 @@ use crate::{api, handlers};
         api::create_organisation,
         api::list_organisations,
         api::get_organisation,
+        api::update_organisation,
         api::create_user,
         api::list_users,
         api::create_system,

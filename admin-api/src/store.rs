@@ -551,6 +551,41 @@ impl MetaStore {
         })
     }
 
+    /// Rename an organisation. `false` if there is none with that code.
+    pub async fn rename_organisation(
+        &self,
+        code: &str,
+        name: &str,
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("UPDATE organisations SET name = $2 WHERE code = $1")
+            .bind(code)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::event(
+            &mut tx,
+            Event {
+                entity: "organisation",
+                entity_id: code.to_owned(),
+                action: "renamed",
+                from: None,
+                to: None,
+                actor,
+                reason: None,
+                details: Some(serde_json::json!({ "name": name })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// One organisation.
     pub async fn organisation(&self, code: &str) -> StoreResult<Option<Organisation>> {
         sqlx::query("SELECT * FROM organisations WHERE code = $1")

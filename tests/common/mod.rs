@@ -1,0 +1,175 @@
+//! Shared helpers of the end-to-end tests: the real `dagr` binary on a free loopback port.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A running `dagr serve`; killed on drop if still running.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    log: mpsc::Receiver<String>,
+    history: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Start `dagr serve` without waiting for it.
+    pub fn spawn(data_dir: &std::path::Path, demo_rows: usize, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--flight-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--demo-rows", &demo_rows.to_string()])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("DAGR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dagr");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            base: String::new(),
+            log: rx,
+            history: Vec::new(),
+        }
+    }
+
+    /// Wait (at most two minutes) for a log line containing `needle`, and return it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let Ok(line) = self.log.recv_timeout(Duration::from_secs(120)) else {
+                panic!(
+                    "dagr never logged `{needle}`; log:\n{}",
+                    self.history.join("\n")
+                );
+            };
+            self.history.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Start `dagr serve` and wait until it listens.
+    pub fn start(data_dir: &std::path::Path, demo_rows: usize, extra: &[&str]) -> Server {
+        let mut server = Server::spawn(data_dir, demo_rows, extra);
+        let line = server.wait_for("DAGR listening");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .expect("http= in the listening line")
+            .to_owned();
+        server.base = format!("http://{addr}");
+        server
+    }
+
+    /// Everything logged so far.
+    pub fn logged(&mut self) -> String {
+        self.history.extend(self.log.try_iter());
+        self.history.join("\n")
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..300 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                assert!(s.success(), "dagr exited with {s}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dagr did not stop within 15 s of SIGTERM");
+    }
+}
+
+pub async fn get(url: &str) -> (u16, String, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, ct, body)
+}
+
+/// GET with a bearer token: (status, content type, JSON body or null).
+pub async fn get_auth(url: &str, token: &str) -> (u16, String, Value) {
+    send(reqwest::Client::new().get(url).bearer_auth(token)).await
+}
+
+/// POST JSON with a bearer token: (status, content type, JSON body or null).
+pub async fn post_auth(url: &str, token: &str, body: &Value) -> (u16, String, Value) {
+    send(
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .json(body),
+    )
+    .await
+}
+
+/// Send a request: (status, content type, JSON body or null).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, String, Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, ct, body)
+}
+
+/// The demo credentials a server wrote into its data directory.
+pub fn credentials(data_dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(data_dir.join("demo-credentials.json"))
+        .expect("demo-credentials.json in the data directory");
+    serde_json::from_str(&text).expect("demo-credentials.json is JSON")
+}
+
+/// The token of the first demo system of `organisation` with `role` (`consumer`/`provider`).
+pub fn system_token(creds: &Value, organisation: &str, role: &str) -> String {
+    creds["systems"]
+        .as_array()
+        .expect("systems in the credentials")
+        .iter()
+        .find(|s| s["organisation"] == organisation && s["role"] == role)
+        .and_then(|s| s["token"].as_str())
+        .unwrap_or_else(|| panic!("no {role} system of {organisation} in the demo credentials"))
+        .to_owned()
+}
