@@ -132,23 +132,23 @@ pub struct Approval {
 
 /// A history entry to write with a change.
 #[derive(Debug, Clone)]
-pub struct Event<'a> {
+struct Event<'a> {
     /// Kind of entity.
-    pub entity: &'a str,
+    entity: &'a str,
     /// Its id.
-    pub entity_id: String,
+    entity_id: String,
     /// What happened.
-    pub action: &'a str,
+    action: &'a str,
     /// Status before.
-    pub from: Option<&'a str>,
+    from: Option<&'a str>,
     /// Status after.
-    pub to: Option<&'a str>,
+    to: Option<&'a str>,
     /// Who.
-    pub actor: &'a str,
+    actor: &'a str,
     /// Why.
-    pub reason: Option<&'a str>,
+    reason: Option<&'a str>,
     /// Details.
-    pub details: Option<serde_json::Value>,
+    details: Option<serde_json::Value>,
 }
 
 /// Query arguments of dynamically built SQL.
@@ -160,6 +160,37 @@ enum Arg {
 struct Sql {
     text: String,
     args: Vec<Arg>,
+}
+
+impl<'a> Event<'a> {
+    fn new(entity: &'a str, entity_id: impl ToString, action: &'a str, actor: &'a str) -> Self {
+        Event {
+            entity,
+            entity_id: entity_id.to_string(),
+            action,
+            from: None,
+            to: None,
+            actor,
+            reason: None,
+            details: None,
+        }
+    }
+
+    fn status(mut self, from: Option<&'a str>, to: Option<&'a str>) -> Self {
+        self.from = from;
+        self.to = to;
+        self
+    }
+
+    fn reason(mut self, reason: Option<&'a str>) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
 }
 
 impl Sql {
@@ -531,16 +562,8 @@ impl MetaStore {
             .map_err(|e| unique_conflict(e, || format!("organisation `{code}`")))?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "organisation",
-                entity_id: code.to_owned(),
-                action: "created",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({ "name": name })),
-            },
+            Event::new("organisation", code, "created", actor)
+                .details(serde_json::json!({ "name": name })),
         )
         .await?;
         tx.commit().await?;
@@ -570,16 +593,8 @@ impl MetaStore {
         }
         Self::event(
             &mut tx,
-            Event {
-                entity: "organisation",
-                entity_id: code.to_owned(),
-                action: "renamed",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({ "name": name })),
-            },
+            Event::new("organisation", code, "renamed", actor)
+                .details(serde_json::json!({ "name": name })),
         )
         .await?;
         tx.commit().await?;
@@ -642,16 +657,8 @@ impl MetaStore {
         .map_err(|e| unique_conflict(e, || format!("user `{login}`")))?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "user",
-                entity_id: id.to_string(),
-                action: "created",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({ "login": login, "role": role.as_str() })),
-            },
+            Event::new("user", id, "created", actor)
+                .details(serde_json::json!({ "login": login, "role": role.as_str() })),
         )
         .await?;
         tx.commit().await?;
@@ -750,18 +757,9 @@ impl MetaStore {
         .map_err(|e| unique_conflict(e, || format!("system `{name}` of `{organisation}`")))?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "system",
-                entity_id: id.to_string(),
-                action: "created",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({
-                    "organisation": organisation, "name": name, "kind": kind.as_str()
-                })),
-            },
+            Event::new("system", id, "created", actor).details(serde_json::json!({
+                "organisation": organisation, "name": name, "kind": kind.as_str()
+            })),
         )
         .await?;
         tx.commit().await?;
@@ -844,19 +842,12 @@ impl MetaStore {
         .map_err(|e| unique_conflict(e, || "token".to_owned()))?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "token",
-                entity_id: id.to_string(),
-                action: "created",
-                from: None,
-                to: Some("active"),
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({
+            Event::new("token", id, "created", actor)
+                .status(None, Some("active"))
+                .details(serde_json::json!({
                     "kind": kind.as_str(), "system": system, "label": label,
                     "expires_at": expires_at.map(Time::to_rfc3339),
                 })),
-            },
         )
         .await?;
         tx.commit().await?;
@@ -915,16 +906,9 @@ impl MetaStore {
         }
         Self::event(
             &mut tx,
-            Event {
-                entity: "token",
-                entity_id: id.to_string(),
-                action: "revoked",
-                from: Some("active"),
-                to: Some("revoked"),
-                actor,
-                reason: Some(reason),
-                details: None,
-            },
+            Event::new("token", id, "revoked", actor)
+                .status(Some("active"), Some("revoked"))
+                .reason(Some(reason)),
         )
         .await?;
         tx.commit().await?;
@@ -994,16 +978,8 @@ impl MetaStore {
         .map_err(|e| unique_conflict(e, || format!("dataset `{name}`")))?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "dataset",
-                entity_id: name.to_owned(),
-                action: "registered",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({ "owner": owner, "sla_days": sla_days })),
-            },
+            Event::new("dataset", name, "registered", actor)
+                .details(serde_json::json!({ "owner": owner, "sla_days": sla_days })),
         )
         .await?;
         tx.commit().await?;
@@ -1033,18 +1009,9 @@ impl MetaStore {
             .await?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "dataset",
-                entity_id: name.to_owned(),
-                action: "updated",
-                from: None,
-                to: None,
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({
-                    "sla_days": sla_days, "provider_systems": provider_systems
-                })),
-            },
+            Event::new("dataset", name, "updated", actor).details(serde_json::json!({
+                "sla_days": sla_days, "provider_systems": provider_systems
+            })),
         )
         .await?;
         tx.commit().await?;
@@ -1102,18 +1069,11 @@ impl MetaStore {
         .await?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "request",
-                entity_id: id.to_string(),
-                action: "filed",
-                from: None,
-                to: Some("pending"),
-                actor: &r.created_by,
-                reason: None,
-                details: Some(serde_json::json!({
+            Event::new("request", id, "filed", &r.created_by)
+                .status(None, Some("pending"))
+                .details(serde_json::json!({
                     "dataset": r.dataset, "attributes": r.attributes, "row_scope": r.row_scope,
                 })),
-            },
         )
         .await?;
         tx.commit().await?;
@@ -1203,35 +1163,23 @@ impl MetaStore {
             || approval.valid_from != request.valid_from;
         Self::event(
             &mut tx,
-            Event {
-                entity: "request",
-                entity_id: request.id.to_string(),
-                action: "approved",
-                from: Some("pending"),
-                to: Some("approved"),
-                actor,
-                reason: approval.note.as_deref(),
-                details: Some(serde_json::json!({
+            Event::new("request", request.id, "approved", actor)
+                .status(Some("pending"), Some("approved"))
+                .reason(approval.note.as_deref())
+                .details(serde_json::json!({
                     "agreement": agreement_id, "narrowed": narrowed,
                 })),
-            },
         )
         .await?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "agreement",
-                entity_id: agreement_id.to_string(),
-                action: "made",
-                from: None,
-                to: Some("active"),
-                actor,
-                reason: approval.note.as_deref(),
-                details: Some(serde_json::json!({
+            Event::new("agreement", agreement_id, "made", actor)
+                .status(None, Some("active"))
+                .reason(approval.note.as_deref())
+                .details(serde_json::json!({
                     "request": request.id, "attributes": approval.attributes,
                     "row_scope": approval.row_scope,
                 })),
-            },
         )
         .await?;
         tx.commit().await?;
@@ -1264,16 +1212,9 @@ impl MetaStore {
         }
         Self::event(
             &mut tx,
-            Event {
-                entity: "request",
-                entity_id: id.to_string(),
-                action: to.as_str(),
-                from: Some("pending"),
-                to: Some(to.as_str()),
-                actor,
-                reason,
-                details: None,
-            },
+            Event::new("request", id, to.as_str(), actor)
+                .status(Some("pending"), Some(to.as_str()))
+                .reason(reason),
         )
         .await?;
         tx.commit().await?;
@@ -1360,16 +1301,9 @@ impl MetaStore {
         }
         Self::event(
             tx,
-            Event {
-                entity: "agreement",
-                entity_id: id.to_string(),
-                action: "revoked",
-                from: Some("active"),
-                to: Some("revoked"),
-                actor,
-                reason: Some(reason),
-                details: None,
-            },
+            Event::new("agreement", id, "revoked", actor)
+                .status(Some("active"), Some("revoked"))
+                .reason(Some(reason)),
         )
         .await?;
         Ok(true)
@@ -1408,16 +1342,9 @@ impl MetaStore {
         .await?;
         Self::event(
             &mut tx,
-            Event {
-                entity: "change_request",
-                entity_id: id.to_string(),
-                action: "filed",
-                from: None,
-                to: Some(status.as_str()),
-                actor,
-                reason: None,
-                details: Some(serde_json::json!({ "dataset": dataset, "changes": changes })),
-            },
+            Event::new("change_request", id, "filed", actor)
+                .status(None, Some(status.as_str()))
+                .details(serde_json::json!({ "dataset": dataset, "changes": changes })),
         )
         .await?;
         tx.commit().await?;
@@ -1495,16 +1422,9 @@ impl MetaStore {
         }
         Self::event(
             &mut tx,
-            Event {
-                entity: "change_request",
-                entity_id: change.id.to_string(),
-                action: to.as_str(),
-                from: Some("pending"),
-                to: Some(to.as_str()),
-                actor,
-                reason,
-                details: None,
-            },
+            Event::new("change_request", change.id, to.as_str(), actor)
+                .status(Some("pending"), Some(to.as_str()))
+                .reason(reason),
         )
         .await?;
         if to == ChangeStatus::Accepted {
@@ -1552,16 +1472,10 @@ impl MetaStore {
                 .await?;
             Self::event(
                 tx,
-                Event {
-                    entity: "agreement",
-                    entity_id: a.id.to_string(),
-                    action: "narrowed",
-                    from: Some("active"),
-                    to: Some("active"),
-                    actor,
-                    reason: Some(&why),
-                    details: Some(serde_json::json!({ "attributes": kept })),
-                },
+                Event::new("agreement", a.id, "narrowed", actor)
+                    .status(Some("active"), Some("active"))
+                    .reason(Some(&why))
+                    .details(serde_json::json!({ "attributes": kept })),
             )
             .await?;
         }
