@@ -36,7 +36,7 @@ pub struct AdminArgs {
     pub data_dir: PathBuf,
     /// Metadata database: `postgres://USER@HOST:PORT/DB` or `sqlite://PATH`; default the
     /// SQLite file `meta.db` in the data directory.
-    #[arg(long, env = "DAGR_DATABASE_URL")]
+    #[arg(long, env = "DAGR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -313,7 +313,7 @@ async fn command(
             expires_at,
         } => {
             let t = gov
-                .create_system_token(p, *system, label, *expires_at)
+                .create_system_token(None, *system, label, *expires_at)
                 .await
                 .with_context(|| format!("creating a token for system {system}"))?;
             tracing::info!(id = t.token.id, system, "system token created");

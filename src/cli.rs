@@ -49,7 +49,7 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Metadata database: `postgres://USER@HOST:PORT/DB` (needed for several replicas) or
     /// `sqlite://PATH`; default a SQLite file `meta.db` in the data directory.
-    #[arg(long, env = "DAGR_DATABASE_URL")]
+    #[arg(long, env = "DAGR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Address of the HTTP API and portal; port 0 picks a free port.
     #[arg(long, env = "DAGR_HTTP_ADDR", default_value = "127.0.0.1:8080")]

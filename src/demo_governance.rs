@@ -521,7 +521,7 @@ pub async fn seed_governance(gov: &Governance, data_dir: &Path) -> anyhow::Resul
     for s in by_id {
         let (org, name) = (&s.organisation, &s.name);
         let t = gov
-            .create_system_token(&admin, s.id, "demo system token", None)
+            .create_system_token(None, s.id, "demo system token", None)
             .await
             .with_context(|| format!("issuing a token for system `{name}` of `{org}`"))?;
         system_entries.push(json!({

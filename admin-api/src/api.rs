@@ -325,7 +325,9 @@ pub(crate) async fn create_system_token(
 ) -> Result<Response> {
     let expires = time_field("expires_at", b.expires_at.as_deref(), true)?;
     Ok(created(
-        s.gov.create_system_token(&p, id, &b.label, expires).await?,
+        s.gov
+            .create_system_token(Some(&p), id, &b.label, expires)
+            .await?,
     ))
 }
 

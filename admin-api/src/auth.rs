@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use dagr_engine::{Access, AccessPolicy, AuthError, Grant, Principal, Role};
@@ -200,6 +201,11 @@ impl PolicyState {
 pub struct Policy {
     state: RwLock<Arc<PolicyState>>,
     engine: Option<Arc<dagr_engine::Engine>>,
+    /// When the state was last known to match the store (Unix ms).
+    fresh_at: AtomicI64,
+    /// How old the state may get before callers are refused (ms); 0 = no bound (a policy
+    /// without a refresher, e.g. in-process tests).
+    max_age_ms: AtomicI64,
 }
 
 impl Policy {
@@ -209,7 +215,47 @@ impl Policy {
         Policy {
             state: RwLock::new(Arc::new(PolicyState::default())),
             engine,
+            fresh_at: AtomicI64::new(Time::now().0),
+            max_age_ms: AtomicI64::new(0),
         }
+    }
+
+    /// Refuse callers ([`AuthError::Unavailable`]) once the state is older than `max_age`
+    /// (set by the refresher, which keeps it fresh).
+    pub fn require_fresh(&self, max_age: std::time::Duration) {
+        self.max_age_ms
+            .store(max_age.as_millis().max(1) as i64, Ordering::Relaxed);
+    }
+
+    /// Record that the state matches the store now.
+    pub fn mark_fresh(&self) {
+        self.fresh_at.store(Time::now().0, Ordering::Relaxed);
+    }
+
+    /// Whether the state is older than its bound.
+    pub fn is_stale(&self) -> bool {
+        let max = self.max_age_ms.load(Ordering::Relaxed);
+        max > 0 && Time::now().0 - self.fresh_at.load(Ordering::Relaxed) > max
+    }
+
+    /// Drop one token from the current state (a revocation committed to the store whose
+    /// reload failed must still hold at once).
+    pub fn forget_token(&self, id: i64) {
+        let id = id.to_string();
+        let mut guard = self.state.write();
+        let old = guard.as_ref();
+        let next = PolicyState {
+            generation: old.generation,
+            tokens: old
+                .tokens
+                .iter()
+                .filter(|(_, t)| t.principal.token_id.as_deref() != Some(id.as_str()))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            agreements: old.agreements.clone(),
+            owned: old.owned.clone(),
+        };
+        *guard = Arc::new(next);
     }
 
     /// The current state.
@@ -220,6 +266,7 @@ impl Policy {
     /// Swap in a new state.
     pub fn replace(&self, state: PolicyState) {
         *self.state.write() = Arc::new(state);
+        self.mark_fresh();
     }
 
     fn owner_grants(&self, org: &str, state: &PolicyState, out: &mut BTreeMap<String, Vec<Grant>>) {
@@ -246,6 +293,9 @@ impl AccessPolicy for Policy {
         }
         if !bearer.starts_with(TOKEN_PREFIX) || bearer.len() != TOKEN_PREFIX.len() + 64 {
             return Err(AuthError::Invalid);
+        }
+        if self.is_stale() {
+            return Err(AuthError::Unavailable);
         }
         let state = self.state();
         let entry = state

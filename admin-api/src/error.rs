@@ -69,6 +69,11 @@ impl ApiError {
                 "too-large",
                 "Request body too large",
             ),
+            ApiError::Unauthenticated(dagr_engine::AuthError::Unavailable) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "policy-unavailable",
+                "Access decisions unavailable",
+            ),
             ApiError::Unauthenticated(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -173,10 +178,14 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(error = %self, status = status.as_u16(), "request refused");
         }
-        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "the server failed to answer; the failure is logged".to_owned()
-        } else {
-            self.to_string()
+        // A server fault's message may carry internals (database errors, paths): say only
+        // what kind of failure it was; the details are in the log.
+        let detail = match &self {
+            ApiError::Unauthenticated(_) => self.to_string(),
+            _ if status.is_server_error() => {
+                format!("{title}: the server failed to answer; the failure is logged")
+            }
+            _ => self.to_string(),
         };
         let field = match &self {
             ApiError::Gov(crate::governance::GovError::Invalid { field, .. }) => {

@@ -34,6 +34,10 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::Invalid)?;
+        state.gov.ensure_fresh().await.map_err(|e| {
+            tracing::error!(error = %e, "the access policy is stale and cannot be refreshed");
+            AuthError::Unavailable
+        })?;
         let principal = state.gov.policy().authenticate(token)?;
         Ok(Caller(principal))
     }

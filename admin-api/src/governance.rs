@@ -58,6 +58,10 @@ impl From<StoreError> for GovError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => GovError::Conflict(format!("{what} already exists")),
+            StoreError::BadCursor(c) => GovError::Invalid {
+                field: "after".into(),
+                reason: format!("`{c}` is not a cursor of this list"),
+            },
             other => GovError::Store(other),
         }
     }
@@ -161,6 +165,8 @@ pub struct Governance {
     policy: Arc<Policy>,
     /// Serialises reloads, so a slow reload cannot overwrite a newer one.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Serialises schema changes with approvals on this server.
+    schema_lock: tokio::sync::Mutex<()>,
 }
 
 impl Governance {
@@ -173,7 +179,9 @@ impl Governance {
             engine: Some(engine),
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
+            schema_lock: tokio::sync::Mutex::new(()),
         };
+        gov.reconcile_definitions().await?;
         gov.sync_datasets().await?;
         gov.reload().await?;
         Ok(gov)
@@ -188,6 +196,7 @@ impl Governance {
             engine: None,
             policy: Arc::new(Policy::new(None)),
             reload_lock: tokio::sync::Mutex::new(()),
+            schema_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -210,10 +219,11 @@ impl Governance {
 
     /// Register in the store every engine dataset it does not know yet (datasets created
     /// before the store existed, or by the demo), with its owner organisation.
-    pub async fn sync_datasets(&self) -> GovResult<()> {
+    pub async fn sync_datasets(&self) -> GovResult<bool> {
         let Some(engine) = &self.engine else {
-            return Ok(());
+            return Ok(false);
         };
+        let mut added = false;
         for name in engine.dataset_names() {
             if self.store.dataset(&name).await?.is_some() {
                 continue;
@@ -234,11 +244,12 @@ impl Governance {
                 .create_dataset(&name, &def.owner, DEFAULT_SLA_DAYS, &[], "system")
                 .await
             {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Ok(_) => added = true,
+                Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Rebuild the policy from the store.
@@ -263,11 +274,53 @@ impl Governance {
     pub async fn refresh_if_changed(&self) -> GovResult<bool> {
         let generation = self.store.generation().await?;
         if generation == self.policy.state().generation() {
+            self.policy.mark_fresh();
             return Ok(false);
         }
-        self.sync_datasets().await?;
+        // The policy first: a revocation must not wait for anything else.
         self.reload().await?;
+        self.reconcile_definitions().await?;
+        if self.sync_datasets().await? {
+            self.reload().await?;
+        }
         Ok(true)
+    }
+
+    /// Refresh now if the policy is older than its freshness bound (the refresher may be
+    /// starved or the store may have been unreachable); refuses when the store cannot be
+    /// read, rather than deciding on a stale policy. Protocol servers call this before
+    /// authenticating.
+    pub async fn ensure_fresh(&self) -> GovResult<()> {
+        if self.policy.is_stale() {
+            self.refresh_if_changed().await?;
+        }
+        Ok(())
+    }
+
+    /// Bring each dataset's engine definition in line with its latest applied or accepted
+    /// schema change: finishes a change whose engine step did not happen (a crash between
+    /// the store and the engine), and carries changes made on another replica.
+    pub async fn reconcile_definitions(&self) -> GovResult<()> {
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        for c in self.store.latest_definitions().await? {
+            let Ok(current) = engine.definition(&c.dataset) else {
+                continue;
+            };
+            let current = serde_json::to_value(current.as_ref())
+                .map_err(|e| GovError::Store(StoreError::Corrupt(e.to_string())))?;
+            if current == c.definition {
+                continue;
+            }
+            let def: DatasetDefinition =
+                serde_json::from_value(c.definition.clone()).map_err(|e| {
+                    GovError::Store(StoreError::Corrupt(format!("change {}: {e}", c.id)))
+                })?;
+            tracing::info!(dataset = %c.dataset, change = c.id, "applying a schema change to the engine");
+            engine.redefine(def).await?;
+        }
+        Ok(())
     }
 
     // ---- role helpers --------------------------------------------------------------
@@ -510,18 +563,43 @@ impl Governance {
         Ok(IssuedToken { secret, token })
     }
 
-    /// Issue a token for a system (admin, or an owner of the system's organisation).
+    /// Issue a token for a system: by its own organisation — an owner, or a person (portal
+    /// user) of it — never by an admin, since a system token reads data (a provider's token
+    /// reads its organisation's datasets whole; a consumer's reads under its agreements), and
+    /// admins read data only under an agreement. `None` is the local bootstrap of
+    /// `dagr admin` and the demo, which have the data directory in hand anyway.
     pub async fn create_system_token(
         &self,
-        p: &Principal,
+        p: Option<&Principal>,
         system: i64,
         label: &str,
         expires_at: Option<Time>,
     ) -> GovResult<IssuedToken> {
-        let s = self.system(p, system).await?;
-        Self::require_admin_or_owner_of(p, &s.organisation)?;
+        let (s, actor) = match p {
+            Some(p) => {
+                let s = self.system(p, system).await?;
+                let own_org = p.organisation.as_deref() == Some(s.organisation.as_str());
+                let may = own_org && (p.role == Role::Owner || p.user.is_some());
+                if !may {
+                    return Err(GovError::Forbidden(format!(
+                        "tokens of `{}`'s systems are issued by `{}` itself (an owner or a \
+                         person of it); the first one comes from `dagr admin create-token` \
+                         on the server",
+                        s.organisation, s.organisation
+                    )));
+                }
+                (s, p.describe())
+            }
+            None => (
+                self.store
+                    .system(system)
+                    .await?
+                    .ok_or_else(|| GovError::NotFound(format!("system {system}")))?,
+                "dagr admin (bootstrap)".to_owned(),
+            ),
+        };
         self.issue(
-            &p.describe(),
+            &actor,
             TokenKind::System,
             Some(s.id),
             None,
@@ -583,7 +661,7 @@ impl Governance {
             .token(id)
             .await?
             .ok_or_else(|| GovError::NotFound(format!("token {id}")))?;
-        if p.role == Role::Admin {
+        if p.role == Role::Admin || p.token_id.as_deref() == Some(id.to_string().as_str()) {
             return Ok(t);
         }
         match t.system {
@@ -616,7 +694,11 @@ impl Governance {
         if !self.store.revoke_token(id, &p.describe(), &reason).await? {
             return Err(GovError::Conflict(format!("token {id} is already revoked")));
         }
-        self.reload().await?;
+        // The revocation is committed: it must hold here even if the reload fails.
+        if let Err(e) = self.reload().await {
+            tracing::error!(error = %e, token = id, "reload after a revocation failed; dropping the token from memory");
+            self.policy.forget_token(id);
+        }
         self.token(p, id).await.or_else(|_| {
             Ok(Token {
                 revoked_at: Some(Time::now()),
@@ -655,13 +737,27 @@ impl Governance {
                 definition.name
             )));
         }
+        let engine = self.engine()?;
         let name = definition.name.clone();
         let owner = definition.owner.clone();
-        self.engine()?.create_dataset(definition).await?;
+        if engine.definition(&name).is_ok() {
+            return Err(GovError::Conflict(format!(
+                "dataset `{name}` already exists"
+            )));
+        }
+        // The store first (with the caller's SLA and systems), then the engine; if the
+        // engine refuses, the store row is taken back, so a refused registration leaves
+        // nothing behind.
         let meta = self
             .store
             .create_dataset(&name, &owner, sla, &provider_systems, &p.describe())
             .await?;
+        if let Err(e) = engine.create_dataset(definition).await {
+            if let Err(undo) = self.store.delete_dataset(&name, &p.describe()).await {
+                tracing::error!(dataset = %name, error = %undo, "could not take back a refused registration");
+            }
+            return Err(e.into());
+        }
         self.reload().await?;
         Ok(meta)
     }
@@ -836,6 +932,10 @@ impl Governance {
                 r.status
             )));
         }
+        // Serialise with schema changes on this server, so an approval cannot slip between a
+        // change's check of the affected agreements and its application.
+        let _schema = self.schema_lock.lock().await;
+        let def = self.engine()?.definition(&r.dataset)?;
         let attributes = match input.attributes {
             None => r.attributes.clone(),
             Some(list) => {
@@ -858,13 +958,32 @@ impl Governance {
                     .collect()
             }
         };
-        let row_scope = match (
-            r.row_scope.as_deref(),
-            input.row_scope.as_deref().map(str::trim),
-        ) {
-            (s, None | Some("")) => s.map(str::to_owned),
-            (None, Some(extra)) => Some(extra.to_owned()),
-            (Some(s), Some(extra)) => Some(format!("({s}) AND ({extra})")),
+        if let Some(gone) = attributes.iter().find(|a| def.attribute(a).is_none()) {
+            return Err(invalid(
+                "attributes",
+                format!(
+                    "`{gone}` is no longer an attribute of `{}`; leave it out",
+                    r.dataset
+                ),
+            ));
+        }
+        let extra = input
+            .row_scope
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        if let Some(e) = extra {
+            // Checked alone first: a fragment like `TRUE) OR (TRUE` would widen the
+            // requested scope once pasted into `(S) AND (E)`.
+            self.engine()?
+                .check_row_scope(&r.dataset, e)
+                .map_err(|e| invalid("row_scope", e.to_string()))?;
+        }
+        let row_scope = match (r.row_scope.as_deref(), extra) {
+            (s, None) => s.map(str::to_owned),
+            (None, Some(e)) => Some(e.to_owned()),
+            // Newlines end any `--` comment inside a part, so neither can swallow the other.
+            (Some(s), Some(e)) => Some(format!("({s}\n) AND ({e}\n)")),
         };
         if let Some(s) = &row_scope {
             self.engine()?
@@ -886,6 +1005,12 @@ impl Governance {
             return Err(invalid(
                 "valid_to",
                 "the requested validity has already ended",
+            ));
+        }
+        if valid_to <= r.valid_from {
+            return Err(invalid(
+                "valid_to",
+                "must be after the requested valid_from",
             ));
         }
         let note = input
@@ -1068,6 +1193,7 @@ impl Governance {
             return Err(invalid("definition.name", format!("must be `{dataset}`")));
         }
         let new = definition.validated()?;
+        let _schema = self.schema_lock.lock().await;
         let old = self.engine()?.definition(dataset)?;
         if new.owner != old.owner {
             return Err(invalid("definition.owner", "the owner cannot change"));
@@ -1122,16 +1248,29 @@ impl Governance {
             }
         }
         let json = serde_json::to_value(&new).map_err(|e| invalid("definition", e.to_string()))?;
+        let base =
+            serde_json::to_value(old.as_ref()).map_err(|e| invalid("definition", e.to_string()))?;
         let status = if affected.is_empty() {
-            self.engine()?.redefine(new).await?;
             ChangeStatus::Applied
         } else {
             ChangeStatus::Pending
         };
+        // The record first: a crash after it is finished by `reconcile_definitions`.
         let change = self
             .store
-            .create_change_request(dataset, &json, &changes, &affected, status, &p.describe())
+            .create_change_request(
+                dataset,
+                &json,
+                &base,
+                &changes,
+                &affected,
+                status,
+                &p.describe(),
+            )
             .await?;
+        if status == ChangeStatus::Applied {
+            self.engine()?.redefine(new).await?;
+        }
         Ok(change)
     }
 
@@ -1195,16 +1334,58 @@ impl Governance {
         }
         let def: DatasetDefinition = serde_json::from_value(c.definition.clone())
             .map_err(|e| GovError::Store(StoreError::Corrupt(format!("change {id}: {e}"))))?;
-        self.engine()?.redefine(def).await?;
+        let _schema = self.schema_lock.lock().await;
+        let engine = self.engine()?;
+        let current = engine.definition(&c.dataset)?;
+        let current_json = serde_json::to_value(current.as_ref())
+            .map_err(|e| GovError::Store(StoreError::Corrupt(e.to_string())))?;
+        if c.base.as_ref() != Some(&current_json) {
+            return Err(GovError::Conflict(format!(
+                "the definition of `{}` changed after change request {id} was filed; \
+                 reject it and file the change again against the current definition",
+                c.dataset
+            )));
+        }
+        // Agreements whose row scope reads a removed or retyped column would mean something
+        // else (or fail) under the new definition: they are revoked, not narrowed.
+        let broken: BTreeSet<String> = c
+            .changes
+            .removed
+            .iter()
+            .cloned()
+            .chain(c.changes.retyped.iter().map(|r| r.name.clone()))
+            .collect();
+        let mut revoke = Vec::new();
+        let active = ListFilter {
+            dataset: Some(c.dataset.clone()),
+            status: Some("active".into()),
+            ..Default::default()
+        };
+        let all = Page {
+            limit: i64::MAX,
+            after: None,
+        };
+        for ag in self.store.agreements(&active, &all).await? {
+            if let Some(scope) = &ag.row_scope
+                && engine
+                    .check_row_scope(&c.dataset, scope)
+                    .map_or(true, |cols| cols.iter().any(|col| broken.contains(col)))
+            {
+                revoke.push(ag.id);
+            }
+        }
+        // The decision first (with the agreements it narrows or revokes), then the engine;
+        // if the process dies in between, `reconcile_definitions` finishes the job.
         if !self
             .store
-            .decide_change_request(&c, ChangeStatus::Accepted, &p.describe(), None)
+            .decide_change_request(&c, ChangeStatus::Accepted, &p.describe(), None, &revoke)
             .await?
         {
             return Err(GovError::Conflict(format!(
                 "change request {id} was decided meanwhile"
             )));
         }
+        engine.redefine(def).await?;
         self.reload().await?;
         self.change_request(p, id).await
     }
@@ -1227,7 +1408,13 @@ impl Governance {
         }
         if !self
             .store
-            .decide_change_request(&c, ChangeStatus::Rejected, &p.describe(), Some(&reason))
+            .decide_change_request(
+                &c,
+                ChangeStatus::Rejected,
+                &p.describe(),
+                Some(&reason),
+                &[],
+            )
             .await?
         {
             return Err(GovError::Conflict(format!(

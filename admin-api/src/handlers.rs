@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{Caller, Params};
+use crate::governance::GovError;
+use crate::model::DatasetMeta;
 
 /// Liveness and a summary.
 #[derive(Serialize, ToSchema)]
@@ -52,12 +54,18 @@ pub(crate) struct DatasetInfo {
     loaded_at: Option<String>,
     primary_key: Vec<String>,
     attributes: Vec<AttributeInfo>,
+    /// Days the owner has to decide an access request.
+    sla_days: Option<i64>,
+    /// The owner's provider systems that feed it.
+    provider_systems: Vec<i64>,
 }
 
-fn dataset_info(engine: &Engine, name: &str) -> Result<DatasetInfo> {
+fn dataset_info(engine: &Engine, name: &str, meta: Option<&DatasetMeta>) -> Result<DatasetInfo> {
     let def = engine.definition(name)?;
     let snap = engine.current_opt(name)?;
     Ok(DatasetInfo {
+        sla_days: meta.map(|m| m.sla_days),
+        provider_systems: meta.map(|m| m.provider_systems.clone()).unwrap_or_default(),
         name: def.name.clone(),
         owner: def.owner.clone(),
         description: def.description.clone(),
@@ -86,10 +94,11 @@ pub(crate) async fn list_datasets(
     State(s): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Vec<DatasetInfo>>> {
+    let metas = s.gov.store().datasets().await.map_err(GovError::from)?;
     s.engine
         .dataset_names()
         .iter()
-        .map(|n| dataset_info(&s.engine, n))
+        .map(|n| dataset_info(&s.engine, n, metas.iter().find(|m| &m.name == n)))
         .collect::<Result<Vec<_>>>()
         .map(Json)
 }
@@ -104,7 +113,8 @@ pub(crate) async fn get_dataset(
     _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<DatasetInfo>> {
-    dataset_info(&s.engine, &name).map(Json)
+    let meta = s.gov.store().dataset(&name).await.map_err(GovError::from)?;
+    dataset_info(&s.engine, &name, meta.as_ref()).map(Json)
 }
 
 /// One record, with only the caller's granted attributes.

@@ -46,6 +46,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a server checks the metadata store for changes made elsewhere (another
 /// replica, `dagr admin`): a revocation anywhere is in force everywhere within this time.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+/// How old the access policy may get before callers are refused: if the metadata store
+/// cannot be read for this long, a revocation made elsewhere might be missed, so DAGR stops
+/// answering (503) instead of deciding on permissions that may no longer hold.
+pub const MAX_POLICY_AGE: Duration = Duration::from_secs(1);
 
 /// Shared state of the API.
 #[derive(Debug, Clone)]
@@ -59,6 +63,7 @@ pub struct AppState {
 /// Keep the policy current with changes made outside this process. The task stops when
 /// the returned handle is dropped.
 pub fn spawn_refresher(gov: Arc<Governance>) -> SpawnedTask<()> {
+    gov.policy().require_fresh(MAX_POLICY_AGE);
     SpawnedTask::spawn(async move {
         let mut tick = tokio::time::interval(REFRESH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -479,4 +479,7 @@ pub struct ChangeRequest {
     pub decided_at: Option<Time>,
     /// Why (rejections).
     pub reason: Option<String>,
+    /// The definition it was filed against; acceptance requires it to be still current.
+    #[serde(skip)]
+    pub base: Option<serde_json::Value>,
 }

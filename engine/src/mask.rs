@@ -77,6 +77,7 @@ impl ResolvedMask {
         // (columns, rows) of each grant. A granted attribute that this snapshot does not have
         // (removed by an accepted schema change, or not yet loaded) grants nothing.
         let mut resolved: Vec<(RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
+        let mut scope_error = None;
         for g in grants {
             let cols: RoaringBitmap = g
                 .attributes
@@ -89,12 +90,22 @@ impl ResolvedMask {
             }
             let rows = match &g.row_scope {
                 None => None,
-                Some(p) => Some(snapshot.scope_rows(p)?),
+                Some(p) => match snapshot.scope_rows(p) {
+                    Ok(rows) => Some(rows),
+                    // A scope this snapshot cannot evaluate (e.g. a column it lacks) grants
+                    // nothing; the caller's other grants still hold.
+                    Err(e) => {
+                        tracing::warn!(dataset, error = %e, "a grant's row scope does not fit this snapshot; the grant is ignored");
+                        scope_error.get_or_insert(e);
+                        continue;
+                    }
+                },
             };
             resolved.push((cols, rows));
         }
         if resolved.is_empty() {
-            return Err(Error::AccessDenied(dataset.to_owned()));
+            // Nothing granted: say why when a scope was at fault.
+            return Err(scope_error.unwrap_or_else(|| Error::AccessDenied(dataset.to_owned())));
         }
         let columns = resolved
             .iter()

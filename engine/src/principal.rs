@@ -103,6 +103,10 @@ pub enum AuthError {
     /// the caller learns nothing about which.
     #[error("invalid, revoked or expired token")]
     Invalid,
+    /// The policy could not be kept current (its store is unreachable); callers are refused
+    /// rather than judged on permissions that may have been revoked.
+    #[error("access decisions are unavailable: the governance store cannot be read")]
+    Unavailable,
 }
 
 /// Authenticates callers and tells what they may read. Cheap and synchronous: answered from

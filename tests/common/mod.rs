@@ -38,6 +38,9 @@ impl Server {
             .arg(data_dir)
             .args(["--demo-rows", &demo_rows.to_string()])
             .args(extra)
+            // A developer's own settings must not leak into the server under test.
+            .env_remove("DAGR_DATABASE_URL")
+            .env_remove("DAGR_NO_DEMO")
             .env("NO_COLOR", "1")
             .env("DAGR_LOG", "info")
             .stdout(Stdio::null())

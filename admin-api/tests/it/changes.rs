@@ -237,3 +237,172 @@ async fn a_change_that_breaks_nothing_applies_at_once_and_new_attributes_stay_hi
         );
     });
 }
+
+#[tokio::test]
+async fn a_change_filed_against_an_old_definition_cannot_be_accepted() {
+    each_backend!(|w| {
+        let id = w.bank_requests(&["personal_code", "surname"], None).await;
+        assert_eq!(
+            w.post(
+                &format!("/api/v1/requests/{id}/approve"),
+                &w.owner,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        // C1 removes `surname` (breaks the agreement: pending) ...
+        let mut c1 = people_def();
+        c1.attributes.retain(|a| a.name != "surname");
+        let (_, c1) = w
+            .post(
+                "/api/v1/datasets/people/schema-changes",
+                &w.owner,
+                json!({"definition": c1}),
+            )
+            .await;
+        assert_eq!(c1["status"], "pending");
+        // ... C2 adds `email` (applies at once) ...
+        let mut c2 = people_def();
+        c2.attributes
+            .push(Attribute::new("email", DataType::Utf8, "e-mail"));
+        let (_, c2) = w
+            .post(
+                "/api/v1/datasets/people/schema-changes",
+                &w.owner,
+                json!({"definition": c2}),
+            )
+            .await;
+        assert_eq!(c2["status"], "applied");
+        // ... so accepting C1 would silently drop `email`: refused, nothing changes.
+        let (s, v) = w
+            .post(
+                &format!("/api/v1/schema-changes/{}/accept", c1["id"]),
+                &w.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        let def = w.state.engine.definition("people").unwrap();
+        assert!(def.attribute("email").is_some() && def.attribute("surname").is_some());
+        let (_, c1) = w
+            .get(&format!("/api/v1/schema-changes/{}", c1["id"]), &w.admin)
+            .await;
+        assert_eq!(c1["status"], "pending");
+    });
+}
+
+#[tokio::test]
+async fn accepting_a_change_revokes_agreements_whose_row_scope_it_breaks_and_approvals_follow_the_definition()
+ {
+    each_backend!(|w| {
+        let scoped = w
+            .bank_requests(
+                &["personal_code", "given_name"],
+                Some("surname = 'surname0'"),
+            )
+            .await;
+        let (_, scoped) = w
+            .post(
+                &format!("/api/v1/requests/{scoped}/approve"),
+                &w.owner,
+                json!({}),
+            )
+            .await;
+        let plain = w
+            .bank_requests(&["personal_code", "given_name"], None)
+            .await;
+        let (_, plain) = w
+            .post(
+                &format!("/api/v1/requests/{plain}/approve"),
+                &w.owner,
+                json!({}),
+            )
+            .await;
+        let pending = w.bank_requests(&["personal_code", "surname"], None).await;
+        let mut def = people_def();
+        def.attributes.retain(|a| a.name != "surname");
+        let (_, c) = w
+            .post(
+                "/api/v1/datasets/people/schema-changes",
+                &w.owner,
+                json!({"definition": def}),
+            )
+            .await;
+        assert_eq!(c["status"], "pending", "{c}");
+        let affected: Vec<i64> = c["affected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agreement"].as_i64().unwrap())
+            .collect();
+        assert_eq!(affected, [scoped["id"].as_i64().unwrap()]);
+        let (s, _) = w
+            .post(
+                &format!("/api/v1/schema-changes/{}/accept", c["id"]),
+                &w.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, a) = w
+            .get(&format!("/api/v1/agreements/{}", scoped["id"]), &w.bank)
+            .await;
+        assert_eq!(a["status"], "revoked", "{a}");
+        assert!(
+            a["revoke_reason"].as_str().unwrap().contains("row scope"),
+            "{a}"
+        );
+        let (_, a) = w
+            .get(&format!("/api/v1/agreements/{}", plain["id"]), &w.bank)
+            .await;
+        assert_eq!(a["status"], "active");
+        // The pending request still names `surname`, which is gone: approving it as filed
+        // is refused; leaving it out works.
+        let approve = format!("/api/v1/requests/{pending}/approve");
+        let (s, v) = w.post(&approve, &w.owner, json!({})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("surname"), "{v}");
+        let (s, _) = w
+            .post(&approve, &w.owner, json!({"attributes": ["personal_code"]}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    });
+}
+
+#[tokio::test]
+async fn a_change_recorded_but_not_applied_to_the_engine_is_finished_by_reconciliation() {
+    each_backend!(|w| {
+        let mut def = people_def();
+        def.attributes
+            .push(Attribute::new("email", DataType::Utf8, "e-mail"));
+        let (_, c) = w
+            .post(
+                "/api/v1/datasets/people/schema-changes",
+                &w.owner,
+                json!({"definition": def}),
+            )
+            .await;
+        assert_eq!(c["status"], "applied");
+        // Simulate a crash between the store and the engine (or another replica's change).
+        w.state.engine.redefine(people_def()).await.unwrap();
+        assert!(
+            w.state
+                .engine
+                .definition("people")
+                .unwrap()
+                .attribute("email")
+                .is_none()
+        );
+        w.state.gov.reconcile_definitions().await.unwrap();
+        assert!(
+            w.state
+                .engine
+                .definition("people")
+                .unwrap()
+                .attribute("email")
+                .is_some()
+        );
+    });
+}

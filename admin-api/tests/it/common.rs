@@ -197,7 +197,7 @@ impl World {
                     .await
                     .unwrap();
                 let t = gov
-                    .create_system_token(&admin_p, s.id, "test", None)
+                    .create_system_token(None, s.id, "test", None)
                     .await
                     .unwrap();
                 (s.id, t.secret)

@@ -322,3 +322,85 @@ async fn a_change_made_through_another_service_is_picked_up_by_refresh() {
         );
     });
 }
+
+#[tokio::test]
+async fn only_the_systems_own_organisation_issues_its_tokens() {
+    each_backend!(|w| {
+        // An admin operates DAGR but may not mint a token that reads data.
+        let (_, sys) = w
+            .post(
+                "/api/v1/systems",
+                &w.admin,
+                json!({"organisation": "OWN", "name": "minted", "kind": "provider"}),
+            )
+            .await;
+        let path = format!("/api/v1/systems/{}/tokens", sys["id"]);
+        let (s, v) = w.post(&path, &w.admin, json!({})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("dagr admin create-token"),
+            "{v}"
+        );
+        // Neither may a consumer system mint tokens for its siblings.
+        let (_, me) = w.get("/api/v1/me", &w.bank).await;
+        let (_, sibling) = w
+            .post(
+                "/api/v1/systems",
+                &w.admin,
+                json!({"organisation": "BANK", "name": "sib", "kind": "consumer"}),
+            )
+            .await;
+        assert_eq!(me["organisation"], "BANK");
+        let (s, _) = w
+            .post(
+                &format!("/api/v1/systems/{}/tokens", sibling["id"]),
+                &w.bank,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // The owner of the organisation may.
+        let (s, v) = w.post(&path, &w.owner, json!({"label": "feeder"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        // Nothing was issued by the refused calls.
+        let (_, list) = w.get(&path, &w.owner).await;
+        assert_eq!(list.as_array().unwrap().len(), 1);
+    });
+}
+
+#[tokio::test]
+async fn a_policy_that_cannot_be_refreshed_refuses_callers() {
+    let w = crate::common::World::new(&crate::common::Backend::Sqlite).await;
+    let policy = w.state.gov.policy();
+    policy.require_fresh(std::time::Duration::from_millis(20));
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    assert!(policy.is_stale());
+    // A stale policy is refreshed by the request itself when the store answers.
+    assert_eq!(w.get("/api/v1/me", &w.bank).await.0, StatusCode::OK);
+    // When the store does not answer, callers are refused (503), not judged on old data.
+    w.state.gov.store().close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    let (s, v) = w.get("/api/v1/me", &w.bank).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(
+        v["type"],
+        "https://dagr.invalid/problems/policy-unavailable"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_cursor_is_a_client_error() {
+    each_backend!(|w| {
+        for path in [
+            "/api/v1/systems?after=x",
+            "/api/v1/users?after=x",
+            "/api/v1/requests?after=x",
+        ] {
+            let (s, v) = w.get(path, &w.admin).await;
+            assert!(s.is_client_error(), "{path}: {s} {v}");
+        }
+    });
+}

@@ -348,3 +348,41 @@ async fn expired_agreements_stop_granting_and_overdue_requests_are_listed() {
         assert_eq!(r["overdue"], false);
     });
 }
+
+#[tokio::test]
+async fn a_narrowing_row_scope_cannot_widen_the_requested_one() {
+    each_backend!(|w| {
+        let id = w
+            .bank_requests(
+                &["personal_code", "given_name"],
+                Some("municipality = 'Rīga'"),
+            )
+            .await;
+        let approve = format!("/api/v1/requests/{id}/approve");
+        for sneaky in ["TRUE) OR (TRUE", "TRUE) OR TRUE --", "1=1) OR (1=1"] {
+            let (s, v) = w
+                .post(&approve, &w.owner, json!({"row_scope": sneaky}))
+                .await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{sneaky}: {v}");
+            assert_eq!(v["field"], "row_scope");
+        }
+        // A comment inside a valid fragment cannot swallow the requested scope either.
+        let (s, a) = w
+            .post(
+                &approve,
+                &w.owner,
+                json!({"row_scope": "TRUE -- everything"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{a}");
+        assert_eq!(w.record(&w.bank, 0).await.0, StatusCode::OK); // Rīga
+        assert_eq!(w.record(&w.bank, 1).await.0, StatusCode::NOT_FOUND); // Jūrmala
+        let (_, v) = w
+            .get("/api/v1/datasets/people/records?limit=1000", &w.bank)
+            .await;
+        assert_eq!(
+            v["records"].as_array().unwrap().len(),
+            crate::common::ROWS / 3
+        );
+    });
+}
