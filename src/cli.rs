@@ -54,9 +54,18 @@ pub struct ServeArgs {
     /// Address of the HTTP API and portal; port 0 picks a free port.
     #[arg(long, env = "DAGR_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// Address of the Arrow Flight service (served once the Flight service lands; see the README).
+    /// Address of the Arrow Flight / Flight SQL service; port 0 picks a free port.
     #[arg(long, env = "DAGR_FLIGHT_ADDR", default_value = dagr_flight_server::DEFAULT_FLIGHT_ADDR)]
     pub flight_addr: SocketAddr,
+    /// PEM certificate (chain) for TLS on the Flight service (with --flight-tls-key).
+    #[arg(long, env = "DAGR_FLIGHT_TLS_CERT")]
+    pub flight_tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the Flight service (with --flight-tls-cert).
+    #[arg(long, env = "DAGR_FLIGHT_TLS_KEY")]
+    pub flight_tls_key: Option<PathBuf>,
+    /// Rows per record batch of a Flight DoGet of a dataset.
+    #[arg(long, env = "DAGR_FLIGHT_BATCH_ROWS", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub flight_batch_rows: u64,
     /// Persons in the demo seeded into an empty data directory (other registers scale with it).
     #[arg(long, env = "DAGR_DEMO_ROWS", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(10..=50_000_000))]
     pub demo_rows: u64,

@@ -100,14 +100,65 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind the HTTP address {}", args.http_addr))?;
     let addr = listener.local_addr()?;
-    info!(http = %addr, data_dir = %args.data_dir.display(), datasets = engine.dataset_names().len(), "DAGR listening");
+    let flight_listener = TcpListener::bind(args.flight_addr)
+        .await
+        .with_context(|| format!("cannot bind the Flight address {}", args.flight_addr))?;
+    let flight_addr = flight_listener.local_addr()?;
+    let flight_config = flight_config(&args)?;
     info!(
-        flight = %args.flight_addr,
-        "the Arrow Flight service is not part of this build yet; the address is reserved for it"
+        http = %addr,
+        flight = %flight_addr,
+        tls = flight_config.tls.is_some(),
+        data_dir = %args.data_dir.display(),
+        datasets = engine.dataset_names().len(),
+        "DAGR listening"
     );
-    serve_http(state, listener, shutdown_signal()).await?;
+    // One signal stops both servers; either failing stops the process.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let policy: Arc<dyn dagr_engine::AccessPolicy> = Arc::clone(state.gov.policy()) as _;
+    let http = serve_http(state, listener, until_stopped(stopped.clone()));
+    let flight = async {
+        dagr_flight_server::serve(
+            flight_listener,
+            engine,
+            policy,
+            flight_config,
+            until_stopped(stopped),
+        )
+        .await
+        .context("Flight server failed")
+    };
+    let servers = async { tokio::try_join!(http, flight).map(|_| ()) };
+    tokio::pin!(servers);
+    tokio::select! {
+        result = &mut servers => result?,
+        () = shutdown_signal() => {
+            let _ = stop.send(());
+            servers.await?;
+        }
+    }
     info!("DAGR stopped");
     Ok(())
+}
+
+/// The Flight settings of `dagr serve`.
+fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightConfig> {
+    let tls = match (&args.flight_tls_cert, &args.flight_tls_key) {
+        (Some(cert), Some(key)) => Some(dagr_flight_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("--flight-tls-cert and --flight-tls-key go together"),
+    };
+    Ok(dagr_flight_server::FlightConfig {
+        batch_rows: args.flight_batch_rows as usize,
+        tls,
+        ..Default::default()
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

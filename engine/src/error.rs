@@ -90,7 +90,8 @@ impl Error {
         )
     }
 
-    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+    /// A server fault from any displayable error.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
     }
 }
@@ -117,7 +118,7 @@ impl From<arrow::error::ArrowError> for Error {
 ///
 /// Plan, SQL and schema errors are the caller's mistake; resource errors are limits; the
 /// rest are ours.
-pub(crate) fn from_query_error(e: DataFusionError) -> Error {
+pub fn from_query_error(e: DataFusionError) -> Error {
     match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)

@@ -20,6 +20,8 @@
 //!   functions.
 //! - [`table`] and [`query`]: a DataFusion `TableProvider` presenting the masked view, and the
 //!   read-only SQL entry point ([`Engine::query`]).
+//! - [`prepared`]: prepared statements ([`Engine::prepare`], [`Engine::execute_prepared`]);
+//!   primary-key point lookups are answered from the index without planning.
 //! - [`principal`]: the caller seam — [`Principal`] and the [`AccessPolicy`] trait that
 //!   protocol crates ask who a token stands for and what it may read.
 //! - [`task`]: [`task::SpawnedTask`], background tasks that stop with their owner.
@@ -31,6 +33,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod mask;
+pub mod prepared;
 pub mod principal;
 pub mod query;
 pub mod scope;
@@ -44,6 +47,7 @@ pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionIn
 pub use error::{Error, Result};
 pub use index::{Key, KeyValue, PrimaryKeyIndex};
 pub use mask::{Grant, ResolvedMask};
+pub use prepared::Prepared;
 pub use principal::{AccessPolicy, AuthError, Principal, Role};
 pub use query::{QueryConfig, QueryResult};
 pub use snapshot::Snapshot;

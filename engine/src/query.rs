@@ -25,6 +25,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -229,21 +230,63 @@ fn refused(s: &SqlStatement) -> Error {
     ))
 }
 
-impl Engine {
-    /// Run a read-only SQL query as a caller with `access`.
-    ///
-    /// The caller sees its permitted datasets as tables named like the datasets, each with
-    /// only its permitted columns and rows; naming anything else is an error that names it.
-    pub async fn query(self: &Arc<Self>, sql: &str, access: &Access) -> Result<QueryResult> {
+impl QueryEnv {
+    /// Parse one statement with the session's dialect and limits, refusing SQL over
+    /// [`MAX_SQL_LEN`] and anything but a read-only query (before any planning).
+    pub(crate) fn parse(&self, sql: &str) -> Result<DfStatement> {
         if sql.len() > MAX_SQL_LEN {
             return Err(Error::InvalidQuery(format!(
                 "the query is {} bytes long; at most {MAX_SQL_LEN} are accepted",
                 sql.len()
             )));
         }
-        let env = &self.query_env;
+        let dialect = self.template.config().options().sql_parser.dialect;
+        let statement = self
+            .template
+            .sql_to_statement(sql, &dialect)
+            .map_err(from_query_error)?;
+        check_read_only(&statement)?;
+        Ok(statement)
+    }
+
+    /// Whether unquoted identifiers are folded to lower case, as the SQL planner does.
+    pub(crate) fn normalizes_idents(&self) -> bool {
+        self.template
+            .config()
+            .options()
+            .sql_parser
+            .enable_ident_normalization
+    }
+
+    /// Apply the configured result row limit to a stream.
+    pub(crate) fn limit_rows(
+        &self,
+        stream: SendableRecordBatchStream,
+    ) -> SendableRecordBatchStream {
+        match self.config.max_result_rows {
+            None => stream,
+            Some(max) => Box::pin(RowLimit {
+                inner: stream,
+                max,
+                seen: 0,
+            }),
+        }
+    }
+}
+
+/// One caller's DataFusion session: a catalog of only that caller's masked tables, each
+/// pinned to one snapshot on first use.
+pub(crate) struct CallerSession {
+    state: SessionState,
+    schema: Arc<CallerSchema>,
+}
+
+impl CallerSession {
+    /// A session whose `public` schema holds the datasets `access` may see.
+    pub(crate) fn new(engine: &Arc<Engine>, access: &Access) -> Result<Self> {
+        let env = &engine.query_env;
         let schema = Arc::new(CallerSchema {
-            engine: Arc::clone(self),
+            engine: Arc::clone(engine),
             access: access.clone(),
             partitions: env.config.target_partitions,
             views: Mutex::new(HashMap::new()),
@@ -261,12 +304,14 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(env.template.clone())
             .with_catalog_list(Arc::new(catalogs))
             .build();
-        let dialect = state.config().options().sql_parser.dialect;
-        let statement = state
-            .sql_to_statement(sql, &dialect)
-            .map_err(from_query_error)?;
-        check_read_only(&statement)?;
-        let plan = state
+        Ok(Self { state, schema })
+    }
+
+    /// Plan a statement already checked by [`QueryEnv::parse`], and check the plan again
+    /// with DataFusion's `SQLOptions` (no DDL, DML or statements).
+    pub(crate) async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        let plan = self
+            .state
             .statement_to_plan(statement)
             .await
             .map_err(from_query_error)?;
@@ -276,29 +321,51 @@ impl Engine {
             .with_allow_statements(false)
             .verify_plan(&plan)
             .map_err(|e| Error::QueryRefused(from_query_error(e).to_string()))?;
+        Ok(plan)
+    }
+
+    /// The datasets planned so far, with the snapshot version each is pinned to, sorted.
+    pub(crate) fn datasets(&self) -> Vec<(String, u64)> {
+        pinned(&self.schema)
+    }
+
+    /// Start executing a plan, with the result row limit applied.
+    pub(crate) async fn execute(self, env: &QueryEnv, plan: LogicalPlan) -> Result<QueryResult> {
+        let Self { state, schema } = self;
         let df = datafusion::dataframe::DataFrame::new(state, plan);
         let stream = df.execute_stream().await.map_err(from_query_error)?;
-        let mut datasets: Vec<(String, u64)> = schema
-            .views
-            .lock()
-            .iter()
-            .map(|(n, v)| (n.clone(), v.snapshot.version()))
-            .collect();
-        datasets.sort();
+        let datasets = pinned(&schema);
         let result_schema = stream.schema();
-        let stream: SendableRecordBatchStream = match env.config.max_result_rows {
-            None => stream,
-            Some(max) => Box::pin(RowLimit {
-                inner: stream,
-                max,
-                seen: 0,
-            }),
-        };
         Ok(QueryResult {
             schema: result_schema,
-            stream,
+            stream: env.limit_rows(stream),
             datasets,
         })
+    }
+}
+
+/// The datasets a caller schema has resolved, with their pinned versions, sorted.
+fn pinned(schema: &CallerSchema) -> Vec<(String, u64)> {
+    let mut datasets: Vec<(String, u64)> = schema
+        .views
+        .lock()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.snapshot.version()))
+        .collect();
+    datasets.sort();
+    datasets
+}
+
+impl Engine {
+    /// Run a read-only SQL query as a caller with `access`.
+    ///
+    /// The caller sees its permitted datasets as tables named like the datasets, each with
+    /// only its permitted columns and rows; naming anything else is an error that names it.
+    pub async fn query(self: &Arc<Self>, sql: &str, access: &Access) -> Result<QueryResult> {
+        let statement = self.query_env.parse(sql)?;
+        let session = CallerSession::new(self, access)?;
+        let plan = session.plan(statement).await?;
+        session.execute(&self.query_env, plan).await
     }
 }
 

@@ -12,6 +12,8 @@ use serde_json::Value;
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The Flight endpoint, `http://127.0.0.1:PORT`.
+    pub flight: String,
     log: mpsc::Receiver<String>,
     history: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl Server {
         Server {
             child,
             base: String::new(),
+            flight: String::new(),
             log: rx,
             history: Vec::new(),
         }
@@ -90,6 +93,12 @@ impl Server {
             .expect("http= in the listening line")
             .to_owned();
         server.base = format!("http://{addr}");
+        if let Some(flight) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("flight="))
+        {
+            server.flight = format!("http://{flight}");
+        }
         server
     }
 

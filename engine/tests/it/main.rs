@@ -5,4 +5,5 @@
 mod common;
 mod limits;
 mod masks;
+mod prepared;
 mod snapshots;

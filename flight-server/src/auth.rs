@@ -1,0 +1,115 @@
+//! Who is calling: the bearer token of every call, the `Handshake` that turns basic
+//! credentials into a bearer token, and the declared purpose of use.
+
+use arrow_flight::{BasicAuth, HandshakeRequest};
+use base64::Engine as _;
+use dagr_engine::{Access, AccessPolicy, AuthError, Principal};
+use prost::Message;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::error::auth_status;
+
+/// The header that carries the purpose of use of personal data.
+pub const PURPOSE_HEADER: &str = "x-dagr-purpose";
+/// Longest purpose accepted.
+pub const MAX_PURPOSE: usize = 1000;
+
+/// An authenticated caller with the grants it holds now.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Principal,
+    /// What it may read, per dataset.
+    pub access: Access,
+    /// The declared purpose of use (`x-dagr-purpose`), if any.
+    pub purpose: Option<String>,
+}
+
+/// Authenticate a call from its metadata (`authorization: Bearer <token>`).
+pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Caller, Status> {
+    let value = metadata
+        .get("authorization")
+        .ok_or_else(|| auth_status(AuthError::Missing))?
+        .to_str()
+        .map_err(|_| auth_status(AuthError::Invalid))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            Status::unauthenticated(
+                "send `authorization: Bearer <token>` (or log in with Handshake first)",
+            )
+        })?;
+    let principal = policy.authenticate(token).map_err(auth_status)?;
+    let access = policy.access(&principal);
+    let purpose = match metadata.get(PURPOSE_HEADER) {
+        None => None,
+        Some(v) => {
+            let p = v
+                .to_str()
+                .map_err(|_| Status::invalid_argument(format!("{PURPOSE_HEADER} must be ASCII")))?
+                .trim();
+            if p.len() > MAX_PURPOSE {
+                return Err(Status::invalid_argument(format!(
+                    "{PURPOSE_HEADER} is longer than {MAX_PURPOSE} bytes"
+                )));
+            }
+            (!p.is_empty()).then(|| p.to_owned())
+        }
+    };
+    Ok(Caller {
+        principal,
+        access,
+        purpose,
+    })
+}
+
+/// The bearer token a `Handshake` answers with, given the call's metadata and first
+/// message. Accepted credentials, in order:
+/// - `authorization: Basic base64(user:password)` where the password is a DAGR token (the
+///   user name is not checked: use e.g. `token`) — what ADBC and JDBC send;
+/// - `authorization: Bearer <token>`;
+/// - a `BasicAuth` protobuf in the handshake payload, password = token.
+pub fn handshake(
+    policy: &dyn AccessPolicy,
+    metadata: &MetadataMap,
+    first: Option<&HandshakeRequest>,
+) -> Result<String, Status> {
+    let token = if let Some(value) = metadata.get("authorization") {
+        let value = value
+            .to_str()
+            .map_err(|_| auth_status(AuthError::Invalid))?;
+        if let Some(b64) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Status::unauthenticated("malformed basic credentials"))?;
+            let (_, password) = text
+                .split_once(':')
+                .ok_or_else(|| Status::unauthenticated("malformed basic credentials"))?;
+            password.to_owned()
+        } else if let Some(t) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
+            t.to_owned()
+        } else {
+            return Err(Status::unauthenticated(
+                "use basic credentials (password = DAGR token) or a bearer token",
+            ));
+        }
+    } else if let Some(req) = first.filter(|r| !r.payload.is_empty()) {
+        let basic = BasicAuth::decode(req.payload.as_ref())
+            .map_err(|_| Status::unauthenticated("the handshake payload is not BasicAuth"))?;
+        basic.password
+    } else {
+        return Err(auth_status(AuthError::Missing));
+    };
+    policy.authenticate(&token).map_err(auth_status)?;
+    Ok(token)
+}

@@ -1,0 +1,844 @@
+//! The service: [`DagrFlight`] implements Flight, answering plain-Flight calls (path
+//! descriptors, JSON tickets, `ListFlights`, `GetSchema`) itself and handing Flight SQL
+//! commands to [`SqlService`], which implements arrow-flight's `FlightSqlService`.
+//!
+//! Every call authenticates first and reads with the caller's grants as they are at that
+//! moment. `GetFlightInfo` only plans; `DoGet` authorizes again and streams, so a ticket is
+//! worth nothing to anyone but a caller who may read it anyway.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, IpcMessage, PollInfo, PutResult, SchemaAsIpc,
+    SchemaResult, Ticket,
+};
+use dagr_engine::arrow::array::RecordBatch;
+use dagr_engine::arrow::datatypes::{Schema, SchemaRef};
+use dagr_engine::arrow::ipc::writer::IpcWriteOptions;
+use dagr_engine::datafusion::scalar::ScalarValue;
+use dagr_engine::prepared::Prepared;
+use dagr_engine::{AccessPolicy, Engine, MaskedView};
+use futures::stream::{self, Stream, TryStreamExt};
+use parking_lot::Mutex;
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::FlightConfig;
+use crate::auth::{self, Caller};
+use crate::error::{bad_input, status};
+use crate::metadata;
+use crate::put::{dataset_of, put_snapshot};
+use crate::stream::{self as fstream, COMPRESSION_HEADER, FlightStream};
+use crate::ticket::DatasetTicket;
+
+type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// A prepared statement kept between its creation and its close.
+struct PreparedEntry {
+    prepared: Arc<Prepared>,
+    /// Bound parameter values (the last `DoPut` of parameters).
+    params: Vec<ScalarValue>,
+    /// The token that prepared it: only that caller may use it.
+    owner: Option<String>,
+    used: Instant,
+}
+
+/// The Flight SQL half of the service.
+pub struct SqlService {
+    engine: Arc<Engine>,
+    policy: Arc<dyn AccessPolicy>,
+    config: FlightConfig,
+    prepared: Mutex<HashMap<Vec<u8>, PreparedEntry>>,
+    sql_info: arrow_flight::sql::metadata::SqlInfoData,
+}
+
+impl std::fmt::Debug for SqlService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlService")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The Flight service of DAGR.
+#[derive(Debug, Clone)]
+pub struct DagrFlight {
+    sql: Arc<SqlService>,
+}
+
+impl DagrFlight {
+    /// A service over `engine`, authenticating through `policy`.
+    pub fn new(engine: Arc<Engine>, policy: Arc<dyn AccessPolicy>, config: FlightConfig) -> Self {
+        DagrFlight {
+            sql: Arc::new(SqlService {
+                engine,
+                policy,
+                config,
+                prepared: Mutex::new(HashMap::new()),
+                sql_info: metadata::sql_info(),
+            }),
+        }
+    }
+}
+
+fn any_ticket(message: &impl ProstMessageExt) -> Ticket {
+    Ticket {
+        ticket: message.as_any().encode_to_vec().into(),
+    }
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: dagr_engine::arrow::error::ArrowError| {
+            Status::internal(format!("cannot encode a schema: {e}"))
+        })?;
+    Ok(bytes)
+}
+
+fn flight_info(
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+    ticket: Ticket,
+    records: i64,
+) -> Result<FlightInfo, Status> {
+    FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("cannot encode a schema: {e}")))
+        .map(|i| {
+            i.with_descriptor(descriptor)
+                .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+                .with_total_records(records)
+                .with_total_bytes(-1)
+        })
+}
+
+impl SqlService {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        auth::caller(self.policy.as_ref(), request.metadata())
+    }
+
+    fn compression<T>(&self, request: &Request<T>) -> Result<Option<&'static str>, Status> {
+        match request.metadata().get(COMPRESSION_HEADER) {
+            None => Ok(None),
+            Some(v) => match v.to_str().map(str::trim) {
+                Ok("lz4") => Ok(Some("lz4")),
+                Ok("zstd") => Ok(Some("zstd")),
+                Ok("none") | Ok("") => Ok(None),
+                _ => Err(Status::invalid_argument(format!(
+                    "{COMPRESSION_HEADER} must be `lz4`, `zstd` or `none`"
+                ))),
+            },
+        }
+    }
+
+    fn encode<T>(
+        &self,
+        request: &Request<T>,
+        schema: SchemaRef,
+        batches: fstream::Batches,
+        asked: Option<&str>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let name = match asked {
+            Some(a) => Some(a),
+            None => self.compression(request)?,
+        };
+        let compression = fstream::compression(name)?;
+        Ok(Response::new(fstream::encode(
+            schema,
+            batches,
+            &self.config,
+            compression,
+        )?))
+    }
+
+    /// The caller's masked view of a dataset it may read.
+    fn view(&self, caller: &Caller, dataset: &str) -> Result<MaskedView, Status> {
+        self.engine.view(dataset, &caller.access).map_err(status)
+    }
+
+    fn dataset_info(&self, caller: &Caller, dataset: &str) -> Result<FlightInfo, Status> {
+        let view = self.view(caller, dataset)?;
+        let records = view.mask.visible_rows(view.snapshot.num_rows()) as i64;
+        let meta = serde_json::json!({
+            "version": view.snapshot.version(),
+            "owner": view.snapshot.definition().owner,
+            "loaded_at": view.snapshot.created_at().to_rfc3339(),
+            "primary_key": view.snapshot.definition().primary_key,
+        });
+        let info = flight_info(
+            view.mask.schema(),
+            FlightDescriptor::new_path(vec![dataset.to_owned()]),
+            Ticket::new(DatasetTicket::dataset(dataset).to_bytes()),
+            records,
+        )?
+        .with_app_metadata(meta.to_string().into_bytes());
+        Ok(info)
+    }
+
+    /// `DoGet` of a JSON ticket.
+    async fn get_dataset(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let caller = self.caller(&request)?;
+        let ticket = DatasetTicket::parse(&request.get_ref().ticket)?;
+        let view = self.view(&caller, &ticket.dataset)?;
+        let dataset = ticket.dataset.clone();
+        let projection = match &ticket.columns {
+            None => None,
+            Some(cols) => Some(
+                cols.iter()
+                    .map(|c| {
+                        view.mask.index_of(&dataset, c).map_err(|e| {
+                            if view.snapshot.definition().attribute(c).is_some() {
+                                Status::permission_denied(format!(
+                                    "attribute `{c}` of `{dataset}` is not granted to you"
+                                ))
+                            } else {
+                                status(e)
+                            }
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let schema = view
+            .mask
+            .projected_schema(projection.as_deref())
+            .map_err(status)?;
+        tracing::debug!(dataset = %dataset, version = view.snapshot.version(), by = %caller.principal.describe(), "DoGet");
+        let batches = if let Some(filter) = &ticket.filter {
+            // Checked as a plain predicate over what the caller sees, then run through the
+            // same read-only, masked SQL path as Flight SQL.
+            dagr_engine::scope::parse(&dataset, view.mask.schema(), filter).map_err(status)?;
+            let cols = match &ticket.columns {
+                None => "*".to_owned(),
+                Some(c) => c
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let sql = format!("SELECT {cols} FROM \"{dataset}\" WHERE ({filter}\n)");
+            let result = self
+                .engine
+                .query(&sql, &caller.access)
+                .await
+                .map_err(status)?;
+            fstream::query(result)
+        } else if ticket.keys.is_some() {
+            let keys = ticket
+                .key_texts()?
+                .iter()
+                .map(|k| view.snapshot.parse_key(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(status)?;
+            let batch = view.lookup_many(&keys).map_err(status)?;
+            let batch = match &projection {
+                None => batch,
+                Some(p) => batch
+                    .project(p)
+                    .map_err(|e| status(dagr_engine::Error::internal(e)))?,
+            };
+            fstream::once(batch)
+        } else {
+            fstream::dataset(
+                view,
+                projection,
+                Arc::clone(&schema),
+                self.config.batch_rows,
+            )
+        };
+        self.encode(&request, schema, batches, ticket.compression.as_deref())
+    }
+
+    fn list(&self, caller: &Caller) -> Vec<Result<FlightInfo, Status>> {
+        self.engine
+            .dataset_names()
+            .into_iter()
+            .filter(|n| caller.access.can_see(n))
+            .filter_map(|n| match self.dataset_info(caller, &n) {
+                Ok(info) => Some(Ok(info)),
+                // Nothing granted after all, or nothing loaded yet: not listed.
+                Err(s) if s.code() == tonic::Code::PermissionDenied => None,
+                Err(s) if s.code() == tonic::Code::NotFound => None,
+                Err(s) => Some(Err(s)),
+            })
+            .collect()
+    }
+
+    fn prepared_entry(
+        &self,
+        caller: &Caller,
+        handle: &[u8],
+    ) -> Result<(Arc<Prepared>, Vec<ScalarValue>), Status> {
+        let mut map = self.prepared.lock();
+        let entry = map.get_mut(handle).ok_or_else(|| {
+            Status::not_found("no such prepared statement (closed, expired or never made)")
+        })?;
+        if entry.owner != caller.principal.token_id {
+            return Err(Status::not_found(
+                "no such prepared statement (closed, expired or never made)",
+            ));
+        }
+        entry.used = Instant::now();
+        Ok((Arc::clone(&entry.prepared), entry.params.clone()))
+    }
+
+    fn metadata_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        batch: Result<RecordBatch, dagr_engine::Error>,
+        ticket: Ticket,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let batch = batch.map_err(status)?;
+        let descriptor = request.into_inner();
+        Ok(Response::new(flight_info(
+            &batch.schema(),
+            descriptor,
+            ticket,
+            batch.num_rows() as i64,
+        )?))
+    }
+
+    fn metadata_get(
+        &self,
+        request: &Request<Ticket>,
+        batch: Result<RecordBatch, dagr_engine::Error>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let batch = batch.map_err(status)?;
+        self.encode(request, batch.schema(), fstream::once(batch), None)
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for SqlService {
+    type FlightService = SqlService;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<BoxedStream<HandshakeResponse>>, Status> {
+        let metadata = request.metadata().clone();
+        let mut inbound = request.into_inner();
+        let first = if metadata.get("authorization").is_some() {
+            None
+        } else {
+            inbound.message().await?
+        };
+        let token = auth::handshake(self.policy.as_ref(), &metadata, first.as_ref())?;
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let mut out: Response<BoxedStream<HandshakeResponse>> =
+            Response::new(Box::pin(stream::iter([Ok(response)])));
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::internal("cannot set the authorization header"))?;
+        out.metadata_mut().insert("authorization", value);
+        Ok(out)
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        _message: Any,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.get_dataset(request).await
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        _cmd: arrow_flight::sql::Command,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let dataset = dataset_of(request.get_ref())?;
+        Ok(Response::new(self.dataset_info(&caller, &dataset)?))
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        // Plan only (the stream is dropped unread): the schema, and every refusal, now.
+        let result = self
+            .engine
+            .query(&query.query, &caller.access)
+            .await
+            .map_err(status)?;
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.clone().into_bytes().into(),
+        };
+        let descriptor = request.into_inner();
+        Ok(Response::new(flight_info(
+            &result.schema,
+            descriptor,
+            any_ticket(&ticket),
+            -1,
+        )?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let caller = self.caller(&request)?;
+        let sql = std::str::from_utf8(&ticket.statement_handle)
+            .map_err(|_| Status::invalid_argument("the statement handle is not UTF-8"))?;
+        let result = self
+            .engine
+            .query(sql, &caller.access)
+            .await
+            .map_err(status)?;
+        let schema = Arc::clone(&result.schema);
+        self.encode(&request, schema, fstream::query(result), None)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.caller(&request)?;
+        let prepared = self
+            .engine
+            .prepare(&query.query, &caller.access)
+            .await
+            .map_err(status)?;
+        let dataset_schema = schema_bytes(prepared.result_schema())?;
+        let parameter_schema = schema_bytes(prepared.parameter_schema())?;
+        let mut handle = vec![0u8; 16];
+        getrandom::fill(&mut handle).map_err(|e| Status::internal(e.to_string()))?;
+        let mut map = self.prepared.lock();
+        if map.len() >= self.config.max_prepared
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            handle.clone(),
+            PreparedEntry {
+                prepared: Arc::new(prepared),
+                params: Vec::new(),
+                owner: caller.principal.token_id.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let caller = self.caller(&request)?;
+        self.prepared_entry(&caller, &query.prepared_statement_handle)?;
+        self.prepared
+            .lock()
+            .remove(query.prepared_statement_handle.as_ref());
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let caller = self.caller(&request)?;
+        let (prepared, _) = self.prepared_entry(&caller, &query.prepared_statement_handle)?;
+        let batches: Vec<RecordBatch> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+                request.into_inner().map_err(FlightError::from),
+            )
+            .try_collect()
+            .await
+            .map_err(|e| bad_input("parameters are not a valid Arrow stream", e))?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows != 1 {
+            return Err(Status::invalid_argument(format!(
+                "bind exactly one row of parameters per execution; got {rows}"
+            )));
+        }
+        let batch = batches
+            .into_iter()
+            .find(|b| b.num_rows() == 1)
+            .ok_or_else(|| Status::invalid_argument("no parameter row"))?;
+        let expected = prepared.parameter_schema().fields().len();
+        if batch.num_columns() != expected {
+            return Err(Status::invalid_argument(format!(
+                "the statement takes {expected} parameters; got {}",
+                batch.num_columns()
+            )));
+        }
+        let params = batch
+            .columns()
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, 0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad_input("parameters", e))?;
+        if let Some(e) = self
+            .prepared
+            .lock()
+            .get_mut(query.prepared_statement_handle.as_ref())
+        {
+            e.params = params;
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let (prepared, _) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
+        let descriptor = request.into_inner();
+        Ok(Response::new(flight_info(
+            prepared.result_schema(),
+            descriptor,
+            any_ticket(&cmd),
+            -1,
+        )?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let caller = self.caller(&request)?;
+        let (prepared, params) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
+        let result = self
+            .engine
+            .execute_prepared(&prepared, &params, &caller.access)
+            .await
+            .map_err(status)?;
+        let schema = Arc::clone(&result.schema);
+        self.encode(&request, schema, fstream::query(result), None)
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        cmd: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        self.metadata_info(request, metadata::catalogs(&cmd), ticket)
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        cmd: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.caller(&request)?;
+        self.metadata_get(&request, metadata::catalogs(&cmd))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        cmd: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        self.metadata_info(request, metadata::db_schemas(&cmd), ticket)
+    }
+
+    async fn do_get_schemas(
+        &self,
+        cmd: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.caller(&request)?;
+        self.metadata_get(&request, metadata::db_schemas(&cmd))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        cmd: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        let batch = metadata::tables(&self.engine, &caller.access, &cmd);
+        self.metadata_info(request, batch, ticket)
+    }
+
+    async fn do_get_tables(
+        &self,
+        cmd: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let caller = self.caller(&request)?;
+        let batch = metadata::tables(&self.engine, &caller.access, &cmd);
+        self.metadata_get(&request, batch)
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        cmd: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        self.metadata_info(request, metadata::table_types(), ticket)
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _cmd: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.caller(&request)?;
+        self.metadata_get(&request, metadata::table_types())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        cmd: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        let batch = metadata::primary_keys(&self.engine, &caller.access, &cmd);
+        self.metadata_info(request, batch, ticket)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        cmd: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let caller = self.caller(&request)?;
+        let batch = metadata::primary_keys(&self.engine, &caller.access, &cmd);
+        self.metadata_get(&request, batch)
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        cmd: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = any_ticket(&cmd);
+        let batch = self
+            .sql_info
+            .record_batch(cmd.info.clone())
+            .map_err(dagr_engine::Error::internal);
+        self.metadata_info(request, batch, ticket)
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        cmd: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.caller(&request)?;
+        let batch = self
+            .sql_info
+            .record_batch(cmd.info)
+            .map_err(dagr_engine::Error::internal);
+        self.metadata_get(&request, batch)
+    }
+
+    async fn do_put_fallback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        _message: Any,
+    ) -> Result<Response<BoxedStream<PutResult>>, Status> {
+        let caller = self.caller(&request)?;
+        let expected = match request.metadata().get(crate::put::ROWS_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|t| t.trim().parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "{} must be a row count",
+                            crate::put::ROWS_HEADER
+                        ))
+                    })?,
+            ),
+        };
+        let result = put_snapshot(
+            &self.engine,
+            &caller,
+            &self.config,
+            expected,
+            request.into_inner(),
+        )
+        .await?;
+        Ok(Response::new(Box::pin(stream::iter([Ok(result)]))))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        _ticket: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(read_only())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _ticket: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(Status::invalid_argument(
+            "Flight SQL ingest is not supported: upload a full snapshot with DoPut on the \
+             descriptor path [dataset]",
+        ))
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(read_only())
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn read_only() -> Status {
+    Status::invalid_argument(
+        "DAGR is read-only over SQL: updates and DDL are refused; owners upload snapshots with \
+         DoPut on the descriptor path [dataset]",
+    )
+}
+
+type Inner = SqlService;
+
+#[tonic::async_trait]
+impl FlightService for DagrFlight {
+    type HandshakeStream = <Inner as FlightService>::HandshakeStream;
+    type ListFlightsStream = <Inner as FlightService>::ListFlightsStream;
+    type DoGetStream = <Inner as FlightService>::DoGetStream;
+    type DoPutStream = <Inner as FlightService>::DoPutStream;
+    type DoActionStream = <Inner as FlightService>::DoActionStream;
+    type ListActionsStream = <Inner as FlightService>::ListActionsStream;
+    type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        FlightService::handshake(self.sql.as_ref(), request).await
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let caller = self.sql.caller(&request)?;
+        let infos = self.sql.list(&caller);
+        Ok(Response::new(Box::pin(stream::iter(infos))))
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        FlightService::get_flight_info(self.sql.as_ref(), request).await
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        FlightService::poll_flight_info(self.sql.as_ref(), request).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        let caller = self.sql.caller(&request)?;
+        let dataset = dataset_of(request.get_ref())?;
+        let view = self.sql.view(&caller, &dataset)?;
+        let schema = SchemaAsIpc::new(view.mask.schema(), &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e: dagr_engine::arrow::error::ArrowError| {
+                Status::internal(format!("cannot encode a schema: {e}"))
+            })?;
+        Ok(Response::new(schema))
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        // JSON tickets are ours; anything else is a Flight SQL ticket (protobuf `Any`).
+        if request.get_ref().ticket.first() == Some(&b'{') {
+            return self.sql.get_dataset(request).await;
+        }
+        FlightService::do_get(self.sql.as_ref(), request).await
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        FlightService::do_put(self.sql.as_ref(), request).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        FlightService::do_action(self.sql.as_ref(), request).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        FlightService::list_actions(self.sql.as_ref(), request).await
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        FlightService::do_exchange(self.sql.as_ref(), request).await
+    }
+}

@@ -1,0 +1,99 @@
+//! End to end: the Python Arrow clients (the ADBC Flight SQL driver and `pyarrow.flight`) against
+//! the real `dagr` binary's Flight endpoint. The clients live in a virtualenv made by
+//! `scripts/python-env`; the checks are in `tests/python/flight_compat.py`.
+//!
+//! Without network to PyPI the virtualenv cannot be made and the test is skipped, unless
+//! `DAGR_TEST_REQUIRE_PYTHON=1` (set by `scripts/test`) makes that a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Server, credentials, system_token};
+
+const DEMO_ROWS: usize = 1000;
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// Where the virtualenv is cached between runs; `scripts/test` prepares the same one.
+const VENV_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python-env");
+/// The attributes of the demo's BANKA consumer agreement on `persons`.
+const BANK_COLUMNS: &str = "personal_code,given_name,family_name,birth_date,declared_address_code";
+
+#[test]
+fn python_flight_clients_read_persons_within_agreements() {
+    let Some(python) = python_env() else {
+        return;
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, DEMO_ROWS, &[]);
+    let flight_addr = flight_addr(&server.logged());
+    let creds = credentials(&data);
+    let pmlp = system_token(&creds, "PMLP", "provider");
+    let bank = system_token(&creds, "BANKA", "consumer");
+
+    let script = Path::new(ROOT).join("tests/python/flight_compat.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("grpc://{flight_addr}"))
+        .args([&pmlp, &bank])
+        .arg(BANK_COLUMNS)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .output()
+        .expect("run the Python client checks");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    if !stderr.trim().is_empty() {
+        eprintln!("stderr of {}:\n{stderr}", script.display());
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        out.status.success() && last.ends_with(" passed, 0 failed"),
+        "the Python Flight clients failed ({}); last line {last:?}; server log:\n{}",
+        out.status,
+        server.logged()
+    );
+    server.terminate();
+}
+
+/// The virtualenv's python from `scripts/python-env`, or `None` (test skipped) when it cannot be
+/// made and Python is not required.
+fn python_env() -> Option<PathBuf> {
+    let out = Command::new(Path::new(ROOT).join("scripts/python-env"))
+        .arg(VENV_DIR)
+        .output()
+        .expect("run scripts/python-env");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let python = stdout.lines().last().map(str::trim).unwrap_or_default();
+    if out.status.success() && !python.is_empty() {
+        return Some(PathBuf::from(python));
+    }
+    let why = format!(
+        "scripts/python-env {VENV_DIR} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::env::var("DAGR_TEST_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "{why}"
+    );
+    eprintln!(
+        "skipping the Python Flight client test (set DAGR_TEST_REQUIRE_PYTHON=1 to fail instead): {why}"
+    );
+    None
+}
+
+/// The Flight address (`flight=HOST:PORT`) from the server's listening line.
+fn flight_addr(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("DAGR listening"))
+        .flat_map(str::split_whitespace)
+        .find_map(|w| w.strip_prefix("flight="))
+        .unwrap_or_else(|| panic!("no flight= in the listening line; log:\n{log}"))
+        .trim_matches(|c: char| c == ',' || c == '"')
+        .to_owned()
+}
