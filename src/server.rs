@@ -135,14 +135,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::pin!(servers);
     tokio::select! {
         result = &mut servers => result?,
-        () = shutdown_signal() => {
+                () = shutdown_signal() => {
             let _ = stop.send(());
-            servers.await?;
+            // In-flight calls get a grace period; a stalled client cannot keep DAGR up.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(
+                    seconds = SHUTDOWN_GRACE.as_secs(),
+                    "calls still open after the grace period were cut"
+                ),
+            }
         }
     }
     info!("DAGR stopped");
     Ok(())
 }
+
+/// How long in-flight calls may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The Flight settings of `dagr serve`.
 fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightConfig> {

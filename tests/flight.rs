@@ -486,6 +486,8 @@ async fn put(
     dataset: &str,
     batches: Vec<Result<RecordBatch, FlightError>>,
 ) -> Result<Value, FlightError> {
+    let rows: usize = batches.iter().flatten().map(RecordBatch::num_rows).sum();
+    c.add_header("x-dagr-rows", &rows.to_string()).unwrap();
     let data = FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(FlightDescriptor::new_path(vec![dataset.into()])))
         .build(futures::stream::iter(batches));
@@ -568,6 +570,7 @@ async fn owners_upload_snapshots_and_bad_uploads_change_nothing() {
                 .chain(futures::stream::pending()),
         );
     let mut dropped = f.client(&pmlp).await;
+    dropped.add_header("x-dagr-rows", "100").unwrap();
     let call = tokio::time::timeout(std::time::Duration::from_millis(1500), dropped.do_put(data));
     assert!(
         call.await.is_err(),
@@ -577,16 +580,33 @@ async fn owners_upload_snapshots_and_bad_uploads_change_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (_, v) = owner_batches(&mut owner).await;
     assert_eq!(v, v2, "a broken-off upload was committed");
-    // A client that stops early, announcing the full count: refused.
+    // A client whose source fails half-way ends the stream cleanly: the announced row count
+    // is what refuses the cut-off upload. (The client reports its own error; the version
+    // check below proves the server refused it.)
     let mut counted = f.client(&pmlp).await;
+    let data = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["persons".into()])))
+        .build(futures::stream::iter(vec![
+            Ok(batches[0].slice(0, 100)),
+            Err(FlightError::ProtocolError("client gave up".into())),
+        ]));
     counted
         .add_header("x-dagr-rows", &PERSONS.to_string())
         .unwrap();
-    let mut half: Vec<Result<RecordBatch, FlightError>> = vec![Ok(batches[0].slice(0, 100))];
-    half.push(Err(FlightError::ProtocolError("client gave up".into())));
-    // (The client reports its own error; the server must have refused the short upload,
-    // which the version check below proves.)
-    assert!(put(&mut counted, "persons", half).await.is_err());
+    assert!(counted.do_put(data).await.is_err());
+    // Without the announced count, an upload is refused outright.
+    let mut uncounted = f.client(&pmlp).await;
+    let data = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["persons".into()])))
+        .build(futures::stream::iter(batches.clone().into_iter().map(Ok)));
+    let err = match uncounted.do_put(data).await {
+        Err(e) => e,
+        Ok(s) => s
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("an upload without x-dagr-rows was accepted"),
+    };
+    assert!(err.to_string().contains("x-dagr-rows"), "{err}");
     let (after, v) = owner_batches(&mut owner).await;
     assert_eq!(v, v2, "no version was committed by the refused uploads");
     assert_eq!(rows(&after), PERSONS);
@@ -596,7 +616,19 @@ async fn owners_upload_snapshots_and_bad_uploads_change_nothing() {
 async fn a_stream_finishes_on_the_version_it_started_with() {
     let f = start(&["--flight-batch-rows", "64"]);
     let pmlp = f.token("PMLP", "provider");
-    let mut reader = f.client(&pmlp).await;
+    // A reader with small HTTP/2 windows, so the server cannot have sent (or encoded) the
+    // whole dataset before the new snapshot commits: it must wait for the reader.
+    let channel = Channel::from_shared(f.server.flight.clone())
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .initial_connection_window_size(Some(16 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut reader = FlightClient::new(channel);
+    reader
+        .add_header("authorization", &format!("Bearer {pmlp}"))
+        .unwrap();
     let mut writer = f.client(&pmlp).await;
     let (batches, _) = owner_batches(&mut writer).await;
     let originals: Vec<String> = batches
@@ -611,9 +643,7 @@ async fn a_stream_finishes_on_the_version_it_started_with() {
         })
         .collect();
     let mut stream = reader
-        .do_get(json_ticket(
-            json!({"dataset": "persons", "columns": ["given_name"]}),
-        ))
+        .do_get(json_ticket(json!({"dataset": "persons"})))
         .await
         .unwrap();
     let first = stream.next().await.unwrap().unwrap();
@@ -626,20 +656,17 @@ async fn a_stream_finishes_on_the_version_it_started_with() {
     )
     .await
     .unwrap();
-    let mut seen: Vec<String> = first
-        .column(0)
-        .as_string::<i32>()
-        .iter()
-        .map(|v| v.unwrap().to_owned())
-        .collect();
+    let names = |b: &RecordBatch| -> Vec<String> {
+        b.column_by_name("given_name")
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = names(&first);
     while let Some(b) = stream.next().await {
-        let b = b.unwrap();
-        seen.extend(
-            b.column(0)
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.unwrap().to_owned()),
-        );
+        seen.extend(names(&b.unwrap()));
     }
     assert_eq!(seen, originals, "the open stream kept its version");
     let (now, _) = owner_batches(&mut writer).await;

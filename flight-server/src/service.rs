@@ -33,7 +33,7 @@ use dagr_engine::arrow::ipc::writer::IpcWriteOptions;
 use dagr_engine::datafusion::scalar::ScalarValue;
 use dagr_engine::prepared::Prepared;
 use dagr_engine::{AccessPolicy, Engine, MaskedView};
-use futures::stream::{self, Stream, TryStreamExt};
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -49,13 +49,20 @@ use crate::ticket::DatasetTicket;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// A prepared statement unused this long is closed.
+const PREPARED_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// Open prepared statements per caller.
+const PREPARED_PER_CALLER: usize = 256;
+/// Largest parameter upload, decompressed.
+const MAX_PARAMETER_BYTES: usize = 1 << 20;
+
 /// A prepared statement kept between its creation and its close.
 struct PreparedEntry {
     prepared: Arc<Prepared>,
     /// Bound parameter values (the last `DoPut` of parameters).
     params: Vec<ScalarValue>,
-    /// The token that prepared it: only that caller may use it.
-    owner: Option<String>,
+    /// Who prepared it (the principal with its token): only that caller may use it.
+    owner: String,
     used: Instant,
 }
 
@@ -180,7 +187,7 @@ impl SqlService {
             "version": view.snapshot.version(),
             "owner": view.snapshot.definition().owner,
             "loaded_at": view.snapshot.created_at().to_rfc3339(),
-            "primary_key": view.snapshot.definition().primary_key,
+                        "primary_key": view.mask.key_granted().then(|| view.snapshot.definition().primary_key.clone()),
         });
         let info = flight_info(
             view.mask.schema(),
@@ -227,7 +234,13 @@ impl SqlService {
         let batches = if let Some(filter) = &ticket.filter {
             // Checked as a plain predicate over what the caller sees, then run through the
             // same read-only, masked SQL path as Flight SQL.
-            dagr_engine::scope::parse(&dataset, view.mask.schema(), filter).map_err(status)?;
+            dagr_engine::scope::parse(&dataset, view.mask.schema(), filter).map_err(|e| {
+                let reason = match e {
+                    dagr_engine::Error::InvalidRowScope { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                Status::invalid_argument(format!("invalid filter on `{dataset}`: {reason}"))
+            })?;
             let cols = match &ticket.columns {
                 None => "*".to_owned(),
                 Some(c) => c
@@ -242,7 +255,14 @@ impl SqlService {
                 .query(&sql, &caller.access)
                 .await
                 .map_err(status)?;
-            fstream::query(result)
+            // The query pins its own snapshot: its schema is the one that describes the rows.
+            let schema = Arc::clone(&result.schema);
+            return self.encode(
+                &request,
+                schema,
+                fstream::query(result),
+                ticket.compression.as_deref(),
+            );
         } else if ticket.keys.is_some() {
             let keys = ticket
                 .key_texts()?
@@ -278,7 +298,12 @@ impl SqlService {
                 Ok(info) => Some(Ok(info)),
                 // Nothing granted after all, or nothing loaded yet: not listed.
                 Err(s) if s.code() == tonic::Code::PermissionDenied => None,
-                Err(s) if s.code() == tonic::Code::NotFound => None,
+                                Err(s) if s.code() == tonic::Code::NotFound => None,
+                // A grant that does not fit the snapshot hides that dataset, not the list.
+                Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                    tracing::warn!(dataset = %n, error = %s.message(), "a dataset left out of ListFlights");
+                    None
+                }
                 Err(s) => Some(Err(s)),
             })
             .collect()
@@ -293,7 +318,7 @@ impl SqlService {
         let entry = map.get_mut(handle).ok_or_else(|| {
             Status::not_found("no such prepared statement (closed, expired or never made)")
         })?;
-        if entry.owner != caller.principal.token_id {
+        if entry.owner != caller.principal.describe() || entry.used.elapsed() > PREPARED_IDLE {
             return Err(Status::not_found(
                 "no such prepared statement (closed, expired or never made)",
             ));
@@ -430,21 +455,32 @@ impl FlightSqlService for SqlService {
         let parameter_schema = schema_bytes(prepared.parameter_schema())?;
         let mut handle = vec![0u8; 16];
         getrandom::fill(&mut handle).map_err(|e| Status::internal(e.to_string()))?;
+        let owner = caller.principal.describe();
         let mut map = self.prepared.lock();
-        if map.len() >= self.config.max_prepared
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone())
+        // Statements idle too long are closed; a caller over its quota loses its own oldest
+        // statement (never another caller's); a full server refuses.
+        map.retain(|_, e| e.used.elapsed() <= PREPARED_IDLE);
+        let mine: Vec<(Instant, Vec<u8>)> = map
+            .iter()
+            .filter(|(_, e)| e.owner == owner)
+            .map(|(k, e)| (e.used, k.clone()))
+            .collect();
+        if mine.len() >= PREPARED_PER_CALLER
+            && let Some((_, oldest)) = mine.iter().min_by_key(|(used, _)| *used)
         {
-            map.remove(&oldest);
+            map.remove(oldest);
+        }
+        if map.len() >= self.config.max_prepared {
+            return Err(Status::resource_exhausted(
+                "too many open prepared statements on this server; close some and retry",
+            ));
         }
         map.insert(
             handle.clone(),
             PreparedEntry {
                 prepared: Arc::new(prepared),
                 params: Vec::new(),
-                owner: caller.principal.token_id.clone(),
+                owner,
                 used: Instant::now(),
             },
         );
@@ -475,23 +511,38 @@ impl FlightSqlService for SqlService {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
         let (prepared, _) = self.prepared_entry(&caller, &query.prepared_statement_handle)?;
-        let batches: Vec<RecordBatch> =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-                request.into_inner().map_err(FlightError::from),
-            )
-            .try_collect()
-            .await
-            .map_err(|e| bad_input("parameters are not a valid Arrow stream", e))?;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if rows != 1 {
-            return Err(Status::invalid_argument(format!(
-                "bind exactly one row of parameters per execution; got {rows}"
-            )));
+        let mut received = 0usize;
+        let checked = request.into_inner().map(move |item| {
+            let data = item?;
+            received = received.saturating_add(data.data_body.len() + data.data_header.len());
+            if received > MAX_PARAMETER_BYTES {
+                return Err(Status::resource_exhausted(format!(
+                    "parameters are limited to {MAX_PARAMETER_BYTES} bytes"
+                )));
+            }
+            crate::put::check_declared_sizes(&data, MAX_PARAMETER_BYTES)?;
+            Ok(data)
+        });
+        let mut decoded = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            checked.map_err(FlightError::from),
+        );
+        let mut row: Option<RecordBatch> = None;
+        while let Some(b) = decoded.next().await {
+            let b = b.map_err(|e| match e {
+                FlightError::Tonic(s) => *s,
+                other => bad_input("parameters are not a valid Arrow stream", other),
+            })?;
+            if b.num_rows() == 0 {
+                continue;
+            }
+            if row.is_some() || b.num_rows() > 1 {
+                return Err(Status::invalid_argument(
+                    "bind exactly one row of parameters per execution",
+                ));
+            }
+            row = Some(b);
         }
-        let batch = batches
-            .into_iter()
-            .find(|b| b.num_rows() == 1)
-            .ok_or_else(|| Status::invalid_argument("no parameter row"))?;
+        let batch = row.ok_or_else(|| Status::invalid_argument("no parameter row was sent"))?;
         let expected = prepared.parameter_schema().fields().len();
         if batch.num_columns() != expected {
             return Err(Status::invalid_argument(format!(
@@ -706,6 +757,17 @@ impl FlightSqlService for SqlService {
         Ok(Response::new(Box::pin(stream::iter([Ok(result)]))))
     }
 
+    async fn do_put_error_callback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        error: arrow_flight::sql::server::DoPutError,
+    ) -> Result<Response<BoxedStream<PutResult>>, Status> {
+        self.caller(&request)?;
+        Err(Status::invalid_argument(format!(
+            "not a valid upload ({error}): send a descriptor path [dataset] and an Arrow stream"
+        )))
+    }
+
     async fn do_put_statement_update(
         &self,
         _ticket: CommandStatementUpdate,
@@ -778,6 +840,8 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        // Every call but Handshake authenticates before anything else is looked at.
+        self.sql.caller(&request)?;
         FlightService::get_flight_info(self.sql.as_ref(), request).await
     }
 
@@ -785,6 +849,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
+        self.sql.caller(&request)?;
         FlightService::poll_flight_info(self.sql.as_ref(), request).await
     }
 
@@ -811,6 +876,7 @@ impl FlightService for DagrFlight {
         if request.get_ref().ticket.first() == Some(&b'{') {
             return self.sql.get_dataset(request).await;
         }
+        self.sql.caller(&request)?;
         FlightService::do_get(self.sql.as_ref(), request).await
     }
 
@@ -818,6 +884,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.sql.caller(&request)?;
         FlightService::do_put(self.sql.as_ref(), request).await
     }
 
@@ -825,6 +892,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        self.sql.caller(&request)?;
         FlightService::do_action(self.sql.as_ref(), request).await
     }
 
@@ -832,6 +900,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.sql.caller(&request)?;
         FlightService::list_actions(self.sql.as_ref(), request).await
     }
 
@@ -839,6 +908,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.sql.caller(&request)?;
         FlightService::do_exchange(self.sql.as_ref(), request).await
     }
 }

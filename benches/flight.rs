@@ -1,0 +1,896 @@
+//! End-to-end Flight benchmarks (a harness of its own, not criterion). Run:
+//! `cargo bench --bench flight`; `DAGR_BENCH_PERSONS` sets the persons count (default
+//! 5 000 000).
+//!
+//! The demo `persons` register is loaded into an engine on a temporary directory (no metadata
+//! store). Callers authenticate through [`BenchPolicy`], which grants *every* attribute of
+//! `persons` through [`Access::Grants`]: the masked path runs as for a consumer with a full
+//! agreement, but no governance store is consulted. This measures the serving path, not
+//! governance.
+//!
+//! 1. **DoGet throughput** of the whole dataset through `dagr_flight_server::serve`, next to
+//!    a minimal arrow-flight server measured in the same run (the snapshot's chunks sliced
+//!    to the same batch size before timing, streamed through `FlightDataEncoderBuilder`: no
+//!    auth, no engine, the same tonic window and message settings). Then the effect of each
+//!    [`FlightConfig`] knob, one at a time from DAGR's defaults.
+//! 2. **Prepared point lookups** through Flight SQL (`set_parameters`, `execute` = `DoPut`
+//!    of the parameters + `GetFlightInfo`, `DoGet` of its ticket) at 1 and 16 concurrent
+//!    clients, next to the same lookup as one plain-Flight `DoGet` of a JSON ticket
+//!    `{"dataset":"persons","keys":[code]}`.
+//!
+//! Progress goes to stderr, the markdown report to stdout. Nothing is asserted on times.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::SchemaRef;
+use arrow_flight::decode::DecodedPayload;
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use dagr_engine::demo::{DEFAULT_SEED, DemoConfig, generate};
+use dagr_engine::snapshot::{CHUNK_ROWS, row_id};
+use dagr_engine::task::SpawnedTask;
+use dagr_engine::{
+    Access, AccessPolicy, AuthError, Engine, EngineConfig, Grant, Principal, Role, Snapshot,
+};
+use dagr_flight_server::FlightConfig;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Barrier, oneshot};
+use tokio::task::JoinSet;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Request, Response, Status, Streaming};
+
+/// The one bearer token [`BenchPolicy`] accepts.
+const TOKEN: &str = "bench-token";
+/// Client HTTP/2 windows, as NOTES.md recommends (16 / 32 MiB).
+const CLIENT_STREAM_WINDOW: u32 = 16 << 20;
+const CLIENT_CONNECTION_WINDOW: u32 = 32 << 20;
+/// hyper's HTTP/2 server defaults (what tonic uses when no window is set).
+const HYPER_SERVER_WINDOW: u32 = 1 << 20;
+/// Client decoding limit: large, so that no server setting is refused by the client.
+const CLIENT_MAX_DECODING: usize = 256 << 20;
+/// Timed runs of the DAGR vs baseline comparison (after one warm-up run each).
+const MAIN_RUNS: usize = 5;
+/// Timed runs per knob configuration (after one warm-up run).
+const KNOB_RUNS: usize = 3;
+/// Sequential lookups with one client.
+const LOOKUPS_ONE: usize = 2000;
+/// Concurrent clients, and lookups per client.
+const CLIENTS: usize = 16;
+const LOOKUPS_PER_CLIENT: usize = 500;
+/// Untimed lookups per client before timing.
+const LOOKUP_WARMUP: usize = 50;
+
+fn persons_count() -> usize {
+    std::env::var("DAGR_BENCH_PERSONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000_000)
+}
+
+/// Authenticates [`TOKEN`] as an owner-like principal holding every attribute of `persons`.
+#[derive(Debug)]
+struct BenchPolicy {
+    principal: Principal,
+    access: Access,
+}
+
+impl BenchPolicy {
+    fn new(snapshot: &Snapshot) -> Self {
+        let def = snapshot.definition();
+        let attributes = def.attributes.iter().map(|a| a.name.clone());
+        BenchPolicy {
+            principal: Principal {
+                role: Role::Owner,
+                organisation: Some(def.owner.clone()),
+                system: None,
+                subject: None,
+                user: None,
+                token_id: Some("bench".to_owned()),
+            },
+            access: Access::Grants(
+                [(def.name.clone(), vec![Grant::attributes(attributes)])].into(),
+            ),
+        }
+    }
+}
+
+impl AccessPolicy for BenchPolicy {
+    fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        if bearer == TOKEN {
+            Ok(self.principal.clone())
+        } else {
+            Err(AuthError::Invalid)
+        }
+    }
+
+    fn access(&self, _principal: &Principal) -> Access {
+        self.access.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The baseline: a minimal arrow-flight server
+// ---------------------------------------------------------------------------------------
+
+/// `DoGet` of any ticket streams the prepared batches; nothing else is implemented.
+#[derive(Debug, Clone)]
+struct BaselineFlight {
+    schema: SchemaRef,
+    batches: Arc<Vec<RecordBatch>>,
+    max_message_bytes: usize,
+}
+
+type Boxed<T> = BoxStream<'static, Result<T, Status>>;
+
+fn unimplemented<T>() -> Result<T, Status> {
+    Err(Status::unimplemented("the baseline only answers DoGet"))
+}
+
+#[tonic::async_trait]
+impl FlightService for BaselineFlight {
+    type HandshakeStream = Boxed<HandshakeResponse>;
+    type ListFlightsStream = Boxed<FlightInfo>;
+    type DoGetStream = Boxed<FlightData>;
+    type DoPutStream = Boxed<PutResult>;
+    type DoExchangeStream = Boxed<FlightData>;
+    type DoActionStream = Boxed<arrow_flight::Result>;
+    type ListActionsStream = Boxed<ActionType>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        unimplemented()
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        unimplemented()
+    }
+
+    async fn get_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        unimplemented()
+    }
+
+    async fn do_get(
+        &self,
+        _request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let batches = Arc::clone(&self.batches);
+        let input = stream::iter((0..batches.len()).map(move |i| Ok(batches[i].clone())));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(Arc::clone(&self.schema))
+            .with_max_flight_data_size(self.max_message_bytes)
+            .with_dictionary_handling(DictionaryHandling::Resend)
+            .build(input)
+            .map_err(Status::from);
+        Ok(Response::new(stream.boxed()))
+    }
+
+    async fn do_put(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        unimplemented()
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        unimplemented()
+    }
+
+    async fn do_action(
+        &self,
+        _request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        unimplemented()
+    }
+
+    async fn list_actions(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        unimplemented()
+    }
+}
+
+/// The snapshot's chunks sliced to `batch_rows`, as DAGR's `DoGet` slices them.
+fn baseline_batches(snapshot: &Snapshot, batch_rows: usize) -> Vec<RecordBatch> {
+    snapshot
+        .chunks()
+        .iter()
+        .flat_map(|c| {
+            (0..c.num_rows())
+                .step_by(batch_rows)
+                .map(move |at| c.slice(at, batch_rows.min(c.num_rows() - at)))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers and clients
+// ---------------------------------------------------------------------------------------
+
+/// A server on 127.0.0.1:0, stopped with [`Running::stop`].
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: SpawnedTask<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        // Dropping the join on timeout drops the task, which aborts it.
+        if tokio::time::timeout(Duration::from_secs(10), self.task.join())
+            .await
+            .is_err()
+        {
+            eprintln!("a server did not stop within 10 s; aborted it");
+        }
+    }
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    (listener, addr)
+}
+
+async fn start_dagr(
+    engine: &Arc<Engine>,
+    policy: &Arc<dyn AccessPolicy>,
+    config: FlightConfig,
+) -> Running {
+    let (listener, addr) = bind().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let engine = Arc::clone(engine);
+    let policy = Arc::clone(policy);
+    let task = SpawnedTask::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = dagr_flight_server::serve(listener, engine, policy, config, shutdown).await
+        {
+            eprintln!("DAGR Flight server failed: {e}");
+        }
+    });
+    Running { addr, stop, task }
+}
+
+/// The baseline with the transport settings `dagr_flight_server::serve` applies.
+async fn start_baseline(service: BaselineFlight, config: &FlightConfig) -> Running {
+    let (listener, addr) = bind().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let service = FlightServiceServer::new(service)
+        .max_encoding_message_size(config.max_message_bytes.max(4 << 20) * 2)
+        .max_decoding_message_size(config.max_decoding_bytes);
+    let router = Server::builder()
+        .initial_stream_window_size(config.stream_window)
+        .initial_connection_window_size(config.connection_window)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .add_service(service);
+    let task = SpawnedTask::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            eprintln!("baseline Flight server failed: {e}");
+        }
+    });
+    Running { addr, stop, task }
+}
+
+/// A channel to `addr`; with `windows`, the 16 / 32 MiB HTTP/2 windows, else tonic's defaults.
+async fn channel(addr: SocketAddr, windows: bool) -> Channel {
+    let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .tcp_nodelay(true);
+    if windows {
+        endpoint = endpoint
+            .initial_stream_window_size(CLIENT_STREAM_WINDOW)
+            .initial_connection_window_size(CLIENT_CONNECTION_WINDOW);
+    }
+    endpoint.connect().await.expect("connect")
+}
+
+fn raw_client(channel: Channel) -> FlightServiceClient<Channel> {
+    FlightServiceClient::new(channel).max_decoding_message_size(CLIENT_MAX_DECODING)
+}
+
+async fn flight_client(addr: SocketAddr, windows: bool) -> FlightClient {
+    let mut c = FlightClient::new_from_inner(raw_client(channel(addr, windows).await));
+    c.add_header("authorization", &format!("Bearer {TOKEN}"))
+        .expect("header");
+    c
+}
+
+async fn sql_client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
+    let mut c = FlightSqlServiceClient::new_from_inner(raw_client(channel(addr, true).await));
+    c.set_token(TOKEN.to_owned());
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// DoGet throughput
+// ---------------------------------------------------------------------------------------
+
+/// One full `DoGet`: rows, bytes (IPC header + body of every `FlightData`) and wall time.
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    rows: usize,
+    bytes: usize,
+    secs: f64,
+}
+
+async fn full_get(client: &mut FlightClient, ticket: &Ticket) -> Transfer {
+    let started = Instant::now();
+    let mut decoder = client
+        .do_get(ticket.clone())
+        .await
+        .expect("DoGet")
+        .into_inner();
+    let (mut rows, mut bytes) = (0, 0);
+    while let Some(data) = decoder.next().await {
+        let data = data.expect("a FlightData message");
+        bytes += data.inner.data_header.len() + data.inner.data_body.len();
+        if let DecodedPayload::RecordBatch(b) = &data.payload {
+            rows += b.num_rows();
+        }
+    }
+    Transfer {
+        rows,
+        bytes,
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The median run of several (by time).
+fn median(mut runs: Vec<Transfer>) -> Transfer {
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    runs[runs.len() / 2]
+}
+
+fn gbps(t: &Transfer) -> f64 {
+    t.bytes as f64 / t.secs / 1e9
+}
+
+fn mrows(t: &Transfer) -> f64 {
+    t.rows as f64 / t.secs / 1e6
+}
+
+fn dataset_ticket() -> Ticket {
+    Ticket::new(serde_json::json!({ "dataset": "persons" }).to_string())
+}
+
+/// Warm up once, then `runs` timed runs of a DAGR server with `config`; the median.
+async fn measure_dagr_config(
+    engine: &Arc<Engine>,
+    policy: &Arc<dyn AccessPolicy>,
+    config: FlightConfig,
+    client_windows: bool,
+    runs: usize,
+) -> Transfer {
+    let server = start_dagr(engine, policy, config).await;
+    let mut client = flight_client(server.addr, client_windows).await;
+    let ticket = dataset_ticket();
+    full_get(&mut client, &ticket).await;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        times.push(full_get(&mut client, &ticket).await);
+    }
+    drop(client);
+    server.stop().await;
+    median(times)
+}
+
+// ---------------------------------------------------------------------------------------
+// Point lookups
+// ---------------------------------------------------------------------------------------
+
+/// Personal codes sampled deterministically (SplitMix64 over row numbers).
+fn sample_keys(snapshot: &Snapshot, count: usize) -> Vec<String> {
+    let n = snapshot.num_rows() as u64;
+    let mut state: u64 = 0x5EED_F11E_u64;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let r = (z % n) as usize;
+            // Every chunk but the last holds CHUNK_ROWS rows.
+            let key = snapshot
+                .index()
+                .key_of(row_id(r / CHUNK_ROWS, r % CHUNK_ROWS));
+            key[0].to_string()
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LookupPath {
+    /// Flight SQL prepared statement: DoPut of parameters, GetFlightInfo, DoGet.
+    Prepared,
+    /// One plain-Flight DoGet of a JSON ticket with the key.
+    JsonTicket,
+}
+
+impl LookupPath {
+    fn label(self) -> &'static str {
+        match self {
+            LookupPath::Prepared => {
+                "Flight SQL prepared statement (DoPut params + GetFlightInfo + DoGet)"
+            }
+            LookupPath::JsonTicket => "baseline: plain Flight DoGet of a JSON `keys` ticket",
+        }
+    }
+}
+
+/// Latencies of one client's lookups, and how many rows they returned.
+struct ClientRun {
+    latencies: Vec<Duration>,
+    rows: usize,
+}
+
+/// One client: its own channel and (for [`LookupPath::Prepared`]) its own prepared
+/// statement; `warmup` untimed lookups, then waits on `start` and times each of `keys`.
+async fn lookup_client(
+    addr: SocketAddr,
+    path: LookupPath,
+    keys: Vec<String>,
+    warmup: Vec<String>,
+    start: Arc<Barrier>,
+) -> ClientRun {
+    match path {
+        LookupPath::Prepared => {
+            let mut sql = sql_client(addr).await;
+            let mut stmt = sql
+                .prepare(
+                    "SELECT * FROM persons WHERE personal_code = ?".to_owned(),
+                    None,
+                )
+                .await
+                .expect("prepare");
+            let mut one = async |sql: &mut FlightSqlServiceClient<Channel>, key: &str| -> usize {
+                let params = RecordBatch::try_from_iter([(
+                    "p",
+                    Arc::new(StringArray::from(vec![key])) as ArrayRef,
+                )])
+                .expect("parameter batch");
+                stmt.set_parameters(params).expect("set_parameters");
+                let info = stmt.execute().await.expect("execute");
+                let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+                let batches: Vec<RecordBatch> = sql
+                    .do_get(ticket)
+                    .await
+                    .expect("DoGet")
+                    .try_collect()
+                    .await
+                    .expect("batches");
+                batches.iter().map(RecordBatch::num_rows).sum()
+            };
+            for k in &warmup {
+                one(&mut sql, k).await;
+            }
+            start.wait().await;
+            let mut run = ClientRun {
+                latencies: Vec::with_capacity(keys.len()),
+                rows: 0,
+            };
+            for k in &keys {
+                let t = Instant::now();
+                run.rows += one(&mut sql, k).await;
+                run.latencies.push(t.elapsed());
+            }
+            stmt.close().await.expect("close");
+            run
+        }
+        LookupPath::JsonTicket => {
+            let mut client = flight_client(addr, true).await;
+            let one = async |client: &mut FlightClient, key: &str| -> usize {
+                let ticket = Ticket::new(
+                    serde_json::json!({ "dataset": "persons", "keys": [key] }).to_string(),
+                );
+                let batches: Vec<RecordBatch> = client
+                    .do_get(ticket)
+                    .await
+                    .expect("DoGet")
+                    .try_collect()
+                    .await
+                    .expect("batches");
+                batches.iter().map(RecordBatch::num_rows).sum()
+            };
+            for k in &warmup {
+                one(&mut client, k).await;
+            }
+            start.wait().await;
+            let mut run = ClientRun {
+                latencies: Vec::with_capacity(keys.len()),
+                rows: 0,
+            };
+            for k in &keys {
+                let t = Instant::now();
+                run.rows += one(&mut client, k).await;
+                run.latencies.push(t.elapsed());
+            }
+            run
+        }
+    }
+}
+
+/// Latency percentiles and throughput of one lookup measurement.
+struct LookupStats {
+    path: LookupPath,
+    clients: usize,
+    lookups: usize,
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+}
+
+/// Nearest-rank percentile of sorted latencies.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+async fn measure_lookups(
+    addr: SocketAddr,
+    path: LookupPath,
+    clients: usize,
+    per_client: usize,
+    keys: &[String],
+) -> LookupStats {
+    let start = Arc::new(Barrier::new(clients + 1));
+    let mut tasks = JoinSet::new();
+    for c in 0..clients {
+        let mine = keys[c * per_client..(c + 1) * per_client].to_vec();
+        let warmup = mine.iter().take(LOOKUP_WARMUP).cloned().collect();
+        tasks.spawn(lookup_client(addr, path, mine, warmup, Arc::clone(&start)));
+    }
+    start.wait().await;
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(clients * per_client);
+    let mut rows = 0;
+    while let Some(run) = tasks.join_next().await {
+        let run = run.expect("a lookup client");
+        rows += run.rows;
+        latencies.extend(run.latencies);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    // A correctness check, not a timing one: every sampled key exists and is visible.
+    assert_eq!(rows, latencies.len(), "every lookup must find its one row");
+    latencies.sort();
+    LookupStats {
+        path,
+        clients,
+        lookups: latencies.len(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        per_sec: latencies.len() as f64 / wall,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------
+
+struct KnobRow {
+    knob: &'static str,
+    value: String,
+    transfer: Transfer,
+}
+
+async fn setup(n: usize) -> (tempfile::TempDir, Arc<Engine>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let persons = tokio::task::spawn_blocking(move || {
+        generate(&DemoConfig {
+            persons: n,
+            seed: DEFAULT_SEED,
+        })
+        .expect("demo data")
+        .into_iter()
+        .find(|d| d.definition.name == "persons")
+        .expect("persons")
+    })
+    .await
+    .expect("generator");
+    let engine = Engine::open_dir(&dir.path().join("store"), EngineConfig::default())
+        .await
+        .expect("engine");
+    engine
+        .create_dataset(persons.definition.clone())
+        .await
+        .expect("create persons");
+    engine
+        .load_batches("persons", persons.batches)
+        .await
+        .expect("load persons");
+    (dir, Arc::new(engine))
+}
+
+async fn run() {
+    let all = Instant::now();
+    let n = persons_count();
+    eprintln!("flight bench: generating and loading {n} persons ...");
+    let (_dir, engine) = setup(n).await;
+    let snapshot = engine.current("persons").expect("persons loaded");
+    let policy: Arc<dyn AccessPolicy> = Arc::new(BenchPolicy::new(&snapshot));
+    let defaults = FlightConfig::default();
+    eprintln!(
+        "loaded {} rows ({:.1} MiB Arrow) in {:.1} s",
+        snapshot.num_rows(),
+        snapshot.arrow_memory_size() as f64 / 1048576.0,
+        all.elapsed().as_secs_f64()
+    );
+
+    // 1. DoGet: DAGR (defaults) vs the baseline, runs interleaved.
+    let baseline = BaselineFlight {
+        schema: Arc::clone(snapshot.schema()),
+        batches: Arc::new(baseline_batches(&snapshot, defaults.batch_rows)),
+        max_message_bytes: defaults.max_message_bytes,
+    };
+    let dagr_server = start_dagr(&engine, &policy, defaults.clone()).await;
+    let base_server = start_baseline(baseline, &defaults).await;
+    let mut dagr_client = flight_client(dagr_server.addr, true).await;
+    let mut base_client = flight_client(base_server.addr, true).await;
+    let ticket = dataset_ticket();
+    let warm = full_get(&mut dagr_client, &ticket).await;
+    full_get(&mut base_client, &ticket).await;
+    eprintln!(
+        "DoGet warm-up: {} rows, {:.1} MB, {:.0} bytes/row",
+        warm.rows,
+        warm.bytes as f64 / 1e6,
+        warm.bytes as f64 / warm.rows.max(1) as f64
+    );
+    let (mut dagr_runs, mut base_runs) = (Vec::new(), Vec::new());
+    for r in 0..MAIN_RUNS {
+        let d = full_get(&mut dagr_client, &ticket).await;
+        let b = full_get(&mut base_client, &ticket).await;
+        eprintln!(
+            "DoGet run {}/{MAIN_RUNS}: DAGR {:.3} s ({:.2} GB/s), baseline {:.3} s ({:.2} GB/s)",
+            r + 1,
+            d.secs,
+            gbps(&d),
+            b.secs,
+            gbps(&b)
+        );
+        dagr_runs.push(d);
+        base_runs.push(b);
+    }
+    drop((dagr_client, base_client));
+    dagr_server.stop().await;
+    base_server.stop().await;
+    let dagr_main = median(dagr_runs);
+    let base_main = median(base_runs);
+    assert_eq!(
+        dagr_main.rows,
+        snapshot.num_rows(),
+        "DAGR streamed every row"
+    );
+    assert_eq!(
+        base_main.rows,
+        snapshot.num_rows(),
+        "the baseline streamed every row"
+    );
+
+    // The knobs, one at a time from DAGR's defaults.
+    // The defaults are measured again the same way (fresh server, same runs) as the reference.
+    let knob_configs: Vec<(&'static str, String, FlightConfig, bool)> = vec![
+        (
+            "(DAGR defaults)",
+            format!(
+                "batch_rows {}, max_message_bytes {} MiB, windows {}/{} MiB",
+                defaults.batch_rows,
+                defaults.max_message_bytes >> 20,
+                defaults.stream_window >> 20,
+                defaults.connection_window >> 20
+            ),
+            defaults.clone(),
+            true,
+        ),
+        (
+            "batch_rows",
+            "65536".into(),
+            FlightConfig {
+                batch_rows: 65_536,
+                ..defaults.clone()
+            },
+            true,
+        ),
+        (
+            "batch_rows",
+            "2048".into(),
+            FlightConfig {
+                batch_rows: 2048,
+                ..defaults.clone()
+            },
+            true,
+        ),
+        (
+            "HTTP/2 windows",
+            "tonic defaults (server 1/1 MiB, client 2/5 MiB)".into(),
+            FlightConfig {
+                stream_window: HYPER_SERVER_WINDOW,
+                connection_window: HYPER_SERVER_WINDOW,
+                ..defaults.clone()
+            },
+            false,
+        ),
+        (
+            "max_message_bytes",
+            "4 MiB".into(),
+            FlightConfig {
+                max_message_bytes: 4 << 20,
+                ..defaults.clone()
+            },
+            true,
+        ),
+        (
+            "max_message_bytes",
+            "512 KiB".into(),
+            FlightConfig {
+                max_message_bytes: 512 << 10,
+                ..defaults.clone()
+            },
+            true,
+        ),
+    ];
+    let mut knobs = Vec::new();
+    for (knob, value, config, client_windows) in knob_configs {
+        let t = measure_dagr_config(&engine, &policy, config, client_windows, KNOB_RUNS).await;
+        eprintln!(
+            "knob {knob} = {value}: median {:.3} s, {:.2} GB/s",
+            t.secs,
+            gbps(&t)
+        );
+        knobs.push(KnobRow {
+            knob,
+            value,
+            transfer: t,
+        });
+    }
+
+    // 2. Point lookups.
+    let keys = sample_keys(&snapshot, LOOKUPS_ONE.max(CLIENTS * LOOKUPS_PER_CLIENT));
+    let server = start_dagr(&engine, &policy, defaults.clone()).await;
+    let mut lookups = Vec::new();
+    for (clients, per_client) in [(1, LOOKUPS_ONE), (CLIENTS, LOOKUPS_PER_CLIENT)] {
+        for path in [LookupPath::Prepared, LookupPath::JsonTicket] {
+            let s = measure_lookups(server.addr, path, clients, per_client, &keys).await;
+            eprintln!(
+                "lookups, {} client(s), {:?}: p50 {:.3} ms, p99 {:.3} ms, {:.0}/s",
+                clients,
+                path,
+                s.p50.as_secs_f64() * 1e3,
+                s.p99.as_secs_f64() * 1e3,
+                s.per_sec
+            );
+            lookups.push(s);
+        }
+    }
+    server.stop().await;
+
+    report(
+        n,
+        &dagr_main,
+        &base_main,
+        &knobs,
+        &lookups,
+        all.elapsed().as_secs_f64(),
+    );
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the harness's output")]
+fn report(
+    n: usize,
+    dagr: &Transfer,
+    base: &Transfer,
+    knobs: &[KnobRow],
+    lookups: &[LookupStats],
+    total_secs: f64,
+) {
+    println!("## Flight benchmark ({n} persons, total run {total_secs:.0} s)\n");
+    println!("### DoGet of the whole dataset (median of {MAIN_RUNS} runs after a warm-up)\n");
+    println!(
+        "| server | rows | MB on the wire | median time | GB/s | M rows/s | DAGR / baseline |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (name, t, ratio) in [
+        (
+            "DAGR `serve` (defaults, full grant)",
+            dagr,
+            Some(gbps(dagr) / gbps(base)),
+        ),
+        ("baseline: minimal arrow-flight server", base, None),
+    ] {
+        println!(
+            "| {name} | {} | {:.1} | {:.3} s | {:.2} | {:.1} | {} |",
+            t.rows,
+            t.bytes as f64 / 1e6,
+            t.secs,
+            gbps(t),
+            mrows(t),
+            ratio.map_or("—".to_owned(), |r| format!("{r:.2}×"))
+        );
+    }
+    println!(
+        "\n### DAGR `DoGet` per knob, one at a time (median of {KNOB_RUNS} runs after a warm-up)\n"
+    );
+    println!("| knob | value | median time | GB/s | M rows/s | vs the defaults row |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let reference = knobs.first().map_or(f64::NAN, |k| gbps(&k.transfer));
+    for k in knobs {
+        println!(
+            "| {} | {} | {:.3} s | {:.2} | {:.1} | {:.2}× |",
+            k.knob,
+            k.value,
+            k.transfer.secs,
+            gbps(&k.transfer),
+            mrows(&k.transfer),
+            gbps(&k.transfer) / reference
+        );
+    }
+    println!("\n### Point lookup by `personal_code` (whole client-side sequence per lookup)\n");
+    println!("| path | clients | lookups | p50 | p99 | lookups/s |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for s in lookups {
+        println!(
+            "| {} | {} | {} | {:.3} ms | {:.3} ms | {:.0} |",
+            s.path.label(),
+            s.clients,
+            s.lookups,
+            s.p50.as_secs_f64() * 1e3,
+            s.p99.as_secs_f64() * 1e3,
+            s.per_sec
+        );
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run());
+}
