@@ -676,3 +676,122 @@ async fn a_stream_finishes_on_the_version_it_started_with() {
         .as_string::<i32>();
     assert!((0..col.len()).all(|i| col.value(i) == "Pēteris"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_serves_tls_from_configured_certificate_files() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    // A throw-away CA and a server certificate for 127.0.0.1 it signs (openssl is part of the
+    // base system).
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &["-days", "2", "-subj", "/CN=DAGR test CA"],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let f = start(&[
+        "--flight-tls-cert",
+        cert.to_str().unwrap(),
+        "--flight-tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let url = f.server.flight.replace("http://", "https://");
+    let pem = std::fs::read(&ca).unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = FlightClient::new(channel);
+    c.add_header(
+        "authorization",
+        &format!("Bearer {}", f.token("BANKA", "consumer")),
+    )
+    .unwrap();
+    let infos: Vec<FlightInfo> = c
+        .list_flights("")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!infos.is_empty());
+    // Plain text against the TLS port fails.
+    let plain = Channel::from_shared(f.server.flight.clone())
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let mut c = FlightClient::new(ch);
+        assert!(c.list_flights("").await.is_err());
+    }
+}
