@@ -63,7 +63,7 @@ const CLIENT_MAX_DECODING: usize = 256 << 20;
 /// Timed runs of the DAGR vs baseline comparison (after one warm-up run each).
 const MAIN_RUNS: usize = 5;
 /// Timed runs per knob configuration (after one warm-up run).
-const KNOB_RUNS: usize = 3;
+const KNOB_RUNS: usize = 5;
 /// Sequential lookups with one client.
 const LOOKUPS_ONE: usize = 2000;
 /// Concurrent clients, and lookups per client.
@@ -361,19 +361,60 @@ struct Transfer {
     secs: f64,
 }
 
-async fn full_get(client: &mut FlightClient, ticket: &Ticket) -> Transfer {
+/// How the client reads a `DoGet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// `FlightClient::do_get(..).into_inner()`: every message decoded to a `RecordBatch`, as
+    /// a client that uses the data does.
+    Decoded,
+    /// The raw `FlightData` stream of the tonic client: bytes counted, rows read from each
+    /// IPC message header, nothing decoded (isolates the server and the transport).
+    Raw,
+}
+
+impl Read {
+    fn label(self) -> &'static str {
+        match self {
+            Read::Decoded => "decoded",
+            Read::Raw => "raw",
+        }
+    }
+}
+
+async fn full_get(client: &mut FlightClient, ticket: &Ticket, read: Read) -> Transfer {
     let started = Instant::now();
-    let mut decoder = client
-        .do_get(ticket.clone())
-        .await
-        .expect("DoGet")
-        .into_inner();
     let (mut rows, mut bytes) = (0, 0);
-    while let Some(data) = decoder.next().await {
-        let data = data.expect("a FlightData message");
-        bytes += data.inner.data_header.len() + data.inner.data_body.len();
-        if let DecodedPayload::RecordBatch(b) = &data.payload {
-            rows += b.num_rows();
+    match read {
+        Read::Decoded => {
+            let mut decoder = client
+                .do_get(ticket.clone())
+                .await
+                .expect("DoGet")
+                .into_inner();
+            while let Some(data) = decoder.next().await {
+                let data = data.expect("a FlightData message");
+                bytes += data.inner.data_header.len() + data.inner.data_body.len();
+                if let DecodedPayload::RecordBatch(b) = &data.payload {
+                    rows += b.num_rows();
+                }
+            }
+        }
+        Read::Raw => {
+            let mut request = Request::new(ticket.clone());
+            *request.metadata_mut() = client.metadata().clone();
+            let mut stream = client
+                .inner_mut()
+                .do_get(request)
+                .await
+                .expect("DoGet")
+                .into_inner();
+            while let Some(data) = stream.message().await.expect("a FlightData message") {
+                bytes += data.data_header.len() + data.data_body.len();
+                rows += arrow::ipc::root_as_message(&data.data_header)
+                    .ok()
+                    .and_then(|m| m.header_as_record_batch())
+                    .map_or(0, |b| b.length() as usize);
+            }
         }
     }
     Transfer {
@@ -401,25 +442,37 @@ fn dataset_ticket() -> Ticket {
     Ticket::new(serde_json::json!({ "dataset": "persons" }).to_string())
 }
 
-/// Warm up once, then `runs` timed runs of a DAGR server with `config`; the median.
+/// The medians of one configuration, per way of reading.
+#[derive(Debug, Clone, Copy)]
+struct Medians {
+    decoded: Transfer,
+    raw: Transfer,
+}
+
+/// Warm up once, then `runs` timed runs of each [`Read`] (alternating) against a DAGR server
+/// with `config`; the medians.
 async fn measure_dagr_config(
     engine: &Arc<Engine>,
     policy: &Arc<dyn AccessPolicy>,
     config: FlightConfig,
     client_windows: bool,
     runs: usize,
-) -> Transfer {
+) -> Medians {
     let server = start_dagr(engine, policy, config).await;
     let mut client = flight_client(server.addr, client_windows).await;
     let ticket = dataset_ticket();
-    full_get(&mut client, &ticket).await;
-    let mut times = Vec::with_capacity(runs);
+    full_get(&mut client, &ticket, Read::Decoded).await;
+    let (mut decoded, mut raw) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
-        times.push(full_get(&mut client, &ticket).await);
+        decoded.push(full_get(&mut client, &ticket, Read::Decoded).await);
+        raw.push(full_get(&mut client, &ticket, Read::Raw).await);
     }
     drop(client);
     server.stop().await;
-    median(times)
+    Medians {
+        decoded: median(decoded),
+        raw: median(raw),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -618,7 +671,7 @@ async fn measure_lookups(
 struct KnobRow {
     knob: &'static str,
     value: String,
-    transfer: Transfer,
+    transfer: Medians,
 }
 
 async fn setup(n: usize) -> (tempfile::TempDir, Arc<Engine>) {
@@ -675,44 +728,56 @@ async fn run() {
     let mut dagr_client = flight_client(dagr_server.addr, true).await;
     let mut base_client = flight_client(base_server.addr, true).await;
     let ticket = dataset_ticket();
-    let warm = full_get(&mut dagr_client, &ticket).await;
-    full_get(&mut base_client, &ticket).await;
+    let warm = full_get(&mut dagr_client, &ticket, Read::Decoded).await;
+    full_get(&mut base_client, &ticket, Read::Decoded).await;
     eprintln!(
         "DoGet warm-up: {} rows, {:.1} MB, {:.0} bytes/row",
         warm.rows,
         warm.bytes as f64 / 1e6,
         warm.bytes as f64 / warm.rows.max(1) as f64
     );
-    let (mut dagr_runs, mut base_runs) = (Vec::new(), Vec::new());
+    // Per read mode: DAGR runs, baseline runs.
+    let mut runs: Vec<(Read, Vec<Transfer>, Vec<Transfer>)> = [Read::Decoded, Read::Raw]
+        .into_iter()
+        .map(|r| (r, Vec::new(), Vec::new()))
+        .collect();
     for r in 0..MAIN_RUNS {
-        let d = full_get(&mut dagr_client, &ticket).await;
-        let b = full_get(&mut base_client, &ticket).await;
-        eprintln!(
-            "DoGet run {}/{MAIN_RUNS}: DAGR {:.3} s ({:.2} GB/s), baseline {:.3} s ({:.2} GB/s)",
-            r + 1,
-            d.secs,
-            gbps(&d),
-            b.secs,
-            gbps(&b)
-        );
-        dagr_runs.push(d);
-        base_runs.push(b);
+        for (read, dagr_runs, base_runs) in &mut runs {
+            let d = full_get(&mut dagr_client, &ticket, *read).await;
+            let b = full_get(&mut base_client, &ticket, *read).await;
+            eprintln!(
+                "DoGet run {}/{MAIN_RUNS} ({}): DAGR {:.3} s ({:.2} GB/s), baseline {:.3} s ({:.2} GB/s)",
+                r + 1,
+                read.label(),
+                d.secs,
+                gbps(&d),
+                b.secs,
+                gbps(&b)
+            );
+            dagr_runs.push(d);
+            base_runs.push(b);
+        }
     }
     drop((dagr_client, base_client));
     dagr_server.stop().await;
     base_server.stop().await;
-    let dagr_main = median(dagr_runs);
-    let base_main = median(base_runs);
-    assert_eq!(
-        dagr_main.rows,
-        snapshot.num_rows(),
-        "DAGR streamed every row"
-    );
-    assert_eq!(
-        base_main.rows,
-        snapshot.num_rows(),
-        "the baseline streamed every row"
-    );
+    let main: Vec<(Read, Transfer, Transfer)> = runs
+        .into_iter()
+        .map(|(read, d, b)| (read, median(d), median(b)))
+        .collect();
+    for (read, d, b) in &main {
+        // Correctness, not timing: every row arrived.
+        assert_eq!(
+            d.rows,
+            snapshot.num_rows(),
+            "DAGR streamed every row ({read:?})"
+        );
+        assert_eq!(
+            b.rows,
+            snapshot.num_rows(),
+            "the baseline streamed every row ({read:?})"
+        );
+    }
 
     // The knobs, one at a time from DAGR's defaults.
     // The defaults are measured again the same way (fresh server, same runs) as the reference.
@@ -780,9 +845,10 @@ async fn run() {
     for (knob, value, config, client_windows) in knob_configs {
         let t = measure_dagr_config(&engine, &policy, config, client_windows, KNOB_RUNS).await;
         eprintln!(
-            "knob {knob} = {value}: median {:.3} s, {:.2} GB/s",
-            t.secs,
-            gbps(&t)
+            "knob {knob} = {value}: median {:.3} s, {:.2} GB/s decoded; {:.2} GB/s raw",
+            t.decoded.secs,
+            gbps(&t.decoded),
+            gbps(&t.raw)
         );
         knobs.push(KnobRow {
             knob,
@@ -811,64 +877,67 @@ async fn run() {
     }
     server.stop().await;
 
-    report(
-        n,
-        &dagr_main,
-        &base_main,
-        &knobs,
-        &lookups,
-        all.elapsed().as_secs_f64(),
-    );
+    report(n, &main, &knobs, &lookups, all.elapsed().as_secs_f64());
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the harness's output")]
 fn report(
     n: usize,
-    dagr: &Transfer,
-    base: &Transfer,
+    main: &[(Read, Transfer, Transfer)],
     knobs: &[KnobRow],
     lookups: &[LookupStats],
     total_secs: f64,
 ) {
     println!("## Flight benchmark ({n} persons, total run {total_secs:.0} s)\n");
-    println!("### DoGet of the whole dataset (median of {MAIN_RUNS} runs after a warm-up)\n");
     println!(
-        "| server | rows | MB on the wire | median time | GB/s | M rows/s | DAGR / baseline |"
+        "### DoGet of the whole dataset (median of {MAIN_RUNS} runs after a warm-up, interleaved)\n"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (name, t, ratio) in [
-        (
-            "DAGR `serve` (defaults, full grant)",
-            dagr,
-            Some(gbps(dagr) / gbps(base)),
-        ),
-        ("baseline: minimal arrow-flight server", base, None),
-    ] {
-        println!(
-            "| {name} | {} | {:.1} | {:.3} s | {:.2} | {:.1} | {} |",
-            t.rows,
-            t.bytes as f64 / 1e6,
-            t.secs,
-            gbps(t),
-            mrows(t),
-            ratio.map_or("—".to_owned(), |r| format!("{r:.2}×"))
-        );
+    println!(
+        "| server | client read | rows | MB on the wire | median time | GB/s | M rows/s | DAGR / baseline |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (read, dagr, base) in main {
+        for (name, t, ratio) in [
+            (
+                "DAGR `serve` (defaults, full grant)",
+                dagr,
+                Some(gbps(dagr) / gbps(base)),
+            ),
+            ("baseline: minimal arrow-flight server", base, None),
+        ] {
+            println!(
+                "| {name} | {} | {} | {:.1} | {:.3} s | {:.2} | {:.1} | {} |",
+                read.label(),
+                t.rows,
+                t.bytes as f64 / 1e6,
+                t.secs,
+                gbps(t),
+                mrows(t),
+                ratio.map_or("—".to_owned(), |r| format!("{r:.2}×"))
+            );
+        }
     }
     println!(
-        "\n### DAGR `DoGet` per knob, one at a time (median of {KNOB_RUNS} runs after a warm-up)\n"
+        "\n### DAGR `DoGet` per knob, one at a time (median of {KNOB_RUNS} runs of each read after a warm-up)\n"
     );
-    println!("| knob | value | median time | GB/s | M rows/s | vs the defaults row |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    let reference = knobs.first().map_or(f64::NAN, |k| gbps(&k.transfer));
+    println!(
+        "| knob | value | decoded: median time | decoded: GB/s | decoded: vs defaults | raw: GB/s | raw: vs defaults |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let reference = knobs.first().map(|k| k.transfer);
     for k in knobs {
+        let vs = |t: &Transfer, r: Option<&Transfer>| {
+            r.map_or("—".to_owned(), |r| format!("{:.2}×", gbps(t) / gbps(r)))
+        };
         println!(
-            "| {} | {} | {:.3} s | {:.2} | {:.1} | {:.2}× |",
+            "| {} | {} | {:.3} s | {:.2} | {} | {:.2} | {} |",
             k.knob,
             k.value,
-            k.transfer.secs,
-            gbps(&k.transfer),
-            mrows(&k.transfer),
-            gbps(&k.transfer) / reference
+            k.transfer.decoded.secs,
+            gbps(&k.transfer.decoded),
+            vs(&k.transfer.decoded, reference.as_ref().map(|r| &r.decoded)),
+            gbps(&k.transfer.raw),
+            vs(&k.transfer.raw, reference.as_ref().map(|r| &r.raw)),
         );
     }
     println!("\n### Point lookup by `personal_code` (whole client-side sequence per lookup)\n");
