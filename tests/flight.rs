@@ -92,6 +92,16 @@ fn info_version(info: &FlightInfo) -> u64 {
     meta["version"].as_u64().unwrap()
 }
 
+/// Every batch of the first endpoint of a Flight SQL `FlightInfo`.
+async fn fetch(sql: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) -> Vec<RecordBatch> {
+    sql.do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// The attributes of the demo bank's agreement on `persons`.
 async fn bank_persons_attributes(f: &Fixture, bank: &str) -> Vec<String> {
     let (_, _, list) =
@@ -310,13 +320,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
         .execute("SELECT count(*) AS n FROM persons".into(), None)
         .await
         .unwrap();
-    let batches: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches: Vec<RecordBatch> = fetch(&mut sql, &info).await;
     let n = batches[0]
         .column(0)
         .as_primitive::<dagr_engine::arrow::datatypes::Int64Type>();
@@ -351,13 +355,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
             .execute("SELECT personal_code FROM persons LIMIT 1".into(), None)
             .await
             .unwrap();
-        let b: Vec<RecordBatch> = sql
-            .do_get(info.endpoint[0].ticket.clone().unwrap())
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let b: Vec<RecordBatch> = fetch(&mut sql, &info).await;
         b[0].column(0).as_string::<i32>().value(0).to_owned()
     };
     let mut stmt = sql
@@ -371,13 +369,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
                 .unwrap();
         stmt.set_parameters(params).unwrap();
         let info = stmt.execute().await.unwrap();
-        let b: Vec<RecordBatch> = sql
-            .do_get(info.endpoint[0].ticket.clone().unwrap())
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let b: Vec<RecordBatch> = fetch(&mut sql, &info).await;
         assert_eq!(rows(&b), want, "lookup of {key}");
         if want == 1 {
             assert_eq!(field_names(&b[0].schema()), granted);
@@ -396,13 +388,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
         })
         .await
         .unwrap();
-    let tables: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let tables: Vec<RecordBatch> = fetch(&mut sql, &info).await;
     let names: Vec<String> = tables
         .iter()
         .flat_map(|b| {
@@ -426,13 +412,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
         })
         .await
         .unwrap();
-    let keys: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let keys: Vec<RecordBatch> = fetch(&mut sql, &info).await;
     assert_eq!(
         keys[0]
             .column_by_name("column_name")
@@ -442,25 +422,13 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
         "personal_code"
     );
     let info = sql.get_catalogs().await.unwrap();
-    let cats: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let cats: Vec<RecordBatch> = fetch(&mut sql, &info).await;
     assert_eq!(cats[0].column(0).as_string::<i32>().value(0), "dagr");
     let info = sql
         .get_sql_info(vec![SqlInfo::FlightSqlServerName])
         .await
         .unwrap();
-    let si: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let si: Vec<RecordBatch> = fetch(&mut sql, &info).await;
     assert_eq!(rows(&si), 1);
 }
 

@@ -26,8 +26,9 @@ pub struct Caller {
     pub purpose: Option<String>,
 }
 
-/// Authenticate a call from its metadata (`authorization: Bearer <token>`).
-pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Caller, Status> {
+/// Who a call's bearer token (`authorization: Bearer <token>`) stands for, without
+/// resolving its grants (for calls that only need to be authenticated).
+pub fn principal(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Principal, Status> {
     let value = metadata
         .get("authorization")
         .ok_or_else(|| auth_status(AuthError::Missing))?
@@ -41,7 +42,12 @@ pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Calle
                 "send `authorization: Bearer <token>` (or log in with Handshake first)",
             )
         })?;
-    let principal = policy.authenticate(token).map_err(auth_status)?;
+    policy.authenticate(token).map_err(auth_status)
+}
+
+/// Authenticate a call from its metadata and resolve the grants it holds now.
+pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Caller, Status> {
+    let principal = principal(policy, metadata)?;
     let access = policy.access(&principal);
     let purpose = match metadata.get(PURPOSE_HEADER) {
         None => None,
