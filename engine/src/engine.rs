@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -13,6 +14,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::audit::ReadLog;
 use crate::definition::DatasetDefinition;
 use crate::error::{Error, Result};
 use crate::index::KeyValue;
@@ -81,28 +83,93 @@ pub struct VersionInfo {
 }
 
 /// A caller's masked view of one dataset, pinned to one snapshot.
+///
+/// A view that carries a [`ReadLog`] ([`MaskedView::with_log`]) notes in it every
+/// personal attribute and row it hands out, for the access record.
 #[derive(Debug, Clone)]
 pub struct MaskedView {
     /// The snapshot the view reads; it stays alive as long as the view does.
     pub snapshot: Arc<Snapshot>,
     /// The caller's mask on it.
     pub mask: Arc<ResolvedMask>,
+    /// Where reads are noted for the audit, if anywhere.
+    pub log: Option<ReadLog>,
 }
 
 impl MaskedView {
+    /// The same view, noting what it hands out in `log`.
+    pub fn with_log(mut self, log: ReadLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Note that the projected columns (mask positions; all when `None`) will be handed out,
+    /// before any row is: this is what makes a purpose mandatory.
+    pub fn note_projection(&self, projection: Option<&[usize]>) {
+        if let Some(log) = &self.log {
+            log.note_columns(self, self.mask.snapshot_ordinals(projection));
+        }
+    }
+
     /// The record of one key, with only the permitted attributes; `None` when the key is
     /// absent or its row is outside the caller's rows.
     pub fn lookup(&self, key: &[KeyValue]) -> Result<Option<RecordBatch>> {
-        self.check_key_granted()?;
-        let Some(row) = self.snapshot.index().get(key) else {
-            return Ok(None);
-        };
-        if !self.mask.keyed_row_visible(row) {
+        let rows = self.key_rows(std::slice::from_ref(&key.to_vec()))?;
+        if rows.is_empty() {
             return Ok(None);
         }
-        self.mask
-            .take_rows(&self.snapshot, &[row], None, self.mask.schema())
+        self.take(&rows, None, &Arc::clone(self.mask.schema()))
             .map(Some)
+    }
+
+    /// The visible rows of a batch of keys, in the order given; absent or invisible keys
+    /// are skipped. Refused unless the caller may see the key.
+    pub fn key_rows(&self, keys: &[Vec<KeyValue>]) -> Result<Vec<u32>> {
+        self.check_key_granted()?;
+        let mut rows = self
+            .snapshot
+            .index()
+            .get_many(keys.iter().map(Vec::as_slice));
+        rows.retain(|&r| self.mask.keyed_row_visible(r));
+        Ok(rows)
+    }
+
+    /// The masked, projected rows `rows` (invisible ones dropped), noted in the log.
+    pub fn take(
+        &self,
+        rows: &[u32],
+        projection: Option<&[usize]>,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let batch = self
+            .mask
+            .take_rows(&self.snapshot, rows, projection, schema)?;
+        if let Some(log) = &self.log {
+            self.note_projection(projection);
+            log.note_rows(self, |b| {
+                b.extend(rows.iter().copied().filter(|&r| self.mask.row_visible(r)))
+            });
+        }
+        Ok(batch)
+    }
+
+    /// The masked content of chunk `chunk`, projected; `None` when no row of it is visible.
+    /// Noted in the log.
+    pub fn chunk(
+        &self,
+        chunk: usize,
+        projection: Option<&[usize]>,
+        schema: &SchemaRef,
+    ) -> Result<Option<RecordBatch>> {
+        let out = self
+            .mask
+            .apply_chunk(&self.snapshot, chunk, projection, schema)?;
+        if let (Some(log), Some(_)) = (&self.log, &out) {
+            self.note_projection(projection);
+            let len = self.snapshot.chunks()[chunk].num_rows();
+            log.note_rows(self, |b| *b |= self.mask.chunk_rows(chunk, len));
+        }
+        Ok(out)
     }
 
     /// Records are addressed by key only by callers who may see the key.
@@ -120,33 +187,24 @@ impl MaskedView {
 
     /// The first `limit` visible records (in snapshot order), masked.
     pub fn head(&self, limit: usize) -> Result<RecordBatch> {
-        let schema = self.mask.schema();
-        let mut out = Vec::new();
-        let mut left = limit;
+        let schema = Arc::clone(self.mask.schema());
+        let mut rows = Vec::new();
         for chunk in 0..self.snapshot.chunks().len() {
-            if left == 0 {
+            if rows.len() >= limit {
                 break;
             }
-            if let Some(b) = self.mask.apply_chunk(&self.snapshot, chunk, None, schema)? {
-                let b = b.slice(0, b.num_rows().min(left));
-                left -= b.num_rows();
-                out.push(b);
-            }
+            let len = self.snapshot.chunks()[chunk].num_rows();
+            let visible = self.mask.chunk_rows(chunk, len);
+            rows.extend(visible.iter().take(limit - rows.len()));
         }
-        Ok(arrow::compute::concat_batches(schema, &out)?)
+        self.take(&rows, None, &schema)
     }
 
     /// The records of a batch of keys, in the order given; absent or invisible keys are
     /// skipped.
     pub fn lookup_many(&self, keys: &[Vec<KeyValue>]) -> Result<RecordBatch> {
-        self.check_key_granted()?;
-        let mut rows = self
-            .snapshot
-            .index()
-            .get_many(keys.iter().map(Vec::as_slice));
-        rows.retain(|&r| self.mask.keyed_row_visible(r));
-        self.mask
-            .take_rows(&self.snapshot, &rows, None, self.mask.schema())
+        let rows = self.key_rows(keys)?;
+        self.take(&rows, None, &Arc::clone(self.mask.schema()))
     }
 }
 
@@ -410,7 +468,11 @@ impl Engine {
             Some([]) => return Err(Error::AccessDenied(name.to_owned())),
             Some(grants) => snapshot.mask_for(grants)?,
         };
-        Ok(MaskedView { snapshot, mask })
+        Ok(MaskedView {
+            snapshot,
+            mask,
+            log: None,
+        })
     }
 
     /// Load a full snapshot from record batches: validate, persist, then swap in.

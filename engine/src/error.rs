@@ -76,6 +76,12 @@ pub enum Error {
     /// The snapshot store holds data that does not make sense (manifest mismatch, etc.).
     #[error("snapshot store is corrupt: {0}")]
     Corrupt(String),
+    /// The request would return personal data and declares no (or an invalid) purpose.
+    #[error("purpose required: {0}")]
+    PurposeRequired(String),
+    /// The access record of a read could not be committed, so the data is withheld.
+    #[error("{0}")]
+    AuditUnavailable(String),
     /// A bug or an unexpected failure inside the engine.
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,7 +92,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(
             self,
-            Error::Store(_) | Error::Corrupt(_) | Error::Internal(_)
+            Error::Store(_) | Error::Corrupt(_) | Error::Internal(_) | Error::AuditUnavailable(_)
         )
     }
 
@@ -129,6 +135,8 @@ pub fn from_query_error(e: DataFusionError) -> Error {
             Some(Error::ResourcesExhausted(m)) => Error::ResourcesExhausted(m.clone()),
             Some(Error::AccessDenied(d)) => Error::AccessDenied(d.clone()),
             Some(Error::InvalidQuery(m)) => Error::InvalidQuery(m.clone()),
+            Some(Error::PurposeRequired(m)) => Error::PurposeRequired(m.clone()),
+            Some(Error::AuditUnavailable(m)) => Error::AuditUnavailable(m.clone()),
             _ => Error::Internal(e.to_string()),
         },
         DataFusionError::Execution(_) => Error::InvalidQuery(strip_df(&e)),

@@ -24,9 +24,12 @@
 //!   primary-key point lookups are answered from the index without planning.
 //! - [`principal`]: the caller seam — [`Principal`] and the [`AccessPolicy`] trait that
 //!   protocol crates ask who a token stands for and what it may read.
+//! - [`audit`]: the audit seam — every view can note the personal attributes and rows it
+//!   hands out in a [`ReadLog`], which becomes [`AccessRecord`]s for an [`AuditSink`].
 //! - [`task`]: [`task::SpawnedTask`], background tasks that stop with their owner.
 //! - [`demo`]: the deterministic generator of the four demo registers.
 
+pub mod audit;
 pub mod definition;
 pub mod demo;
 pub mod engine;
@@ -42,6 +45,7 @@ pub mod store;
 pub mod table;
 pub mod task;
 
+pub use audit::{AccessRecord, AuditContext, AuditError, AuditSink, Channel, ReadLog};
 pub use definition::{Attribute, DatasetDefinition};
 pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionInfo};
 pub use error::{Error, Result};

@@ -32,6 +32,10 @@ pub struct Grant {
     /// (e.g. `municipality = 'Rīga'`); `None` grants every row.
     #[serde(default)]
     pub row_scope: Option<String>,
+    /// The agreement this grant comes from (named in access records); `None` for grants
+    /// that are not agreements (an owner reading its own dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
 }
 
 impl Grant {
@@ -40,7 +44,14 @@ impl Grant {
         Grant {
             attributes: attributes.into_iter().map(Into::into).collect(),
             row_scope: None,
+            agreement: None,
         }
+    }
+
+    /// Label the grant with the agreement it comes from.
+    pub fn with_agreement(mut self, agreement: impl Into<String>) -> Self {
+        self.agreement = Some(agreement.into());
+        self
     }
 
     /// Restrict the grant to the rows matching `predicate`.
@@ -67,6 +78,8 @@ pub struct ResolvedMask {
     key_positions: Option<Vec<usize>>,
     /// The masked schema: only permitted columns.
     schema: SchemaRef,
+    /// The agreements behind the grants that resolved, with the columns each grants.
+    sources: Vec<(String, RoaringBitmap)>,
 }
 
 impl ResolvedMask {
@@ -77,6 +90,7 @@ impl ResolvedMask {
         // (columns, rows) of each grant. A granted attribute that this snapshot does not have
         // (removed by an accepted schema change, or not yet loaded) grants nothing.
         let mut resolved: Vec<(RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
+        let mut sources: Vec<(String, RoaringBitmap)> = Vec::new();
         let mut scope_error = None;
         for g in grants {
             let cols: RoaringBitmap = g
@@ -101,6 +115,9 @@ impl ResolvedMask {
                     }
                 },
             };
+            if let Some(a) = &g.agreement {
+                sources.push((a.clone(), cols.clone()));
+            }
             resolved.push((cols, rows));
         }
         if resolved.is_empty() {
@@ -151,6 +168,7 @@ impl ResolvedMask {
             column_rows,
             key_positions,
             schema,
+            sources,
         })
     }
 
@@ -164,7 +182,48 @@ impl ResolvedMask {
             column_rows: vec![None; n],
             key_positions: key_positions(snapshot, &(0..n).collect::<Vec<_>>()),
             schema: Arc::clone(snapshot.schema()),
+            sources: Vec::new(),
         }
+    }
+
+    /// The agreements whose grants cover any of the snapshot columns `ordinals`, sorted.
+    pub fn agreements(&self, ordinals: &std::collections::BTreeSet<usize>) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(_, cols)| ordinals.iter().any(|&o| cols.contains(o as u32)))
+            .map(|(a, _)| a.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The visible row ids of chunk `chunk` (of `len` rows).
+    pub fn chunk_rows(&self, chunk: usize, len: usize) -> RoaringBitmap {
+        let base = (chunk << CHUNK_SHIFT) as u32;
+        let range = base..base + len as u32;
+        match &self.rows {
+            None => {
+                let mut b = RoaringBitmap::new();
+                b.insert_range(range);
+                b
+            }
+            Some(rows) => {
+                let mut b = RoaringBitmap::new();
+                b.insert_range(range);
+                b &= rows.as_ref();
+                b
+            }
+        }
+    }
+
+    /// Snapshot ordinals of the projected (mask-position) columns; all when `None`.
+    pub fn snapshot_ordinals(&self, projection: Option<&[usize]>) -> Vec<usize> {
+        self.picks(projection)
+            .into_iter()
+            .map(|m| self.ordinals[m])
+            .collect()
     }
 
     /// The masked schema (only permitted columns, in dataset order).

@@ -43,7 +43,6 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::compute::CastOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -54,6 +53,7 @@ use datafusion::sql::sqlparser::ast::{
     TableFactor, TableWithJoins, Value, ValueWithSpan, visit_expressions_mut,
 };
 
+use crate::audit::ReadLog;
 use crate::engine::{Access, Engine, MaskedView};
 use crate::error::{Error, Result, from_query_error};
 use crate::index::KeyValue;
@@ -248,7 +248,8 @@ impl Engine {
         access: &Access,
     ) -> Result<QueryResult> {
         let dataset = &lookup.dataset;
-        let view = self.view(dataset, access)?;
+        let reads = ReadLog::new();
+        let view = self.view(dataset, access)?.with_log(reads.clone());
         let mask = &view.mask;
         let picks: Vec<usize> = match &lookup.columns {
             None => (0..mask.schema().fields().len()).collect(),
@@ -259,24 +260,15 @@ impl Engine {
         };
         let now = mask.projected_schema(Some(&picks))?;
         let schema = same_columns(&prepared.result_schema, &now)?;
-        let record = match key_value(&view, param)? {
-            Some(key) => view.lookup(&[key])?,
-            None => {
-                // A key no row can have: nothing to find, but refuse like a lookup would.
-                view.lookup_many(&[])?;
-                None
-            }
-        };
-        let batches = match record {
-            None => vec![],
-            Some(record) => vec![RecordBatch::try_new_with_options(
-                Arc::clone(&schema),
-                picks
-                    .iter()
-                    .map(|&m| Arc::clone(record.column(m)))
-                    .collect(),
-                &RecordBatchOptions::new().with_row_count(Some(record.num_rows())),
-            )?],
+        // A key no row can have finds nothing, but is refused like a lookup would be.
+        let keys: Vec<Vec<KeyValue>> = key_value(&view, param)?.into_iter().map(|k| vec![k]).collect();
+        let rows = view.key_rows(&keys)?;
+        // Personal columns are noted even when nothing is found: a purpose is required.
+        view.note_projection(Some(&picks));
+        let batches = if rows.is_empty() {
+            vec![]
+        } else {
+            vec![view.take(&rows, Some(&picks), &schema)?]
         };
         let stream = RecordBatchStreamAdapter::new(
             Arc::clone(&schema),
@@ -286,6 +278,7 @@ impl Engine {
             schema,
             stream: self.query_env.limit_rows(Box::pin(stream)),
             datasets: vec![(dataset.clone(), view.snapshot.version())],
+            reads,
         })
     }
 }

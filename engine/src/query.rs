@@ -32,6 +32,7 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::Stream;
 use parking_lot::Mutex;
 
+use crate::audit::ReadLog;
 use crate::engine::{Access, Engine, MaskedView};
 use crate::error::{Error, Result, from_query_error};
 use crate::table::MaskedTable;
@@ -112,6 +113,9 @@ pub struct QueryResult {
     pub stream: SendableRecordBatchStream,
     /// The datasets read, with the snapshot version each was pinned to.
     pub datasets: Vec<(String, u64)>,
+    /// What the query hands out, for the audit: personal attributes are noted when the
+    /// query is planned, rows as batches are produced.
+    pub reads: ReadLog,
 }
 
 impl std::fmt::Debug for QueryResult {
@@ -138,6 +142,7 @@ struct CallerSchema {
     access: Access,
     partitions: usize,
     views: Mutex<HashMap<String, MaskedView>>,
+    log: ReadLog,
 }
 
 impl std::fmt::Debug for CallerSchema {
@@ -155,7 +160,7 @@ impl CallerSchema {
             return Ok(None);
         }
         let view = match self.engine.view(name, &self.access) {
-            Ok(v) => v,
+            Ok(v) => v.with_log(self.log.clone()),
             Err(Error::DatasetNotFound(_) | Error::NoSnapshot(_) | Error::AccessDenied(_)) => {
                 return Ok(None);
             }
@@ -290,6 +295,7 @@ impl CallerSession {
             access: access.clone(),
             partitions: env.config.target_partitions,
             views: Mutex::new(HashMap::new()),
+            log: ReadLog::new(),
         });
         let catalog = MemoryCatalogProvider::new();
         catalog
@@ -340,6 +346,7 @@ impl CallerSession {
             schema: result_schema,
             stream: env.limit_rows(stream),
             datasets,
+            reads: schema.log.clone(),
         })
     }
 }

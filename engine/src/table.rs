@@ -182,8 +182,9 @@ impl TableProvider for MaskedTable {
             if let Some(l) = limit {
                 rows.truncate(l);
             }
-            let batch = mask
-                .take_rows(&self.view.snapshot, &rows, projection, &schema)
+            let batch = self
+                .view
+                .take(&rows, projection, &schema)
                 .map_err(external)?;
             return Ok(MemorySourceConfig::try_new_exec(
                 &[vec![batch]],
@@ -191,6 +192,8 @@ impl TableProvider for MaskedTable {
                 None,
             )?);
         }
+        // Personal columns are noted now, before any data flows: a purpose is then required.
+        self.view.note_projection(projection);
         let chunks = self.view.snapshot.chunks().len();
         let parts = self.partitions.min(chunks).max(1);
         let per = chunks.div_ceil(parts).max(1);
@@ -245,8 +248,7 @@ impl PartitionStream for ChunkPartition {
         let schema = Arc::clone(&self.schema);
         let stream = futures::stream::iter(self.chunks.clone()).filter_map(move |c| {
             let out = view
-                .mask
-                .apply_chunk(&view.snapshot, c, projection.as_deref(), &schema)
+                .chunk(c, projection.as_deref(), &schema)
                 .map_err(external)
                 .transpose();
             futures::future::ready(out)

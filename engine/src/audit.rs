@@ -1,0 +1,353 @@
+//! The audit seam: what a read of personal data touched ([`ReadLog`]), the access records it
+//! produces ([`AccessRecord`]) and where they go ([`AuditSink`]).
+//!
+//! Every read path (REST lookups, Flight `DoGet`, Flight SQL, exports) reads through a
+//! [`MaskedView`] that carries a [`ReadLog`]. The view notes the attributes and the rows it
+//! hands out; the protocol crate then asks the log whether personal attributes are involved
+//! (a purpose is then mandatory, see [`ReadLog::require_purpose`]) and, before it releases the
+//! response (for a stream: before its last message), turns the log into records and commits
+//! them to the sink. `admin-api` implements the sink on a durable, hash-chained store; the
+//! engine never knows where records go.
+//!
+//! Subjects are kept as row ids of the snapshot read ([`SubjectRows`]): a 5 M-row stream costs
+//! a roaring bitmap, not 5 M entries. The sink resolves them to subject identifiers through
+//! [`SubjectRows::values`] or [`SubjectRows::for_each`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, StringArray};
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+
+use crate::engine::MaskedView;
+use crate::error::{Error, Result};
+use crate::principal::Principal;
+use crate::snapshot::{Snapshot, split_row_id};
+
+/// The header (HTTP and Flight metadata) in which a caller declares the purpose of use.
+pub const PURPOSE_HEADER: &str = "x-dagr-purpose";
+/// Longest purpose accepted, in characters.
+pub const MAX_PURPOSE_CHARS: usize = 500;
+
+/// Through which interface data left DAGR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    /// A REST record lookup or sample.
+    Rest,
+    /// A Flight `DoGet` of a dataset or a JSON ticket.
+    FlightGet,
+    /// A Flight SQL statement or prepared statement.
+    FlightSql,
+    /// A bulk export (file download).
+    Export,
+}
+
+impl Channel {
+    /// The name used in records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Rest => "rest",
+            Channel::FlightGet => "flight-get",
+            Channel::FlightSql => "flight-sql",
+            Channel::Export => "export",
+        }
+    }
+
+    /// Parse [`Channel::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "rest" => Channel::Rest,
+            "flight-get" => Channel::FlightGet,
+            "flight-sql" => Channel::FlightSql,
+            "export" => Channel::Export,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Check a declared purpose: trimmed, 1–[`MAX_PURPOSE_CHARS`] characters, no control
+/// characters. `None` (no header) stays `None`; an empty header is an error.
+pub fn parse_purpose(raw: Option<&str>) -> Result<Option<String>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let p = raw.trim();
+    if p.is_empty() {
+        return Err(Error::PurposeRequired(format!(
+            "`{PURPOSE_HEADER}` is empty; say why you use the data (e.g. `credit check, loan application 123`)"
+        )));
+    }
+    if p.chars().count() > MAX_PURPOSE_CHARS {
+        return Err(Error::PurposeRequired(format!(
+            "`{PURPOSE_HEADER}` is longer than {MAX_PURPOSE_CHARS} characters"
+        )));
+    }
+    if p.chars().any(char::is_control) {
+        return Err(Error::PurposeRequired(format!(
+            "`{PURPOSE_HEADER}` contains control characters"
+        )));
+    }
+    Ok(Some(p.to_owned()))
+}
+
+/// Who read, why and how: the part of an access record that the protocol crate knows.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    /// The caller.
+    pub principal: Principal,
+    /// The declared purpose (checked by [`parse_purpose`]).
+    pub purpose: Option<String>,
+    /// The interface.
+    pub channel: Channel,
+    /// The request id (echoed to the caller), to correlate records with their logs.
+    pub request_id: String,
+    /// The request as text (SQL, ticket, path); the record keeps its SHA-256.
+    pub query: String,
+}
+
+/// One access record: one response that carried personal attributes of one dataset.
+#[derive(Debug, Clone)]
+pub struct AccessRecord {
+    /// When the data was read.
+    pub time: DateTime<Utc>,
+    /// Who, why, through which interface.
+    pub context: Arc<AuditContext>,
+    /// The dataset read.
+    pub dataset: String,
+    /// The snapshot version read.
+    pub version: u64,
+    /// The personal attributes handed out, in dataset order.
+    pub attributes: Vec<String>,
+    /// The agreements whose grants allowed those attributes (ids as the policy labels them);
+    /// empty for an owner reading its own dataset.
+    pub agreements: Vec<String>,
+    /// The data subjects concerned.
+    pub subjects: SubjectRows,
+}
+
+/// The data subjects of a read: rows of one snapshot, and the columns that identify the
+/// subject of the personal attributes read.
+#[derive(Debug, Clone)]
+pub struct SubjectRows {
+    /// The snapshot read (kept alive until the record is written).
+    pub snapshot: Arc<Snapshot>,
+    /// Row ids read.
+    pub rows: RoaringBitmap,
+    /// Snapshot ordinals of the subject columns.
+    pub columns: Vec<usize>,
+}
+
+impl SubjectRows {
+    /// Number of rows read.
+    pub fn row_count(&self) -> u64 {
+        self.rows.len()
+    }
+
+    /// The distinct subject identifiers of the rows read (nulls skipped), sorted.
+    pub fn values(&self) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        self.for_each_of(&self.rows, |_, v| {
+            out.insert(v.to_owned());
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f(row, subject)` for every row of the snapshot (read or not) and subject
+    /// column: what a sink needs to map rows to subjects once per snapshot.
+    pub fn for_each(&self, f: impl FnMut(u32, &str)) -> Result<()> {
+        let all: RoaringBitmap = (0..self.snapshot.num_rows() as u32).collect();
+        self.for_each_of(&all, f)
+    }
+
+    fn for_each_of(&self, rows: &RoaringBitmap, mut f: impl FnMut(u32, &str)) -> Result<()> {
+        let chunks = self.snapshot.chunks();
+        // Rows grouped by chunk: (chunk, row ids in it).
+        let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+        for row in rows {
+            let (c, _) = split_row_id(row);
+            match groups.last_mut() {
+                Some((gc, g)) if *gc == c => g.push(row),
+                _ => groups.push((c, vec![row])),
+            }
+        }
+        for &column in &self.columns {
+            for (c, group) in &groups {
+                let col = chunks
+                    .get(*c)
+                    .ok_or_else(|| Error::internal(format!("chunk {c} is not in the snapshot")))?
+                    .column(column);
+                if let Some(strings) = col.as_any().downcast_ref::<StringArray>() {
+                    for &row in group {
+                        let (_, o) = split_row_id(row);
+                        if strings.is_valid(o) {
+                            f(row, strings.value(o));
+                        }
+                    }
+                    continue;
+                }
+                // Other types (integers, views, large strings): take the rows, then cast.
+                let offsets = arrow::array::UInt32Array::from_iter_values(
+                    group.iter().map(|&r| split_row_id(r).1 as u32),
+                );
+                let taken = arrow::compute::take(col.as_ref(), &offsets, None)?;
+                let cast = arrow::compute::cast(&taken, &DataType::Utf8)?;
+                let strings = cast
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::internal("subject column did not cast to text"))?;
+                for (i, &row) in group.iter().enumerate() {
+                    if strings.is_valid(i) {
+                        f(row, strings.value(i));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why an access record could not be committed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log cannot record this read: {0}")]
+pub struct AuditError(pub String);
+
+/// Where access records go. Implementations must make the records durable before
+/// [`AuditSink::commit`] returns `Ok`: callers release data only then.
+#[async_trait]
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Commit records durably; returns their ids, in order.
+    async fn commit(&self, records: Vec<AccessRecord>) -> Result<Vec<String>, AuditError>;
+}
+
+/// What one read of a dataset touched.
+#[derive(Debug)]
+struct Touch {
+    snapshot: Arc<Snapshot>,
+    mask: Arc<crate::mask::ResolvedMask>,
+    /// Snapshot ordinals of the personal attributes handed out.
+    personal: BTreeSet<usize>,
+    rows: RoaringBitmap,
+}
+
+/// What a request read, per dataset: filled in by [`MaskedView`]s that carry it (see
+/// [`MaskedView::with_log`]). Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct ReadLog {
+    touches: Arc<Mutex<BTreeMap<String, Touch>>>,
+}
+
+impl ReadLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Note that the view's columns at snapshot `ordinals` are handed out.
+    pub(crate) fn note_columns(&self, view: &MaskedView, ordinals: impl IntoIterator<Item = usize>) {
+        let def = view.snapshot.definition();
+        let personal: Vec<usize> = ordinals
+            .into_iter()
+            .filter(|&o| def.attributes.get(o).is_some_and(|a| a.personal))
+            .collect();
+        if personal.is_empty() {
+            return;
+        }
+        let mut touches = self.touches.lock();
+        let touch = touches
+            .entry(def.name.clone())
+            .or_insert_with(|| Touch {
+                snapshot: Arc::clone(&view.snapshot),
+                mask: Arc::clone(&view.mask),
+                personal: BTreeSet::new(),
+                rows: RoaringBitmap::new(),
+            });
+        touch.personal.extend(personal);
+    }
+
+    /// Note rows handed out from the view; ignored unless personal attributes of it are.
+    pub(crate) fn note_rows(&self, view: &MaskedView, add: impl FnOnce(&mut RoaringBitmap)) {
+        let mut touches = self.touches.lock();
+        if let Some(t) = touches.get_mut(view.snapshot.dataset()) {
+            add(&mut t.rows);
+        }
+    }
+
+    /// Whether any personal attribute is (about to be) handed out.
+    pub fn is_personal(&self) -> bool {
+        !self.touches.lock().is_empty()
+    }
+
+    /// The personal attributes handed out, per dataset.
+    pub fn personal_attributes(&self) -> BTreeMap<String, Vec<String>> {
+        self.touches
+            .lock()
+            .iter()
+            .map(|(d, t)| (d.clone(), attribute_names(t)))
+            .collect()
+    }
+
+    /// Refuse when personal attributes are involved and no purpose was declared.
+    pub fn require_purpose(&self, purpose: Option<&str>) -> Result<()> {
+        if purpose.is_some() {
+            return Ok(());
+        }
+        let touched = self.personal_attributes();
+        let Some((dataset, attributes)) = touched.iter().next() else {
+            return Ok(());
+        };
+        Err(Error::PurposeRequired(format!(
+            "this request returns personal data ({dataset}: {}); declare why you use it in the `{PURPOSE_HEADER}` header",
+            attributes.join(", ")
+        )))
+    }
+
+    /// The access records of what was read (one per dataset with personal attributes and
+    /// at least one row), and an emptied log.
+    pub fn take_records(&self, context: &Arc<AuditContext>) -> Vec<AccessRecord> {
+        let touches = std::mem::take(&mut *self.touches.lock());
+        let time = Utc::now();
+        touches
+            .into_iter()
+            .filter(|(_, t)| !t.rows.is_empty())
+            .map(|(dataset, t)| {
+                let def = t.snapshot.definition();
+                let columns: BTreeSet<usize> = t
+                    .personal
+                    .iter()
+                    .filter_map(|&o| def.attributes[o].subject.as_deref())
+                    .filter_map(|s| def.ordinal(s))
+                    .collect();
+                AccessRecord {
+                    time,
+                    context: Arc::clone(context),
+                    version: t.snapshot.version(),
+                    attributes: attribute_names(&t),
+                    agreements: t.mask.agreements(&t.personal),
+                    subjects: SubjectRows {
+                        snapshot: Arc::clone(&t.snapshot),
+                        rows: t.rows,
+                        columns: columns.into_iter().collect(),
+                    },
+                    dataset,
+                }
+            })
+            .collect()
+    }
+}
+
+fn attribute_names(t: &Touch) -> Vec<String> {
+    let def = t.snapshot.definition();
+    t.personal
+        .iter()
+        .map(|&o| def.attributes[o].name.clone())
+        .collect()
+}
