@@ -76,6 +76,34 @@ impl fmt::Display for Channel {
     }
 }
 
+/// The purpose header's value as text: UTF-8 (HTTP), with `%XX` escapes decoded (gRPC
+/// metadata is ASCII, so Flight clients percent-encode non-ASCII purposes such as Latvian
+/// text). A value whose escapes do not decode to UTF-8 is taken literally.
+pub fn purpose_text(raw: &[u8]) -> Result<String> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| Error::PurposeRequired(format!("`{PURPOSE_HEADER}` is not UTF-8 text")))?;
+    if !text.contains('%') {
+        return Ok(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(String::from_utf8(out).unwrap_or_else(|_| text.to_owned()))
+}
+
 /// Check a declared purpose: trimmed, 1–[`MAX_PURPOSE_CHARS`] characters, no control
 /// characters. `None` (no header) stays `None`; an empty header is an error.
 pub fn parse_purpose(raw: Option<&str>) -> Result<Option<String>> {
@@ -97,6 +125,35 @@ pub fn parse_purpose(raw: Option<&str>) -> Result<Option<String>> {
         )));
     }
     Ok(Some(p.to_owned()))
+}
+
+/// The request id of a call: the caller's own (`x-request-id`) when it is 1–128 visible
+/// ASCII characters, else a new random one (32 hex digits).
+pub fn request_id(given: Option<&str>) -> String {
+    if let Some(id) = given
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return id.to_owned();
+    }
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Randomly keyed SipHash of a counter and the clock: unique and unpredictable enough to
+    // correlate logs (it is not a secret).
+    let mut parts = [0u64; 2];
+    for (i, part) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.write_usize(i);
+        *part = h.finish();
+    }
+    format!("{:016x}{:016x}", parts[0], parts[1])
 }
 
 /// Who read, why and how: the part of an access record that the protocol crate knows.
@@ -252,7 +309,11 @@ impl ReadLog {
     }
 
     /// Note that the view's columns at snapshot `ordinals` are handed out.
-    pub(crate) fn note_columns(&self, view: &MaskedView, ordinals: impl IntoIterator<Item = usize>) {
+    pub(crate) fn note_columns(
+        &self,
+        view: &MaskedView,
+        ordinals: impl IntoIterator<Item = usize>,
+    ) {
         let def = view.snapshot.definition();
         let personal: Vec<usize> = ordinals
             .into_iter()
@@ -262,14 +323,12 @@ impl ReadLog {
             return;
         }
         let mut touches = self.touches.lock();
-        let touch = touches
-            .entry(def.name.clone())
-            .or_insert_with(|| Touch {
-                snapshot: Arc::clone(&view.snapshot),
-                mask: Arc::clone(&view.mask),
-                personal: BTreeSet::new(),
-                rows: RoaringBitmap::new(),
-            });
+        let touch = touches.entry(def.name.clone()).or_insert_with(|| Touch {
+            snapshot: Arc::clone(&view.snapshot),
+            mask: Arc::clone(&view.mask),
+            personal: BTreeSet::new(),
+            rows: RoaringBitmap::new(),
+        });
         touch.personal.extend(personal);
     }
 
@@ -350,4 +409,29 @@ fn attribute_names(t: &Touch) -> Vec<String> {
         .iter()
         .map(|&o| def.attributes[o].name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_are_checked_and_decoded() {
+        assert_eq!(parse_purpose(None).unwrap(), None);
+        assert_eq!(
+            parse_purpose(Some("  credit check ")).unwrap().as_deref(),
+            Some("credit check")
+        );
+        assert!(parse_purpose(Some("  ")).is_err());
+        assert!(parse_purpose(Some(&"x".repeat(MAX_PURPOSE_CHARS + 1))).is_err());
+        assert!(parse_purpose(Some("a\u{7}b")).is_err());
+        assert_eq!(
+            purpose_text(b"kred%C4%ABta p%C4%81rbaude").unwrap(),
+            "kredīta pārbaude"
+        );
+        assert_eq!(purpose_text(b"100% sure").unwrap(), "100% sure");
+        assert_eq!(purpose_text(b"%FF").unwrap(), "%FF");
+        assert_eq!(purpose_text("pārbaude".as_bytes()).unwrap(), "pārbaude");
+        assert!(purpose_text(&[0xff, 0xfe]).is_err());
+    }
 }

@@ -261,7 +261,10 @@ impl Engine {
         let now = mask.projected_schema(Some(&picks))?;
         let schema = same_columns(&prepared.result_schema, &now)?;
         // A key no row can have finds nothing, but is refused like a lookup would be.
-        let keys: Vec<Vec<KeyValue>> = key_value(&view, param)?.into_iter().map(|k| vec![k]).collect();
+        let keys: Vec<Vec<KeyValue>> = key_value(&view, param)?
+            .into_iter()
+            .map(|k| vec![k])
+            .collect();
         let rows = view.key_rows(&keys)?;
         // Personal columns are noted even when nothing is found: a purpose is required.
         view.note_projection(Some(&picks));

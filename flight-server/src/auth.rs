@@ -10,10 +10,11 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::auth_status;
 
-/// The header that carries the purpose of use of personal data.
-pub const PURPOSE_HEADER: &str = "x-dagr-purpose";
-/// Longest purpose accepted.
-pub const MAX_PURPOSE: usize = 1000;
+pub use dagr_engine::audit::PURPOSE_HEADER;
+
+/// The header with the caller's request id (echoed in access records); one is made up when
+/// absent.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// An authenticated caller with the grants it holds now.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct Caller {
     pub access: Access,
     /// The declared purpose of use (`x-dagr-purpose`), if any.
     pub purpose: Option<String>,
+    /// The request id: the caller's `x-request-id`, or a new random one.
+    pub request_id: String,
 }
 
 /// Who a call's bearer token (`authorization: Bearer <token>`) stands for, without
@@ -51,24 +54,26 @@ pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Calle
     let access = policy.access(&principal);
     let purpose = match metadata.get(PURPOSE_HEADER) {
         None => None,
-        Some(v) => {
-            let p = v
-                .to_str()
-                .map_err(|_| Status::invalid_argument(format!("{PURPOSE_HEADER} must be ASCII")))?
-                .trim();
-            if p.len() > MAX_PURPOSE {
-                return Err(Status::invalid_argument(format!(
-                    "{PURPOSE_HEADER} is longer than {MAX_PURPOSE} bytes"
-                )));
-            }
-            (!p.is_empty()).then(|| p.to_owned())
-        }
+        Some(v) => dagr_engine::audit::purpose_text(v.as_bytes())
+            .and_then(|p| dagr_engine::audit::parse_purpose(Some(&p)))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?,
     };
+    let request_id = request_id(metadata);
     Ok(Caller {
         principal,
         access,
         purpose,
+        request_id,
     })
+}
+
+/// The caller's request id (`x-request-id`) if it is a sane one, else a new random one.
+pub fn request_id(metadata: &MetadataMap) -> String {
+    dagr_engine::audit::request_id(
+        metadata
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The bearer token a `Handshake` answers with, given the call's metadata and first

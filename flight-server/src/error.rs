@@ -26,6 +26,13 @@ pub fn status(e: Error) -> Status {
             Status::not_found(msg)
         }
         Error::AccessDenied(_) => Status::permission_denied(msg),
+        Error::PurposeRequired(_) => Status::invalid_argument(msg),
+        Error::AuditUnavailable(_) => {
+            tracing::error!(error = %msg, "audit log failed; data withheld");
+            Status::unavailable(
+                "the access record of this read cannot be written, so no data is returned; retry later",
+            )
+        }
         Error::ResourcesExhausted(_) => Status::resource_exhausted(msg),
         Error::Store(_) => {
             tracing::error!(error = %msg, "snapshot store failed");

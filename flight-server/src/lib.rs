@@ -10,6 +10,10 @@
 //!   entry point (a `WHERE <key> = ?` lookup is answered from the index), and the metadata
 //!   commands ([`metadata`]) showing only the caller's masked view.
 //!
+//! Every response that carries personal attributes needs the caller's purpose
+//! (`x-dagr-purpose`) and is recorded through the engine's [`AuditSink`] seam: its last
+//! batch is sent only once the access record is committed.
+//!
 //! Every call is authenticated with `authorization: Bearer <token>` through the engine's
 //! [`AccessPolicy`] seam; `Handshake` also takes basic credentials whose password is a DAGR
 //! token, so that standard Flight SQL clients (ADBC, JDBC) can log in. The crate depends only
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use dagr_engine::{AccessPolicy, Engine};
+use dagr_engine::{AccessPolicy, AuditSink, Engine};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -106,6 +110,7 @@ pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     policy: Arc<dyn AccessPolicy>,
+    audit: Arc<dyn AuditSink>,
     config: FlightConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -126,7 +131,7 @@ pub async fn serve(
     }
     let max_encoding = config.max_message_bytes.max(4 << 20) * 2;
     let max_decoding = config.max_decoding_bytes;
-    let service = FlightServiceServer::new(DagrFlight::new(engine, policy, config))
+    let service = FlightServiceServer::new(DagrFlight::new(engine, policy, audit, config))
         .max_encoding_message_size(max_encoding)
         .max_decoding_message_size(max_decoding);
     // A listener bound by the caller does not get tonic's nodelay setting: without it a

@@ -32,7 +32,7 @@ use dagr_engine::arrow::datatypes::{Schema, SchemaRef};
 use dagr_engine::arrow::ipc::writer::IpcWriteOptions;
 use dagr_engine::datafusion::scalar::ScalarValue;
 use dagr_engine::prepared::Prepared;
-use dagr_engine::{AccessPolicy, Engine, MaskedView};
+use dagr_engine::{AccessPolicy, AuditContext, AuditSink, Channel, Engine, MaskedView, ReadLog};
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
@@ -70,6 +70,7 @@ struct PreparedEntry {
 pub struct SqlService {
     engine: Arc<Engine>,
     policy: Arc<dyn AccessPolicy>,
+    audit: Arc<dyn AuditSink>,
     config: FlightConfig,
     prepared: Mutex<HashMap<Vec<u8>, PreparedEntry>>,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
@@ -90,12 +91,19 @@ pub struct DagrFlight {
 }
 
 impl DagrFlight {
-    /// A service over `engine`, authenticating through `policy`.
-    pub fn new(engine: Arc<Engine>, policy: Arc<dyn AccessPolicy>, config: FlightConfig) -> Self {
+    /// A service over `engine`, authenticating through `policy` and recording every read of
+    /// personal data in `audit`.
+    pub fn new(
+        engine: Arc<Engine>,
+        policy: Arc<dyn AccessPolicy>,
+        audit: Arc<dyn AuditSink>,
+        config: FlightConfig,
+    ) -> Self {
         DagrFlight {
             sql: Arc::new(SqlService {
                 engine,
                 policy,
+                audit,
                 config,
                 prepared: Mutex::new(HashMap::new()),
                 sql_info: metadata::sql_info(),
@@ -181,6 +189,36 @@ impl SqlService {
         )?))
     }
 
+    /// Audit a response: refused now when it carries personal attributes and the caller
+    /// declared no purpose; otherwise its last batch waits for the access records.
+    fn audited(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        query: String,
+        reads: ReadLog,
+        batches: fstream::Batches,
+    ) -> Result<fstream::Batches, Status> {
+        reads
+            .require_purpose(caller.purpose.as_deref())
+            .map_err(status)?;
+        let context = Arc::new(AuditContext {
+            principal: caller.principal.clone(),
+            purpose: caller.purpose.clone(),
+            channel,
+            request_id: caller.request_id.clone(),
+            query,
+        });
+        Ok(fstream::audited(
+            batches,
+            fstream::Audit {
+                sink: Arc::clone(&self.audit),
+                reads,
+                context,
+            },
+        ))
+    }
+
     /// The caller's masked view of a dataset it may read.
     fn view(&self, caller: &Caller, dataset: &str) -> Result<MaskedView, Status> {
         self.engine.view(dataset, &caller.access).map_err(status)
@@ -212,7 +250,9 @@ impl SqlService {
     ) -> Result<Response<FlightStream>, Status> {
         let caller = self.caller(&request)?;
         let ticket = DatasetTicket::parse(&request.get_ref().ticket)?;
-        let view = self.view(&caller, &ticket.dataset)?;
+        let query = String::from_utf8_lossy(&request.get_ref().ticket).into_owned();
+        let reads = ReadLog::new();
+        let view = self.view(&caller, &ticket.dataset)?.with_log(reads.clone());
         let dataset = ticket.dataset.clone();
         let projection = match &ticket.columns {
             None => None,
@@ -263,12 +303,15 @@ impl SqlService {
                 .map_err(status)?;
             // The query pins its own snapshot: its schema is the one that describes the rows.
             let schema = Arc::clone(&result.schema);
-            return self.encode(
-                &request,
-                schema,
+            let reads = result.reads.clone();
+            let batches = self.audited(
+                &caller,
+                Channel::FlightGet,
+                query,
+                reads,
                 fstream::query(result),
-                ticket.compression.as_deref(),
-            );
+            )?;
+            return self.encode(&request, schema, batches, ticket.compression.as_deref());
         } else if ticket.keys.is_some() {
             let keys = ticket
                 .key_texts()?
@@ -276,15 +319,15 @@ impl SqlService {
                 .map(|k| view.snapshot.parse_key(k))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(status)?;
-            let batch = view.lookup_many(&keys).map_err(status)?;
-            let batch = match &projection {
-                None => batch,
-                Some(p) => batch
-                    .project(p)
-                    .map_err(|e| status(dagr_engine::Error::internal(e)))?,
-            };
+            let rows = view.key_rows(&keys).map_err(status)?;
+            // Personal columns are noted even when no key is found: a purpose is required.
+            view.note_projection(projection.as_deref());
+            let batch = view
+                .take(&rows, projection.as_deref(), &schema)
+                .map_err(status)?;
             fstream::once(batch)
         } else {
+            view.note_projection(projection.as_deref());
             fstream::dataset(
                 view,
                 projection,
@@ -292,6 +335,7 @@ impl SqlService {
                 self.config.batch_rows,
             )
         };
+        let batches = self.audited(&caller, Channel::FlightGet, query, reads, batches)?;
         self.encode(&request, schema, batches, ticket.compression.as_deref())
     }
 
@@ -417,6 +461,10 @@ impl FlightSqlService for SqlService {
             .query(&query.query, &caller.access)
             .await
             .map_err(status)?;
+        result
+            .reads
+            .require_purpose(caller.purpose.as_deref())
+            .map_err(status)?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.clone().into_bytes().into(),
         };
@@ -443,7 +491,15 @@ impl FlightSqlService for SqlService {
             .await
             .map_err(status)?;
         let schema = Arc::clone(&result.schema);
-        self.encode(&request, schema, fstream::query(result), None)
+        let reads = result.reads.clone();
+        let batches = self.audited(
+            &caller,
+            Channel::FlightSql,
+            sql.to_owned(),
+            reads,
+            fstream::query(result),
+        )?;
+        self.encode(&request, schema, batches, None)
     }
 
     async fn do_action_create_prepared_statement(
@@ -603,7 +659,16 @@ impl FlightSqlService for SqlService {
             .await
             .map_err(status)?;
         let schema = Arc::clone(&result.schema);
-        self.encode(&request, schema, fstream::query(result), None)
+        let reads = result.reads.clone();
+        let query = format!("{} -- parameters: {params:?}", prepared.sql());
+        let batches = self.audited(
+            &caller,
+            Channel::FlightSql,
+            query,
+            reads,
+            fstream::query(result),
+        )?;
+        self.encode(&request, schema, batches, None)
     }
 
     async fn get_flight_info_catalogs(

@@ -2,6 +2,7 @@
 //! concern.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+mod audit;
 mod common;
 mod limits;
 mod masks;
