@@ -39,6 +39,8 @@ pub enum Command {
     /// Manage the metadata store without a server: admin tokens, organisations, systems,
     /// tokens and users (safe while a server runs on the same data directory).
     Admin(crate::admin::AdminArgs),
+    /// Check the usage audit log (hash chain) without a server.
+    Audit(crate::audit::AuditArgs),
 }
 
 /// Flags of `dagr serve`.
@@ -81,6 +83,10 @@ pub struct ServeArgs {
     /// Most rows one SQL query may return (0 = no limit).
     #[arg(long, env = "DAGR_MAX_RESULT_ROWS", default_value_t = 0)]
     pub max_result_rows: u64,
+    /// Days access records and usage events are kept (0 = forever). Older ones are removed
+    /// hourly; the hash chain stays verifiable.
+    #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub audit_retention_days: u64,
 }
 
 /// `dagr demo ...`
@@ -123,6 +129,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(crate::server::run(args)),
         Command::Admin(args) => crate::admin::run(&runtime, args),
+        Command::Audit(args) => {
+            let code = crate::audit::run(&runtime, args)?;
+            if code != 0 {
+                drop(runtime);
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Demo(DemoCommand::Generate { rows, seed, out }) => {
             let started = std::time::Instant::now();
             let cfg = dagr_engine::demo::DemoConfig {

@@ -9,10 +9,11 @@
 //! - `dagr-loaders`: the universal connector (connector issue).
 //!
 //! This crate holds only wiring: the CLI ([`cli`]), the server start-up and shutdown
-//! ([`server`]), the demo bootstrap ([`demo`], [`demo_governance`]) and the bootstrap CLI
-//! of the metadata store ([`admin`]). See `docs/architecture.md`.
+//! ([`server`]), the demo bootstrap ([`demo`], [`demo_governance`]) the bootstrap CLI
+//! of the metadata store ([`admin`]) and the audit log check ([`audit`]). See `docs/architecture.md`.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod demo_governance;

@@ -69,9 +69,17 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
             .context("seeding the demo organisations, systems and agreements")?;
         crate::demo::finish(&args.data_dir)?;
     }
+    let audit = crate::audit::open_audit(
+        &args.data_dir,
+        args.database_url.as_deref(),
+        dagr_admin_api::audit::AuditConfig::default(),
+    )
+    .await?;
     Ok(AppState {
         engine,
         gov: Arc::new(gov),
+        audit,
+        identity: Arc::new(dagr_admin_api::audit::TokenIdentity),
     })
 }
 
@@ -96,6 +104,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = open_services(&args).await?;
     let engine = Arc::clone(&state.engine);
     let _refresher = dagr_admin_api::spawn_refresher(Arc::clone(&state.gov));
+    let _retention = (args.audit_retention_days > 0).then(|| {
+        dagr_admin_api::audit::store::spawn_retention(
+            state.audit.clone(),
+            std::time::Duration::from_secs(args.audit_retention_days * 86_400),
+        )
+    });
     let listener = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot bind the HTTP address {}", args.http_addr))?;
@@ -119,12 +133,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = rx.changed().await;
     };
     let policy: Arc<dyn dagr_engine::AccessPolicy> = Arc::clone(state.gov.policy()) as _;
+    let audit: Arc<dyn dagr_engine::AuditSink> = Arc::new(state.audit.clone());
+    let audit_store = state.audit.clone();
     let http = serve_http(state, listener, until_stopped(stopped.clone()));
     let flight = async {
         dagr_flight_server::serve(
             flight_listener,
             engine,
             policy,
+            audit,
             flight_config,
             until_stopped(stopped),
         )
@@ -147,6 +164,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
+    audit_store.close().await;
     info!("DAGR stopped");
     Ok(())
 }

@@ -60,6 +60,7 @@ impl Fixture {
         let mut c = FlightClient::new(self.channel().await);
         c.add_header("authorization", &format!("Bearer {token}"))
             .unwrap();
+        c.add_header("x-dagr-purpose", common::PURPOSE).unwrap();
         c
     }
 }
@@ -315,6 +316,7 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
     let token = sql.handshake("token", &bank).await.unwrap();
     assert_eq!(token, bank.as_bytes());
     sql.set_token(bank.clone());
+    sql.set_header("x-dagr-purpose", common::PURPOSE);
 
     let info = sql
         .execute("SELECT count(*) AS n FROM persons".into(), None)
@@ -596,6 +598,9 @@ async fn a_stream_finishes_on_the_version_it_started_with() {
     let mut reader = FlightClient::new(channel);
     reader
         .add_header("authorization", &format!("Bearer {pmlp}"))
+        .unwrap();
+    reader
+        .add_header("x-dagr-purpose", common::PURPOSE)
         .unwrap();
     let mut writer = f.client(&pmlp).await;
     let (batches, _) = owner_batches(&mut writer).await;

@@ -318,7 +318,8 @@ impl AccessPolicy for Policy {
             self.owner_grants(org, &state, &mut grants);
         }
         for a in state.agreements_in_force(p, Time::now()) {
-            let mut g = Grant::attributes(a.attributes.iter().cloned());
+            let mut g =
+                Grant::attributes(a.attributes.iter().cloned()).with_agreement(a.id.to_string());
             if let Some(scope) = &a.row_scope {
                 g = g.with_row_scope(scope.clone());
             }

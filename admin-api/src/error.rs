@@ -32,6 +32,9 @@ pub enum ApiError {
     /// A governance rule refused or failed.
     #[error(transparent)]
     Gov(#[from] crate::governance::GovError),
+    /// The usage audit log refused or failed.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::store::AuditStoreError),
 }
 
 /// Result with [`ApiError`].
@@ -96,6 +99,33 @@ impl ApiError {
                         "Metadata store unavailable",
                     ),
                     G::Engine(e) => Self::engine_status(e),
+                }
+            }
+            ApiError::Audit(a) => {
+                use crate::audit::store::AuditStoreError as A;
+                match a {
+                    A::Invalid { .. } => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid-field",
+                        "Invalid field",
+                    ),
+                    A::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+                    A::Database(_) | A::Unavailable(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "audit-unavailable",
+                        "Audit log unavailable",
+                    ),
+                    A::Corrupt(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "audit-corrupt",
+                        "Audit log corrupt",
+                    ),
+                    A::UnsupportedUrl(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "Internal error",
+                    ),
+                    A::Subjects(e) => Self::engine_status(e),
                 }
             }
             ApiError::Engine(e) => Self::engine_status(e),
@@ -165,6 +195,16 @@ impl ApiError {
                     "internal",
                     "Internal error",
                 ),
+                E::PurposeRequired(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "purpose-required",
+                    "Purpose of use required",
+                ),
+                E::AuditUnavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit-unavailable",
+                    "Audit log unavailable: no data is returned without its access record",
+                ),
             }
         }
     }
@@ -188,7 +228,8 @@ impl IntoResponse for ApiError {
             _ => self.to_string(),
         };
         let field = match &self {
-            ApiError::Gov(crate::governance::GovError::Invalid { field, .. }) => {
+            ApiError::Gov(crate::governance::GovError::Invalid { field, .. })
+            | ApiError::Audit(crate::audit::store::AuditStoreError::Invalid { field, .. }) => {
                 Some(field.clone())
             }
             _ => None,

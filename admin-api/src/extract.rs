@@ -43,6 +43,41 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The header with the caller's request id; one is made up when absent.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What a read needs for its access record: the declared purpose (`x-dagr-purpose`) and the
+/// request id (`x-request-id`, or a new one).
+#[derive(Debug, Clone)]
+pub struct ReadContext {
+    /// The declared purpose, checked.
+    pub purpose: Option<String>,
+    /// The request id.
+    pub request_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        use dagr_engine::audit::{PURPOSE_HEADER, parse_purpose, purpose_text};
+        let purpose = match parts.headers.get(PURPOSE_HEADER) {
+            None => None,
+            Some(v) => parse_purpose(Some(&purpose_text(v.as_bytes())?))?,
+        };
+        let request_id = dagr_engine::audit::request_id(
+            parts
+                .headers
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        Ok(ReadContext {
+            purpose,
+            request_id,
+        })
+    }
+}
+
 /// A JSON request body; a malformed body is a 400, a body that does not fit the resource a
 /// 422 naming the field, and a missing content type a 415-like 400 that says so.
 #[derive(Debug, Clone)]

@@ -2,16 +2,19 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderName;
 use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::json::{WriterBuilder, writer::JsonArray};
-use dagr_engine::{AccessPolicy, Engine};
+use dagr_engine::{
+    AccessPolicy, AuditContext, AuditSink, Channel, Engine, MaskedView, Principal, ReadLog,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
-use crate::extract::{Caller, Params};
+use crate::extract::{Caller, Params, REQUEST_ID_HEADER, ReadContext};
 use crate::governance::GovError;
 use crate::model::DatasetMeta;
 
@@ -128,20 +131,24 @@ pub(crate) struct RecordResponse {
 
 /// One record by primary key (composite keys joined by `,`), masked by the caller's
 /// agreements: only granted attributes; 404 for a row outside the granted scope; 403 when
-/// nothing of the dataset is granted.
+/// nothing of the dataset is granted. A record with personal attributes needs the purpose
+/// header, and is returned only once its access record is committed.
 #[utoipa::path(get, path = "/api/v1/datasets/{name}/records/{key}", tag = "records",
     params(("name" = String, Path, description = "Dataset"),
-        ("key" = String, Path, description = "Primary key value(s), comma-separated")),
-    responses((status = 200, body = RecordResponse), (status = 403, body = Problem),
-        (status = 404, body = Problem)),
+        ("key" = String, Path, description = "Primary key value(s), comma-separated"),
+        ("x-dagr-purpose" = Option<String>, Header, description = "Why the data is used; required when the answer carries personal attributes"),
+        ("x-request-id" = Option<String>, Header, description = "Your request id, kept in the access record (one is made up otherwise)")),
+    responses((status = 200, body = RecordResponse), (status = 400, body = Problem, description = "No purpose declared for personal data"),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 503, body = Problem, description = "The access record cannot be written; no data is returned")),
     security(("bearer" = [])))]
 pub(crate) async fn get_record(
     State(s): State<AppState>,
     Caller(p): Caller,
+    read: ReadContext,
     Path((name, key)): Path<(String, String)>,
-) -> Result<Json<RecordResponse>> {
-    let access = s.gov.policy().access(&p);
-    let view = s.engine.view(&name, &access)?;
+) -> Result<([(HeaderName, String); 1], Json<RecordResponse>)> {
+    let (view, reads) = audited_view(&s, &p, &read, &name)?;
     let key = view.snapshot.parse_key(&key)?;
     let Some(batch) = view.lookup(&key)? else {
         return Err(ApiError::NotFound(format!(
@@ -157,11 +164,59 @@ pub(crate) async fn get_record(
         .into_iter()
         .next()
         .unwrap_or_default();
-    Ok(Json(RecordResponse {
-        dataset: name,
-        version: view.snapshot.version(),
-        record,
-    }))
+    let query = format!("GET /api/v1/datasets/{name}/records/{key:?}");
+    commit_reads(&s, &p, &read, query, &reads).await?;
+    Ok((
+        [(HeaderName::from_static(REQUEST_ID_HEADER), read.request_id)],
+        Json(RecordResponse {
+            dataset: name,
+            version: view.snapshot.version(),
+            record,
+        }),
+    ))
+}
+
+/// The caller's view of a dataset, noting what it hands out; refused at once when it would
+/// hand out personal attributes and the caller declared no purpose.
+fn audited_view(
+    s: &AppState,
+    p: &Principal,
+    read: &ReadContext,
+    name: &str,
+) -> Result<(MaskedView, ReadLog)> {
+    let access = s.gov.policy().access(p);
+    let reads = ReadLog::new();
+    let view = s.engine.view(name, &access)?.with_log(reads.clone());
+    view.note_projection(None);
+    reads.require_purpose(read.purpose.as_deref())?;
+    Ok((view, reads))
+}
+
+/// Commit the access records of a read before its response is released: if the audit log
+/// cannot take them, the caller gets 503 and no data.
+async fn commit_reads(
+    s: &AppState,
+    p: &Principal,
+    read: &ReadContext,
+    query: String,
+    reads: &ReadLog,
+) -> Result<()> {
+    let context = std::sync::Arc::new(AuditContext {
+        principal: p.clone(),
+        purpose: read.purpose.clone(),
+        channel: Channel::Rest,
+        request_id: read.request_id.clone(),
+        query,
+    });
+    let records = reads.take_records(&context);
+    if records.is_empty() {
+        return Ok(());
+    }
+    s.audit
+        .commit(records)
+        .await
+        .map_err(|e| ApiError::Engine(dagr_engine::Error::AuditUnavailable(e.to_string())))?;
+    Ok(())
 }
 
 /// Most records one `GET .../records` returns.
@@ -187,29 +242,37 @@ pub(crate) struct RecordsResponse {
 /// The first records of a dataset that the caller may see (a sample for people exploring
 /// the catalog), masked like every other read.
 #[utoipa::path(get, path = "/api/v1/datasets/{name}/records", tag = "records",
-    params(("name" = String, Path, description = "Dataset"), HeadParams),
-    responses((status = 200, body = RecordsResponse), (status = 403, body = Problem)),
+    params(("name" = String, Path, description = "Dataset"), HeadParams,
+        ("x-dagr-purpose" = Option<String>, Header, description = "Why the data is used; required when the answer carries personal attributes")),
+    responses((status = 200, body = RecordsResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn head_records(
     State(s): State<AppState>,
     Caller(p): Caller,
+    read: ReadContext,
     Path(name): Path<String>,
     Params(params): Params<HeadParams>,
-) -> Result<Json<RecordsResponse>> {
+) -> Result<([(HeaderName, String); 1], Json<RecordsResponse>)> {
     let limit = params.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_RECORDS_PAGE {
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and {MAX_RECORDS_PAGE}; got {limit}"
         )));
     }
-    let access = s.gov.policy().access(&p);
-    let view = s.engine.view(&name, &access)?;
+    let (view, reads) = audited_view(&s, &p, &read, &name)?;
     let batch = view.head(limit)?;
-    Ok(Json(RecordsResponse {
-        dataset: name,
-        version: view.snapshot.version(),
-        records: batch_to_objects(&batch)?,
-    }))
+    let records = batch_to_objects(&batch)?;
+    let query = format!("GET /api/v1/datasets/{name}/records?limit={limit}");
+    commit_reads(&s, &p, &read, query, &reads).await?;
+    Ok((
+        [(HeaderName::from_static(REQUEST_ID_HEADER), read.request_id)],
+        Json(RecordsResponse {
+            dataset: name,
+            version: view.snapshot.version(),
+            records,
+        }),
+    ))
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -10,10 +10,13 @@
 //! the model ([`model`]), the rules ([`governance`]), secrets and the in-memory access
 //! policy ([`auth`]) that implements the engine's [`dagr_engine::AccessPolicy`] seam. Record
 //! lookups go through [`dagr_engine::Engine::view`] with the caller's agreements compiled
-//! into grants: the same masked path as every other read. The OpenAPI 3.1 document is
+//! into grants: the same masked path as every other read. The usage audit ([`audit`]) is the
+//! durable, hash-chained log that every read of personal data is committed to before its
+//! response is released, with the citizen's and the owners' views over it. The OpenAPI 3.1 document is
 //! generated from the handlers ([`openapi`]).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -58,6 +61,10 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The governance service.
     pub gov: Arc<Governance>,
+    /// The usage audit log.
+    pub audit: audit::AuditStore,
+    /// Who the data subject behind a caller is.
+    pub identity: Arc<dyn audit::IdentityProvider>,
 }
 
 /// Keep the policy current with changes made outside this process. The task stops when
@@ -169,6 +176,7 @@ pub fn router(state: AppState) -> Router {
             post(api::reject_change),
         )
         .route("/api/v1/{kind}/{id}/history", get(api::history))
+        .merge(audit::api::routes())
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

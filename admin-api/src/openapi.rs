@@ -4,6 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::audit::api as usage;
 use crate::{api, handlers};
 
 /// The API description.
@@ -11,11 +12,11 @@ use crate::{api, handlers};
 #[openapi(
     info(
         title = "DAGR API",
-        description = "Catalog, record lookups and governance (organisations, systems, \
-            tokens, access requests, agreements, schema changes) of DAGR. Every call except \
-            `/health` and this document needs `Authorization: Bearer <token>`. Errors are \
-            `application/problem+json` (RFC 9457). Lists are JSON arrays paginated with \
-            `limit` and `after`; a full page carries `Link: <...>; rel=\"next\"`."
+        description = "Catalog, record lookups, governance (organisations, systems, \
+            tokens, access requests, agreements, schema changes) and the usage audit of DAGR. \
+            Every call except `/health` and this document needs `Authorization: Bearer \
+            <token>`. Errors are `application/problem+json` (RFC 9457). Lists are JSON arrays \
+            paginated with `limit` and `after`; a full page carries `Link: <...>; rel=\"next\"`."
     ),
     paths(
         handlers::health,
@@ -55,6 +56,10 @@ use crate::{api, handlers};
         api::get_change,
         api::accept_change,
         api::reject_change,
+        usage::report_usage,
+        usage::my_usage,
+        usage::usage_summary,
+        usage::usage_records,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -67,6 +72,8 @@ use crate::{api, handlers};
         (name = "agreements", description = "Agreements in force, revocation"),
         (name = "schema-changes", description = "Change management of dataset schemas"),
         (name = "history", description = "Every state change: who, when, why"),
+        (name = "usage", description = "The personal-data usage audit: usage events, the \
+            citizen's view of who used their data, owners' and admins' summaries and exports"),
     )
 )]
 pub struct ApiDoc;

@@ -138,9 +138,18 @@ pub async fn get(url: &str) -> (u16, String, Value) {
     (status, ct, body)
 }
 
-/// GET with a bearer token: (status, content type, JSON body or null).
+/// The purpose the tests declare for reads of personal data.
+pub const PURPOSE: &str = "end-to-end test";
+
+/// GET with a bearer token and the test purpose: (status, content type, JSON body or null).
 pub async fn get_auth(url: &str, token: &str) -> (u16, String, Value) {
-    send(reqwest::Client::new().get(url).bearer_auth(token)).await
+    send(
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .header("x-dagr-purpose", PURPOSE),
+    )
+    .await
 }
 
 /// POST JSON with a bearer token: (status, content type, JSON body or null).

@@ -25,6 +25,8 @@ DATASET = "persons"
 DEMO_BANK_COLUMNS = "personal_code,given_name,family_name,birth_date,declared_address_code"
 # No call of a healthy local server takes this long; a hang becomes a failure, not a stuck test.
 TIMEOUT_S = 60
+# Reads of personal data must declare their purpose (x-dagr-purpose).
+PURPOSE = "client compatibility test"
 
 
 def adbc_connect(uri, token):
@@ -34,6 +36,7 @@ def adbc_connect(uri, token):
         db_kwargs={
             "username": "token",
             "password": token,
+            DatabaseOptions.RPC_CALL_HEADER_PREFIX.value + "x-dagr-purpose": PURPOSE,
             DatabaseOptions.TIMEOUT_QUERY.value: str(TIMEOUT_S),
             DatabaseOptions.TIMEOUT_FETCH.value: str(TIMEOUT_S),
             DatabaseOptions.TIMEOUT_UPDATE.value: str(TIMEOUT_S),
@@ -48,7 +51,9 @@ def flight_login(uri, token):
     header = client.authenticate_basic_token(
         "token", token, flight.FlightCallOptions(timeout=TIMEOUT_S)
     )
-    options = flight.FlightCallOptions(headers=[header], timeout=TIMEOUT_S)
+    options = flight.FlightCallOptions(
+        headers=[header, (b"x-dagr-purpose", PURPOSE.encode())], timeout=TIMEOUT_S
+    )
     return client, header, options
 
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use dagr_admin_api::audit::{AuditConfig, AuditStore, TokenIdentity};
 use dagr_admin_api::model::SystemKind;
 use dagr_admin_api::{AppState, Governance, MetaStore, router};
 use dagr_engine::arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -33,6 +34,9 @@ pub fn people_def() -> DatasetDefinition {
         ],
     }
 }
+
+/// The purpose of use the test calls declare.
+pub const TEST_PURPOSE: &str = "DAGR integration tests";
 
 pub fn code(i: usize) -> String {
     format!("P{i:05}")
@@ -100,6 +104,8 @@ async fn fresh_postgres(base: &str) -> String {
 pub struct World {
     pub _dir: tempfile::TempDir,
     pub backend: &'static str,
+    /// The audit log's database (`sqlite://DIR/audit.db`, or the test's PostgreSQL database).
+    pub audit_url: String,
     pub state: AppState,
     pub app: axum::Router,
     pub admin: String,
@@ -163,20 +169,22 @@ impl World {
             })
             .await
             .unwrap();
-        let (store, name) = match backend {
+        let (store, name, audit_url) = match backend {
             Backend::Sqlite => (
                 MetaStore::open_sqlite(&dir.path().join("meta.db"))
                     .await
                     .unwrap(),
                 "sqlite",
+                format!("sqlite://{}", dir.path().join("audit.db").display()),
             ),
-            Backend::Postgres(base) => (
-                MetaStore::connect(&fresh_postgres(base).await)
-                    .await
-                    .unwrap(),
-                "postgres",
-            ),
+            Backend::Postgres(base) => {
+                let url = fresh_postgres(base).await;
+                (MetaStore::connect(&url).await.unwrap(), "postgres", url)
+            }
         };
+        let audit = AuditStore::open(&audit_url, AuditConfig::default())
+            .await
+            .unwrap();
         let gov = Arc::new(Governance::open(store, Arc::clone(&engine)).await.unwrap());
         let admin_p = admin_principal();
         let admin = gov
@@ -208,10 +216,16 @@ impl World {
         let (bank_system, bank) = mk("BANK", "loans", SystemKind::Consumer).await;
         let _ = mk("BANK", "cards", SystemKind::Consumer).await;
         let (insurer_system, insurer) = mk("INS", "claims", SystemKind::Consumer).await;
-        let state = AppState { engine, gov };
+        let state = AppState {
+            engine,
+            gov,
+            audit,
+            identity: Arc::new(TokenIdentity),
+        };
         World {
             _dir: dir,
             backend: name,
+            audit_url,
             app: router(state.clone()),
             state,
             admin,
@@ -224,7 +238,8 @@ impl World {
         }
     }
 
-    /// Call the API: (status, JSON body or null, headers).
+    /// Call the API: (status, JSON body or null, headers). Declares a purpose of use
+    /// ([`TEST_PURPOSE`]), as every reader of personal data must.
     pub async fn call(
         &self,
         method: Method,
@@ -232,9 +247,31 @@ impl World {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value, HeaderMap) {
+        self.call_with(
+            method,
+            path,
+            token,
+            body,
+            &[("x-dagr-purpose", TEST_PURPOSE)],
+        )
+        .await
+    }
+
+    /// Call the API with exactly these extra headers (none: no purpose declared).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, HeaderMap) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let req = match body {
             Some(b) => req

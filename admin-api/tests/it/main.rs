@@ -5,6 +5,7 @@
 //! missing server fails instead of skipping).
 
 mod api;
+mod audit;
 mod changes;
 mod common;
 mod roles;
