@@ -507,24 +507,36 @@ fn bind<'q>(q: Query<'q>, v: &'q Val) -> Query<'q> {
     }
 }
 
-/// Dynamically built SQL with numbered parameters.
+/// The placeholder of the `n`th (1-based) argument: `$n` for PostgreSQL; a positional `?`
+/// for SQLite, because sqlx looks every `$n` up by name there, which costs time quadratic in
+/// the number of parameters of a statement (a multi-row insert has thousands).
+fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// Dynamically built SQL; arguments are added in the order of their placeholders.
 struct Sql {
+    backend: Backend,
     text: String,
     args: Vec<Val>,
 }
 
 impl Sql {
-    fn new(text: &str) -> Self {
+    fn new(backend: Backend, text: &str) -> Self {
         Sql {
+            backend,
             text: text.to_owned(),
             args: Vec::new(),
         }
     }
 
-    /// Add an argument; returns its placeholder.
+    /// Add an argument; returns its placeholder, to be appended next.
     fn arg(&mut self, v: Val) -> String {
         self.args.push(v);
-        format!("${}", self.args.len())
+        placeholder(self.backend, self.args.len())
     }
 
     /// Append `sql`, with each `?` replaced by the next argument's placeholder.
@@ -554,6 +566,7 @@ impl Sql {
 /// number of rows (so that a handful of statement texts are prepared and cached).
 async fn insert_rows(
     conn: &mut AnyConnection,
+    backend: Backend,
     into: &str,
     tail: &str,
     rows: &[Vec<Val>],
@@ -578,7 +591,7 @@ async fn insert_rows(
                     text.push_str(", ");
                 }
                 p += 1;
-                text.push_str(&format!("${p}"));
+                text.push_str(&placeholder(backend, p));
             }
             text.push(')');
         }
@@ -771,7 +784,10 @@ async fn write_batch(
     for (reporter, ids) in by_reporter {
         let ids: Vec<String> = ids.into_iter().collect();
         for chunk in ids.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("SELECT seq, transaction_id FROM audit_log WHERE reporter = ");
+            let mut sql = Sql::new(
+                backend,
+                "SELECT seq, transaction_id FROM audit_log WHERE reporter = ",
+            );
             let r = sql.arg(Val::S(reporter.clone()));
             sql.text.push_str(&r);
             let list = sql.list(chunk.iter().map(|t| Val::S(t.clone())));
@@ -857,13 +873,28 @@ async fn write_batch(
     let columns: Vec<&str> = LOG_COLUMNS.iter().map(|(n, _)| *n).collect();
     insert_rows(
         &mut tx,
+        backend,
         &format!("audit_log ({}, prev_hash, hash, body)", columns.join(", ")),
         "",
         &log_rows,
     )
     .await?;
-    insert_rows(&mut tx, "audit_subjects (subject, seq)", "", &subject_rows).await?;
-    insert_rows(&mut tx, "audit_bulk (hi, seq, bits)", "", &bulk_rows).await?;
+    insert_rows(
+        &mut tx,
+        backend,
+        "audit_subjects (subject, seq)",
+        "",
+        &subject_rows,
+    )
+    .await?;
+    insert_rows(
+        &mut tx,
+        backend,
+        "audit_bulk (hi, seq, bits)",
+        "",
+        &bulk_rows,
+    )
+    .await?;
     let daily_rows: Vec<Vec<Val>> = daily
         .into_iter()
         .map(|((day, d, o, s, a, k), (n, rows))| {
@@ -881,6 +912,7 @@ async fn write_batch(
         .collect();
     insert_rows(
         &mut tx,
+        backend,
         "audit_daily (day, dataset, organisation, system_id, attribute, kind, record_count, row_total)",
         " ON CONFLICT (day, dataset, organisation, system_id, attribute, kind) DO UPDATE SET \
          record_count = audit_daily.record_count + excluded.record_count, \
@@ -987,6 +1019,11 @@ impl AuditStore {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    // 16 MiB of page cache (default 2 MiB): the subject index takes random
+                    // inserts.
+                    sqlx::query("PRAGMA cache_size = -16384")
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
@@ -1135,8 +1172,11 @@ impl AuditStore {
         }
         let limit = self.inner.config.list_limit;
         let rows = s.row_count();
-        let small = (limit as u64).saturating_mul(16).max(4096);
-        let medium = (s.snapshot.num_rows() as u64 / 16).max(small);
+        // Up to a sixteenth of the snapshot (at least 16 × list_limit or 4096 rows), the
+        // distinct codes of the rows read are cheaper than mapping the whole snapshot once.
+        let medium = (s.snapshot.num_rows() as u64 / 16)
+            .max((limit as u64).saturating_mul(16))
+            .max(4096);
         if rows <= medium {
             let values = values_of(s).await?;
             if values.len() <= limit {
@@ -1221,6 +1261,7 @@ impl AuditStore {
                     .collect();
                 insert_rows(
                     &mut tx,
+                    self.inner.backend,
                     "audit_subject_ids (code)",
                     " ON CONFLICT (code) DO NOTHING",
                     &rows,
@@ -1251,7 +1292,10 @@ impl AuditStore {
         let mut out = HashMap::with_capacity(codes.len());
         let by_text: HashMap<&str, &'a str> = codes.iter().map(|c| (*c, *c)).collect();
         for chunk in codes.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("SELECT id, code FROM audit_subject_ids WHERE code IN ");
+            let mut sql = Sql::new(
+                self.inner.backend,
+                "SELECT id, code FROM audit_subject_ids WHERE code IN ",
+            );
             let list = sql.list(chunk.iter().map(|c| Val::S((*c).to_owned())));
             sql.text.push_str(&list);
             for row in sql.query().fetch_all(&self.inner.pool).await? {
@@ -1453,8 +1497,10 @@ impl AuditStore {
         let mut records: HashMap<i64, (Option<String>, String, String)> = HashMap::new();
         let refs: Vec<i64> = refs.into_iter().collect();
         for chunk in refs.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut sql =
-                Sql::new("SELECT seq, organisation, kind, agreements FROM audit_log WHERE seq IN ");
+            let mut sql = Sql::new(
+                self.inner.backend,
+                "SELECT seq, organisation, kind, agreements FROM audit_log WHERE seq IN ",
+            );
             let list = sql.list(chunk.iter().map(|s| Val::I(*s)));
             sql.text.push_str(&list);
             for row in sql.query().fetch_all(&self.inner.pool).await? {
@@ -1565,10 +1611,13 @@ impl AuditStore {
         limit: usize,
     ) -> Result<Vec<UsageEntry>> {
         let limit = limit.clamp(1, 10_000) as i64;
-        let mut sql = Sql::new(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM audit_subjects s JOIN audit_log l ON l.seq = s.seq \
+        let mut sql = Sql::new(
+            self.inner.backend,
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM audit_subjects s JOIN audit_log l ON l.seq = s.seq \
              WHERE s.subject = "
-        ));
+            ),
+        );
         let p = sql.arg(Val::S(subject.to_owned()));
         sql.text.push_str(&p);
         if let Some(b) = before {
@@ -1592,6 +1641,7 @@ impl AuditStore {
             let mut cursor = before;
             loop {
                 let mut sql = Sql::new(
+                    self.inner.backend,
                     "SELECT b.seq, b.bits FROM audit_bulk b JOIN audit_log l ON l.seq = b.seq \
                      WHERE b.hi = ",
                 );
@@ -1623,9 +1673,10 @@ impl AuditStore {
             }
             matched.truncate(limit as usize);
             for chunk in matched.chunks(MAX_ROWS_PER_STATEMENT) {
-                let mut sql = Sql::new(&format!(
-                    "SELECT {ENTRY_COLUMNS} FROM audit_log l WHERE l.seq IN "
-                ));
+                let mut sql = Sql::new(
+                    self.inner.backend,
+                    &format!("SELECT {ENTRY_COLUMNS} FROM audit_log l WHERE l.seq IN "),
+                );
                 let list = sql.list(chunk.iter().map(|s| Val::I(*s)));
                 sql.text.push_str(&list);
                 for r in sql.query().fetch_all(&self.inner.pool).await? {
@@ -1648,6 +1699,7 @@ impl AuditStore {
         to_ms: i64,
     ) -> Result<Vec<SummaryRow>> {
         let mut sql = Sql::new(
+            self.inner.backend,
             "SELECT day, dataset, organisation, system_id, attribute, kind, record_count, \
              row_total FROM audit_daily WHERE day >= ",
         );
@@ -1697,6 +1749,7 @@ impl AuditStore {
     ) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
         struct State {
             pool: AnyPool,
+            backend: Backend,
             scopes: VecDeque<Option<String>>,
             cursor: Option<(i64, i64)>,
         }
@@ -1706,6 +1759,7 @@ impl AuditStore {
         };
         let state = State {
             pool: self.inner.pool.clone(),
+            backend: self.inner.backend,
             scopes,
             cursor: None,
         };
@@ -1714,9 +1768,10 @@ impl AuditStore {
                 let Some(scope) = st.scopes.front().cloned() else {
                     return Ok(None);
                 };
-                let mut sql = Sql::new(&format!(
-                    "SELECT {EXPORT_COLUMNS} FROM audit_log WHERE event_time >= "
-                ));
+                let mut sql = Sql::new(
+                    st.backend,
+                    &format!("SELECT {EXPORT_COLUMNS} FROM audit_log WHERE event_time >= "),
+                );
                 let p = sql.arg(Val::I(from_ms));
                 sql.text.push_str(&p);
                 sql.push(" AND event_time < ?", [Val::I(to_ms)]);
