@@ -288,8 +288,8 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
 /// What one read of a dataset touched.
 #[derive(Debug)]
 struct Touch {
-    snapshot: Arc<Snapshot>,
-    mask: Arc<crate::mask::ResolvedMask>,
+    /// The view read (snapshot, mask, current definition), without its log.
+    view: MaskedView,
     /// Snapshot ordinals of the personal attributes handed out.
     personal: BTreeSet<usize>,
     rows: RoaringBitmap,
@@ -317,15 +317,18 @@ impl ReadLog {
         let def = view.snapshot.definition();
         let personal: Vec<usize> = ordinals
             .into_iter()
-            .filter(|&o| def.attributes.get(o).is_some_and(|a| a.personal))
+            .filter(|&o| is_personal(view, o))
             .collect();
         if personal.is_empty() {
             return;
         }
         let mut touches = self.touches.lock();
         let touch = touches.entry(def.name.clone()).or_insert_with(|| Touch {
-            snapshot: Arc::clone(&view.snapshot),
-            mask: Arc::clone(&view.mask),
+            // Without the log: the log holds the touch (no reference cycle).
+            view: MaskedView {
+                log: None,
+                ..view.clone()
+            },
             personal: BTreeSet::new(),
             rows: RoaringBitmap::new(),
         });
@@ -378,21 +381,19 @@ impl ReadLog {
             .into_iter()
             .filter(|(_, t)| !t.rows.is_empty())
             .map(|(dataset, t)| {
-                let def = t.snapshot.definition();
                 let columns: BTreeSet<usize> = t
                     .personal
                     .iter()
-                    .filter_map(|&o| def.attributes[o].subject.as_deref())
-                    .filter_map(|s| def.ordinal(s))
+                    .filter_map(|&o| subject_ordinal(&t.view, o))
                     .collect();
                 AccessRecord {
                     time,
                     context: Arc::clone(context),
-                    version: t.snapshot.version(),
+                    version: t.view.snapshot.version(),
                     attributes: attribute_names(&t),
-                    agreements: t.mask.agreements(&t.personal),
+                    agreements: t.view.mask.agreements(&t.personal, &t.rows),
                     subjects: SubjectRows {
-                        snapshot: Arc::clone(&t.snapshot),
+                        snapshot: Arc::clone(&t.view.snapshot),
                         rows: t.rows,
                         columns: columns.into_iter().collect(),
                     },
@@ -403,8 +404,35 @@ impl ReadLog {
     }
 }
 
+/// Whether the snapshot column `o` is personal data: by the definition the snapshot was
+/// loaded with, or by the dataset's current one (an owner who marks an attribute personal
+/// is audited from then on, not from the next load).
+fn is_personal(view: &MaskedView, o: usize) -> bool {
+    let Some(a) = view.snapshot.definition().attributes.get(o) else {
+        return false;
+    };
+    a.personal
+        || view
+            .definition
+            .attribute(&a.name)
+            .is_some_and(|c| c.personal)
+}
+
+/// The snapshot ordinal of the column identifying the subject of personal column `o`: the
+/// current definition's choice when the snapshot has that column, else the snapshot's own.
+fn subject_ordinal(view: &MaskedView, o: usize) -> Option<usize> {
+    let def = view.snapshot.definition();
+    let a = def.attributes.get(o)?;
+    let current = view
+        .definition
+        .attribute(&a.name)
+        .and_then(|c| c.subject.as_deref())
+        .and_then(|s| def.ordinal(s));
+    current.or_else(|| a.subject.as_deref().and_then(|s| def.ordinal(s)))
+}
+
 fn attribute_names(t: &Touch) -> Vec<String> {
-    let def = t.snapshot.definition();
+    let def = t.view.snapshot.definition();
     t.personal
         .iter()
         .map(|&o| def.attributes[o].name.clone())

@@ -92,6 +92,9 @@ pub struct MaskedView {
     pub snapshot: Arc<Snapshot>,
     /// The caller's mask on it.
     pub mask: Arc<ResolvedMask>,
+    /// The dataset's current definition (the snapshot keeps the one it was loaded with until
+    /// the next load): an attribute newly marked personal is audited at once.
+    pub definition: Arc<DatasetDefinition>,
     /// Where reads are noted for the audit, if anywhere.
     pub log: Option<ReadLog>,
 }
@@ -108,6 +111,19 @@ impl MaskedView {
     pub fn note_projection(&self, projection: Option<&[usize]>) {
         if let Some(log) = &self.log {
             log.note_columns(self, self.mask.snapshot_ordinals(projection));
+        }
+    }
+
+    /// Note that the projected columns of every visible row will be handed out: for a
+    /// whole-dataset stream, whose record is committed before its first batch.
+    pub fn note_whole(&self, projection: Option<&[usize]>) {
+        if let Some(log) = &self.log {
+            self.note_projection(projection);
+            log.note_rows(self, |b| {
+                for (c, chunk) in self.snapshot.chunks().iter().enumerate() {
+                    *b |= self.mask.chunk_rows(c, chunk.num_rows());
+                }
+            });
         }
     }
 
@@ -468,9 +484,11 @@ impl Engine {
             Some([]) => return Err(Error::AccessDenied(name.to_owned())),
             Some(grants) => snapshot.mask_for(grants)?,
         };
+        let definition = self.definition(name)?;
         Ok(MaskedView {
             snapshot,
             mask,
+            definition,
             log: None,
         })
     }

@@ -78,8 +78,8 @@ pub struct ResolvedMask {
     key_positions: Option<Vec<usize>>,
     /// The masked schema: only permitted columns.
     schema: SchemaRef,
-    /// The agreements behind the grants that resolved, with the columns each grants.
-    sources: Vec<(String, RoaringBitmap)>,
+    /// The agreements behind the grants that resolved, with the columns and rows each grants.
+    sources: Vec<(String, RoaringBitmap, Option<Arc<RoaringBitmap>>)>,
 }
 
 impl ResolvedMask {
@@ -90,7 +90,7 @@ impl ResolvedMask {
         // (columns, rows) of each grant. A granted attribute that this snapshot does not have
         // (removed by an accepted schema change, or not yet loaded) grants nothing.
         let mut resolved: Vec<(RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
-        let mut sources: Vec<(String, RoaringBitmap)> = Vec::new();
+        let mut sources: Vec<(String, RoaringBitmap, Option<Arc<RoaringBitmap>>)> = Vec::new();
         let mut scope_error = None;
         for g in grants {
             let cols: RoaringBitmap = g
@@ -116,7 +116,7 @@ impl ResolvedMask {
                 },
             };
             if let Some(a) = &g.agreement {
-                sources.push((a.clone(), cols.clone()));
+                sources.push((a.clone(), cols.clone(), rows.clone()));
             }
             resolved.push((cols, rows));
         }
@@ -186,13 +186,21 @@ impl ResolvedMask {
         }
     }
 
-    /// The agreements whose grants cover any of the snapshot columns `ordinals`, sorted.
-    pub fn agreements(&self, ordinals: &std::collections::BTreeSet<usize>) -> Vec<String> {
+    /// The agreements whose grants cover any of the snapshot columns `ordinals` on any of
+    /// `rows`, sorted.
+    pub fn agreements(
+        &self,
+        ordinals: &std::collections::BTreeSet<usize>,
+        rows: &RoaringBitmap,
+    ) -> Vec<String> {
         let mut out: Vec<String> = self
             .sources
             .iter()
-            .filter(|(_, cols)| ordinals.iter().any(|&o| cols.contains(o as u32)))
-            .map(|(a, _)| a.clone())
+            .filter(|(_, cols, scope)| {
+                ordinals.iter().any(|&o| cols.contains(o as u32))
+                    && scope.as_ref().is_none_or(|s| !s.is_disjoint(rows))
+            })
+            .map(|(a, _, _)| a.clone())
             .collect();
         out.sort();
         out.dedup();

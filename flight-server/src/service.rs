@@ -199,6 +199,21 @@ impl SqlService {
         reads: ReadLog,
         batches: fstream::Batches,
     ) -> Result<fstream::Batches, Status> {
+        self.audit_with(caller, channel, query, reads, batches, fstream::audited)
+    }
+
+    /// [`Self::audited`] with the stream shape of `wrap`: held back until the record commits
+    /// ([`fstream::audited`]) or recorded in full before the first batch
+    /// ([`fstream::committed_first`]).
+    fn audit_with(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        query: String,
+        reads: ReadLog,
+        batches: fstream::Batches,
+        wrap: fn(fstream::Batches, fstream::Audit) -> fstream::Batches,
+    ) -> Result<fstream::Batches, Status> {
         reads
             .require_purpose(caller.purpose.as_deref())
             .map_err(status)?;
@@ -209,7 +224,7 @@ impl SqlService {
             request_id: caller.request_id.clone(),
             query,
         });
-        Ok(fstream::audited(
+        Ok(wrap(
             batches,
             fstream::Audit {
                 sink: Arc::clone(&self.audit),
@@ -327,13 +342,25 @@ impl SqlService {
                 .map_err(status)?;
             fstream::once(batch)
         } else {
-            view.note_projection(projection.as_deref());
-            fstream::dataset(
-                view,
+            // The whole masked dataset: its record (every visible row) is committed before the
+            // first batch, and the stream itself notes nothing more.
+            view.note_whole(projection.as_deref());
+            let stream_view = MaskedView { log: None, ..view };
+            let batches = fstream::dataset(
+                stream_view,
                 projection,
                 Arc::clone(&schema),
                 self.config.batch_rows,
-            )
+            );
+            let batches = self.audit_with(
+                &caller,
+                Channel::FlightGet,
+                query,
+                reads,
+                batches,
+                fstream::committed_first,
+            )?;
+            return self.encode(&request, schema, batches, ticket.compression.as_deref());
         };
         let batches = self.audited(&caller, Channel::FlightGet, query, reads, batches)?;
         self.encode(&request, schema, batches, ticket.compression.as_deref())

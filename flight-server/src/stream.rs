@@ -128,84 +128,91 @@ impl Audit {
     }
 }
 
-/// Records what a stream handed out if it ends early (the client went away): the records
-/// are written after the fact, since the stream is gone.
-struct Guard {
-    audit: Audit,
-    finished: bool,
+/// Most bytes of batches an audited stream holds back before it commits the rows read so far
+/// and releases them.
+pub(crate) const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// A stream whose access record covers everything it will send (a whole-dataset `DoGet`:
+/// every visible row, noted before the call): the record is committed before the first
+/// batch, so no batch leaves without it. If the commit fails, the stream is only the error.
+pub(crate) fn committed_first(batches: Batches, audit: Audit) -> Batches {
+    stream::once(async move {
+        match audit.commit().await {
+            Ok(()) => batches,
+            Err(s) => stream::iter([Err(FlightError::from(s))]).boxed(),
+        }
+    })
+    .flatten()
+    .boxed()
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        let records = self.audit.reads.take_records(&self.audit.context);
-        if records.is_empty() {
-            return;
-        }
-        let sink = Arc::clone(&self.audit.sink);
-        match tokio::runtime::Handle::try_current() {
-            // Detached on purpose: the stream that owned the records is being dropped.
-            Ok(handle) => drop(handle.spawn(async move {
-                if let Err(e) = sink.commit(records).await {
-                    tracing::error!(error = %e, "the access record of an abandoned stream was not written");
-                }
-            })),
-            Err(_) => tracing::error!(
-                "no runtime to write the access record of an abandoned stream"
-            ),
-        }
-    }
-}
-
-/// The batches of a response that may carry personal data, audited: each batch is held back
-/// until the next one arrives, and the last one is released only after the access records
-/// of everything read are committed. If the commit fails, the stream ends with an error
-/// instead of its last batch (for a one-batch answer, a point lookup: nothing is returned).
+/// The batches of a response whose rows are known only as they are produced (SQL, filter
+/// tickets, key lookups): batches are held back until the access record of what was read
+/// commits — at the end of the stream, or when more than [`MAX_HELD_BYTES`] are held (then
+/// the rows so far are committed as one record and released, and holding starts again, so a
+/// huge result may give several records with the same request id). If a commit fails, the
+/// stream ends with `UNAVAILABLE` and nothing held is released; a one-batch answer (a point
+/// lookup) then returns nothing.
 pub(crate) fn audited(batches: Batches, audit: Audit) -> Batches {
     struct State {
         inner: Batches,
-        held: Option<RecordBatch>,
-        guard: Guard,
-        done: bool,
+        audit: Audit,
+        held: std::collections::VecDeque<RecordBatch>,
+        held_bytes: usize,
+        ended: bool,
+        failed: bool,
     }
     let state = State {
         inner: batches,
-        held: None,
-        guard: Guard {
-            audit,
-            finished: false,
-        },
-        done: false,
+        audit,
+        held: std::collections::VecDeque::new(),
+        held_bytes: 0,
+        ended: false,
+        failed: false,
     };
     stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
         loop {
+            if st.failed {
+                return None;
+            }
+            // Release what a commit has covered.
+            if st.held_bytes == 0
+                && let Some(b) = st.held.pop_front()
+            {
+                return Some((Ok(b), st));
+            }
+            if st.ended {
+                return None;
+            }
             match st.inner.next().await {
                 Some(Ok(b)) => {
-                    if let Some(prev) = st.held.replace(b) {
-                        return Some((Ok(prev), st));
+                    st.held_bytes += b.get_array_memory_size().max(1);
+                    st.held.push_back(b);
+                    if st.held_bytes > MAX_HELD_BYTES {
+                        if let Err(s) = st.audit.commit().await {
+                            st.failed = true;
+                            return Some((Err(FlightError::from(s)), st));
+                        }
+                        st.held_bytes = 0;
                     }
                 }
                 Some(Err(e)) => {
-                    // The batches already sent are recorded; the held one is not sent.
-                    st.done = true;
-                    st.guard.finished = true;
-                    if let Err(s) = st.guard.audit.commit().await {
-                        tracing::error!(error = %s, "access record of a failed stream not written");
-                    }
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    st.guard.finished = true;
-                    return match st.guard.audit.commit().await {
-                        Ok(()) => st.held.take().map(|b| (Ok(b), st)),
+                    // Nothing held is sent; what was read is recorded all the same, since an
+                    // error message may quote a value. If that fails, say so instead.
+                    st.held.clear();
+                    st.failed = true;
+                    return match st.audit.commit().await {
+                        Ok(()) => Some((Err(e), st)),
                         Err(s) => Some((Err(FlightError::from(s)), st)),
                     };
+                }
+                None => {
+                    st.ended = true;
+                    if let Err(s) = st.audit.commit().await {
+                        st.failed = true;
+                        return Some((Err(FlightError::from(s)), st));
+                    }
+                    st.held_bytes = 0;
                 }
             }
         }

@@ -182,3 +182,52 @@ async fn prepared_lookups_record_their_subject() {
     let _: Vec<_> = r.stream.try_collect().await.unwrap();
     assert!(reads.take_records(&context()).is_empty());
 }
+
+#[tokio::test]
+async fn an_attribute_marked_personal_is_audited_before_the_next_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 100).await;
+    let places = grants(vec![("people", vec![Grant::attributes(["municipality"])])]);
+    let log = ReadLog::new();
+    let view = e.view("people", &places).unwrap().with_log(log.clone());
+    view.head(5).unwrap();
+    assert!(!log.is_personal(), "not personal yet");
+
+    let mut def = people_def();
+    def.attributes[2] = def.attributes[2].clone().personal("personal_code");
+    e.redefine(def).await.unwrap();
+    // The snapshot still carries the old definition; the read is audited all the same.
+    let log = ReadLog::new();
+    let view = e.view("people", &places).unwrap().with_log(log.clone());
+    view.head(5).unwrap();
+    assert!(log.is_personal());
+    let records = log.take_records(&context());
+    assert_eq!(records[0].attributes, ["municipality"]);
+    assert_eq!(
+        records[0].subjects.values().unwrap(),
+        (0..5).map(code).collect::<BTreeSet<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_record_names_only_the_agreements_whose_rows_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 300).await;
+    let cols = ["personal_code", "given_name", "municipality"];
+    let access = grants(vec![(
+        "people",
+        vec![
+            Grant::attributes(cols)
+                .with_row_scope("municipality = 'Rīga'")
+                .with_agreement("R"),
+            Grant::attributes(cols)
+                .with_row_scope("municipality = 'Ogre'")
+                .with_agreement("O"),
+        ],
+    )]);
+    let log = ReadLog::new();
+    let view = e.view("people", &access).unwrap().with_log(log.clone());
+    // Row 0 lives in Rīga.
+    view.lookup(&[KeyValue::Str(code(0))]).unwrap().unwrap();
+    assert_eq!(log.take_records(&context())[0].agreements, ["R"]);
+}
