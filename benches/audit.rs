@@ -290,7 +290,7 @@ async fn citizen_view(store: &AuditStore, n: usize) -> (Vec<Duration>, usize) {
             .await
             .expect("citizen view");
         times.push(t.elapsed());
-        entries += page.len();
+        entries += page.entries.len();
     }
     times.sort();
     (times, entries)

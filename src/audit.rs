@@ -16,22 +16,33 @@ use dagr_admin_api::audit::{AuditConfig, AuditStore};
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
     /// Data directory whose audit log (`audit.db`) to use, unless --database-url is given.
-    #[arg(long, env = "DAGR_DATA_DIR", default_value = "./dagr-data")]
+    #[arg(
+        long,
+        env = "DAGR_DATA_DIR",
+        default_value = "./dagr-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// PostgreSQL database that holds the audit log (the metadata database of the servers).
-    #[arg(long, env = "DAGR_DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DAGR_DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: AuditCommand,
 }
 
-/// Subcommands of `dagr audit`.
+/// Subcommands of `dagr audit`. The report's `head_hash` is worth publishing (or keeping
+/// outside DAGR) now and then: it is what proves that the whole chain was not rewritten.
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
     /// Verify the hash chain: every record unchanged, none inserted or removed. Prints a
     /// JSON report; exits with status 1 and names the first broken record otherwise.
-    Verify,
+    Verify {
+        /// The retention the servers run with (`--audit-retention-days`; 0 = forever): the
+        /// oldest records may be missing only if they are older than this.
+        #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
+        retention_days: u64,
+    },
 }
 
 /// The audit store's URL: PostgreSQL when the servers use it, else `audit.db` in the data
@@ -67,10 +78,25 @@ pub async fn open_audit(
 /// Run `dagr audit`; returns the process exit code.
 pub fn run(runtime: &tokio::runtime::Runtime, args: AuditArgs) -> anyhow::Result<i32> {
     match args.command {
-        AuditCommand::Verify => runtime.block_on(async {
-            let store =
-                open_audit(&args.data_dir, args.database_url.as_deref(), AuditConfig::default())
-                    .await?;
+        AuditCommand::Verify { retention_days } => runtime.block_on(async {
+            let url = audit_url(&args.data_dir, args.database_url.as_deref())?;
+            // Never create an empty log where one was expected: that would "verify".
+            if url.starts_with("sqlite://") {
+                let path = args.data_dir.join("audit.db");
+                anyhow::ensure!(
+                    path.exists(),
+                    "there is no audit log at {} (wrong --data-dir?)",
+                    path.display()
+                );
+            }
+            let store = open_audit(
+                &args.data_dir,
+                args.database_url.as_deref(),
+                AuditConfig::default(),
+            )
+            .await?;
+            let retention = (retention_days > 0)
+                .then(|| std::time::Duration::from_secs(retention_days * 86_400));
             let started = std::time::Instant::now();
             let mut last_log = std::time::Instant::now();
             let mut progress = |checked: u64| {
@@ -79,7 +105,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: AuditArgs) -> anyhow::Result
                     last_log = std::time::Instant::now();
                 }
             };
-            let report = store.verify(&mut progress).await.context("verifying the audit log")?;
+            let report = store
+                .verify(retention, &mut progress)
+                .await
+                .context("verifying the audit log")?;
             store.close().await;
             tracing::info!(
                 records = report.records,
@@ -91,7 +120,17 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: AuditArgs) -> anyhow::Result
                 "records": report.records,
                 "first_seq": report.first_seq,
                 "last_seq": report.last_seq,
-                "broken": report.broken.as_ref().map(|b| serde_json::json!({"seq": b.seq, "reason": b.reason})),
+                "head_seq": report.head_seq,
+                "head_hash": report.head_hash,
+                "anchor_seq": report.anchor_seq,
+                "dictionary_ids": report.dictionary_ids,
+                "dictionary_head_id": report.dict_id,
+                "dictionary_head_hash": report.dict_hash,
+                "broken": report.broken.as_ref().map(|b| serde_json::json!({
+                    "seq": (!b.dictionary).then_some(b.seq),
+                    "dictionary_id": b.dictionary.then_some(b.seq),
+                    "reason": b.reason,
+                })),
             });
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &json).context("writing the report")?;

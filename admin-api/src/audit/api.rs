@@ -160,13 +160,15 @@ pub(crate) struct MyUsageParams {
     organisation: Option<String>,
     /// Entries per page, 1–1000 (default 100).
     limit: Option<i64>,
-    /// Cursor from the previous page's `Link` header: entries older than this id.
+    /// Cursor from the previous page's `Link` header: entries recorded before this id.
     before: Option<String>,
 }
 
 /// Who used my data: every access record and usage event concerning the data subject the
-/// caller is (a citizen's subject token), newest first. Paginated: a full page carries
-/// `Link: <...&before=ID>; rel="next"`.
+/// caller is (a citizen's subject token), newest first — in the order DAGR recorded them,
+/// not by the time of the read or use. Paginated: a page after which more may follow carries
+/// `Link: <...&before=ID>; rel="next"` — every full page, and a short (even empty) page when
+/// the request examined as many bulk records as it may; follow the link until it is absent.
 #[utoipa::path(get, path = "/api/v1/me/usage", tag = "usage", params(MyUsageParams),
     responses((status = 200, body = Vec<UsageEntry>), (status = 403, body = Problem),
         (status = 400, body = Problem), (status = 503, body = Problem)),
@@ -204,16 +206,13 @@ pub(crate) async fn my_usage(
         to: time_param("to", q.to.as_deref(), true)?,
         organisation: q.organisation.clone(),
     };
-    let mut entries = s
+    let mut page = s
         .audit
         .subject_usage(&subject, &filter, before, limit as usize)
         .await?;
-    name_parties(&s, &mut entries).await?;
-    let next = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
-    let mut response = Json(entries).into_response();
-    if let Some(c) = next {
+    name_parties(&s, &mut page.entries).await?;
+    let mut response = Json(page.entries).into_response();
+    if let Some(c) = page.next {
         let mut params: Vec<String> = uri
             .query()
             .unwrap_or("")

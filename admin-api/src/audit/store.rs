@@ -9,14 +9,16 @@
 //!   checks that they agree with it.
 //! - **Subjects, compactly.** A record of at most [`AuditConfig::list_limit`] distinct
 //!   subjects lists them in its body and writes one index row per subject. A bigger one (a
-//!   bulk stream) maps subjects to ids of a persistent dictionary and stores the roaring bitmap
-//!   of those ids split by 2^16-id container; its body carries the subject count and the
-//!   SHA-256 of the ids.
+//!   bulk stream) maps subjects to ids of a persistent, append-only, hash-chained dictionary
+//!   and stores the roaring bitmap of those ids split by 2^16-id container; its body carries
+//!   the subject count, the SHA-256 of the ids and the dictionary's head at the time. Subject
+//!   values are stored through [`subject_code`] (long ones or ones holding NUL as a hash).
 //! - **Group commit, durability first.** One writer task takes queued entries, chains them
 //!   and writes them, their index rows and the daily aggregates in one transaction, and
-//!   answers the waiters only after the commit. Subjects are resolved before, in the caller's
-//!   task. With PostgreSQL the chain head is locked (`FOR UPDATE`) in the transaction, so that
-//!   replicas sharing the database extend one chain.
+//!   answers the waiters only after the commit; when the transaction fails over one entry's
+//!   data, the jobs are written again one per transaction. Subjects are resolved before, in
+//!   the caller's task. With PostgreSQL the chain head is locked (`FOR UPDATE`) in the
+//!   transaction, so that replicas sharing the database extend one chain.
 //!
 //! [`verify`]: AuditStore::verify
 
@@ -31,6 +33,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
+use bytes::Bytes;
 use dagr_engine::audit::{AccessRecord, AuditError, AuditSink, SubjectRows};
 use dagr_engine::task::SpawnedTask;
 use dagr_engine::{Principal, Role};
@@ -90,6 +93,9 @@ pub struct AuditConfig {
     pub list_limit: usize,
     /// Largest number of entries the writer puts in one transaction.
     pub max_batch: usize,
+    /// Largest number of bulk-record containers the citizen view examines per request; a page
+    /// cut short by it carries a cursor to continue.
+    pub bulk_scan_limit: usize,
 }
 
 impl Default for AuditConfig {
@@ -97,6 +103,7 @@ impl Default for AuditConfig {
         AuditConfig {
             list_limit: 1024,
             max_batch: 1000,
+            bulk_scan_limit: 2000,
         }
     }
 }
@@ -138,6 +145,11 @@ const NO_SUBJECT: u32 = u32::MAX;
 const QUEUE: usize = 4096;
 /// Subject resolution runs on the blocking pool above this many rows.
 const BLOCKING_ROWS: u64 = 4096;
+/// Longest subject value stored as it is, in bytes; longer ones (and ones holding NUL) are
+/// stored as `sha256:<hex>` of the value.
+pub const MAX_SUBJECT_BYTES: usize = 256;
+/// Dictionary rows read per page by `verify`.
+const DICT_PAGE: i64 = 10_000;
 
 // ---- public types --------------------------------------------------------------------------
 
@@ -264,6 +276,17 @@ pub struct UsageEntry {
     pub seq: i64,
 }
 
+/// One page of a subject's usage log.
+#[derive(Debug, Clone, Default)]
+pub struct UsagePage {
+    /// The entries, newest (highest `seq`) first.
+    pub entries: Vec<UsageEntry>,
+    /// Where the next page starts (pass it as `before`): set when the page is full, or when
+    /// the scan of bulk records hit [`AuditConfig::bulk_scan_limit`] — then the page may be
+    /// short, even empty, and older entries may still follow.
+    pub next: Option<i64>,
+}
+
 /// One row of the daily usage summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SummaryRow {
@@ -289,10 +312,13 @@ pub struct SummaryRow {
 /// Where the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
-    /// The first broken entry's sequence number.
+    /// The first broken entry's sequence number, or with `dictionary` the first broken
+    /// subject dictionary id.
     pub seq: i64,
     /// What is wrong with it: modified, inserted or removed.
     pub reason: String,
+    /// The break is in the subject dictionary (`seq` is a dictionary id), not in the log.
+    pub dictionary: bool,
 }
 
 /// The outcome of [`AuditStore::verify`].
@@ -312,11 +338,22 @@ pub struct VerifyReport {
     pub head_hash: String,
     /// The last entry removed by expiry (0 = none).
     pub anchor_seq: i64,
+    /// Subject dictionary ids checked.
+    pub dictionary_ids: u64,
+    /// The subject dictionary's head: its last id (0 = empty).
+    pub dict_id: i64,
+    /// The hash of the subject dictionary's last row.
+    pub dict_hash: String,
 }
 
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.broken {
+            Some(b) if b.dictionary => write!(
+                f,
+                "audit log BROKEN at subject dictionary id {}: {} ({} entries verified)",
+                b.seq, b.reason, self.records
+            ),
             Some(b) => write!(
                 f,
                 "audit log BROKEN at entry {}: {} ({} entries before it verified)",
@@ -334,7 +371,15 @@ impl fmt::Display for VerifyReport {
                 if self.anchor_seq > 0 {
                     write!(f, ", entries up to {} expired", self.anchor_seq)?;
                 }
-                write!(f, "; head {} {}", self.head_seq, self.head_hash)
+                write!(
+                    f,
+                    ", {} subject dictionary ids; head {} {}; dictionary head {} {}",
+                    self.dictionary_ids,
+                    self.head_seq,
+                    self.head_hash,
+                    self.dict_id,
+                    self.dict_hash
+                )
             }
         }
     }
@@ -369,6 +414,8 @@ struct Body {
     subject_count: u64,
     subjects: Option<Vec<String>>,
     subjects_sha256: Option<String>,
+    dict_id: Option<i64>,
+    dict_hash: Option<String>,
     reporter: Option<String>,
     transaction_id: Option<String>,
     access_record: Option<i64>,
@@ -393,6 +440,27 @@ pub fn sha256_hex(text: &str) -> String {
     to_hex(&Sha256::digest(text.as_bytes()))
 }
 
+/// `SHA-256(prev_hash || id || ":" || code)`, hex: the subject dictionary's chain link.
+fn dict_link(prev: &str, id: i64, code: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(id.to_string().as_bytes());
+    h.update(b":");
+    h.update(code.as_bytes());
+    to_hex(&h.finalize())
+}
+
+/// How a subject value is stored: as it is, or — when longer than [`MAX_SUBJECT_BYTES`] or
+/// holding NUL, which could fail an index or a text column — as `sha256:<hex>` of the value.
+/// The citizen view looks subjects up the same way.
+pub fn subject_code(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() > MAX_SUBJECT_BYTES || value.contains('\0') {
+        std::borrow::Cow::Owned(format!("sha256:{}", sha256_hex(value)))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]
 enum Val {
@@ -400,7 +468,7 @@ enum Val {
     OI(Option<i64>),
     S(String),
     OS(Option<String>),
-    B(Vec<u8>),
+    B(Bytes),
 }
 
 impl fmt::Display for Val {
@@ -503,7 +571,7 @@ fn bind<'q>(q: Query<'q>, v: &'q Val) -> Query<'q> {
         Val::OI(x) => q.bind(*x),
         Val::S(s) => q.bind(s.as_str()),
         Val::OS(s) => q.bind(s.as_deref()),
-        Val::B(b) => q.bind(b.as_slice()),
+        Val::B(b) => q.bind(&b[..]),
     }
 }
 
@@ -620,8 +688,17 @@ struct Head {
     seq: i64,
     hash: String,
     recorded_at: i64,
-    anchor_seq: i64,
-    anchor_hash: String,
+    anchor: Anchor,
+}
+
+/// The retention anchor: the last entry removed by expiry (seq 0 and the genesis hash when
+/// none was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Anchor {
+    seq: i64,
+    hash: String,
+    prev_hash: String,
+    body: String,
 }
 
 fn head_row(r: &AnyRow) -> Result<Head> {
@@ -629,13 +706,17 @@ fn head_row(r: &AnyRow) -> Result<Head> {
         seq: r.try_get("seq")?,
         hash: r.try_get("hash")?,
         recorded_at: r.try_get("recorded_at")?,
-        anchor_seq: r.try_get("anchor_seq")?,
-        anchor_hash: r.try_get("anchor_hash")?,
+        anchor: Anchor {
+            seq: r.try_get("anchor_seq")?,
+            hash: r.try_get("anchor_hash")?,
+            prev_hash: r.try_get("anchor_prev_hash")?,
+            body: r.try_get("anchor_body")?,
+        },
     })
 }
 
-const HEAD_SELECT: &str =
-    "SELECT seq, hash, recorded_at, anchor_seq, anchor_hash FROM audit_head WHERE id = 1";
+const HEAD_SELECT: &str = "SELECT seq, hash, recorded_at, anchor_seq, anchor_hash, \
+     anchor_prev_hash, anchor_body FROM audit_head WHERE id = 1";
 
 /// Read the head inside a write transaction, locking it: PostgreSQL `FOR UPDATE`; SQLite
 /// takes the database's write lock with a no-op update first, so that the transaction
@@ -661,6 +742,33 @@ async fn read_head(pool: &AnyPool) -> Result<Head> {
     head_row(&sqlx::query(HEAD_SELECT).fetch_one(pool).await?)
 }
 
+/// The subject dictionary's head: its last id and that row's hash.
+async fn read_dict_head(conn: &mut AnyConnection) -> Result<(i64, String)> {
+    let r = sqlx::query("SELECT last_id, hash FROM audit_dict_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((r.try_get("last_id")?, r.try_get("hash")?))
+}
+
+/// Lock the subject dictionary's head in a write transaction (see [`lock_head`]).
+async fn lock_dict_head(conn: &mut AnyConnection, backend: Backend) -> Result<(i64, String)> {
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query("UPDATE audit_dict_head SET last_id = last_id WHERE id = 1")
+                .execute(&mut *conn)
+                .await?;
+            read_dict_head(conn).await
+        }
+        Backend::Postgres => {
+            let r =
+                sqlx::query("SELECT last_id, hash FROM audit_dict_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok((r.try_get("last_id")?, r.try_get("hash")?))
+        }
+    }
+}
+
 // ---- the writer ----------------------------------------------------------------------------
 
 /// An entry ready to be chained: its body without `seq` and `recorded`, and its subject
@@ -668,7 +776,7 @@ async fn read_head(pool: &AnyPool) -> Result<Head> {
 #[derive(Debug)]
 struct Pending {
     body: Body,
-    containers: Vec<(i64, Vec<u8>)>,
+    containers: Vec<(i64, Bytes)>,
 }
 
 impl Pending {
@@ -705,8 +813,11 @@ struct Job {
 }
 
 /// The writer task: takes queued jobs (up to `max_batch` entries), writes them in one
-/// transaction, then answers every waiter; on failure every waiter of the batch gets the
-/// error and nothing of the batch stays.
+/// transaction, then answers every waiter. When the transaction fails because of what an
+/// entry holds (a database error: a constraint, a value the database refuses, a trigger), the
+/// batch's jobs are written again one job per transaction, so that only the job at fault gets
+/// the error; any other failure (the database unreachable) fails every job of the batch.
+/// Nothing of a failed transaction stays.
 async fn run_writer(
     pool: AnyPool,
     backend: Backend,
@@ -742,11 +853,21 @@ async fn run_writer(
         }
         let (entries, replies): (Vec<Vec<Pending>>, Vec<Reply>) =
             jobs.into_iter().map(|j| (j.entries, j.reply)).unzip();
-        match write_batch(&pool, backend, entries).await {
+        let result = write_batch(&pool, backend, &entries).await;
+        match result {
             Ok(written) => {
                 for (reply, w) in replies.into_iter().zip(written) {
                     let _ = reply.send(Ok(w));
                 }
+            }
+            Err(e) if replies.len() > 1 && entry_specific(backend, &e) => {
+                tracing::warn!(
+                    error = %e,
+                    jobs = replies.len(),
+                    entries = n,
+                    "audit log batch failed; writing its jobs one by one"
+                );
+                retry_one_by_one(&pool, backend, entries, replies).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = n, "audit log write failed; the batch's data is withheld");
@@ -759,6 +880,58 @@ async fn run_writer(
     }
 }
 
+/// Write the jobs of a failed batch one job per transaction. After a failure that is not
+/// the job's own (see [`entry_specific`]), the remaining jobs get that error untried.
+async fn retry_one_by_one(
+    pool: &AnyPool,
+    backend: Backend,
+    entries: Vec<Vec<Pending>>,
+    replies: Vec<Reply>,
+) {
+    let mut down: Option<String> = None;
+    for (job, reply) in entries.into_iter().zip(replies) {
+        if let Some(msg) = &down {
+            let _ = reply.send(Err(msg.clone()));
+            continue;
+        }
+        let job = [job];
+        match write_batch(pool, backend, &job).await {
+            Ok(mut written) => {
+                let _ = reply.send(Ok(written.pop().unwrap_or_default()));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = job[0].len(), "audit log write failed; the job's data is withheld");
+                if !entry_specific(backend, &e) {
+                    down = Some(e.to_string());
+                }
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Whether a failed write may be the fault of one entry rather than of the database: an
+/// error the database raised about the statement's data — PostgreSQL SQLSTATE classes 22
+/// (data exception), 23 (integrity constraint), 54 (program limit, e.g. an index row too
+/// big) and P0 (raised by a trigger); SQLite primary result codes 18 (too big), 19
+/// (constraint, also a trigger's `RAISE`), 20 (type mismatch) and 25 (range). Not
+/// connection, lock or resource errors, after which one-by-one retries would only wait.
+fn entry_specific(backend: Backend, e: &AuditStoreError) -> bool {
+    let AuditStoreError::Database(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match backend {
+        // The extended result code, in decimal.
+        Backend::Sqlite => code
+            .parse::<i64>()
+            .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25)),
+        Backend::Postgres => ["22", "23", "54", "P0"].iter().any(|c| code.starts_with(c)),
+    }
+}
+
 /// Per-day aggregate key: day, dataset, organisation, system, attribute, kind.
 type DailyKey = (i64, String, String, String, String, &'static str);
 
@@ -767,7 +940,7 @@ const DAY_MS: i64 = 86_400_000;
 async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
-    batches: Vec<Vec<Pending>>,
+    batches: &[Vec<Pending>],
 ) -> Result<Vec<Vec<Written>>> {
     let mut tx = pool.begin().await?;
     let head = lock_head(&mut tx, backend).await?;
@@ -801,6 +974,19 @@ async fn write_batch(
         }
     }
 
+    // Bulk records name the subject dictionary's head: it covers every id they use (ids are
+    // committed before the records that use them are queued), and binds the dictionary
+    // into the chain.
+    let dict = if batches
+        .iter()
+        .flatten()
+        .any(|p| p.body.subjects_sha256.is_some())
+    {
+        Some(read_dict_head(&mut tx).await?)
+    } else {
+        None
+    };
+
     let now = Time::now().0;
     let recorded = now.max(head.recorded_at);
     let mut seq = head.seq;
@@ -812,27 +998,34 @@ async fn write_batch(
     let mut out = Vec::with_capacity(batches.len());
     for batch in batches {
         let mut written = Vec::with_capacity(batch.len());
-        for mut p in batch {
+        for p in batch {
             let key = p.dedupe_key();
             if let Some(s) = key.as_ref().and_then(|k| known.get(k)) {
                 written.push(Written::Duplicate(*s));
                 continue;
             }
             seq += 1;
-            p.body.seq = seq;
-            p.body.recorded = recorded;
-            let text = p.body.canonical();
+            let mut body = p.body.clone();
+            body.seq = seq;
+            body.recorded = recorded;
+            if body.subjects_sha256.is_some()
+                && let Some((id, hash)) = &dict
+            {
+                body.dict_id = Some(*id);
+                body.dict_hash = Some(hash.clone());
+            }
+            let text = body.canonical();
             let hash = chain_hash(&prev, &text);
-            let mut row = body_columns(&p.body);
+            let mut row = body_columns(&body);
             row.push(Val::S(prev));
             row.push(Val::S(hash.clone()));
             row.push(Val::S(text));
             log_rows.push(row);
-            for s in p.body.subjects.iter().flatten() {
+            for s in body.subjects.iter().flatten() {
                 subject_rows.push(vec![Val::S(s.clone()), Val::I(seq)]);
             }
-            for (hi, bits) in p.containers {
-                bulk_rows.push(vec![Val::I(hi), Val::I(seq), Val::B(bits)]);
+            for (hi, bits) in &p.containers {
+                bulk_rows.push(vec![Val::I(*hi), Val::I(seq), Val::B(bits.clone())]);
             }
             let kind = if p.body.kind == "usage" {
                 "usage"
@@ -930,6 +1123,42 @@ async fn write_batch(
     Ok(out)
 }
 
+/// A stored dictionary id as a 32-bit id.
+fn dict_id(id: i64) -> Result<u32> {
+    u32::try_from(id)
+        .ok()
+        .filter(|&i| i != NO_SUBJECT)
+        .ok_or_else(|| {
+            AuditStoreError::Corrupt(format!("subject dictionary id {id} does not fit 32 bits"))
+        })
+}
+
+/// The dictionary ids of the codes that have one.
+async fn select_ids<'a>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    codes: &[&'a str],
+) -> Result<HashMap<&'a str, u32>> {
+    let mut out = HashMap::with_capacity(codes.len());
+    let by_text: HashMap<&str, &'a str> = codes.iter().map(|c| (*c, *c)).collect();
+    for chunk in codes.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            backend,
+            "SELECT id, code FROM audit_subject_ids WHERE code IN ",
+        );
+        let list = sql.list(chunk.iter().map(|c| Val::S((*c).to_owned())));
+        sql.text.push_str(&list);
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let code: String = row.try_get("code")?;
+            let id = dict_id(row.try_get("id")?)?;
+            if let Some(c) = by_text.get(code.as_str()) {
+                out.insert(*c, id);
+            }
+        }
+    }
+    Ok(out)
+}
+
 // ---- the store -------------------------------------------------------------------------------
 
 type ArrayKey = (String, u64, usize);
@@ -983,7 +1212,7 @@ struct Resolved {
     listed: Option<Vec<String>>,
     count: u64,
     sha256: Option<String>,
-    containers: Vec<(i64, Vec<u8>)>,
+    containers: Vec<(i64, Bytes)>,
 }
 
 impl AuditStore {
@@ -1040,6 +1269,7 @@ impl AuditStore {
         let config = AuditConfig {
             list_limit: config.list_limit,
             max_batch: config.max_batch.max(1),
+            bulk_scan_limit: config.bulk_scan_limit.max(1),
         };
         let (jobs, rx) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
@@ -1151,6 +1381,8 @@ impl AuditStore {
                 subject_count: resolved.count,
                 subjects: resolved.listed,
                 subjects_sha256: resolved.sha256,
+                dict_id: None,
+                dict_hash: None,
                 reporter: None,
                 transaction_id: None,
                 access_record: None,
@@ -1242,12 +1474,17 @@ impl AuditStore {
     }
 
     /// Look up, or assign, dictionary ids of codes not in the cache. Existing codes are read
-    /// first; missing ones are inserted with `ON CONFLICT DO NOTHING` and read back, so that
-    /// two replicas agree on every id.
+    /// first; missing ones get the next ids in a transaction that holds the dictionary's head
+    /// (so that replicas agree on every id and extend one dictionary chain): it reads them
+    /// again, appends the ones still missing with their chain hashes and moves the head.
     async fn assign<'a>(&self, codes: Vec<&'a str>) -> Result<HashMap<&'a str, u32>> {
+        let backend = self.inner.backend;
         let mut out: HashMap<&str, u32> = HashMap::with_capacity(codes.len());
         for chunk in codes.chunks(DICT_CHUNK) {
-            let mut found = self.select_ids(chunk).await?;
+            let mut found = {
+                let mut conn = self.inner.pool.acquire().await?;
+                select_ids(&mut conn, backend, chunk).await?
+            };
             let missing: Vec<&str> = chunk
                 .iter()
                 .copied()
@@ -1255,20 +1492,38 @@ impl AuditStore {
                 .collect();
             if !missing.is_empty() {
                 let mut tx = self.inner.pool.begin().await?;
-                let rows: Vec<Vec<Val>> = missing
-                    .iter()
-                    .map(|c| vec![Val::S((*c).to_owned())])
-                    .collect();
-                insert_rows(
-                    &mut tx,
-                    self.inner.backend,
-                    "audit_subject_ids (code)",
-                    " ON CONFLICT (code) DO NOTHING",
-                    &rows,
-                )
-                .await?;
-                tx.commit().await?;
-                found.extend(self.select_ids(&missing).await?);
+                let (mut last, mut hash) = lock_dict_head(&mut tx, backend).await?;
+                // Another replica may have assigned some meanwhile.
+                let again = select_ids(&mut tx, backend, &missing).await?;
+                let mut rows: Vec<Vec<Val>> = Vec::with_capacity(missing.len());
+                for c in missing.iter().copied().filter(|c| !again.contains_key(*c)) {
+                    last += 1;
+                    let id = dict_id(last)?;
+                    hash = dict_link(&hash, last, c);
+                    rows.push(vec![
+                        Val::I(last),
+                        Val::S(c.to_owned()),
+                        Val::S(hash.clone()),
+                    ]);
+                    found.insert(c, id);
+                }
+                found.extend(again);
+                if !rows.is_empty() {
+                    insert_rows(
+                        &mut tx,
+                        backend,
+                        "audit_subject_ids (id, code, hash)",
+                        "",
+                        &rows,
+                    )
+                    .await?;
+                    sqlx::query("UPDATE audit_dict_head SET last_id = $1, hash = $2 WHERE id = 1")
+                        .bind(last)
+                        .bind(&hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
             }
             {
                 let mut dict = self.inner.dict.write();
@@ -1288,41 +1543,16 @@ impl AuditStore {
         Ok(out)
     }
 
-    async fn select_ids<'a>(&self, codes: &[&'a str]) -> Result<HashMap<&'a str, u32>> {
-        let mut out = HashMap::with_capacity(codes.len());
-        let by_text: HashMap<&str, &'a str> = codes.iter().map(|c| (*c, *c)).collect();
-        for chunk in codes.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new(
-                self.inner.backend,
-                "SELECT id, code FROM audit_subject_ids WHERE code IN ",
-            );
-            let list = sql.list(chunk.iter().map(|c| Val::S((*c).to_owned())));
-            sql.text.push_str(&list);
-            for row in sql.query().fetch_all(&self.inner.pool).await? {
-                let code: String = row.try_get("code")?;
-                let id: i64 = row.try_get("id")?;
-                let id = u32::try_from(id)
-                    .ok()
-                    .filter(|&i| i != NO_SUBJECT)
-                    .ok_or_else(|| {
-                        AuditStoreError::Corrupt(format!(
-                            "subject dictionary id {id} does not fit 32 bits"
-                        ))
-                    })?;
-                if let Some(c) = by_text.get(code.as_str()) {
-                    out.insert(*c, id);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// The dictionary id of one code, if it has one (never assigns).
     async fn subject_id(&self, code: &str) -> Result<Option<u32>> {
         if let Some(&id) = self.inner.dict.read().get(code) {
             return Ok(Some(id));
         }
-        Ok(self.select_ids(&[code]).await?.get(code).copied())
+        let mut conn = self.inner.pool.acquire().await?;
+        Ok(select_ids(&mut conn, self.inner.backend, &[code])
+            .await?
+            .get(code)
+            .copied())
     }
 
     /// The row → subject-id array of one subject column of a snapshot, built once per
@@ -1360,13 +1590,14 @@ impl AuditStore {
             let mut local = vec![NO_SUBJECT; one.snapshot.num_rows()];
             let mut seen: HashMap<String, u32> = HashMap::new();
             let mut distinct: Vec<String> = Vec::new();
-            one.for_each(|row, code| {
-                let i = match seen.get(code) {
+            one.for_each(|row, value| {
+                let code = subject_code(value);
+                let i = match seen.get(code.as_ref()) {
                     Some(&i) => i,
                     None => {
                         let i = distinct.len() as u32;
-                        seen.insert(code.to_owned(), i);
-                        distinct.push(code.to_owned());
+                        seen.insert(code.clone().into_owned(), i);
+                        distinct.push(code.into_owned());
                         i
                     }
                 };
@@ -1576,6 +1807,8 @@ impl AuditStore {
                     subject_count: 1,
                     subjects: Some(vec![subject]),
                     subjects_sha256: None,
+                    dict_id: None,
+                    dict_hash: None,
                     reporter: Some(system.clone()),
                     transaction_id: Some(transaction_id),
                     access_record,
@@ -1600,17 +1833,22 @@ impl AuditStore {
 
     // ---- views -----------------------------------------------------------------------------
 
-    /// Every access record and usage event concerning `subject`, newest first: at most
-    /// `limit` entries with seq below `before`. Listed subjects come from their index; bulk
-    /// records from the one container of the subject's dictionary id per record.
+    /// Every access record and usage event concerning `subject`, newest first — in recording
+    /// order (`seq`), not by the time of the read or use: at most `limit` entries with seq
+    /// below `before`, and where the next page starts. Listed subjects come from their index;
+    /// bulk records from the one container of the subject's dictionary id per record, of
+    /// which at most [`AuditConfig::bulk_scan_limit`] are examined: when that bound cuts the
+    /// scan short, the page holds what was found above the point reached (maybe fewer than
+    /// `limit`, maybe none) and `next` continues from there.
     pub async fn subject_usage(
         &self,
         subject: &str,
         filter: &UsageFilter,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<UsageEntry>> {
-        let limit = limit.clamp(1, 10_000) as i64;
+    ) -> Result<UsagePage> {
+        let subject = subject_code(subject);
+        let limit = limit.clamp(1, 10_000);
         let mut sql = Sql::new(
             self.inner.backend,
             &format!(
@@ -1618,13 +1856,13 @@ impl AuditStore {
              WHERE s.subject = "
             ),
         );
-        let p = sql.arg(Val::S(subject.to_owned()));
+        let p = sql.arg(Val::S(subject.clone().into_owned()));
         sql.text.push_str(&p);
         if let Some(b) = before {
             sql.push(" AND s.seq < ?", [Val::I(b)]);
         }
         push_filters(&mut sql, filter);
-        sql.push(" ORDER BY s.seq DESC LIMIT ?", [Val::I(limit)]);
+        sql.push(" ORDER BY s.seq DESC LIMIT ?", [Val::I(limit as i64)]);
         let mut entries: Vec<UsageEntry> = sql
             .query()
             .fetch_all(&self.inner.pool)
@@ -1633,17 +1871,22 @@ impl AuditStore {
             .map(entry_row)
             .collect::<Result<_>>()?;
         // Bulk records: only those newer than the oldest listed entry kept can make the page.
-        let floor = (entries.len() as i64 == limit)
+        let floor = (entries.len() == limit)
             .then(|| entries.last().map(|e| e.seq))
             .flatten();
-        if let Some(id) = self.subject_id(subject).await? {
-            let mut matched: Vec<i64> = Vec::new();
+        // The lowest seq down to which the bulk records were examined, when the scan bound
+        // stopped the scan before their end.
+        let mut cut: Option<i64> = None;
+        if let Some(id) = self.subject_id(&subject).await? {
+            let mut budget = self.inner.config.bulk_scan_limit.max(1);
+            let mut found = 0usize;
             let mut cursor = before;
-            loop {
+            while found < limit {
+                let want = budget.min(PAGE as usize);
+                // The containers only, by the (hi, seq) key: exactly `want` rows examined.
                 let mut sql = Sql::new(
                     self.inner.backend,
-                    "SELECT b.seq, b.bits FROM audit_bulk b JOIN audit_log l ON l.seq = b.seq \
-                     WHERE b.hi = ",
+                    "SELECT b.seq, b.bits FROM audit_bulk b WHERE b.hi = ",
                 );
                 let p = sql.arg(Val::I(i64::from(id >> 16)));
                 sql.text.push_str(&p);
@@ -1653,9 +1896,9 @@ impl AuditStore {
                 if let Some(f) = floor {
                     sql.push(" AND b.seq > ?", [Val::I(f)]);
                 }
-                push_filters(&mut sql, filter);
-                sql.push(" ORDER BY b.seq DESC LIMIT ?", [Val::I(PAGE)]);
+                sql.push(" ORDER BY b.seq DESC LIMIT ?", [Val::I(want as i64)]);
                 let rows = sql.query().fetch_all(&self.inner.pool).await?;
+                let mut matched: Vec<i64> = Vec::new();
                 for r in &rows {
                     let seq: i64 = r.try_get("seq")?;
                     let bits: Vec<u8> = r.try_get("bits")?;
@@ -1667,27 +1910,46 @@ impl AuditStore {
                     }
                     cursor = Some(seq);
                 }
-                if matched.len() as i64 >= limit || (rows.len() as i64) < PAGE {
+                budget -= rows.len();
+                // The entries matched, with the filters applied.
+                for chunk in matched.chunks(MAX_ROWS_PER_STATEMENT) {
+                    let mut sql = Sql::new(
+                        self.inner.backend,
+                        &format!("SELECT {ENTRY_COLUMNS} FROM audit_log l WHERE l.seq IN "),
+                    );
+                    let list = sql.list(chunk.iter().map(|s| Val::I(*s)));
+                    sql.text.push_str(&list);
+                    push_filters(&mut sql, filter);
+                    for r in sql.query().fetch_all(&self.inner.pool).await? {
+                        entries.push(entry_row(&r)?);
+                        found += 1;
+                    }
+                }
+                if rows.len() < want {
                     break;
                 }
-            }
-            matched.truncate(limit as usize);
-            for chunk in matched.chunks(MAX_ROWS_PER_STATEMENT) {
-                let mut sql = Sql::new(
-                    self.inner.backend,
-                    &format!("SELECT {ENTRY_COLUMNS} FROM audit_log l WHERE l.seq IN "),
-                );
-                let list = sql.list(chunk.iter().map(|s| Val::I(*s)));
-                sql.text.push_str(&list);
-                for r in sql.query().fetch_all(&self.inner.pool).await? {
-                    entries.push(entry_row(&r)?);
+                if budget == 0 {
+                    if found < limit {
+                        cut = cursor;
+                    }
+                    break;
                 }
             }
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
         entries.dedup_by_key(|e| e.seq);
-        entries.truncate(limit as usize);
-        Ok(entries)
+        if let Some(c) = cut {
+            // Below the point reached, bulk records were not examined: listed entries there
+            // wait for the next page.
+            entries.retain(|e| e.seq >= c);
+        }
+        entries.truncate(limit);
+        let next = if entries.len() == limit {
+            entries.last().map(|e| e.seq)
+        } else {
+            cut
+        };
+        Ok(UsagePage { entries, next })
     }
 
     /// Usage per day, dataset, organisation, system, attribute and kind in `[from, to)`
@@ -1799,31 +2061,39 @@ impl AuditStore {
 
     /// Delete the entries recorded before `cutoff_ms` (Unix ms): the oldest prefix of the
     /// chain, whole entries with their index rows, in chunks of one transaction each. Each
-    /// chunk moves the anchor (seq and hash of the last entry removed) from which
-    /// verification starts; the daily aggregates stay. Returns how many entries were removed.
+    /// chunk moves the anchor — the seq, hash, prev_hash and body of the last entry removed —
+    /// from which verification starts; the daily aggregates and the subject dictionary stay.
+    /// Returns how many entries were removed.
     pub async fn expire_before(&self, cutoff_ms: i64) -> Result<u64> {
         let mut removed = 0u64;
         loop {
             let mut tx = self.inner.pool.begin().await?;
             let head = lock_head(&mut tx, self.inner.backend).await?;
             let rows = sqlx::query(
-                "SELECT seq, hash, recorded_at FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, recorded_at FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
-            .bind(head.anchor_seq)
+            .bind(head.anchor.seq)
             .bind(EXPIRE_CHUNK)
             .fetch_all(&mut *tx)
             .await?;
-            let mut last: Option<(i64, String)> = None;
+            let mut last: Option<i64> = None;
             for r in &rows {
                 let recorded: i64 = r.try_get("recorded_at")?;
                 if recorded >= cutoff_ms {
                     break;
                 }
-                last = Some((r.try_get("seq")?, r.try_get("hash")?));
+                last = Some(r.try_get("seq")?);
             }
-            let Some((seq, hash)) = last else {
+            let Some(seq) = last else {
                 return Ok(removed);
             };
+            let anchor = sqlx::query("SELECT hash, prev_hash, body FROM audit_log WHERE seq = $1")
+                .bind(seq)
+                .fetch_one(&mut *tx)
+                .await?;
+            let hash: String = anchor.try_get("hash")?;
+            let prev_hash: String = anchor.try_get("prev_hash")?;
+            let body: String = anchor.try_get("body")?;
             for table in ["audit_subjects", "audit_bulk"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE seq <= $1"))
                     .bind(seq)
@@ -1835,11 +2105,16 @@ impl AuditStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("UPDATE audit_head SET anchor_seq = $1, anchor_hash = $2 WHERE id = 1")
-                .bind(seq)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE audit_head SET anchor_seq = $1, anchor_hash = $2, anchor_prev_hash = $3, \
+                 anchor_body = $4 WHERE id = 1",
+            )
+            .bind(seq)
+            .bind(&hash)
+            .bind(&prev_hash)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             removed += n;
         }
@@ -1848,16 +2123,25 @@ impl AuditStore {
     // ---- verification --------------------------------------------------------------------
 
     /// Walk the chain in seq order, in pages (calling `progress` with the number of entries
-    /// checked after each), from the retention anchor: recompute every hash, check the
-    /// columns and the subject index rows and containers against the body, detect gaps, and
-    /// check the stored head. Names the first broken entry.
-    pub async fn verify(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<VerifyReport> {
+    /// checked after each), from the retention anchor: check the anchor, recompute every
+    /// hash, check the columns and the subject index rows and containers against the body,
+    /// detect gaps, and check the stored head; then walk the subject dictionary's chain and
+    /// check it against the dictionary heads that bulk entries name. Names the first broken
+    /// entry (or dictionary id).
+    ///
+    /// `retention` is the retention period the log is kept with (`None`: entries are never
+    /// expired). The anchor left by expiry must be the last entry removed — its hash
+    /// recomputed from its `prev_hash` and body, the first remaining entry linked to it — and
+    /// must have been recorded before `now - retention`; with `None` any anchor is a removal.
+    /// Give the period the server expires with, or a shorter one.
+    pub async fn verify(
+        &self,
+        retention: Option<Duration>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<VerifyReport> {
         let pool = &self.inner.pool;
         let head = read_head(pool).await?;
-        let mut anchor_seq = head.anchor_seq;
-        let mut expect_seq = head.anchor_seq + 1;
-        let mut expect_prev = head.anchor_hash.clone();
-        let mut cursor = i64::MIN;
+        let mut anchor = head.anchor.clone();
         let mut report = VerifyReport {
             records: 0,
             first_seq: None,
@@ -1865,9 +2149,27 @@ impl AuditStore {
             broken: None,
             head_seq: head.seq,
             head_hash: head.hash.clone(),
-            anchor_seq,
+            anchor_seq: anchor.seq,
+            dictionary_ids: 0,
+            dict_id: 0,
+            dict_hash: GENESIS_HASH.into(),
         };
-        let broken = |seq: i64, reason: String| Some(Broken { seq, reason });
+        if let Some(b) = check_anchor(&anchor, retention) {
+            report.broken = Some(b);
+            return Ok(report);
+        }
+        let mut expect_seq = anchor.seq + 1;
+        let mut expect_prev = anchor.hash.clone();
+        let mut cursor = i64::MIN;
+        // Dictionary heads named by bulk entries: dictionary id → (hash, first entry naming it).
+        let mut claims: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+        let broken = |seq: i64, reason: String| {
+            Some(Broken {
+                seq,
+                reason,
+                dictionary: false,
+            })
+        };
         let columns: Vec<&str> = LOG_COLUMNS.iter().map(|(n, _)| *n).collect();
         let select = format!(
             "SELECT {}, prev_hash, hash, body FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -1915,7 +2217,8 @@ impl AuditStore {
                         seq,
                         format!(
                             "inserted: entry {seq} precedes the start of the chain (entry \
-                             {expect_seq}, after the retention anchor {anchor_seq})"
+                             {expect_seq}, after the retention anchor {})",
+                            anchor.seq
                         ),
                     );
                     break 'walk;
@@ -1932,7 +2235,7 @@ impl AuditStore {
                 } else {
                     let listed = listed.remove(&seq).unwrap_or_default();
                     let has_bulk = with_bulk.contains(&seq);
-                    match check_entry(self, r, &expect_prev, listed, has_bulk).await? {
+                    match check_entry(self, r, &expect_prev, listed, has_bulk, &mut claims).await? {
                         None => {
                             let hash: String = r.try_get("hash")?;
                             expect_prev = hash.clone();
@@ -1947,13 +2250,17 @@ impl AuditStore {
                     }
                 };
                 let now = read_head(pool).await?;
-                if now.anchor_seq > anchor_seq && now.anchor_seq >= blamed {
+                if now.anchor.seq > anchor.seq && now.anchor.seq >= blamed {
                     // Expiry removed it meanwhile: go on from the new anchor.
-                    anchor_seq = now.anchor_seq;
-                    report.anchor_seq = anchor_seq;
-                    expect_seq = anchor_seq + 1;
-                    expect_prev = now.anchor_hash;
-                    cursor = anchor_seq;
+                    if let Some(b) = check_anchor(&now.anchor, retention) {
+                        report.broken = Some(b);
+                        break 'walk;
+                    }
+                    anchor = now.anchor;
+                    report.anchor_seq = anchor.seq;
+                    expect_seq = anchor.seq + 1;
+                    expect_prev = anchor.hash.clone();
+                    cursor = anchor.seq;
                     continue 'walk;
                 }
                 report.broken = if blamed > now.seq {
@@ -1973,8 +2280,18 @@ impl AuditStore {
         }
         if report.broken.is_none() {
             report.broken = self
-                .check_end(&mut report, expect_seq - 1, last_hash, cursor)
+                .check_end(
+                    &mut report,
+                    &anchor,
+                    retention,
+                    expect_seq - 1,
+                    last_hash,
+                    cursor,
+                )
                 .await?;
+        }
+        if report.broken.is_none() {
+            report.broken = self.check_dictionary(&mut report, &claims).await?;
         }
         Ok(report)
     }
@@ -1984,6 +2301,8 @@ impl AuditStore {
     async fn check_end(
         &self,
         report: &mut VerifyReport,
+        anchor: &Anchor,
+        retention: Option<Duration>,
         last: i64,
         last_hash: Option<String>,
         cursor: i64,
@@ -1992,13 +2311,19 @@ impl AuditStore {
         let head = read_head(pool).await?;
         report.head_seq = head.seq;
         report.head_hash = head.hash.clone();
-        report.anchor_seq = head.anchor_seq;
+        report.anchor_seq = head.anchor.seq;
+        if head.anchor != *anchor
+            && let Some(b) = check_anchor(&head.anchor, retention)
+        {
+            return Ok(Some(b));
+        }
         let beyond = |seq: i64| Broken {
             seq,
             reason: format!(
                 "inserted: entry {seq} lies beyond the chain head (entry {})",
                 head.seq
             ),
+            dictionary: false,
         };
         // Entries committed after the walk's last page are fine as long as the head covers
         // them (they are verified next time).
@@ -2012,7 +2337,7 @@ impl AuditStore {
         {
             return Ok(Some(beyond(extra)));
         }
-        let last = last.max(head.anchor_seq);
+        let last = last.max(head.anchor.seq);
         if last > head.seq {
             return Ok(Some(beyond(head.seq + 1)));
         }
@@ -2028,21 +2353,23 @@ impl AuditStore {
                         head.seq
                     )
                 },
+                dictionary: false,
             }));
         }
         if last == head.seq {
-            let want = last_hash.as_deref().unwrap_or(&head.anchor_hash);
+            let want = last_hash.as_deref().unwrap_or(&head.anchor.hash);
             if want != head.hash {
                 return Ok(Some(Broken {
                     seq: last,
                     reason: "modified: the chain head's hash is not the last entry's".into(),
+                    dictionary: false,
                 }));
             }
         }
         for table in ["audit_subjects", "audit_bulk"] {
             let below: Option<i64> =
                 sqlx::query_scalar(&format!("SELECT seq FROM {table} WHERE seq <= $1 LIMIT 1"))
-                    .bind(head.anchor_seq)
+                    .bind(head.anchor.seq)
                     .fetch_optional(pool)
                     .await?;
             let above: Option<i64> = sqlx::query_scalar(&format!(
@@ -2057,21 +2384,220 @@ impl AuditStore {
                     reason: format!(
                         "inserted: `{table}` rows name entry {s}, which is not in the chain"
                     ),
+                    dictionary: false,
                 }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walk the subject dictionary: ids dense from 1, every row's hash the link of the one
+    /// before it, its id and its code, the last row the dictionary head, no row beyond it;
+    /// and every dictionary head a bulk entry names (`claims`) a point of this chain.
+    async fn check_dictionary(
+        &self,
+        report: &mut VerifyReport,
+        claims: &BTreeMap<i64, (String, i64)>,
+    ) -> Result<Option<Broken>> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let (last_id, head_hash) = read_dict_head(&mut conn).await?;
+        report.dict_id = last_id;
+        report.dict_hash = head_hash.clone();
+        let broken = |id: i64, reason: String| -> Result<Option<Broken>> {
+            Ok(Some(Broken {
+                seq: id,
+                reason,
+                dictionary: true,
+            }))
+        };
+        if let Some((&id, (_, seq))) = claims.range(last_id + 1..).next() {
+            return broken(
+                last_id + 1,
+                format!(
+                    "removed: the subject dictionary ends at id {last_id}, but entry {seq} \
+                     recorded it up to id {id}"
+                ),
+            );
+        }
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM audit_subject_ids WHERE id < 1")
+                .fetch_one(&mut *conn)
+                .await?;
+        if let Some(id) = before {
+            return broken(
+                id,
+                format!("inserted: subject dictionary id {id} precedes its first id, 1"),
+            );
+        }
+        let mut expect = 1i64;
+        let mut prev = GENESIS_HASH.to_owned();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, code, hash FROM audit_subject_ids WHERE id >= $1 AND id <= $2 \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(expect)
+            .bind(last_id)
+            .bind(DICT_PAGE)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let id: i64 = r.try_get("id")?;
+                let code: String = r.try_get("code")?;
+                let hash: String = r.try_get("hash")?;
+                if id != expect {
+                    return broken(
+                        expect,
+                        if id == expect + 1 {
+                            format!("removed: subject dictionary id {expect} is missing")
+                        } else {
+                            format!(
+                                "removed: subject dictionary ids {expect}..{} are missing",
+                                id - 1
+                            )
+                        },
+                    );
+                }
+                if dict_link(&prev, id, &code) != hash {
+                    return broken(
+                        id,
+                        format!(
+                            "modified: subject dictionary id {id}: its hash is not \
+                             SHA-256(previous hash || id || ':' || code) — its code was \
+                             changed, or the row before it changed and re-hashed"
+                        ),
+                    );
+                }
+                if let Some((claimed, seq)) = claims.get(&id)
+                    && *claimed != hash
+                {
+                    return broken(
+                        id,
+                        format!(
+                            "modified: the subject dictionary was rewritten up to id {id}: \
+                             entry {seq} recorded another hash for it"
+                        ),
+                    );
+                }
+                prev = hash;
+                expect = id + 1;
+                report.dictionary_ids += 1;
+            }
+        }
+        if expect <= last_id {
+            return broken(
+                expect,
+                if expect == last_id {
+                    format!(
+                        "removed: subject dictionary id {expect} (the dictionary head) is missing"
+                    )
+                } else {
+                    format!(
+                        "removed: subject dictionary ids {expect}..{last_id} (up to the \
+                         dictionary head) are missing"
+                    )
+                },
+            );
+        }
+        if prev != head_hash {
+            return broken(
+                last_id,
+                "modified: the subject dictionary head's hash is not its last row's".into(),
+            );
+        }
+        // Rows assigned after the head was read are fine as long as the head now covers them.
+        let after: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(id) FROM audit_subject_ids WHERE id > $1")
+                .bind(last_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if let Some(extra) = after {
+            let (now, _) = read_dict_head(&mut conn).await?;
+            if extra > now {
+                return broken(
+                    extra,
+                    format!(
+                        "inserted: subject dictionary id {extra} lies beyond the dictionary \
+                         head (id {now})"
+                    ),
+                );
             }
         }
         Ok(None)
     }
 }
 
+/// Check the retention anchor against the retention period; `Some` when it does not show
+/// that the entries before the chain's start expired. A forged anchor would need a body
+/// whose hash is the one the first remaining entry links to (a SHA-256 preimage).
+fn check_anchor(anchor: &Anchor, retention: Option<Duration>) -> Option<Broken> {
+    let broken = |reason: String| {
+        Some(Broken {
+            seq: 1,
+            reason,
+            dictionary: false,
+        })
+    };
+    if anchor.seq == 0 {
+        if anchor.hash != GENESIS_HASH || !anchor.prev_hash.is_empty() || !anchor.body.is_empty() {
+            return broken(
+                "modified: the retention anchor names no entry but is not the genesis anchor"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    let k = anchor.seq;
+    let missing = if k == 1 {
+        "entry 1 is missing".to_owned()
+    } else {
+        format!("entries 1..{k} are missing")
+    };
+    let Some(retention) = retention else {
+        return broken(format!(
+            "removed: {missing}: entries were removed although retention is off"
+        ));
+    };
+    if chain_hash(&anchor.prev_hash, &anchor.body) != anchor.hash {
+        return broken(format!(
+            "removed: {missing}, and the retention anchor is forged: its hash is not \
+             SHA-256(prev_hash || body) of the entry it keeps"
+        ));
+    }
+    let body = match serde_json::from_str::<Body>(&anchor.body) {
+        Ok(b) if b.canonical() == anchor.body && b.seq == k => b,
+        _ => {
+            return broken(format!(
+                "removed: {missing}, and the retention anchor is forged: its body is not \
+                 entry {k}"
+            ));
+        }
+    };
+    let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = Time::now().0.saturating_sub(keep);
+    if body.recorded >= cutoff {
+        return broken(format!(
+            "removed: {missing}, but entry {k} was recorded at {}, within the retention \
+             period (entries recorded before {} may expire)",
+            Time(body.recorded),
+            Time(cutoff)
+        ));
+    }
+    None
+}
+
 /// Check one entry against its link, its hash, its body and its subject index; `Some(why)`
-/// when it is broken.
+/// when it is broken. Bulk entries add the dictionary head they name to `claims`.
 async fn check_entry(
     store: &AuditStore,
     r: &AnyRow,
     expect_prev: &str,
     mut listed: Vec<String>,
     has_bulk: bool,
+    claims: &mut BTreeMap<i64, (String, i64)>,
 ) -> Result<Option<String>> {
     let seq: i64 = r.try_get("seq")?;
     let prev: String = r.try_get("prev_hash")?;
@@ -2116,6 +2642,12 @@ async fn check_entry(
     listed.sort();
     match (&body.subjects, &body.subjects_sha256) {
         (Some(subjects), None) => {
+            if body.dict_id.is_some() || body.dict_hash.is_some() {
+                return Ok(Some(
+                    "modified: an entry that lists its subjects names a subject dictionary head"
+                        .into(),
+                ));
+            }
             let mut want = subjects.clone();
             want.sort();
             if want != listed {
@@ -2139,6 +2671,23 @@ async fn check_entry(
         (None, Some(sha)) => {
             if !listed.is_empty() {
                 return Ok(Some("inserted: subject index rows for a bulk entry".into()));
+            }
+            let (Some(dict_id), Some(dict_hash)) = (body.dict_id, &body.dict_hash) else {
+                return Ok(Some(
+                    "modified: a bulk entry that names no subject dictionary head".into(),
+                ));
+            };
+            match claims.get(&dict_id) {
+                Some((h, first)) if h != dict_hash => {
+                    return Ok(Some(format!(
+                        "modified: it records another hash for subject dictionary id \
+                         {dict_id} than entry {first}"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    claims.insert(dict_id, (dict_hash.clone(), seq));
+                }
             }
             let rows = sqlx::query("SELECT hi, bits FROM audit_bulk WHERE seq = $1 ORDER BY hi")
                 .bind(seq)
@@ -2165,6 +2714,14 @@ async fn check_entry(
                 }
                 h.update(&bytes);
                 count += bitmap.len();
+                if let Some(max) = bitmap.max()
+                    && i64::from(max) > dict_id
+                {
+                    return Ok(Some(format!(
+                        "modified: subject container {hi} holds dictionary id {max}, beyond \
+                         the dictionary head (id {dict_id}) the entry was written with"
+                    )));
+                }
             }
             if count != body.subject_count || &to_hex(&h.finalize()) != sha {
                 return Ok(Some(
@@ -2227,68 +2784,21 @@ pub fn spawn_retention(store: AuditStore, retention: Duration) -> SpawnedTask<()
 
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
     let subst = |sql: &str| {
-        let (seq, id, blob, without_rowid) = match backend {
-            Backend::Sqlite => (
-                "INTEGER PRIMARY KEY",
-                "INTEGER PRIMARY KEY AUTOINCREMENT",
-                "BLOB",
-                " WITHOUT ROWID",
-            ),
-            Backend::Postgres => (
-                "BIGINT PRIMARY KEY",
-                "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-                "BYTEA",
-                "",
-            ),
+        let (seq, blob, without_rowid) = match backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY", "BLOB", " WITHOUT ROWID"),
+            Backend::Postgres => ("BIGINT PRIMARY KEY", "BYTEA", ""),
         };
         sql.replace("{seq}", seq)
-            .replace("{id}", id)
             .replace("{blob}", blob)
             .replace("{without_rowid}", without_rowid)
     };
-    let mut tx = pool.begin().await?;
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7036138)")
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS dagr_audit_migrations \
-         (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    for (version, name, sql) in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM dagr_audit_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if done.is_some() {
-            continue;
-        }
-        for stmt in sql.split("\n;\n") {
-            let stmt: String = stmt
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if stmt.trim().is_empty() {
-                continue;
-            }
-            sqlx::query(&subst(&stmt)).execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO dagr_audit_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(*version)
-        .bind(*name)
-        .bind(Time::now().0)
-        .execute(&mut *tx)
-        .await?;
-        tracing::info!(version, name, "audit log migration applied");
-    }
-    tx.commit().await?;
+    let set = crate::store::MigrationSet {
+        table: "dagr_audit_migrations",
+        lock: 7036138,
+        what: "audit log",
+        migrations: MIGRATIONS,
+    };
+    crate::store::apply_migrations(pool, backend, &set, subst).await?;
     Ok(())
 }
 
@@ -2334,13 +2844,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| AuditStoreError::Unavailable(format!("subject resolution failed: {e}")))?
 }
 
-/// The distinct subjects of a read, on the blocking pool when it is big.
+/// The distinct subjects of a read as stored ([`subject_code`]), sorted; on the blocking
+/// pool when the read is big.
 async fn values_of(s: &SubjectRows) -> Result<Vec<String>> {
+    fn codes(s: &SubjectRows) -> Result<Vec<String>> {
+        let set: BTreeSet<String> = s
+            .values()?
+            .into_iter()
+            .map(|v| {
+                let hashed = match subject_code(&v) {
+                    std::borrow::Cow::Owned(c) => Some(c),
+                    std::borrow::Cow::Borrowed(_) => None,
+                };
+                hashed.unwrap_or(v)
+            })
+            .collect();
+        Ok(set.into_iter().collect())
+    }
     if s.row_count() <= BLOCKING_ROWS {
-        return Ok(s.values()?.into_iter().collect());
+        return codes(s);
     }
     let s = s.clone();
-    blocking(move || Ok(s.values()?.into_iter().collect())).await
+    blocking(move || codes(&s)).await
 }
 
 fn listed(values: Vec<String>) -> Resolved {
@@ -2372,7 +2897,7 @@ async fn bulk(bitmap: RoaringBitmap) -> Result<Resolved> {
             let mut bits = Vec::with_capacity(c.serialized_size());
             c.serialize_into(&mut bits)
                 .map_err(|e| AuditStoreError::Corrupt(e.to_string()))?;
-            containers.push((i64::from(first >> 16), bits));
+            containers.push((i64::from(first >> 16), Bytes::from(bits)));
             Ok(())
         };
         for id in &bitmap {
@@ -2585,6 +3110,8 @@ mod tests {
             subject_count: 1,
             subjects: Some(vec!["P00001".into()]),
             subjects_sha256: None,
+            dict_id: None,
+            dict_hash: None,
             reporter: None,
             transaction_id: None,
             access_record: None,
@@ -2601,6 +3128,116 @@ mod tests {
         assert_eq!(body_columns(&b).len(), LOG_COLUMNS.len());
     }
 
+    #[test]
+    fn long_or_nul_subjects_are_stored_as_their_hash() {
+        assert_eq!(subject_code("P00001"), "P00001");
+        let exact = "a".repeat(MAX_SUBJECT_BYTES);
+        assert_eq!(subject_code(&exact), exact);
+        let long = "a".repeat(MAX_SUBJECT_BYTES + 1);
+        assert_eq!(subject_code(&long), format!("sha256:{}", sha256_hex(&long)));
+        assert_eq!(
+            subject_code("a\0b"),
+            format!("sha256:{}", sha256_hex("a\0b"))
+        );
+    }
+
+    #[test]
+    fn dictionary_links_separate_the_id_from_the_code() {
+        assert_ne!(
+            dict_link(GENESIS_HASH, 1, "23"),
+            dict_link(GENESIS_HASH, 12, "3")
+        );
+        assert_eq!(
+            dict_link(GENESIS_HASH, 1, "P1"),
+            sha256_hex(&format!("{GENESIS_HASH}1:P1"))
+        );
+    }
+
+    fn usage(tx: &str) -> Pending {
+        Pending {
+            body: Body {
+                v: BODY_VERSION,
+                seq: 0,
+                kind: "usage".into(),
+                time: 1,
+                recorded: 0,
+                role: Some("consumer".into()),
+                organisation: Some("BANK".into()),
+                system: Some("3".into()),
+                user: None,
+                token: None,
+                purpose: Some("loan".into()),
+                channel: None,
+                dataset: None,
+                version: None,
+                attributes: Vec::new(),
+                agreements: Vec::new(),
+                request_id: None,
+                query_sha256: None,
+                rows: 1,
+                subject_count: 1,
+                subjects: Some(vec!["P00001".into()]),
+                subjects_sha256: None,
+                dict_id: None,
+                dict_hash: None,
+                reporter: Some("3".into()),
+                transaction_id: Some(tx.into()),
+                access_record: None,
+            },
+            containers: Vec::new(),
+        }
+    }
+
+    /// Jobs queued before the writer starts are one batch: the job holding an entry the
+    /// database refuses fails alone, the others are written, in order, in one chain.
+    #[tokio::test]
+    async fn a_poisoned_job_fails_alone_and_the_rest_of_its_batch_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = AuditStore::open(&url, AuditConfig::default())
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON audit_log \
+             WHEN NEW.transaction_id = 'POISON' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (jobs, rx) = mpsc::channel(16);
+        let mut answers = Vec::new();
+        for txs in [
+            &["A"][..],
+            &["B", "POISON"][..],
+            &["C"][..],
+            &["A", "D"][..],
+        ] {
+            let (reply, answer) = oneshot::channel();
+            let entries = txs.iter().map(|t| usage(t)).collect();
+            jobs.send(Job { entries, reply }).await.unwrap();
+            answers.push(answer);
+        }
+        drop(jobs);
+        run_writer(pool, Backend::Sqlite, 1000, rx, Arc::new(Notify::new())).await;
+        let mut got = Vec::new();
+        for a in answers {
+            got.push(a.await.unwrap());
+        }
+        assert_eq!(got[0], Ok(vec![Written::Recorded(1)]));
+        let e = got[1].clone().unwrap_err();
+        assert!(e.contains("poisoned"), "{e}");
+        assert_eq!(got[2], Ok(vec![Written::Recorded(2)]));
+        assert_eq!(
+            got[3],
+            Ok(vec![Written::Duplicate(1), Written::Recorded(3)])
+        );
+        let report = store.verify(None, &mut |_| {}).await.unwrap();
+        assert!(report.broken.is_none(), "{report}");
+        assert_eq!(report.records, 3);
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn containers_partition_the_bitmap_and_hash_its_ids() {
         let ids: RoaringBitmap = [1u32, 2, 70_000, 70_001, 200_000].into_iter().collect();
@@ -2613,6 +3250,7 @@ mod tests {
             union |= RoaringBitmap::deserialize_from(&bits[..]).unwrap();
         }
         assert_eq!(union, ids);
+        assert!(r.containers.iter().all(|(_, b)| !b.is_empty()));
         let mut h = Sha256::new();
         for id in &ids {
             h.update(id.to_le_bytes());

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use dagr_admin_api::audit::store::{AuditStoreError, UsageFilter};
+use dagr_admin_api::audit::store::{
+    AuditStoreError, UsageEventIn, UsageFilter, UsagePage, UsageStatus, VerifyReport,
+};
 use dagr_admin_api::audit::{AuditConfig, AuditStore};
 use dagr_admin_api::model::Time;
 use dagr_engine::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
@@ -114,9 +116,14 @@ async fn my_ids(w: &World, token: &str) -> Vec<String> {
         .collect()
 }
 
-async fn verify(store: &AuditStore) -> dagr_admin_api::audit::store::VerifyReport {
+/// Verify with retention off.
+async fn verify(store: &AuditStore) -> VerifyReport {
+    verify_with(store, None).await
+}
+
+async fn verify_with(store: &AuditStore, retention: Option<Duration>) -> VerifyReport {
     let mut pages = 0u64;
-    let report = store.verify(&mut |_| pages += 1).await.unwrap();
+    let report = store.verify(retention, &mut |_| pages += 1).await.unwrap();
     eprintln!("{report}");
     report
 }
@@ -319,9 +326,7 @@ async fn bulk_records_are_found_for_their_subjects_only() {
                 <= 2,
             "9000 ids fit one or two containers"
         );
-        let seqs = |v: Vec<dagr_admin_api::audit::store::UsageEntry>| -> Vec<String> {
-            v.into_iter().map(|e| e.id).collect()
-        };
+        let seqs = |v: UsagePage| -> Vec<String> { v.entries.into_iter().map(|e| e.id).collect() };
         let all = UsageFilter::default();
         // The sample's subjects (P00000..P00009) and the stream's (P00000..P08999).
         assert_eq!(
@@ -346,20 +351,10 @@ async fn bulk_records_are_found_for_their_subjects_only() {
             ),
             [stream[0].clone()]
         );
-        assert!(
-            small
-                .subject_usage(&code(9_000), &all, None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            small
-                .subject_usage("P99999", &all, None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        for nobody in [code(9_000), "P99999".to_owned()] {
+            let page = small.subject_usage(&nobody, &all, None, 10).await.unwrap();
+            assert!(page.entries.is_empty() && page.next.is_none());
+        }
         // Pages across listed and bulk entries.
         assert_eq!(
             seqs(small.subject_usage(&code(20), &all, None, 1).await.unwrap()),
@@ -656,11 +651,32 @@ async fn restore(w: &World, seq: i64) {
 }
 
 async fn broken(w: &World) -> (i64, String) {
-    let b = verify(&w.state.audit)
+    broken_with(&w.state.audit, None).await
+}
+
+async fn broken_with(store: &AuditStore, retention: Option<Duration>) -> (i64, String) {
+    let b = verify_with(store, retention)
         .await
         .broken
         .expect("verify must fail");
+    assert!(!b.dictionary, "{b:?}");
     (b.seq, b.reason)
+}
+
+/// The first broken subject dictionary id, and why.
+async fn dictionary_broken(store: &AuditStore) -> (i64, String) {
+    let b = verify(store).await.broken.expect("verify must fail");
+    assert!(b.dictionary, "{b:?}");
+    (b.seq, b.reason)
+}
+
+/// Wait (without sleeping) until the clock has passed every recording time so far, so that
+/// entries just expired count as older than `now - 0`.
+async fn next_millisecond() {
+    let t = Time::now().0;
+    while Time::now().0 <= t {
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
@@ -789,9 +805,19 @@ async fn expiry_keeps_the_chain_verifiable_and_the_aggregates() {
             3
         );
         assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_subjects").await, 0);
-        let report = verify(&w.state.audit).await;
-        assert!(report.broken.is_none());
+        // The entries just expired are older than a retention of zero from now...
+        next_millisecond().await;
+        let expired = Some(Duration::ZERO);
+        let report = verify_with(&w.state.audit, expired).await;
+        assert!(report.broken.is_none(), "{report}");
         assert_eq!((report.records, report.anchor_seq), (0, 3));
+        // ... but not than a day, and with retention off nothing may have been removed.
+        let (seq, why) = broken_with(&w.state.audit, Some(Duration::from_secs(86_400))).await;
+        assert_eq!(seq, 1);
+        assert!(why.contains("within the retention period"), "{why}");
+        let (seq, why) = broken_with(&w.state.audit, None).await;
+        assert_eq!(seq, 1);
+        assert!(why.contains("although retention is off"), "{why}");
         for i in 4..=5 {
             w.state
                 .audit
@@ -799,7 +825,7 @@ async fn expiry_keeps_the_chain_verifiable_and_the_aggregates() {
                 .await
                 .unwrap();
         }
-        let report = verify(&w.state.audit).await;
+        let report = verify_with(&w.state.audit, expired).await;
         assert!(report.broken.is_none(), "{report}");
         assert_eq!((report.first_seq, report.last_seq), (Some(4), Some(5)));
         // The expired reads are gone from the citizen's view; the summary keeps them.
@@ -816,7 +842,513 @@ async fn expiry_keeps_the_chain_verifiable_and_the_aggregates() {
         assert_eq!(given, 5);
         // Tampering after expiry is still caught.
         exec(&w, "DELETE FROM audit_log WHERE seq = 4").await;
-        assert_eq!(broken(&w).await.0, 4);
+        assert_eq!(broken_with(&w.state.audit, expired).await.0, 4);
+    });
+}
+
+#[tokio::test]
+async fn a_forged_anchor_cannot_hide_a_removed_prefix() {
+    each_backend!(|w| {
+        let ctx = context(bank(&w), "loan", Channel::Rest);
+        for i in 1..=5 {
+            w.state
+                .audit
+                .commit(lookups(&w, &names_access(), &[i], &ctx))
+                .await
+                .unwrap();
+        }
+        let day = Some(Duration::from_secs(86_400));
+        assert!(verify_with(&w.state.audit, day).await.broken.is_none());
+        // Entries 1..3 deleted, and the anchor set to entry 3 just as expiry would set it.
+        exec(&w, "DROP TABLE IF EXISTS saved").await;
+        exec(
+            &w,
+            "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq <= 3",
+        )
+        .await;
+        exec(&w, "DELETE FROM audit_subjects WHERE seq <= 3").await;
+        exec(&w, "DELETE FROM audit_log WHERE seq <= 3").await;
+        exec(
+            &w,
+            "UPDATE audit_head SET anchor_seq = 3, \
+             anchor_hash = (SELECT hash FROM saved WHERE seq = 3), \
+             anchor_prev_hash = (SELECT prev_hash FROM saved WHERE seq = 3), \
+             anchor_body = (SELECT body FROM saved WHERE seq = 3)",
+        )
+        .await;
+        // The anchor is genuine, but its entry is within the retention period.
+        let (seq, why) = broken_with(&w.state.audit, day).await;
+        assert_eq!(seq, 1);
+        assert!(
+            why.starts_with("removed") && why.contains("within the retention period"),
+            "{why}"
+        );
+        let (_, why) = broken_with(&w.state.audit, None).await;
+        assert!(why.contains("although retention is off"), "{why}");
+        // A body made older does not hash to the anchor the remaining chain links to.
+        let body: String = sqlx::query_scalar("SELECT anchor_body FROM audit_head")
+            .fetch_one(w.state.audit.pool())
+            .await
+            .unwrap();
+        let at = body.find("\"recorded\":").unwrap() + "\"recorded\":".len();
+        let end = at + body[at..].find(',').unwrap();
+        let older = format!("{}1{}", &body[..at], &body[end..]);
+        sqlx::query("UPDATE audit_head SET anchor_body = $1")
+            .bind(older)
+            .execute(w.state.audit.pool())
+            .await
+            .unwrap();
+        let (seq, why) = broken_with(&w.state.audit, day).await;
+        assert_eq!(seq, 1);
+        assert!(why.contains("forged"), "{why}");
+        // Nor does an anchor with the hash alone (what expiry used to store).
+        exec(
+            &w,
+            "UPDATE audit_head SET anchor_prev_hash = '', anchor_body = ''",
+        )
+        .await;
+        let (_, why) = broken_with(&w.state.audit, day).await;
+        assert!(why.contains("forged"), "{why}");
+        // Nor a genesis anchor: the chain then starts with a gap.
+        exec(
+            &w,
+            "UPDATE audit_head SET anchor_seq = 0, \
+             anchor_hash = '0000000000000000000000000000000000000000000000000000000000000000'",
+        )
+        .await;
+        let (seq, why) = broken_with(&w.state.audit, day).await;
+        assert_eq!(seq, 1);
+        assert!(why.starts_with("removed"), "{why}");
+        // Put back, it verifies again.
+        exec(&w, "INSERT INTO audit_log SELECT * FROM saved").await;
+        for i in 1..=3 {
+            exec(
+                &w,
+                &format!(
+                    "INSERT INTO audit_subjects (subject, seq) VALUES ('{}', {i})",
+                    code(i)
+                ),
+            )
+            .await;
+        }
+        assert!(verify_with(&w.state.audit, day).await.broken.is_none());
+    });
+}
+
+/// `hash_i = SHA-256(hash_{i-1} || id || ":" || code)`, as docs/audit.md defines it.
+fn dict_link(prev: &str, id: i64, code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{prev}{id}:{code}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn the_subject_dictionary_is_tamper_evident() {
+    each_backend!(|w| {
+        // Bulk records (more than 2 subjects) use the dictionary.
+        let small = AuditStore::open(
+            &w.audit_url,
+            AuditConfig {
+                list_limit: 2,
+                ..AuditConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let ctx = context(bank(&w), "statistics", Channel::FlightGet);
+        small.commit(head(&w, "people", 10, &ctx)).await.unwrap();
+        small
+            .commit(lookups(&w, &names_access(), &[20, 21, 22], &ctx))
+            .await
+            .unwrap();
+        let report = verify(&small).await;
+        assert!(report.broken.is_none(), "{report}");
+        assert_eq!((report.dictionary_ids, report.dict_id), (13, 13));
+        // The chain as documented.
+        let mut prev = "0".repeat(64);
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, code, hash FROM audit_subject_ids ORDER BY id")
+                .fetch_all(small.pool())
+                .await
+                .unwrap();
+        for (id, code, hash) in &rows {
+            prev = dict_link(&prev, *id, code);
+            assert_eq!(&prev, hash);
+        }
+        assert_eq!(report.dict_hash, prev);
+        let id_of = |c: &str| rows.iter().find(|r| r.1 == c).unwrap().0;
+        let three = id_of(&code(3));
+
+        // A code edited: the first bulk record would then name P00029.
+        exec(
+            &w,
+            &format!("UPDATE audit_subject_ids SET code = 'P00029' WHERE id = {three}"),
+        )
+        .await;
+        let (id, why) = dictionary_broken(&small).await;
+        assert_eq!(id, three);
+        assert!(why.starts_with("modified"), "{why}");
+        // ... and the chain recomputed from there, with the head: the bulk records name
+        // the head they were written with.
+        let mut prev = if three == 1 {
+            "0".repeat(64)
+        } else {
+            rows[three as usize - 2].2.clone()
+        };
+        for (id, c, _) in &rows[three as usize - 1..] {
+            let c = if *id == three { "P00029" } else { c.as_str() };
+            prev = dict_link(&prev, *id, c);
+            exec(
+                &w,
+                &format!("UPDATE audit_subject_ids SET hash = '{prev}' WHERE id = {id}"),
+            )
+            .await;
+        }
+        exec(&w, &format!("UPDATE audit_dict_head SET hash = '{prev}'")).await;
+        let (_, why) = dictionary_broken(&small).await;
+        assert!(why.contains("rewritten"), "{why}");
+        for (id, c, h) in &rows {
+            exec(
+                &w,
+                &format!("UPDATE audit_subject_ids SET code = '{c}', hash = '{h}' WHERE id = {id}"),
+            )
+            .await;
+        }
+        exec(
+            &w,
+            &format!("UPDATE audit_dict_head SET hash = '{}'", rows[12].2),
+        )
+        .await;
+        assert!(verify(&small).await.broken.is_none());
+
+        // A row deleted, the last one deleted, a row inserted.
+        exec(&w, "DELETE FROM audit_subject_ids WHERE id = 5").await;
+        let (id, why) = dictionary_broken(&small).await;
+        assert_eq!(id, 5);
+        assert!(why.starts_with("removed"), "{why}");
+        exec(
+            &w,
+            &format!(
+                "INSERT INTO audit_subject_ids (id, code, hash) VALUES (5, '{}', '{}')",
+                rows[4].1, rows[4].2
+            ),
+        )
+        .await;
+        exec(&w, "DELETE FROM audit_subject_ids WHERE id = 13").await;
+        let (id, why) = dictionary_broken(&small).await;
+        assert_eq!(id, 13);
+        assert!(why.starts_with("removed"), "{why}");
+        exec(
+            &w,
+            &format!(
+                "INSERT INTO audit_subject_ids (id, code, hash) VALUES (13, '{}', '{}')",
+                rows[12].1, rows[12].2
+            ),
+        )
+        .await;
+        let forged = dict_link(&rows[12].2, 14, "P00029");
+        exec(
+            &w,
+            &format!(
+                "INSERT INTO audit_subject_ids (id, code, hash) VALUES (14, 'P00029', '{forged}')"
+            ),
+        )
+        .await;
+        let (id, why) = dictionary_broken(&small).await;
+        assert_eq!(id, 14);
+        assert!(why.starts_with("inserted"), "{why}");
+        exec(&w, "DELETE FROM audit_subject_ids WHERE id = 14").await;
+        // The dictionary cut back with its head, below what a bulk record used.
+        exec(&w, "DROP TABLE IF EXISTS saved_ids").await;
+        exec(
+            &w,
+            "CREATE TABLE saved_ids AS SELECT * FROM audit_subject_ids WHERE id > 10",
+        )
+        .await;
+        exec(&w, "DELETE FROM audit_subject_ids WHERE id > 10").await;
+        exec(
+            &w,
+            &format!(
+                "UPDATE audit_dict_head SET last_id = 10, hash = '{}'",
+                rows[9].2
+            ),
+        )
+        .await;
+        let (id, why) = dictionary_broken(&small).await;
+        assert_eq!(id, 11);
+        assert!(why.starts_with("removed"), "{why}");
+        exec(&w, "INSERT INTO audit_subject_ids SELECT * FROM saved_ids").await;
+        exec(
+            &w,
+            &format!(
+                "UPDATE audit_dict_head SET last_id = 13, hash = '{}'",
+                rows[12].2
+            ),
+        )
+        .await;
+        assert!(verify(&small).await.broken.is_none());
+        small.close().await;
+    });
+}
+
+#[tokio::test]
+async fn one_poisoned_entry_fails_only_its_own_job() {
+    each_backend!(|w| {
+        // A trigger that refuses one transaction id, installed through a connection of its own.
+        let other = sqlx::AnyPool::connect(&w.audit_url).await.unwrap();
+        let install: &[&str] = if w.backend == "sqlite" {
+            &["CREATE TRIGGER audit_poison BEFORE INSERT ON audit_log \
+               WHEN NEW.transaction_id = 'POISON' \
+               BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END"]
+        } else {
+            &[
+                "CREATE FUNCTION audit_poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.transaction_id = 'POISON' THEN RAISE EXCEPTION 'poisoned entry'; \
+                 END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION audit_poison()",
+            ]
+        };
+        for sql in install {
+            sqlx::query(sql).execute(&other).await.unwrap();
+        }
+        let ctx = context(bank(&w), "loan", Channel::Rest);
+        let usage = |tx: &str| UsageEventIn {
+            subject: code(6),
+            purpose: "loan decision".into(),
+            time: Time::now(),
+            transaction_id: tx.into(),
+            dataset: None,
+            attributes: Vec::new(),
+            access_record: None,
+        };
+        // Hold the chain head, so that the jobs queue up behind the first and are written
+        // as one batch when it is released.
+        let mut lock = other.begin().await.unwrap();
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let audit = &w.state.audit;
+        let reader = bank(&w);
+        let first = audit.commit(lookups(&w, &names_access(), &[1], &ctx));
+        let batch = async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            futures::join!(
+                audit.commit(lookups(&w, &names_access(), &[2], &ctx)),
+                audit.record_usage(&reader, vec![usage("OK-1"), usage("POISON")]),
+                audit.record_usage(&reader, vec![usage("OK-2")]),
+                audit.commit(lookups(&w, &names_access(), &[3], &ctx)),
+            )
+        };
+        let release = async {
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            lock.commit().await.unwrap();
+        };
+        let (first, (second, poisoned, ok, third), ()) = futures::join!(first, batch, release);
+        first.unwrap();
+        second.unwrap();
+        third.unwrap();
+        // The job holding the poisoned event fails, all of it; the others are written.
+        let e = poisoned.unwrap_err();
+        assert!(e.to_string().contains("poisoned entry"), "{e}");
+        let ok = ok.unwrap();
+        assert_eq!(ok[0].status, UsageStatus::Recorded);
+        assert_eq!(
+            count(
+                &w,
+                "SELECT COUNT(*) FROM audit_log WHERE transaction_id IN ('OK-1', 'POISON')"
+            )
+            .await,
+            0
+        );
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_log").await, 4);
+        let report = verify(audit).await;
+        assert!(report.broken.is_none(), "{report}");
+        assert_eq!(report.records, 4);
+        other.close().await;
+    });
+}
+
+#[tokio::test]
+async fn long_subject_values_are_stored_as_their_hash() {
+    each_backend!(|w| {
+        let long = "L".repeat(300);
+        let odd = "x\0y".to_owned();
+        let def = DatasetDefinition {
+            name: "odd".into(),
+            owner: "OWN".into(),
+            description: "odd codes".into(),
+            primary_key: vec!["personal_code".into()],
+            attributes: vec![
+                Attribute::new(
+                    "personal_code",
+                    dagr_engine::arrow::datatypes::DataType::Utf8,
+                    "code",
+                )
+                .personal("personal_code"),
+            ],
+        };
+        w.state.engine.create_dataset(def.clone()).await.unwrap();
+        let batch = RecordBatch::try_new(
+            def.validated().unwrap().arrow_schema(),
+            vec![Arc::new(StringArray::from(vec![
+                long.as_str(),
+                odd.as_str(),
+                "P00001",
+            ])) as ArrayRef],
+        )
+        .unwrap();
+        w.state
+            .engine
+            .load_batches("odd", vec![batch])
+            .await
+            .unwrap();
+        let ctx = context(bank(&w), "statistics", Channel::FlightSql);
+        // Listed, and (with a list limit of 2) in the dictionary.
+        let listed = w
+            .state
+            .audit
+            .commit(head(&w, "odd", 3, &ctx))
+            .await
+            .unwrap();
+        let small = AuditStore::open(
+            &w.audit_url,
+            AuditConfig {
+                list_limit: 2,
+                ..AuditConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let bulk = small.commit(head(&w, "odd", 3, &ctx)).await.unwrap();
+        let hashed = |v: &str| format!("sha256:{}", dagr_admin_api::audit::store::sha256_hex(v));
+        for v in [&long, &odd] {
+            let n = count(
+                &w,
+                &format!(
+                    "SELECT COUNT(*) FROM audit_subjects WHERE subject = '{}'",
+                    hashed(v)
+                ),
+            )
+            .await;
+            assert_eq!(n, 1);
+            let n = count(
+                &w,
+                &format!(
+                    "SELECT COUNT(*) FROM audit_subject_ids WHERE code = '{}'",
+                    hashed(v)
+                ),
+            )
+            .await;
+            assert_eq!(n, 1);
+            let page = small
+                .subject_usage(v, &UsageFilter::default(), None, 10)
+                .await
+                .unwrap();
+            let ids: Vec<String> = page.entries.into_iter().map(|e| e.id).collect();
+            assert_eq!(ids, [bulk[0].clone(), listed[0].clone()]);
+        }
+        assert!(verify(&small).await.broken.is_none());
+        small.close().await;
+    });
+}
+
+/// Commit records; the first one's id.
+async fn first_id(store: &AuditStore, records: Vec<AccessRecord>) -> String {
+    store.commit(records).await.unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn the_citizen_view_bounds_its_scan_of_bulk_records() {
+    each_backend!(|w| {
+        let small = AuditStore::open(
+            &w.audit_url,
+            AuditConfig {
+                list_limit: 2,
+                bulk_scan_limit: 2,
+                ..AuditConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let ctx = context(bank(&w), "statistics", Channel::FlightGet);
+        let others = || lookups(&w, &names_access(), &[20, 21, 22], &ctx);
+        // Bulk records of P00000..P00009, and of P00020..P00022 (not P00001's); a listed one.
+        let e1 = first_id(&small, head(&w, "people", 10, &ctx)).await;
+        let e2 = first_id(&small, others()).await;
+        first_id(&small, others()).await;
+        let e4 = first_id(&small, lookups(&w, &names_access(), &[1], &ctx)).await;
+        let e5 = first_id(&small, others()).await;
+        first_id(&small, others()).await;
+        let all = UsageFilter::default();
+        let page = |before: Option<&str>| {
+            let small = &small;
+            let all = &all;
+            let before = before.map(|b| b.parse::<i64>().unwrap());
+            async move {
+                let p = small
+                    .subject_usage(&code(1), all, before, 10)
+                    .await
+                    .unwrap();
+                let ids: Vec<String> = p.entries.into_iter().map(|e| e.id).collect();
+                (ids, p.next.map(|n| n.to_string()))
+            }
+        };
+        // Two bulk records examined per request: e6 and e5 (none of P00001's; the listed e4
+        // is older than where the scan stopped, so it waits), then e4 with e3 and e2, then e1.
+        assert_eq!(page(None).await, (vec![], Some(e5.clone())));
+        assert_eq!(
+            page(Some(e5.as_str())).await,
+            (vec![e4.clone()], Some(e2.clone()))
+        );
+        assert_eq!(page(Some(e2.as_str())).await, (vec![e1.clone()], None));
+
+        // The API follows the same cursors, with a Link on short pages.
+        let app = dagr_admin_api::router(dagr_admin_api::AppState {
+            audit: small.clone(),
+            ..w.state.clone()
+        });
+        let token = subject_token(&w, 1).await;
+        let mut path = "/api/v1/me/usage?limit=10".to_owned();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            use tower::ServiceExt;
+            let req = axum::http::Request::builder()
+                .uri(&path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let link = resp
+                .headers()
+                .get("link")
+                .map(|l| l.to_str().unwrap().to_owned());
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            for e in v.as_array().unwrap() {
+                seen.push(e["id"].as_str().unwrap().to_owned());
+            }
+            pages += 1;
+            let Some(link) = link else { break };
+            path = link
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, [e4, e1]);
+        small.close().await;
     });
 }
 
@@ -1019,7 +1551,14 @@ async fn acknowledged_records_survive_a_dropped_store() {
             .subject_usage(&code(8), &UsageFilter::default(), None, 10)
             .await
             .unwrap();
-        assert_eq!(found.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
+        assert_eq!(
+            found
+                .entries
+                .iter()
+                .map(|e| e.id.clone())
+                .collect::<Vec<_>>(),
+            ids
+        );
         assert!(verify(&reopened).await.broken.is_none());
         reopened.close().await;
         // A closed store refuses new records.
@@ -1073,7 +1612,7 @@ async fn access_records_committed_per_second() {
         eprintln!(
             "audit citizen view [{}]: first page of {} in {:.2} ms",
             w.backend,
-            t.len(),
+            t.entries.len(),
             started.elapsed().as_secs_f64() * 1000.0
         );
         let started = Instant::now();

@@ -1,25 +1,29 @@
 -- The usage audit log (docs/audit.md). A migration set of its own, tracked in
 -- `dagr_audit_migrations`: with SQLite the log is a file of its own (`audit.db`), with
--- PostgreSQL it shares the governance database. Placeholders: `{seq}` is the log's BIGINT
--- primary key (a rowid alias in SQLite), `{id}` each backend's auto-increment key, `{blob}`
--- its byte-string type, `{without_rowid}` SQLite's clustered-table clause. Times are Unix
--- milliseconds; lists are JSON text. Statements are separated by a line holding only `;`.
+-- PostgreSQL it shares the governance database. Placeholders: `{seq}` is a BIGINT primary key
+-- (a rowid alias in SQLite), `{blob}` each backend's byte-string type, `{without_rowid}`
+-- SQLite's clustered-table clause. Times are Unix milliseconds; lists are JSON text.
+-- Statements are separated by a line holding only `;`.
 
 -- The chain head (one row): the last entry's seq and hash, its recording time (recording
--- times never go backwards), and the retention anchor: the seq and hash of the last entry
--- removed by expiry, from which verification starts.
+-- times never go backwards), and the retention anchor: the last entry removed by expiry — its
+-- seq, hash, prev_hash and body, so that verification can recompute its hash and read when it
+-- was recorded (none: seq 0, the genesis hash, empty prev_hash and body).
 CREATE TABLE audit_head (
     id BIGINT PRIMARY KEY,
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL,
     recorded_at BIGINT NOT NULL,
     anchor_seq BIGINT NOT NULL,
-    anchor_hash TEXT NOT NULL
+    anchor_hash TEXT NOT NULL,
+    anchor_prev_hash TEXT NOT NULL,
+    anchor_body TEXT NOT NULL
 )
 ;
-INSERT INTO audit_head (id, seq, hash, recorded_at, anchor_seq, anchor_hash) VALUES
+INSERT INTO audit_head (id, seq, hash, recorded_at, anchor_seq, anchor_hash, anchor_prev_hash,
+    anchor_body) VALUES
     (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0,
-     0, '0000000000000000000000000000000000000000000000000000000000000000')
+     0, '0000000000000000000000000000000000000000000000000000000000000000', '', '')
 ;
 -- Access records and usage events, one hash chain. `body` is the canonical JSON of the entry
 -- (what the hash covers); every other column but `prev_hash` and `hash` repeats a field of it
@@ -67,11 +71,25 @@ CREATE TABLE audit_subjects (
 ;
 CREATE INDEX audit_subjects_seq ON audit_subjects (seq)
 ;
--- The subject dictionary of bulk records: personal code <-> a dense 32-bit id.
+-- The subject dictionary of bulk records: personal code <-> a dense 32-bit id (1, 2, ...),
+-- append-only and hash-chained: hash = SHA-256(previous row's hash || id || ':' || code), the
+-- first row's previous hash being 64 zeros. Its head (the last id and its hash) is
+-- `audit_dict_head`, written in the transaction that assigns the ids; a table of its own so
+-- that assigning ids does not wait for the log's writer (PostgreSQL row locks).
 CREATE TABLE audit_subject_ids (
-    id {id},
-    code TEXT NOT NULL UNIQUE
+    id {seq},
+    code TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL
 )
+;
+CREATE TABLE audit_dict_head (
+    id BIGINT PRIMARY KEY,
+    last_id BIGINT NOT NULL,
+    hash TEXT NOT NULL
+)
+;
+INSERT INTO audit_dict_head (id, last_id, hash) VALUES
+    (1, 0, '0000000000000000000000000000000000000000000000000000000000000000')
 ;
 -- Subjects of bulk records: a roaring bitmap of dictionary ids, one row per 2^16-id
 -- container (`hi` = id >> 16), so that the citizen view reads one small blob per record.
