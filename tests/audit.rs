@@ -141,6 +141,19 @@ fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
+/// Every batch of the first endpoint of a Flight SQL `FlightInfo`.
+async fn fetch(
+    sql: &mut FlightSqlServiceClient<Channel>,
+    info: &arrow_flight::FlightInfo,
+) -> Vec<RecordBatch> {
+    sql.do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// A REST lookup of `code` in persons with a purpose: (status, body).
 async fn lookup(f: &Fixture, token: &str, code: &str, purpose: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new()
@@ -179,13 +192,7 @@ async fn every_read_path_is_recorded_for_exactly_its_subjects() {
         )
         .await
         .unwrap();
-    let batches: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = fetch(&mut sql, &info).await;
     assert_eq!(rows(&batches), 1);
 
     // A Flight DoGet of the whole masked dataset: everyone, Alice and Bob included.
@@ -290,13 +297,7 @@ async fn reads_of_personal_data_without_purpose_are_refused_and_return_nothing()
         .execute("SELECT count(*) AS n FROM persons".to_owned(), None)
         .await
         .unwrap();
-    let batches: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = fetch(&mut sql, &info).await;
     assert_eq!(rows(&batches), 1);
 
     // Nothing was recorded: nothing was handed out.
