@@ -645,7 +645,13 @@ async fn insert_rows(
     let cap = prev_power_of_two((MAX_PARAMS / arity.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT));
     let mut rest = rows;
     while !rest.is_empty() {
-        let n = prev_power_of_two(rest.len().min(cap));
+        // Small batches (what group commit under point lookups gives) in one statement;
+        // bigger ones in power-of-two chunks, so that few statement shapes are prepared.
+        let n = if rest.len() <= EXACT_ROWS.min(cap) {
+            rest.len()
+        } else {
+            prev_power_of_two(rest.len().min(cap))
+        };
         let (chunk, tail_rows) = rest.split_at(n);
         let mut text = format!("INSERT INTO {into} VALUES ");
         let mut p = 0;
@@ -673,6 +679,9 @@ async fn insert_rows(
     }
     Ok(())
 }
+
+/// Row counts up to which a multi-row insert is one statement of exactly that many rows.
+const EXACT_ROWS: usize = 32;
 
 fn prev_power_of_two(n: usize) -> usize {
     if n <= 1 {
@@ -722,19 +731,22 @@ const HEAD_SELECT: &str = "SELECT seq, hash, recorded_at, anchor_seq, anchor_has
 /// takes the database's write lock with a no-op update first, so that the transaction
 /// never has to upgrade a read snapshot (which could fail with `SQLITE_BUSY`).
 async fn lock_head(conn: &mut AnyConnection, backend: Backend) -> Result<Head> {
-    let row = match backend {
-        Backend::Sqlite => {
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(HEAD_SELECT).fetch_one(&mut *conn).await?
-        }
-        Backend::Postgres => {
-            sqlx::query(&format!("{HEAD_SELECT} FOR UPDATE"))
-                .fetch_one(&mut *conn)
-                .await?
-        }
-    };
+    let row =
+        match backend {
+            // One statement (one hand-off to sqlx's SQLite thread): the no-op update takes the
+            // write lock and returns the head.
+            Backend::Sqlite => sqlx::query(
+                "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, recorded_at, \
+                 anchor_seq, anchor_hash, anchor_prev_hash, anchor_body",
+            )
+            .fetch_one(&mut *conn)
+            .await?,
+            Backend::Postgres => {
+                sqlx::query(&format!("{HEAD_SELECT} FOR UPDATE"))
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+        };
     head_row(&row)
 }
 
