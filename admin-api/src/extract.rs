@@ -60,11 +60,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadContext {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        use dagr_engine::audit::{PURPOSE_HEADER, parse_purpose, purpose_text};
-        let purpose = match parts.headers.get(PURPOSE_HEADER) {
-            None => None,
-            Some(v) => parse_purpose(Some(&purpose_text(v.as_bytes())?))?,
-        };
+        let purpose = dagr_engine::audit::purpose_header(
+            parts
+                .headers
+                .get(dagr_engine::audit::PURPOSE_HEADER)
+                .map(|v| v.as_bytes()),
+        )?;
         let request_id = dagr_engine::audit::request_id(
             parts
                 .headers

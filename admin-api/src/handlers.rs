@@ -5,9 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderName;
 use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::json::{WriterBuilder, writer::JsonArray};
-use dagr_engine::{
-    AccessPolicy, AuditContext, AuditSink, Channel, Engine, MaskedView, Principal, ReadLog,
-};
+use dagr_engine::{AccessPolicy, AuditContext, Channel, Engine, MaskedView, Principal, ReadLog};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -208,14 +206,7 @@ async fn commit_reads(
         request_id: read.request_id.clone(),
         query,
     });
-    let records = reads.take_records(&context);
-    if records.is_empty() {
-        return Ok(());
-    }
-    s.audit
-        .commit(records)
-        .await
-        .map_err(|e| ApiError::Engine(dagr_engine::Error::AuditUnavailable(e.to_string())))?;
+    reads.commit(&context, &s.audit).await?;
     Ok(())
 }
 

@@ -104,6 +104,15 @@ pub fn purpose_text(raw: &[u8]) -> Result<String> {
     Ok(String::from_utf8(out).unwrap_or_else(|_| text.to_owned()))
 }
 
+/// The purpose declared in a header's raw value (`None` when the header is absent): decoded
+/// by [`purpose_text`], checked by [`parse_purpose`]. What both protocol crates call.
+pub fn purpose_header(raw: Option<&[u8]>) -> Result<Option<String>> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => parse_purpose(Some(&purpose_text(raw)?)),
+    }
+}
+
 /// Check a declared purpose: trimmed, 1–[`MAX_PURPOSE_CHARS`] characters, no control
 /// characters. `None` (no header) stays `None`; an empty header is an error.
 pub fn parse_purpose(raw: Option<&str>) -> Result<Option<String>> {
@@ -370,6 +379,20 @@ impl ReadLog {
             "this request returns personal data ({dataset}: {}); declare why you use it in the `{PURPOSE_HEADER}` header",
             attributes.join(", ")
         )))
+    }
+
+    /// Commit the records of what was read so far to `sink` (nothing when no personal
+    /// attribute was read): the one step every read path takes before releasing data. A sink
+    /// failure is [`Error::AuditUnavailable`]: the caller must withhold the data.
+    pub async fn commit(&self, context: &Arc<AuditContext>, sink: &dyn AuditSink) -> Result<()> {
+        let records = self.take_records(context);
+        if records.is_empty() {
+            return Ok(());
+        }
+        sink.commit(records)
+            .await
+            .map(drop)
+            .map_err(|e| Error::AuditUnavailable(e.to_string()))
     }
 
     /// The access records of what was read (one per dataset with personal attributes and

@@ -478,13 +478,18 @@ impl Engine {
     ///
     /// Refuses with [`Error::AccessDenied`] when the access grants nothing on the dataset.
     pub fn view(&self, name: &str, access: &Access) -> Result<MaskedView> {
-        let snapshot = self.current(name)?;
+        let state = self.state(name)?;
+        let snapshot = state
+            .current
+            .read()
+            .clone()
+            .ok_or_else(|| Error::NoSnapshot(name.to_owned()))?;
         let mask = match access.grants_for(name) {
             None => Arc::new(ResolvedMask::everything(&snapshot)),
             Some([]) => return Err(Error::AccessDenied(name.to_owned())),
             Some(grants) => snapshot.mask_for(grants)?,
         };
-        let definition = self.definition(name)?;
+        let definition = Arc::clone(&state.definition.read());
         Ok(MaskedView {
             snapshot,
             mask,

@@ -52,12 +52,9 @@ pub fn principal(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Pr
 pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Caller, Status> {
     let principal = principal(policy, metadata)?;
     let access = policy.access(&principal);
-    let purpose = match metadata.get(PURPOSE_HEADER) {
-        None => None,
-        Some(v) => dagr_engine::audit::purpose_text(v.as_bytes())
-            .and_then(|p| dagr_engine::audit::parse_purpose(Some(&p)))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?,
-    };
+    let purpose =
+        dagr_engine::audit::purpose_header(metadata.get(PURPOSE_HEADER).map(|v| v.as_bytes()))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let request_id = request_id(metadata);
     Ok(Caller {
         principal,

@@ -116,15 +116,10 @@ pub(crate) struct Audit {
 impl Audit {
     /// Commit the records of what was read so far (nothing when no personal attribute was).
     async fn commit(&self) -> Result<(), Status> {
-        let records = self.reads.take_records(&self.context);
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.sink
-            .commit(records)
+        self.reads
+            .commit(&self.context, self.sink.as_ref())
             .await
-            .map(drop)
-            .map_err(|e| crate::error::status(dagr_engine::Error::AuditUnavailable(e.to_string())))
+            .map_err(crate::error::status)
     }
 }
 
