@@ -41,6 +41,13 @@ pub enum Command {
     Admin(crate::admin::AdminArgs),
     /// Check the usage audit log (hash chain) without a server.
     Audit(crate::audit::AuditArgs),
+    /// Load files or a PostgreSQL table into a dataset of a running server (a full snapshot
+    /// or, with --changes, upserts and deletes), validating them first.
+    Load(crate::connector::LoadArgs),
+    /// Export your masked view of a dataset to a Parquet or CSV file.
+    Pull(crate::connector::PullArgs),
+    /// Keep a local Parquet copy of your masked view of a dataset current (changes only).
+    Sync(crate::connector::SyncArgs),
 }
 
 /// Flags of `dagr serve`.
@@ -87,6 +94,9 @@ pub struct ServeArgs {
     /// hourly; the hash chain stays verifiable.
     #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub audit_retention_days: u64,
+    /// Largest snapshot or change set accepted by one upload (Flight `DoPut` or HTTP), in MiB.
+    #[arg(long, env = "DAGR_MAX_UPLOAD_MB", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_upload_mb: u64,
 }
 
 /// `dagr demo ...`
@@ -118,6 +128,15 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// End the process with `code` (after stopping the runtime) unless it is 0.
+fn exit_with(runtime: tokio::runtime::Runtime, code: i32) -> anyhow::Result<()> {
+    if code != 0 {
+        drop(runtime);
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
@@ -131,11 +150,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => crate::admin::run(&runtime, args),
         Command::Audit(args) => {
             let code = crate::audit::run(&runtime, args)?;
-            if code != 0 {
-                drop(runtime);
-                std::process::exit(code);
-            }
-            Ok(())
+            exit_with(runtime, code)
+        }
+        Command::Load(args) => {
+            let code = crate::connector::load(&runtime, args)?;
+            exit_with(runtime, code)
+        }
+        Command::Pull(args) => {
+            let code = crate::connector::pull(&runtime, args)?;
+            exit_with(runtime, code)
+        }
+        Command::Sync(args) => {
+            let code = crate::connector::sync(&runtime, args)?;
+            exit_with(runtime, code)
         }
         Command::Demo(DemoCommand::Generate { rows, seed, out }) => {
             let started = std::time::Instant::now();

@@ -10,11 +10,13 @@
 //!
 //! This crate holds only wiring: the CLI ([`cli`]), the server start-up and shutdown
 //! ([`server`]), the demo bootstrap ([`demo`], [`demo_governance`]) the bootstrap CLI
-//! of the metadata store ([`admin`]) and the audit log check ([`audit`]). See `docs/architecture.md`.
+//! of the metadata store ([`admin`]), the audit log check ([`audit`]) and the connector's
+//! commands `load`, `pull` and `sync` ([`connector`]). See `docs/architecture.md`.
 
 pub mod admin;
 pub mod audit;
 pub mod cli;
+pub mod connector;
 pub mod demo;
 pub mod demo_governance;
 pub mod server;

@@ -83,18 +83,22 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
     })
 }
 
-/// The HTTP application: REST API and portal.
-pub fn http_app(state: AppState) -> dagr_admin_api::axum::Router {
-    dagr_admin_api::router(state).merge(dagr_portal::router())
+/// The HTTP application: REST API (with snapshot uploads through `loads`) and portal.
+pub fn http_app(
+    state: AppState,
+    loads: Arc<dagr_admin_api::Loads>,
+) -> dagr_admin_api::axum::Router {
+    dagr_admin_api::router_with(state, loads).merge(dagr_portal::router())
 }
 
 /// Serve HTTP on an already-bound listener until `shutdown` resolves.
 pub async fn serve_http(
     state: AppState,
+    loads: Arc<dagr_admin_api::Loads>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    dagr_admin_api::serve::serve(listener, http_app(state), shutdown)
+    dagr_admin_api::serve::serve(listener, http_app(state, loads), shutdown)
         .await
         .context("HTTP server failed")
 }
@@ -102,6 +106,15 @@ pub async fn serve_http(
 /// `dagr serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = open_services(&args).await?;
+    let loads = dagr_admin_api::Loads::open(
+        &state,
+        dagr_admin_api::LoadsConfig {
+            max_upload_bytes: args.max_upload_mb << 20,
+            ..dagr_admin_api::LoadsConfig::under(&args.data_dir)
+        },
+    )
+    .await
+    .context("opening the upload directory")?;
     let engine = Arc::clone(&state.engine);
     let _refresher = dagr_admin_api::spawn_refresher(Arc::clone(&state.gov));
     let _retention = (args.audit_retention_days > 0).then(|| {
@@ -135,7 +148,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let policy: Arc<dyn dagr_engine::AccessPolicy> = Arc::clone(state.gov.policy()) as _;
     let audit: Arc<dyn dagr_engine::AuditSink> = Arc::new(state.audit.clone());
     let audit_store = state.audit.clone();
-    let http = serve_http(state, listener, until_stopped(stopped.clone()));
+    let http = serve_http(state, loads, listener, until_stopped(stopped.clone()));
     let flight = async {
         dagr_flight_server::serve(
             flight_listener,
@@ -184,6 +197,7 @@ fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightC
     };
     Ok(dagr_flight_server::FlightConfig {
         batch_rows: args.flight_batch_rows as usize,
+        max_upload_bytes: usize::try_from(args.max_upload_mb << 20).unwrap_or(usize::MAX),
         tls,
         ..Default::default()
     })

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The usage audit log refused or failed.
     #[error(transparent)]
     Audit(#[from] crate::audit::store::AuditStoreError),
+    /// An upload was not taken.
+    #[error(transparent)]
+    Load(#[from] crate::loads::LoadError),
 }
 
 /// Result with [`ApiError`].
@@ -128,6 +131,41 @@ impl ApiError {
                     A::Subjects(e) => Self::engine_status(e),
                 }
             }
+            ApiError::Load(l) => {
+                use crate::loads::LoadError as L;
+                match l {
+                    L::Disabled => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "uploads-disabled",
+                        "Uploads not enabled",
+                    ),
+                    L::UnsupportedMediaType(_) => (
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported-media-type",
+                        "Unsupported media type",
+                    ),
+                    L::TooLarge { .. } => (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "upload-too-large",
+                        "Upload too large",
+                    ),
+                    L::BrokeOff { .. } => (
+                        StatusCode::BAD_REQUEST,
+                        "upload-broke-off",
+                        "Upload broke off",
+                    ),
+                    L::Io(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "upload-failed",
+                        "Upload could not be stored",
+                    ),
+                    L::Store(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "metadata-unavailable",
+                        "Metadata store unavailable",
+                    ),
+                }
+            }
             ApiError::Engine(e) => Self::engine_status(e),
         }
     }
@@ -165,6 +203,11 @@ impl ApiError {
                     StatusCode::NOT_FOUND,
                     "version-not-kept",
                     "Version not kept",
+                ),
+                E::ChangesUnavailable { .. } => (
+                    StatusCode::CONFLICT,
+                    "changes-unavailable",
+                    "Changes unavailable: read the dataset in full",
                 ),
                 E::InvalidKey { .. } => (StatusCode::BAD_REQUEST, "invalid-key", "Invalid key"),
                 E::InvalidRowScope { .. } => (

@@ -802,6 +802,54 @@ impl Governance {
         self.dataset_meta(name).await
     }
 
+    // ---- loads ---------------------------------------------------------------------
+
+    /// Whether `p` loads datasets of organisation `owner` and sees their loads: an owner of
+    /// it, or an admin.
+    fn runs_loads_of(p: &Principal, owner: &str) -> bool {
+        p.role == Role::Admin || (p.role == Role::Owner && p.organisation.as_deref() == Some(owner))
+    }
+
+    /// The dataset `name`, if `p` may load it (an owner of its organisation, or an admin).
+    pub async fn loadable_dataset(&self, p: &Principal, name: &str) -> GovResult<DatasetMeta> {
+        let meta = self.dataset_meta(name).await?;
+        if !Self::runs_loads_of(p, &meta.owner) {
+            return Err(GovError::Forbidden(format!(
+                "only an admin or an owner of `{}` loads `{name}`",
+                meta.owner
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// One load, for an owner of its dataset or an admin; anyone else is told it does not
+    /// exist, so that load ids do not leak.
+    pub async fn load(&self, p: &Principal, id: i64) -> GovResult<Load> {
+        let not_found = || GovError::NotFound(format!("load {id}"));
+        let load = self.store.load(id).await?.ok_or_else(not_found)?;
+        let meta = self
+            .store
+            .dataset(&load.dataset)
+            .await?
+            .ok_or_else(not_found)?;
+        if !Self::runs_loads_of(p, &meta.owner) {
+            return Err(not_found());
+        }
+        Ok(load)
+    }
+
+    /// The load history of a dataset, newest first (its owners and admins).
+    pub async fn loads(&self, p: &Principal, dataset: &str, page: &Page) -> GovResult<Vec<Load>> {
+        let meta = self.dataset_meta(dataset).await?;
+        if !Self::runs_loads_of(p, &meta.owner) {
+            return Err(GovError::Forbidden(format!(
+                "only an admin or an owner of `{}` sees the loads of `{dataset}`",
+                meta.owner
+            )));
+        }
+        Ok(self.store.loads_of(dataset, page).await?)
+    }
+
     // ---- access requests -----------------------------------------------------------
 
     /// File an access request (a consumer: a consumer system's token or a consumer user).

@@ -12,8 +12,10 @@
 //! lookups go through [`dagr_engine::Engine::view`] with the caller's agreements compiled
 //! into grants: the same masked path as every other read. The usage audit ([`audit`]) is the
 //! durable, hash-chained log that every read of personal data is committed to before its
-//! response is released, with the citizen's and the owners' views over it. The OpenAPI 3.1 document is
-//! generated from the handlers ([`openapi`]).
+//! response is released, with the citizen's and the owners' views over it. Owners load new
+//! snapshots of their datasets over HTTP ([`loads`]): the body is streamed to disk, then read
+//! and committed by the engine in the background, each load recorded in the metadata store.
+//! The OpenAPI 3.1 document is generated from the handlers ([`openapi`]).
 
 pub mod api;
 pub mod audit;
@@ -22,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 mod handlers;
+pub mod loads;
 pub mod model;
 pub mod openapi;
 pub mod serve;
@@ -40,6 +43,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use governance::Governance;
+pub use loads::{Loads, LoadsConfig};
 pub use store::MetaStore;
 
 /// Largest request body accepted by the API (loads have their own streaming endpoint).
@@ -101,8 +105,26 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(openapi::document())
 }
 
-/// The `/api/v1` routes with their layers (tracing, body limit, timeout).
+/// The layer that answers 503 to a request taking longer than [`REQUEST_TIMEOUT`].
+fn request_timeout() -> TimeoutLayer {
+    TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT)
+}
+
+/// The `/api/v1` routes with their layers (tracing, body limit, timeout), uploads of
+/// snapshots disabled (503): see [`router_with`].
 pub fn router(state: AppState) -> Router {
+    router_with(state, Loads::disabled())
+}
+
+/// The `/api/v1` routes with their layers (tracing, body limit, timeout), snapshot uploads
+/// run by `loads` (see [`Loads::open`]). Uploads stream to disk outside the body limit and
+/// the request timeout, within their own size limit. The router owns `loads`: when the
+/// server stops and drops it, loads still running stop, and the next start refuses them.
+pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
+    let load_routes = loads::api::routes(loads::api::LoadsState {
+        app: state.clone(),
+        loads,
+    });
     Router::new()
         .route("/api/v1/health", get(handlers::health))
         .route("/api/v1/openapi.json", get(openapi_json))
@@ -180,9 +202,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(request_timeout())
+        .merge(load_routes)
         .layer(TraceLayer::new_for_http())
 }

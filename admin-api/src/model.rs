@@ -196,6 +196,100 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// State of a load: `receiving` → `validating` → `committed` | `refused`.
+    LoadStatus {
+        /// The data is arriving (an HTTP body is being received).
+        Receiving => "receiving",
+        /// All data arrived; it is being read, validated and committed.
+        Validating => "validating",
+        /// The load is the dataset's current snapshot (`version`, `rows`).
+        Committed => "committed",
+        /// Nothing was loaded; `reasons` say why.
+        Refused => "refused",
+    }
+}
+
+impl LoadStatus {
+    /// Whether the load has ended (committed or refused).
+    pub fn is_final(self) -> bool {
+        matches!(self, LoadStatus::Committed | LoadStatus::Refused)
+    }
+}
+
+string_enum! {
+    /// How the data of a load reached DAGR.
+    LoadChannel {
+        /// An HTTP upload (`POST /api/v1/datasets/{name}/loads`).
+        Http => "http",
+        /// An Arrow Flight `DoPut`.
+        Flight => "flight",
+    }
+}
+
+string_enum! {
+    /// What a load does to its dataset.
+    LoadMode {
+        /// A whole new snapshot replaces the current one.
+        Snapshot => "snapshot",
+    }
+}
+
+/// One attempt to load a dataset, and what became of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Load {
+    /// Id.
+    pub id: i64,
+    /// Dataset name.
+    pub dataset: String,
+    /// How the data arrived.
+    pub channel: LoadChannel,
+    /// What the load does.
+    pub mode: LoadMode,
+    /// State.
+    pub status: LoadStatus,
+    /// The snapshot version it made current (`committed` only).
+    pub version: Option<i64>,
+    /// Rows in that version (`committed` only).
+    pub rows: Option<i64>,
+    /// Bytes received.
+    pub bytes: i64,
+    /// Why nothing was loaded (`refused` only; e.g. the column at fault).
+    pub reasons: Vec<String>,
+    /// Who loaded: the caller's role, organisation, system or user, and token.
+    pub created_by: String,
+    /// When it started.
+    pub created_at: Time,
+    /// When it was committed or refused.
+    pub finished_at: Option<Time>,
+}
+
+/// How a load ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// The data is the dataset's current snapshot.
+    Committed {
+        /// The version made current.
+        version: i64,
+        /// Its rows.
+        rows: i64,
+    },
+    /// Nothing was loaded.
+    Refused {
+        /// Why (at least one reason).
+        reasons: Vec<String>,
+    },
+}
+
+impl LoadOutcome {
+    /// A refusal for one reason.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        LoadOutcome::Refused {
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
 /// An organisation: a data owner, a consumer, or both.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Organisation {

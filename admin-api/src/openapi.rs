@@ -5,6 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::audit::api as usage;
+use crate::loads::api as loads;
 use crate::{api, handlers};
 
 /// The API description.
@@ -13,7 +14,8 @@ use crate::{api, handlers};
     info(
         title = "DAGR API",
         description = "Catalog, record lookups, governance (organisations, systems, \
-            tokens, access requests, agreements, schema changes) and the usage audit of DAGR. \
+            tokens, access requests, agreements, schema changes), snapshot loads and the usage \
+            audit of DAGR. \
             Every call except `/health` and this document needs `Authorization: Bearer \
             <token>`. Errors are `application/problem+json` (RFC 9457). Lists are JSON arrays \
             paginated with `limit` and `after`; a full page carries `Link: <...>; rel=\"next\"`."
@@ -56,6 +58,9 @@ use crate::{api, handlers};
         api::get_change,
         api::accept_change,
         api::reject_change,
+        loads::upload,
+        loads::get_load,
+        loads::list_loads,
         usage::report_usage,
         usage::my_usage,
         usage::usage_summary,
@@ -71,6 +76,7 @@ use crate::{api, handlers};
         (name = "requests", description = "Access requests and decisions"),
         (name = "agreements", description = "Agreements in force, revocation"),
         (name = "schema-changes", description = "Change management of dataset schemas"),
+        (name = "loads", description = "New snapshots of datasets: uploads and their outcome"),
         (name = "history", description = "Every state change: who, when, why"),
         (name = "usage", description = "The personal-data usage audit: usage events, the \
             citizen's view of who used their data, owners' and admins' summaries and exports"),

@@ -304,11 +304,15 @@ struct Touch {
     rows: RoaringBitmap,
 }
 
-/// What a request read, per dataset: filled in by [`MaskedView`]s that carry it (see
+/// What a request read, per dataset version: filled in by [`MaskedView`]s that carry it (see
 /// [`MaskedView::with_log`]). Cheap to clone (shared).
+///
+/// Rows are row ids of one snapshot, so reads of two versions of a dataset (a change feed
+/// hands out upserts of the new version and the keys of records deleted from the old one)
+/// are kept apart and become one record each.
 #[derive(Debug, Clone, Default)]
 pub struct ReadLog {
-    touches: Arc<Mutex<BTreeMap<String, Touch>>>,
+    touches: Arc<Mutex<BTreeMap<(String, u64), Touch>>>,
 }
 
 impl ReadLog {
@@ -332,7 +336,8 @@ impl ReadLog {
             return;
         }
         let mut touches = self.touches.lock();
-        let touch = touches.entry(def.name.clone()).or_insert_with(|| Touch {
+        let key = (def.name.clone(), view.snapshot.version());
+        let touch = touches.entry(key).or_insert_with(|| Touch {
             // Without the log: the log holds the touch (no reference cycle).
             view: MaskedView {
                 log: None,
@@ -347,7 +352,8 @@ impl ReadLog {
     /// Note rows handed out from the view; ignored unless personal attributes of it are.
     pub(crate) fn note_rows(&self, view: &MaskedView, add: impl FnOnce(&mut RoaringBitmap)) {
         let mut touches = self.touches.lock();
-        if let Some(t) = touches.get_mut(view.snapshot.dataset()) {
+        let key = (view.snapshot.dataset().to_owned(), view.snapshot.version());
+        if let Some(t) = touches.get_mut(&key) {
             add(&mut t.rows);
         }
     }
@@ -357,13 +363,18 @@ impl ReadLog {
         !self.touches.lock().is_empty()
     }
 
-    /// The personal attributes handed out, per dataset.
+    /// The personal attributes handed out, per dataset (of every version read).
     pub fn personal_attributes(&self) -> BTreeMap<String, Vec<String>> {
-        self.touches
-            .lock()
-            .iter()
-            .map(|(d, t)| (d.clone(), attribute_names(t)))
-            .collect()
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ((d, _), t) in self.touches.lock().iter() {
+            let names = out.entry(d.clone()).or_default();
+            for a in attribute_names(t) {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
+        }
+        out
     }
 
     /// Refuse when personal attributes are involved and no purpose was declared.
@@ -395,15 +406,15 @@ impl ReadLog {
             .map_err(|e| Error::AuditUnavailable(e.to_string()))
     }
 
-    /// The access records of what was read (one per dataset with personal attributes and
-    /// at least one row), and an emptied log.
+    /// The access records of what was read (one per dataset version with personal attributes
+    /// and at least one row), and an emptied log.
     pub fn take_records(&self, context: &Arc<AuditContext>) -> Vec<AccessRecord> {
         let touches = std::mem::take(&mut *self.touches.lock());
         let time = Utc::now();
         touches
             .into_iter()
             .filter(|(_, t)| !t.rows.is_empty())
-            .map(|(dataset, t)| {
+            .map(|((dataset, _), t)| {
                 let columns: BTreeSet<usize> = t
                     .personal
                     .iter()

@@ -43,11 +43,12 @@ impl Default for EngineConfig {
 
 /// State of one dataset.
 #[derive(Debug)]
-struct DatasetState {
-    definition: RwLock<Arc<DatasetDefinition>>,
-    current: RwLock<Option<Arc<Snapshot>>>,
-    /// Serialises loads and rollbacks of this dataset; holds the committed catalog.
-    commit: tokio::sync::Mutex<Catalog>,
+pub(crate) struct DatasetState {
+    pub(crate) definition: RwLock<Arc<DatasetDefinition>>,
+    pub(crate) current: RwLock<Option<Arc<Snapshot>>>,
+    /// Serialises loads, change sets and rollbacks of this dataset; holds the committed
+    /// catalog.
+    pub(crate) commit: tokio::sync::Mutex<Catalog>,
 }
 
 /// What a committed load or rollback produced.
@@ -64,8 +65,8 @@ pub struct LoadReport {
     pub elapsed: Duration,
 }
 
-mod duration_ms {
-    pub(super) fn serialize<S: serde::Serializer>(
+pub(crate) mod duration_ms {
+    pub(crate) fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -329,7 +330,7 @@ impl Engine {
         Ok(engine)
     }
 
-    async fn read_version(&self, name: &str, version: u64) -> Result<Snapshot> {
+    pub(crate) async fn read_version(&self, name: &str, version: u64) -> Result<Snapshot> {
         let manifest = self
             .store
             .read_manifest(name, version)
@@ -358,7 +359,7 @@ impl Engine {
         &self.store
     }
 
-    fn state(&self, name: &str) -> Result<Arc<DatasetState>> {
+    pub(crate) fn state(&self, name: &str) -> Result<Arc<DatasetState>> {
         self.datasets
             .read()
             .get(name)
@@ -484,11 +485,7 @@ impl Engine {
             .read()
             .clone()
             .ok_or_else(|| Error::NoSnapshot(name.to_owned()))?;
-        let mask = match access.grants_for(name) {
-            None => Arc::new(ResolvedMask::everything(&snapshot)),
-            Some([]) => return Err(Error::AccessDenied(name.to_owned())),
-            Some(grants) => snapshot.mask_for(grants)?,
-        };
+        let mask = resolve_mask(&snapshot, access)?;
         let definition = Arc::clone(&state.definition.read());
         Ok(MaskedView {
             snapshot,
@@ -504,7 +501,7 @@ impl Engine {
     pub async fn load_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<LoadReport> {
         let started = Instant::now();
         let state = self.state(name)?;
-        let mut catalog = state.commit.lock().await;
+        let catalog = state.commit.lock().await;
         let version = catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let snapshot = tokio::task::spawn_blocking(move || {
@@ -512,7 +509,33 @@ impl Engine {
         })
         .await
         .map_err(Error::internal)??;
-        let snapshot = Arc::new(snapshot);
+        let rows = snapshot.num_rows();
+        self.commit_snapshot(&state, catalog, Arc::new(snapshot))
+            .await?;
+        let report = LoadReport {
+            dataset: name.to_owned(),
+            version,
+            rows,
+            elapsed: started.elapsed(),
+        };
+        info!(dataset = %name, version, rows, ms = report.elapsed.as_millis() as u64, "snapshot committed");
+        Ok(report)
+    }
+
+    /// Persist a new snapshot (numbered `catalog.next`), commit it in the catalog, make it
+    /// current and delete the versions past retention: the tail shared by loads and change
+    /// sets. The caller holds the dataset's commit lock (`catalog`) from before it read the
+    /// version number; it is released before expired versions are deleted.
+    ///
+    /// On failure nothing changed: the previous snapshot stays current.
+    pub(crate) async fn commit_snapshot(
+        &self,
+        state: &DatasetState,
+        mut catalog: tokio::sync::MutexGuard<'_, Catalog>,
+        snapshot: Arc<Snapshot>,
+    ) -> Result<()> {
+        let name = snapshot.dataset();
+        let version = snapshot.version();
         if let Err(e) = self.store.write_snapshot(&snapshot).await {
             // Best effort: an uncommitted directory is also removed on the next start.
             let _ = self.store.delete_version(name, version).await;
@@ -533,22 +556,14 @@ impl Engine {
         // version's files; the next start deletes them unless the catalog names them.
         self.store.write_catalog(name, &next).await?;
         *catalog = next;
-        let rows = snapshot.num_rows();
-        *state.current.write() = Some(snapshot);
+        *state.current.write() = Some(Arc::clone(&snapshot));
         drop(catalog);
         for v in expired {
             if let Err(e) = self.store.delete_version(name, v).await {
                 warn!(dataset = %name, version = v, error = %e, "could not delete an expired version");
             }
         }
-        let report = LoadReport {
-            dataset: name.to_owned(),
-            version,
-            rows,
-            elapsed: started.elapsed(),
-        };
-        info!(dataset = %name, version, rows, ms = report.elapsed.as_millis() as u64, "snapshot committed");
-        Ok(report)
+        Ok(())
     }
 
     /// Load a full snapshot from a Parquet file: a local path, a `file://` URL, or a
@@ -614,6 +629,16 @@ impl Engine {
                 current: v == catalog.current,
             })
             .collect())
+    }
+}
+
+/// A caller's mask on a snapshot: everything for [`Access::Unrestricted`],
+/// [`Error::AccessDenied`] when the access grants nothing on the dataset.
+pub(crate) fn resolve_mask(snapshot: &Snapshot, access: &Access) -> Result<Arc<ResolvedMask>> {
+    match access.grants_for(snapshot.dataset()) {
+        None => Ok(Arc::new(ResolvedMask::everything(snapshot))),
+        Some([]) => Err(Error::AccessDenied(snapshot.dataset().to_owned())),
+        Some(grants) => snapshot.mask_for(grants),
     }
 }
 

@@ -42,6 +42,16 @@ pub enum Error {
         /// Requested version.
         version: u64,
     },
+    /// The changes between two versions cannot be given (the schema, or the caller's view
+    /// of it, changed between them; or the caller may not see the key): the caller must pull
+    /// the dataset in full.
+    #[error("changes of `{dataset}` are unavailable: {reason}")]
+    ChangesUnavailable {
+        /// Dataset name.
+        dataset: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A key given for a lookup does not fit the primary key.
     #[error("invalid key for `{dataset}`: {reason}")]
     InvalidKey {

@@ -124,6 +124,17 @@ impl KeyColumn {
         }
     }
 
+    /// Whether row (`c1`, `o1`) of this column and row (`c2`, `o2`) of `other` (a key column
+    /// of another index) hold the same key part.
+    #[inline]
+    fn same_as(&self, c1: usize, o1: usize, other: &KeyColumn, c2: usize, o2: usize) -> bool {
+        match (self, other) {
+            (KeyColumn::Int(a), KeyColumn::Int(b)) => a[c1].value(o1) == b[c2].value(o2),
+            (KeyColumn::Int(_), _) | (_, KeyColumn::Int(_)) => false,
+            _ => self.str_at(c1, o1) == other.str_at(c2, o2),
+        }
+    }
+
     fn is_int(&self) -> bool {
         matches!(self, KeyColumn::Int(_))
     }
@@ -268,6 +279,31 @@ impl PrimaryKeyIndex {
             .find(hash, |&r| {
                 let (c, o) = split_row_id(r);
                 self.columns.iter().zip(key).all(|(col, v)| col.eq(c, o, v))
+            })
+            .copied()
+    }
+
+    /// Row id in this index of the key stored at `row` of `other` (another snapshot's index
+    /// of the same key columns), if present: matches records across versions without
+    /// copying a key. Keys whose parts differ in kind (integer or string) never match.
+    #[inline]
+    pub fn get_from(&self, other: &PrimaryKeyIndex, row: u32) -> Option<u32> {
+        if other.columns.len() != self.columns.len() {
+            return None;
+        }
+        let (oc, oo) = split_row_id(row);
+        // The same bytes as `hash_row` hashes for an equal key, under this index's state.
+        let mut h = self.state.build_hasher();
+        for col in &other.columns {
+            col.hash_into(oc, oo, &mut h);
+        }
+        self.table
+            .find(h.finish(), |&r| {
+                let (c, o) = split_row_id(r);
+                self.columns
+                    .iter()
+                    .zip(&other.columns)
+                    .all(|(mine, theirs)| mine.same_as(c, o, theirs, oc, oo))
             })
             .copied()
     }

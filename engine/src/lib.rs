@@ -15,6 +15,10 @@
 //! - [`store`]: snapshots are persisted as Parquet parts plus a manifest in an object store
 //!   before they become current; `catalog.json` is the commit point, so a load that died
 //!   half-way is never taken for a snapshot.
+//! - [`changes`]: incremental change sets ([`Engine::apply_changes`]: upserts and deletes
+//!   by key, committed as a new version that shares every untouched chunk of the previous
+//!   one) and the change feed between a kept version and the current one
+//!   ([`Engine::changes`], and per caller through their mask [`Engine::change_feed`]).
 //! - [`mask`]: a caller's [`Grant`]s resolve per snapshot to a [`ResolvedMask`] (roaring
 //!   bitmaps of permitted columns and rows). Every read path applies it through the same two
 //!   functions.
@@ -30,6 +34,7 @@
 //! - [`demo`]: the deterministic generator of the four demo registers.
 
 pub mod audit;
+pub mod changes;
 pub mod definition;
 pub mod demo;
 pub mod engine;
@@ -46,6 +51,7 @@ pub mod table;
 pub mod task;
 
 pub use audit::{AccessRecord, AuditContext, AuditError, AuditSink, Channel, ReadLog};
+pub use changes::{CHANGE_COLUMN, ChangeFeed, ChangeReport, Changes};
 pub use definition::{Attribute, DatasetDefinition};
 pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionInfo};
 pub use error::{Error, Result};

@@ -271,6 +271,13 @@ impl ResolvedMask {
             })
     }
 
+    /// Whether the cell of permitted column `m` (index into the masked schema) on `row` is
+    /// visible: the row is, and the column's cells on it are.
+    #[inline]
+    pub fn cell_visible(&self, m: usize, row: u32) -> bool {
+        self.row_visible(row) && self.column_rows[m].as_ref().is_none_or(|c| c.contains(row))
+    }
+
     /// Whether every primary-key column is granted (records can be addressed by key).
     pub fn key_granted(&self) -> bool {
         self.key_positions.is_some()

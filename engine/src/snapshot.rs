@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::BatchCoalescer;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use roaring::RoaringBitmap;
@@ -112,20 +112,50 @@ impl Snapshot {
                 chunks.push(b);
             }
         }
-        if let Some((i, (count, first))) = bad_nulls.iter().enumerate().find(|(_, (c, _))| *c > 0) {
-            let name = schema.field(i).name();
-            let what = if definition.primary_key.iter().any(|k| k == name) {
-                "primary key column"
-            } else {
-                "required column"
-            };
-            return Err(refuse(format!(
-                "{what} `{name}` has {count} null value(s) (first at row {first})"
+        if let Some((i, &(count, first))) = bad_nulls.iter().enumerate().find(|(_, (c, _))| *c > 0)
+        {
+            return Err(refuse(nulls_message(
+                &definition,
+                schema.field(i).name(),
+                count,
+                first,
             )));
         }
         coalescer.finish_buffered_batch()?;
         while let Some(b) = coalescer.next_completed_batch() {
             chunks.push(b);
+        }
+        Self::from_chunks(definition, version, created_at, chunks)
+    }
+
+    /// A snapshot of chunks whose data is already valid for `definition` (checked by
+    /// [`Snapshot::build`] or by a change set): builds the index, refusing duplicate keys,
+    /// without validating the data again.
+    ///
+    /// Every chunk but the last must hold [`CHUNK_ROWS`] rows, in the definition's schema.
+    pub(crate) fn from_chunks(
+        definition: Arc<DatasetDefinition>,
+        version: u64,
+        created_at: DateTime<Utc>,
+        chunks: Vec<RecordBatch>,
+    ) -> Result<Self> {
+        let schema = definition.arrow_schema();
+        let refuse = |reason: String| Error::LoadRefused {
+            dataset: definition.name.clone(),
+            reason,
+        };
+        if let Some((c, _)) = chunks.iter().enumerate().find(|(c, b)| {
+            (*c + 1 < chunks.len() && b.num_rows() != CHUNK_ROWS)
+                || b.num_columns() != schema.fields().len()
+        }) {
+            return Err(Error::internal(format!(
+                "dataset `{}` version {version}: chunk {c} breaks the chunk layout",
+                definition.name
+            )));
+        }
+        let rows: usize = chunks.iter().map(RecordBatch::num_rows).sum();
+        if rows > MAX_ROWS {
+            return Err(refuse(format!("more than {MAX_ROWS} rows")));
         }
         let key_chunks: Vec<Vec<ArrayRef>> = definition
             .key_ordinals()
@@ -280,47 +310,65 @@ impl Snapshot {
 
 /// Check one incoming batch against the definition and bring it to the definition's schema
 /// (column order, and the string type family and dictionaries cast to the defined type).
-fn conform(
+pub(crate) fn conform(
     definition: &DatasetDefinition,
     schema: &SchemaRef,
     batch: &RecordBatch,
 ) -> std::result::Result<Vec<ArrayRef>, String> {
-    let incoming = batch.schema();
-    for f in incoming.fields() {
-        if definition.attribute(f.name()).is_none() {
-            return Err(format!(
-                "column `{}` is not an attribute of the dataset",
-                f.name()
-            ));
-        }
+    check_attributes(definition, batch)?;
+    schema
+        .fields()
+        .iter()
+        .map(|field| conform_column(field, batch))
+        .collect()
+}
+
+/// Refuse a batch column that is not an attribute of the dataset.
+pub(crate) fn check_attributes(
+    definition: &DatasetDefinition,
+    batch: &RecordBatch,
+) -> std::result::Result<(), String> {
+    match batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .find(|f| definition.attribute(f.name()).is_none())
+    {
+        Some(f) => Err(format!(
+            "column `{}` is not an attribute of the dataset",
+            f.name()
+        )),
+        None => Ok(()),
     }
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let Some((i, got)) = incoming.column_with_name(field.name()) else {
-            return Err(format!("column `{}` is missing", field.name()));
-        };
-        let col = batch.column(i);
-        if got.data_type() == field.data_type() {
-            columns.push(Arc::clone(col));
-        } else if compatible(got.data_type(), field.data_type()) {
-            columns.push(
-                arrow::compute::cast(col, field.data_type())
-                    .map_err(|e| format!("column `{}`: {e}", field.name()))?,
-            );
-        } else {
-            return Err(format!(
-                "column `{}` has type {}; the dataset defines {}",
-                field.name(),
-                got.data_type(),
-                field.data_type()
-            ));
-        }
+}
+
+/// The column of `batch` for the defined `field`, cast to the defined type when compatible.
+/// Nullability is not checked here: only the values count, checked by the caller.
+pub(crate) fn conform_column(
+    field: &Field,
+    batch: &RecordBatch,
+) -> std::result::Result<ArrayRef, String> {
+    let Some((i, got)) = batch.schema_ref().column_with_name(field.name()) else {
+        return Err(format!("column `{}` is missing", field.name()));
+    };
+    let col = batch.column(i);
+    if got.data_type() == field.data_type() {
+        Ok(Arc::clone(col))
+    } else if compatible(got.data_type(), field.data_type()) {
+        arrow::compute::cast(col, field.data_type())
+            .map_err(|e| format!("column `{}`: {e}", field.name()))
+    } else {
+        Err(format!(
+            "column `{}` has type {}; the dataset defines {}",
+            field.name(),
+            got.data_type(),
+            field.data_type()
+        ))
     }
-    Ok(columns)
 }
 
 /// Types that hold the same values and are converted on load without loss.
-fn compatible(got: &DataType, want: &DataType) -> bool {
+pub(crate) fn compatible(got: &DataType, want: &DataType) -> bool {
     let strings = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
     let binaries = [
         DataType::Binary,
@@ -335,7 +383,22 @@ fn compatible(got: &DataType, want: &DataType) -> bool {
     }
 }
 
-fn first_null(a: &dyn Array) -> usize {
+/// The refusal of `count` nulls in the non-nullable column `name`, the first at row `first`.
+pub(crate) fn nulls_message(
+    definition: &DatasetDefinition,
+    name: &str,
+    count: usize,
+    first: usize,
+) -> String {
+    let what = if definition.primary_key.iter().any(|k| k == name) {
+        "primary key column"
+    } else {
+        "required column"
+    };
+    format!("{what} `{name}` has {count} null value(s) (first at row {first})")
+}
+
+pub(crate) fn first_null(a: &dyn Array) -> usize {
     (0..a.len()).find(|&i| a.is_null(i)).unwrap_or(0)
 }
 

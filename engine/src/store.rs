@@ -275,9 +275,16 @@ impl SnapshotStore {
         manifest: &Manifest,
     ) -> Result<Vec<RecordBatch>> {
         let dir = version_dir(name, manifest.version);
-        let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(manifest.parts.iter())
-            .map(|part| {
-                let path = dir.clone().join(part.file.as_str());
+        // Owned paths, not `&Part`s: a closure over a borrowed item would make the future of
+        // every caller (`Engine::snapshot_at`, the change feed) fail to be `Send` for all
+        // lifetimes, which async-trait services require.
+        let paths: Vec<Path> = manifest
+            .parts
+            .iter()
+            .map(|part| dir.clone().join(part.file.as_str()))
+            .collect();
+        let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(paths)
+            .map(|path| {
                 let store = Arc::clone(&self.store);
                 async move {
                     let bytes = store.get(&path).await?.bytes().await?;

@@ -26,6 +26,7 @@ pub fn status(e: Error) -> Status {
             Status::not_found(msg)
         }
         Error::AccessDenied(_) => Status::permission_denied(msg),
+        Error::ChangesUnavailable { .. } => Status::failed_precondition(msg),
         Error::PurposeRequired(_) => Status::invalid_argument(msg),
         Error::AuditUnavailable(_) => {
             tracing::error!(error = %msg, "audit log failed; data withheld");

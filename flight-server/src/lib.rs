@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod feed;
 pub mod metadata;
 pub mod put;
 mod service;
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-pub use service::DagrFlight;
+pub use service::{DEFINITION_ACTION, DagrFlight};
 
 /// Default address the Flight service binds when none is configured.
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";

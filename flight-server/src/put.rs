@@ -1,11 +1,23 @@
-//! `DoPut` of a full new snapshot by the dataset's owner: the stream is decoded and checked
-//! as it arrives (size bound), validated by the engine like any load, and committed only when
-//! the stream ended cleanly; any error leaves the previous snapshot current.
+//! `DoPut` of a full new snapshot, or of a change set, by the dataset's owner: the stream is
+//! decoded and checked as it arrives (size bound), validated by the engine like any load, and
+//! committed only when the stream ended cleanly *and* complete; any error leaves the previous
+//! snapshot current.
 //!
 //! A connection that breaks (a client that dies, a network failure) ends the stream with an
 //! error, and nothing is committed. But standard clients end the stream *cleanly* when their
-//! own data source fails half-way, so every upload must announce its row count in the header
-//! `x-dagr-rows`: an upload without it, or with another count, is refused.
+//! own data source fails half-way, so every upload must prove that it is complete, in one of
+//! two ways:
+//! - announce its row count up front in the header `x-dagr-rows` (for sources whose size is
+//!   known, and for standard Flight clients), or
+//! - end with a message without data whose `app_metadata` is the JSON `{"end":{"rows":N}}`
+//!   (what `dagr load` sends, so that it can stream sources of unknown length).
+//!
+//! An upload with neither, or with another count, is refused.
+//!
+//! The header `x-dagr-load` says what the upload is: `snapshot` (the default; the stream is
+//! the next version) or `changes` (upserts and deletes by primary key, in the column
+//! [`dagr_engine::changes::CHANGE_COLUMN`]; the engine derives the next version by
+//! copy-on-write).
 //!
 //! Compressed IPC buffers declare their decompressed size, which arrow allocates before
 //! decompressing; [`check_declared_sizes`] refuses a message that declares more than the
@@ -15,12 +27,13 @@ use std::sync::Arc;
 
 use arrow_flight::FlightData;
 use arrow_flight::PutResult;
-use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use dagr_engine::{Engine, Role};
 use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
 use tonic::Status;
 
 use crate::FlightConfig;
@@ -28,18 +41,93 @@ use crate::auth::Caller;
 use crate::error::{bad_input, status};
 
 /// What a committed upload answers, as JSON in `PutResult.app_metadata`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PutReport {
     /// The dataset.
     pub dataset: String,
     /// The version the upload became.
     pub version: u64,
-    /// Rows loaded.
+    /// Rows in that version.
     pub rows: usize,
+    /// `snapshot` or `changes`.
+    #[serde(default = "snapshot_mode")]
+    pub mode: String,
+    /// For a change set: what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangeCounts>,
+}
+
+fn snapshot_mode() -> String {
+    "snapshot".to_owned()
+}
+
+/// What a committed change set did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    /// Upserted keys that were new.
+    pub inserted: usize,
+    /// Upserted keys that existed.
+    pub updated: usize,
+    /// Deleted keys.
+    pub deleted: usize,
+    /// Deletes of keys that were not there (ignored, so that a retry is harmless).
+    pub missing: usize,
 }
 
 /// The header in which an uploader announces how many rows it sends.
 pub const ROWS_HEADER: &str = "x-dagr-rows";
+/// The header that says whether an upload is a `snapshot` (default) or `changes`.
+pub const LOAD_HEADER: &str = "x-dagr-load";
+
+/// The `app_metadata` of the message that ends a complete upload: `{"end":{"rows":N}}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct EndMarker {
+    /// The end of the upload.
+    pub end: EndOfUpload,
+}
+
+/// The content of an [`EndMarker`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct EndOfUpload {
+    /// Rows sent in all.
+    pub rows: u64,
+}
+
+impl EndMarker {
+    /// The marker of an upload of `rows` rows.
+    pub fn new(rows: u64) -> Self {
+        EndMarker {
+            end: EndOfUpload { rows },
+        }
+    }
+
+    /// The marker as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// What an upload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// A full snapshot: the next version.
+    Snapshot,
+    /// Upserts and deletes by primary key.
+    Changes,
+}
+
+impl LoadMode {
+    /// The mode named by the `x-dagr-load` header value (absent: snapshot).
+    pub fn parse(value: Option<&str>) -> Result<Self, Status> {
+        match value.map(str::trim) {
+            None | Some("") | Some("snapshot") => Ok(LoadMode::Snapshot),
+            Some("changes") => Ok(LoadMode::Changes),
+            Some(other) => Err(Status::invalid_argument(format!(
+                "{LOAD_HEADER} must be `snapshot` or `changes`; got `{other}`"
+            ))),
+        }
+    }
+}
 
 /// The dataset named by a descriptor path `[dataset]`.
 pub(crate) fn dataset_of(descriptor: &arrow_flight::FlightDescriptor) -> Result<String, Status> {
@@ -51,20 +139,15 @@ pub(crate) fn dataset_of(descriptor: &arrow_flight::FlightDescriptor) -> Result<
     Ok(descriptor.path[0].clone())
 }
 
-/// Receive and commit a snapshot.
-pub(crate) async fn put_snapshot(
+/// Receive and commit a snapshot or a change set.
+pub(crate) async fn put_upload(
     engine: &Arc<Engine>,
     caller: &Caller,
     config: &FlightConfig,
     expected_rows: Option<usize>,
+    mode: LoadMode,
     mut stream: PeekableFlightDataStream,
 ) -> Result<PutResult, Status> {
-    let Some(expected_rows) = expected_rows else {
-        return Err(Status::invalid_argument(format!(
-            "announce the number of rows of the upload in the header `{ROWS_HEADER}`, so that \
-             an upload cut short by the client is refused instead of committed"
-        )));
-    };
     let descriptor = match stream.peek().await {
         Some(Ok(first)) => first.flight_descriptor.clone().ok_or_else(|| {
             Status::invalid_argument("the first message must carry the descriptor [dataset]")
@@ -77,7 +160,7 @@ pub(crate) async fn put_snapshot(
     let p = &caller.principal;
     if !(p.role == Role::Owner && p.organisation.as_deref() == Some(definition.owner.as_str())) {
         return Err(Status::permission_denied(format!(
-            "only an owner of `{}` (a provider system's token) uploads snapshots of `{dataset}`",
+            "only an owner of `{}` (a provider system's token) uploads to `{dataset}`",
             definition.owner
         )));
     }
@@ -95,10 +178,10 @@ pub(crate) async fn put_snapshot(
         check_declared_sizes(&data, max)?;
         Ok(data)
     });
-    let mut decoded =
-        FlightRecordBatchStream::new_from_flight_data(checked.map_err(FlightError::from)).fuse();
-    while let Some(batch) = decoded.next().await {
-        let batch = batch.map_err(|e| match e {
+    let mut decoded = FlightDataDecoder::new(checked.map_err(FlightError::from)).fuse();
+    let mut end: Option<u64> = None;
+    while let Some(message) = decoded.next().await {
+        let message = message.map_err(|e| match e {
             FlightError::Tonic(s) if s.code() == tonic::Code::ResourceExhausted => *s,
             FlightError::Tonic(s) if s.code() == tonic::Code::InvalidArgument => *s,
             // A client that breaks off: nothing is committed.
@@ -108,13 +191,52 @@ pub(crate) async fn put_snapshot(
             )),
             other => bad_input("the upload is not a valid Arrow stream", other),
         })?;
-        batches.push(batch);
+        if end.is_some() {
+            return Err(Status::invalid_argument(format!(
+                "the upload of `{dataset}` sent data after its end marker; nothing was committed"
+            )));
+        }
+        match message.payload {
+            DecodedPayload::RecordBatch(batch) => batches.push(batch),
+            DecodedPayload::Schema(_) => {}
+            DecodedPayload::None => {
+                if !message.inner.app_metadata.is_empty() {
+                    let marker: EndMarker = serde_json::from_slice(&message.inner.app_metadata)
+                        .map_err(|e| {
+                            Status::invalid_argument(format!(
+                                "a message without data carries app_metadata that is not the \
+                                 end marker {{\"end\":{{\"rows\":N}}}}: {e}"
+                            ))
+                        })?;
+                    end = Some(marker.end.rows);
+                }
+            }
+        }
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    if expected_rows != rows {
+    let announced = match (expected_rows, end) {
+        (Some(header), _) => header as u64,
+        (None, Some(marked)) => marked,
+        (None, None) => {
+            return Err(Status::invalid_argument(format!(
+                "the upload of `{dataset}` is not known to be complete: announce its row count \
+                 in the header `{ROWS_HEADER}`, or end it with the app_metadata \
+                 {{\"end\":{{\"rows\":N}}}}; nothing was committed"
+            )));
+        }
+    };
+    if let (Some(header), Some(marked)) = (expected_rows, end)
+        && header as u64 != marked
+    {
+        return Err(Status::invalid_argument(format!(
+            "the upload of `{dataset}` announced {header} rows ({ROWS_HEADER}) but its end \
+             marker says {marked}; nothing was committed"
+        )));
+    }
+    if announced != rows as u64 {
         return Err(Status::aborted(format!(
-            "the upload of `{dataset}` announced {expected_rows} rows ({ROWS_HEADER}) but \
-             carried {rows}; nothing was committed"
+            "the upload of `{dataset}` announced {announced} rows but carried {rows}; \
+             nothing was committed"
         )));
     }
     if batches.is_empty() {
@@ -122,21 +244,43 @@ pub(crate) async fn put_snapshot(
             "the upload of `{dataset}` holds no record batch; nothing was committed"
         )));
     }
-    let report = engine
-        .load_batches(&dataset, batches)
-        .await
-        .map_err(status)?;
-    tracing::info!(
-        dataset = %dataset,
-        version = report.version,
-        rows = report.rows,
-        by = %p.describe(),
-        "snapshot uploaded over Flight"
-    );
-    let meta = PutReport {
-        dataset,
-        version: report.version,
-        rows: report.rows,
+    let meta = match mode {
+        LoadMode::Snapshot => {
+            let report = engine
+                .load_batches(&dataset, batches)
+                .await
+                .map_err(status)?;
+            tracing::info!(dataset = %dataset, version = report.version, rows = report.rows,
+                by = %p.describe(), "snapshot uploaded over Flight");
+            PutReport {
+                dataset,
+                version: report.version,
+                rows: report.rows,
+                mode: snapshot_mode(),
+                changes: None,
+            }
+        }
+        LoadMode::Changes => {
+            let report = engine
+                .apply_changes(&dataset, batches)
+                .await
+                .map_err(status)?;
+            tracing::info!(dataset = %dataset, version = report.version, rows = report.rows,
+                inserted = report.inserted, updated = report.updated, deleted = report.deleted,
+                by = %p.describe(), "change set uploaded over Flight");
+            PutReport {
+                dataset,
+                version: report.version,
+                rows: report.rows,
+                mode: "changes".to_owned(),
+                changes: Some(ChangeCounts {
+                    inserted: report.inserted,
+                    updated: report.updated,
+                    deleted: report.deleted,
+                    missing: report.missing,
+                }),
+            }
+        }
     };
     Ok(PutResult {
         app_metadata: serde_json::to_vec(&meta).unwrap_or_default().into(),

@@ -23,7 +23,7 @@ use arrow_flight::sql::{
     SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
     HandshakeRequest, HandshakeResponse, IpcMessage, PollInfo, PutResult, SchemaAsIpc,
     SchemaResult, Ticket,
 };
@@ -43,7 +43,7 @@ use crate::FlightConfig;
 use crate::auth::{self, Caller};
 use crate::error::{bad_input, status};
 use crate::metadata;
-use crate::put::{dataset_of, put_snapshot};
+use crate::put::{dataset_of, put_upload};
 use crate::stream::{self as fstream, COMPRESSION_HEADER, FlightStream};
 use crate::ticket::DatasetTicket;
 
@@ -267,6 +267,11 @@ impl SqlService {
         let ticket = DatasetTicket::parse(&request.get_ref().ticket)?;
         let query = String::from_utf8_lossy(&request.get_ref().ticket).into_owned();
         let reads = ReadLog::new();
+        if let Some(since) = ticket.since {
+            return self
+                .get_changes(&request, &caller, &ticket, since, query)
+                .await;
+        }
         let view = self.view(&caller, &ticket.dataset)?.with_log(reads.clone());
         let dataset = ticket.dataset.clone();
         let projection = match &ticket.columns {
@@ -345,6 +350,9 @@ impl SqlService {
             // The whole masked dataset: its record (every visible row) is committed before the
             // first batch, and the stream itself notes nothing more.
             view.note_whole(projection.as_deref());
+            let fingerprint =
+                crate::feed::mask_fingerprint(&caller.access, &dataset, view.mask.schema());
+            let described = (Arc::clone(&view.snapshot), view.mask.key_granted());
             let stream_view = MaskedView { log: None, ..view };
             let batches = fstream::dataset(
                 stream_view,
@@ -360,10 +368,72 @@ impl SqlService {
                 batches,
                 fstream::committed_first,
             )?;
-            return self.encode(&request, schema, batches, ticket.compression.as_deref());
+            let mut response =
+                self.encode(&request, schema, batches, ticket.compression.as_deref())?;
+            crate::feed::describe(
+                response.metadata_mut(),
+                &described.0,
+                described.1,
+                &fingerprint,
+            );
+            return Ok(response);
         };
         let batches = self.audited(&caller, Channel::FlightGet, query, reads, batches)?;
         self.encode(&request, schema, batches, ticket.compression.as_deref())
+    }
+
+    /// `DoGet` of a change ticket: the caller's masked changes since a kept version.
+    async fn get_changes(
+        &self,
+        request: &Request<Ticket>,
+        caller: &Caller,
+        ticket: &DatasetTicket,
+        since: u64,
+        query: String,
+    ) -> Result<Response<FlightStream>, Status> {
+        let dataset = &ticket.dataset;
+        let feed = self
+            .engine
+            .change_feed(dataset, since, &caller.access)
+            .await
+            .map_err(status)?;
+        let reads = ReadLog::new();
+        let feed = Arc::new(feed.with_log(reads.clone()));
+        // The fingerprint of the mask the changes were cut with, as a whole-dataset stream
+        // of the same version states it.
+        let fingerprint =
+            crate::feed::mask_fingerprint(&caller.access, dataset, feed.to_view().mask.schema());
+        let schema = Arc::clone(&feed.schema);
+        tracing::debug!(dataset = %dataset, from = feed.from_version, to = feed.to_version,
+            upserts = feed.upserts.len(), deletes = feed.deletes.len(),
+            by = %caller.principal.describe(), "DoGet of changes");
+        let described = Arc::clone(&feed.to_view().snapshot);
+        let batches = crate::feed::batches(Arc::clone(&feed), self.config.batch_rows);
+        let batches = self.audited(caller, Channel::FlightGet, query, reads, batches)?;
+        let mut response = self.encode(request, schema, batches, ticket.compression.as_deref())?;
+        crate::feed::describe(response.metadata_mut(), &described, true, &fingerprint);
+        crate::feed::from_version(response.metadata_mut(), feed.from_version)?;
+        Ok(response)
+    }
+
+    /// The definition of a dataset, as JSON, for its owner or an admin: what a loader
+    /// validates against before it sends anything.
+    fn definition(&self, caller: &Caller, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let name = std::str::from_utf8(body)
+            .map_err(|_| Status::invalid_argument("the action body is the dataset name"))?
+            .trim();
+        let definition = self.engine.definition(name).map_err(status)?;
+        let p = &caller.principal;
+        let owner = p.role == dagr_engine::Role::Owner
+            && p.organisation.as_deref() == Some(definition.owner.as_str());
+        if !(owner || p.role == dagr_engine::Role::Admin) {
+            return Err(Status::permission_denied(format!(
+                "only an owner of `{}` or an admin reads the definition of `{name}`",
+                definition.owner
+            )));
+        }
+        serde_json::to_vec(definition.as_ref())
+            .map_err(|e| Status::internal(format!("cannot encode the definition: {e}")))
     }
 
     fn list(&self, caller: &Caller) -> Vec<Result<FlightInfo, Status>> {
@@ -844,11 +914,18 @@ impl FlightSqlService for SqlService {
                     })?,
             ),
         };
-        let result = put_snapshot(
+        let mode = crate::put::LoadMode::parse(
+            request
+                .metadata()
+                .get(crate::put::LOAD_HEADER)
+                .map(|v| v.to_str().unwrap_or("?")),
+        )?;
+        let result = put_upload(
             &self.engine,
             &caller,
             &self.config,
             expected,
+            mode,
             request.into_inner(),
         )
         .await?;
@@ -905,6 +982,9 @@ fn read_only() -> Status {
          DoPut on the descriptor path [dataset]",
     )
 }
+
+/// The action that returns a dataset's definition.
+pub const DEFINITION_ACTION: &str = "dagr.definition";
 
 type Inner = SqlService;
 
@@ -990,6 +1070,12 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        if request.get_ref().r#type == DEFINITION_ACTION {
+            let caller = self.sql.caller(&request)?;
+            let body = self.sql.definition(&caller, &request.get_ref().body)?;
+            let result = arrow_flight::Result { body: body.into() };
+            return Ok(Response::new(Box::pin(stream::iter([Ok(result)]))));
+        }
         self.sql.authenticate(&request)?;
         FlightService::do_action(self.sql.as_ref(), request).await
     }
@@ -999,7 +1085,19 @@ impl FlightService for DagrFlight {
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         self.sql.authenticate(&request)?;
-        FlightService::list_actions(self.sql.as_ref(), request).await
+        let mut actions: Vec<Result<ActionType, Status>> = vec![Ok(ActionType {
+            r#type: DEFINITION_ACTION.to_owned(),
+            description: "The definition of a dataset (body: its name) as JSON: attributes, \
+                          types, key, personal-data flags. For its owner and admins."
+                .to_owned(),
+        })];
+        let mut sql = FlightService::list_actions(self.sql.as_ref(), request)
+            .await?
+            .into_inner();
+        while let Some(a) = sql.next().await {
+            actions.push(a);
+        }
+        Ok(Response::new(Box::pin(stream::iter(actions))))
     }
 
     async fn do_exchange(

@@ -14,6 +14,19 @@
 //! compresses the IPC bodies. `filter` and `keys` cannot be combined. A ticket without
 //! `filter` or `keys` streams the whole masked dataset, pinned to the snapshot current when
 //! the stream starts.
+//!
+//! `{"dataset": "persons", "since": 3}` streams the caller's masked view of what changed
+//! from version 3 to the current version instead: the column `_dagr_change` (`upsert` or
+//! `delete`) followed by the caller's columns; a delete carries only the key. `since` takes
+//! none of `columns`, `filter` and `keys`. A version no longer kept is `NOT_FOUND`, a change
+//! feed that cannot be computed (the schema changed, the key is not granted) is
+//! `FAILED_PRECONDITION`: the client pulls the dataset in full instead.
+//!
+//! The response headers of a whole-dataset or change stream say what it is:
+//! `x-dagr-version` (the version streamed, or changed to), `x-dagr-from-version` (of a
+//! change stream), `x-dagr-primary-key` (the key columns, comma-separated, when granted) and
+//! `x-dagr-mask` (a fingerprint of the caller's grants and schema: a local copy made under
+//! another fingerprint cannot be brought up to date with changes).
 
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -41,6 +54,9 @@ pub struct DatasetTicket {
     /// `lz4` or `zstd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Stream the changes since this version instead of the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 impl DatasetTicket {
@@ -69,6 +85,11 @@ impl DatasetTicket {
         if t.filter.is_some() && t.keys.is_some() {
             return Err(Status::invalid_argument(
                 "a ticket takes `filter` or `keys`, not both",
+            ));
+        }
+        if t.since.is_some() && (t.filter.is_some() || t.keys.is_some() || t.columns.is_some()) {
+            return Err(Status::invalid_argument(
+                "a change ticket (`since`) takes none of `columns`, `filter` and `keys`",
             ));
         }
         if t.keys.as_ref().is_some_and(|k| k.len() > MAX_KEYS) {
@@ -127,6 +148,13 @@ mod tests {
         assert!(DatasetTicket::parse(br#"{"dataset":"p","filter":"a=1","keys":["a"]}"#).is_err());
         assert!(DatasetTicket::parse(br#"{"dataset":"p","colums":["a"]}"#).is_err());
         assert!(DatasetTicket::parse(br#"{"dataset":"p","compression":"gzip"}"#).is_err());
+        assert!(DatasetTicket::parse(br#"{"dataset":"p","since":2,"keys":["a"]}"#).is_err());
+        assert_eq!(
+            DatasetTicket::parse(br#"{"dataset":"p","since":2}"#)
+                .unwrap()
+                .since,
+            Some(2)
+        );
         let round = DatasetTicket::dataset("persons");
         assert_eq!(DatasetTicket::parse(&round.to_bytes()).unwrap(), round);
     }

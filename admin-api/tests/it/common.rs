@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use dagr_admin_api::audit::{AuditConfig, AuditStore, TokenIdentity};
 use dagr_admin_api::model::SystemKind;
-use dagr_admin_api::{AppState, Governance, MetaStore, router};
+use dagr_admin_api::{AppState, Governance, Loads, LoadsConfig, MetaStore, router_with};
 use dagr_engine::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use dagr_engine::arrow::datatypes::DataType;
 use dagr_engine::{Attribute, DatasetDefinition, Engine, EngineConfig, Principal, Role};
@@ -108,6 +108,9 @@ pub struct World {
     pub audit_url: String,
     pub state: AppState,
     pub app: axum::Router,
+    /// The upload service of `app` (uploads in `upload_dir`).
+    pub loads: Arc<Loads>,
+    pub upload_dir: std::path::PathBuf,
     pub admin: String,
     pub owner: String,
     pub bank: String,
@@ -222,11 +225,16 @@ impl World {
             audit,
             identity: Arc::new(TokenIdentity),
         };
+        let loads_config = LoadsConfig::under(dir.path());
+        let upload_dir = loads_config.upload_dir.clone();
+        let loads = Loads::open(&state, loads_config).await.unwrap();
         World {
             _dir: dir,
             backend: name,
             audit_url,
-            app: router(state.clone()),
+            app: router_with(state.clone(), Arc::clone(&loads)),
+            loads,
+            upload_dir,
             state,
             admin,
             owner,

@@ -8,5 +8,6 @@ mod api;
 mod audit;
 mod changes;
 mod common;
+mod loads;
 mod roles;
 mod workflow;

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 mod audit;
+mod changes;
 mod common;
 mod limits;
 mod masks;
