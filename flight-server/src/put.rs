@@ -167,19 +167,43 @@ pub(crate) async fn put_upload(
     let mut batches = Vec::new();
     let max = config.max_upload_bytes;
     let mut received = 0usize;
-    let checked = stream.map(move |item| {
-        let data = item?;
-        received = received.saturating_add(data.data_body.len() + data.data_header.len());
-        if received > max {
-            return Err(Status::resource_exhausted(format!(
-                "the upload exceeds {max} bytes; nothing was committed"
-            )));
-        }
-        check_declared_sizes(&data, max)?;
-        Ok(data)
+    // The end marker is a message without IPC data: taken out here, before the decoder
+    // (which only understands IPC messages), and any data after it is refused.
+    let marker: Arc<parking_lot::Mutex<Option<u64>>> = Arc::default();
+    let seen = Arc::clone(&marker);
+    let checked = stream.filter_map(move |item| {
+        let out = (|| {
+            let data = item?;
+            if seen.lock().is_some() {
+                return Err(Status::invalid_argument(
+                    "the upload sent data after its end marker; nothing was committed",
+                ));
+            }
+            if data.data_header.is_empty() {
+                if !data.app_metadata.is_empty() {
+                    let end: EndMarker =
+                        serde_json::from_slice(&data.app_metadata).map_err(|e| {
+                            Status::invalid_argument(format!(
+                                "a message without data carries app_metadata that is not the \
+                                 end marker {{\"end\":{{\"rows\":N}}}}: {e}"
+                            ))
+                        })?;
+                    *seen.lock() = Some(end.end.rows);
+                }
+                return Ok(None);
+            }
+            received = received.saturating_add(data.data_body.len() + data.data_header.len());
+            if received > max {
+                return Err(Status::resource_exhausted(format!(
+                    "the upload exceeds {max} bytes; nothing was committed"
+                )));
+            }
+            check_declared_sizes(&data, max)?;
+            Ok(Some(data))
+        })();
+        std::future::ready(out.transpose())
     });
     let mut decoded = FlightDataDecoder::new(checked.map_err(FlightError::from)).fuse();
-    let mut end: Option<u64> = None;
     while let Some(message) = decoded.next().await {
         let message = message.map_err(|e| match e {
             FlightError::Tonic(s) if s.code() == tonic::Code::ResourceExhausted => *s,
@@ -191,28 +215,11 @@ pub(crate) async fn put_upload(
             )),
             other => bad_input("the upload is not a valid Arrow stream", other),
         })?;
-        if end.is_some() {
-            return Err(Status::invalid_argument(format!(
-                "the upload of `{dataset}` sent data after its end marker; nothing was committed"
-            )));
-        }
-        match message.payload {
-            DecodedPayload::RecordBatch(batch) => batches.push(batch),
-            DecodedPayload::Schema(_) => {}
-            DecodedPayload::None => {
-                if !message.inner.app_metadata.is_empty() {
-                    let marker: EndMarker = serde_json::from_slice(&message.inner.app_metadata)
-                        .map_err(|e| {
-                            Status::invalid_argument(format!(
-                                "a message without data carries app_metadata that is not the \
-                                 end marker {{\"end\":{{\"rows\":N}}}}: {e}"
-                            ))
-                        })?;
-                    end = Some(marker.end.rows);
-                }
-            }
+        if let DecodedPayload::RecordBatch(batch) = message.payload {
+            batches.push(batch);
         }
     }
+    let end = *marker.lock();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let announced = match (expected_rows, end) {
         (Some(header), _) => header as u64,
