@@ -77,8 +77,9 @@ pub struct LoadArgs {
     /// CSV text encoding (utf-8, windows-1257, iso-8859-13, ...).
     #[arg(long, default_value = "utf-8")]
     pub encoding: String,
-    /// Infer CSV column types from the data (then cast to the definition) instead of reading
-    /// them as the definition's types.
+    /// Infer CSV column types from the data first; values are still parsed as the
+    /// definition's types (so nothing changes), but whole numbers written as `100001.0` load
+    /// into integer attributes.
     #[arg(long)]
     pub infer_schema: bool,
     /// The CSV text that means null (default: an empty field).

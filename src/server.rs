@@ -131,7 +131,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind the Flight address {}", args.flight_addr))?;
     let flight_addr = flight_listener.local_addr()?;
-    let flight_config = flight_config(&args)?;
+    let mut flight_config = flight_config(&args)?;
+    if let Some(node) = loads.node() {
+        flight_config.journal = Some(Arc::new(FlightLoadLog {
+            store: state.gov.store().clone(),
+            node: node.to_owned(),
+        }));
+    }
     info!(
         http = %addr,
         flight = %flight_addr,
@@ -148,7 +154,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let policy: Arc<dyn dagr_engine::AccessPolicy> = Arc::clone(state.gov.policy()) as _;
     let audit: Arc<dyn dagr_engine::AuditSink> = Arc::new(state.audit.clone());
     let audit_store = state.audit.clone();
-    let http = serve_http(state, loads, listener, until_stopped(stopped.clone()));
+    let http = serve_http(
+        state,
+        Arc::clone(&loads),
+        listener,
+        until_stopped(stopped.clone()),
+    );
     let flight = async {
         dagr_flight_server::serve(
             flight_listener,
@@ -177,9 +188,77 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // HTTP uploads being validated or committed finish (or the grace period ends) before the
+    // process exits, so that their records say what became of them.
+    if tokio::time::timeout(SHUTDOWN_GRACE, loads.settled())
+        .await
+        .is_err()
+    {
+        tracing::warn!("uploads still running after the grace period were cut");
+    }
     audit_store.close().await;
     info!("DAGR stopped");
     Ok(())
+}
+
+/// The load history of Flight uploads, in the metadata store beside the HTTP uploads (same
+/// node id, so a restart closes this server's interrupted Flight loads too).
+#[derive(Debug)]
+struct FlightLoadLog {
+    store: MetaStore,
+    node: String,
+}
+
+impl dagr_flight_server::put::LoadJournal for FlightLoadLog {
+    fn started<'a>(
+        &'a self,
+        principal: &'a dagr_engine::Principal,
+        dataset: &'a str,
+        mode: dagr_flight_server::put::LoadMode,
+    ) -> futures::future::BoxFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            use dagr_admin_api::model::{LoadChannel, LoadMode, LoadStatus};
+            let new = dagr_admin_api::store::NewLoad {
+                dataset: dataset.to_owned(),
+                channel: LoadChannel::Flight,
+                mode: match mode {
+                    dagr_flight_server::put::LoadMode::Snapshot => LoadMode::Snapshot,
+                    dagr_flight_server::put::LoadMode::Changes => LoadMode::Changes,
+                },
+                status: LoadStatus::Receiving,
+                node: self.node.clone(),
+                created_by: principal.describe(),
+            };
+            match self.store.create_load(&new).await {
+                Ok(load) => Some(load.id),
+                Err(e) => {
+                    tracing::error!(dataset, error = %e, "cannot record a Flight upload in the load history");
+                    None
+                }
+            }
+        })
+    }
+
+    fn finished(
+        &self,
+        id: i64,
+        bytes: u64,
+        outcome: Result<(u64, usize), String>,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            use dagr_admin_api::model::LoadOutcome;
+            let outcome = match outcome {
+                Ok((version, rows)) => LoadOutcome::Committed {
+                    version: version as i64,
+                    rows: rows as i64,
+                },
+                Err(reason) => LoadOutcome::refused(reason),
+            };
+            if let Err(e) = self.store.finish_load(id, bytes as i64, &outcome).await {
+                tracing::error!(load = id, error = %e, "cannot record the end of a Flight upload");
+            }
+        })
+    }
 }
 
 /// How long in-flight calls may run after a shutdown signal.

@@ -364,6 +364,28 @@ async fn every_file_format_loads_and_bad_files_change_nothing() {
     assert_eq!(f.version(), version, "a refused load changed the version");
     assert_eq!(f.pull(&owner, "check.parquet").1, rows_text(&[data]));
 
+    // Every upload over Flight is in the dataset's load history, newest first.
+    let (status, _, history) = common::get_auth(
+        &format!("{}/api/v1/datasets/persons/loads", f.server.base),
+        &owner,
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    let flight: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["channel"] == "flight")
+        .collect();
+    assert_eq!(flight.len(), 5, "{history}");
+    assert!(
+        flight
+            .iter()
+            .all(|l| l["status"] == "committed" && l["mode"] == "snapshot"),
+        "{history}"
+    );
+    assert_eq!(flight[0]["version"], version, "{history}");
+
     // A consumer cannot load.
     let bank = f.token("BANKA", "consumer");
     let r = f.dagr(
@@ -597,6 +619,14 @@ async fn change_sets_and_sync_reproduce_the_masked_view() {
     )
     .unwrap();
     assert_eq!(f.pull(&owner, "check.parquet").1, rows_text(&[expected]));
+
+    let (_, _, history) = common::get_auth(
+        &format!("{}/api/v1/datasets/persons/loads", f.server.base),
+        &owner,
+    )
+    .await;
+    assert_eq!(history[0]["mode"], "changes", "{history}");
+    assert_eq!(history[0]["version"], v2, "{history}");
 
     // A refused change set (one key twice) changes nothing.
     write_parquet(

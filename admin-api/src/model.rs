@@ -232,6 +232,8 @@ string_enum! {
     LoadMode {
         /// A whole new snapshot replaces the current one.
         Snapshot => "snapshot",
+        /// A change set (upserts and deletes by key) makes the next version.
+        Changes => "changes",
     }
 }
 

@@ -31,7 +31,7 @@ use tracing::info;
 
 use crate::audit::ReadLog;
 use crate::definition::DatasetDefinition;
-use crate::engine::{Access, Engine, MaskedView, resolve_mask};
+use crate::engine::{Access, CHANGE_WORKERS, DatasetState, Engine, MaskedView, resolve_mask};
 use crate::error::{Error, Result};
 use crate::index::{MAX_EXAMPLES, PrimaryKeyIndex};
 use crate::mask::ResolvedMask;
@@ -55,7 +55,8 @@ pub const DELETE: &str = "delete";
 pub struct ChangeReport {
     /// Dataset name.
     pub dataset: String,
-    /// The version now current (the previous one when the set changed nothing).
+    /// The version now current (the previous one when the set changed nothing; 0 when it
+    /// changed nothing and the dataset has no version yet).
     pub version: u64,
     /// Rows in that version.
     pub rows: usize,
@@ -207,10 +208,13 @@ impl Engine {
     /// a full load; delete rows need only a key (a batch of deletes only may carry just the
     /// key columns and [`CHANGE_COLUMN`]). A key may appear once per set. Deleting an
     /// absent key is counted in [`ChangeReport::missing`], not refused. Refusals name the
-    /// column and the row (numbered from 0 across all batches) or the key.
+    /// column and the row (numbered from 1 across all batches: row 1 is the first row of the
+    /// change set) or the key.
     ///
     /// A refused or failed change set changes nothing. A set that changes nothing (only
-    /// deletes of absent keys) commits no new version.
+    /// deletes of absent keys) commits no new version, not even a first one: the report
+    /// names the current version, or 0 when the dataset has none. Once the new version is
+    /// being persisted, it is committed (or fails) even if the caller stops waiting.
     pub async fn apply_changes(
         &self,
         name: &str,
@@ -218,7 +222,7 @@ impl Engine {
     ) -> Result<ChangeReport> {
         let started = Instant::now();
         let state = self.state(name)?;
-        let catalog = state.commit.lock().await;
+        let catalog = Arc::clone(&state.commit).lock_owned().await;
         let version = catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let current = state.current.read().clone();
@@ -227,12 +231,16 @@ impl Engine {
         })
         .await
         .map_err(Error::internal)??;
-        let (version, rows) = match applied.snapshot {
-            Next::Unchanged(current) => (current.version(), current.num_rows()),
+        let (version, rows, what) = match applied.snapshot {
+            Next::Unchanged(current) => (
+                current.as_ref().map_or(0, |s| s.version()),
+                current.as_ref().map_or(0, |s| s.num_rows()),
+                "change set changed nothing; no version committed",
+            ),
             Next::New(snapshot) => {
                 let rows = snapshot.num_rows();
                 self.commit_snapshot(&state, catalog, snapshot).await?;
-                (version, rows)
+                (version, rows, "change set committed")
             }
         };
         let report = ChangeReport {
@@ -255,30 +263,67 @@ impl Engine {
             missing = report.missing,
             rebuilt_chunks = applied.rebuilt,
             ms = report.elapsed.as_millis() as u64,
-            "change set committed"
+            "{what}"
         );
         Ok(report)
     }
 
-    /// A kept version of a dataset: the current snapshot when it is that version, else read
-    /// from the snapshot store. [`Error::VersionNotKept`] when it is not kept.
+    /// A kept version of a dataset: the current snapshot when it is that version, else one
+    /// still held in memory (the version the last commit replaced, or one read back recently
+    /// and still in use), else read from the snapshot store. [`Error::VersionNotKept`] when
+    /// it is not kept; [`Error::ResourcesExhausted`] when the store would be read and too
+    /// many other reads and diffs of older versions keep the server busy for too long.
+    ///
+    /// Never waits for a load in progress.
     pub async fn snapshot_at(&self, name: &str, version: u64) -> Result<Arc<Snapshot>> {
         let state = self.state(name)?;
-        let current = state.current.read().clone();
-        if let Some(current) = current.filter(|s| s.version() == version) {
-            return Ok(current);
+        if let Some(s) = state.cached(name, version)? {
+            return Ok(s);
         }
-        let not_kept = || Error::VersionNotKept {
-            dataset: name.to_owned(),
-            version,
-        };
-        if !state.commit.lock().await.kept.contains(&version) {
-            return Err(not_kept());
+        let _worker = self.change_worker(name).await?;
+        self.read_kept(&state, name, version).await
+    }
+
+    /// One of the engine's [`CHANGE_WORKERS`], for a read of an older version and a diff;
+    /// refused with [`Error::ResourcesExhausted`] if none is free in time.
+    pub(crate) async fn change_worker(
+        &self,
+        name: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        match tokio::time::timeout(self.change_wait, self.change_workers.acquire()).await {
+            Ok(permit) => permit.map_err(Error::internal),
+            Err(_) => Err(Error::ResourcesExhausted(format!(
+                "the changes of `{name}` cannot be computed now: the server computes changes for {CHANGE_WORKERS} requests at a time and none finished within {} s; try again later",
+                self.change_wait.as_secs()
+            ))),
+        }
+    }
+
+    /// A kept version held in memory, else read from the store (once, however many ask at
+    /// the same time). The caller holds a change worker.
+    async fn read_kept(
+        &self,
+        state: &DatasetState,
+        name: &str,
+        version: u64,
+    ) -> Result<Arc<Snapshot>> {
+        let _reading = state.reading.lock().await;
+        if let Some(s) = state.cached(name, version)? {
+            return Ok(s);
         }
         match self.read_version(name, version).await {
-            Ok(snapshot) => Ok(Arc::new(snapshot)),
+            Ok(snapshot) => {
+                let snapshot = Arc::new(snapshot);
+                state.remember(&snapshot);
+                Ok(snapshot)
+            }
             // Expired (and deleted) while it was read.
-            Err(_) if !state.commit.lock().await.kept.contains(&version) => Err(not_kept()),
+            Err(_) if !state.committed.read().kept.contains(&version) => {
+                Err(Error::VersionNotKept {
+                    dataset: name.to_owned(),
+                    version,
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -286,10 +331,11 @@ impl Engine {
     /// The unmasked changes of a dataset from kept version `since` to the current one.
     ///
     /// [`Error::VersionNotKept`] when `since` is not kept (or is 0, or newer than the current
-    /// version); [`Error::ChangesUnavailable`] when the columns changed between the two.
+    /// version); [`Error::ChangesUnavailable`] when the columns changed between the two;
+    /// [`Error::ResourcesExhausted`] as for [`Engine::snapshot_at`].
     pub async fn changes(&self, name: &str, since: u64) -> Result<Changes> {
         let to = self.current(name)?;
-        let from = self.since_snapshot(name, since, &to).await?;
+        let (from, _worker) = self.since_snapshot(name, since, &to).await?;
         if !same_columns(from.schema(), to.schema()) {
             return Err(unavailable(
                 name,
@@ -319,9 +365,11 @@ impl Engine {
     /// Per key: a record that entered the caller's rows, or whose cells they see changed, is
     /// an upsert; one that left their rows (or the dataset) is a delete. A change only in
     /// cells the caller does not see is not sent. Refused with
-    /// [`Error::ChangesUnavailable`] unless the caller sees the key, or when the columns the
-    /// caller sees changed between the versions; [`Error::AccessDenied`] when they see
-    /// nothing of the dataset.
+    /// [`Error::ChangesUnavailable`] unless the caller sees the key on every row they see
+    /// (else the dataset in full shows them rows with a null key, which no feed can
+    /// address), or when the columns the caller sees changed between the versions;
+    /// [`Error::AccessDenied`] when they see nothing of the dataset;
+    /// [`Error::ResourcesExhausted`] as for [`Engine::snapshot_at`].
     pub async fn change_feed(&self, name: &str, since: u64, access: &Access) -> Result<ChangeFeed> {
         let state = self.state(name)?;
         let to = state
@@ -332,10 +380,8 @@ impl Engine {
         let definition = Arc::clone(&state.definition.read());
         // Refuse before an older version is read from the store.
         let to_mask = resolve_mask(&to, access)?;
-        if !to_mask.key_granted() {
-            return Err(key_refused(&to));
-        }
-        let from = self.since_snapshot(name, since, &to).await?;
+        check_key_visible(&to, &to_mask)?;
+        let (from, _worker) = self.since_snapshot(name, since, &to).await?;
         let from_mask = if Arc::ptr_eq(&from, &to) {
             Arc::clone(&to_mask)
         } else {
@@ -346,9 +392,7 @@ impl Engine {
                 )
             })?
         };
-        if !from_mask.key_granted() {
-            return Err(key_refused(&from));
-        }
+        check_key_visible(&from, &from_mask)?;
         if !same_columns(from_mask.schema(), to_mask.schema()) {
             return Err(unavailable(
                 name,
@@ -404,15 +448,16 @@ impl Engine {
         })
     }
 
-    /// The snapshot of version `since`, compared with the current snapshot `to`.
+    /// The snapshot of version `since`, compared with the current snapshot `to`, and the
+    /// change worker to hold while it is compared (none when it is `to`).
     async fn since_snapshot(
         &self,
         name: &str,
         since: u64,
         to: &Arc<Snapshot>,
-    ) -> Result<Arc<Snapshot>> {
+    ) -> Result<(Arc<Snapshot>, Option<tokio::sync::SemaphorePermit<'_>>)> {
         if since == to.version() {
-            return Ok(Arc::clone(to));
+            return Ok((Arc::clone(to), None));
         }
         if since == 0 || since > to.version() {
             return Err(Error::VersionNotKept {
@@ -420,7 +465,15 @@ impl Engine {
                 version: since,
             });
         }
-        self.snapshot_at(name, since).await
+        let state = self.state(name)?;
+        // Refuse a version not kept before waiting for a worker.
+        let held = state.cached(name, since)?;
+        let worker = self.change_worker(name).await?;
+        let from = match held {
+            Some(s) => s,
+            None => self.read_kept(&state, name, since).await?,
+        };
+        Ok((from, Some(worker)))
     }
 }
 
@@ -431,15 +484,33 @@ fn unavailable(dataset: &str, reason: String) -> Error {
     }
 }
 
-/// The refusal of a change feed to a caller who may not see the key of `snapshot`.
-fn key_refused(snapshot: &Snapshot) -> Error {
-    unavailable(
-        snapshot.dataset(),
-        format!(
-            "the change feed needs the key attributes ({}), which are not granted to you",
-            snapshot.definition().primary_key.join(", ")
-        ),
-    )
+/// Refuse a change feed to a caller who may not see the key of every row they see in
+/// `snapshot`: a row whose key cells are hidden reads with a null key in the dataset in full,
+/// and no change to it could be addressed, so a synced copy would keep it forever.
+fn check_key_visible(snapshot: &Snapshot, mask: &ResolvedMask) -> Result<()> {
+    let key = &snapshot.definition().primary_key;
+    if !mask.key_granted() {
+        return Err(unavailable(
+            snapshot.dataset(),
+            format!(
+                "the change feed needs the key attributes ({}), which are not granted to you",
+                key.join(", ")
+            ),
+        ));
+    }
+    for k in key {
+        if !mask.column_whole(mask.index_of(snapshot.dataset(), k)?) {
+            return Err(unavailable(
+                snapshot.dataset(),
+                format!(
+                    "your grants do not cover the key ({}) on every row you see (version {}); pull the dataset in full",
+                    key.join(", "),
+                    snapshot.version()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether two schemas have the same columns (names and types, in order): what makes rows
@@ -463,8 +534,12 @@ struct ChangeSet {
     index: PrimaryKeyIndex,
 }
 
+/// How refusals of a change set number its rows.
+const ROW_NUMBERS: &str = "row 1 is the first row of the change set";
+
 /// The operation of each row of a batch (`true` = delete; `None` when the batch has no
-/// [`CHANGE_COLUMN`]: all upserts), and the batch without that column.
+/// [`CHANGE_COLUMN`]: all upserts), and the batch without that column. `base` is the number
+/// of rows of the set before this batch.
 fn split_ops(
     batch: &RecordBatch,
     base: usize,
@@ -493,14 +568,14 @@ fn split_ops(
             Some(other) => {
                 let shown: String = other.chars().take(40).collect();
                 return Err(format!(
-                    "column `{CHANGE_COLUMN}` is `{shown}` at row {}; it must be `{UPSERT}` or `{DELETE}`",
-                    base + r
+                    "column `{CHANGE_COLUMN}` is `{shown}` at row {} ({ROW_NUMBERS}); it must be `{UPSERT}` or `{DELETE}`",
+                    base + r + 1
                 ));
             }
             None => {
                 return Err(format!(
-                    "column `{CHANGE_COLUMN}` is null at row {}; it must be `{UPSERT}` or `{DELETE}`",
-                    base + r
+                    "column `{CHANGE_COLUMN}` is null at row {} ({ROW_NUMBERS}); it must be `{UPSERT}` or `{DELETE}`",
+                    base + r + 1
                 ));
             }
         });
@@ -578,11 +653,10 @@ fn validate(
         base += n;
     }
     if let Some((o, &(count, first))) = bad_nulls.iter().enumerate().find(|(_, (c, _))| *c > 0) {
-        return Err(nulls_message(
-            definition,
-            schema.field(o).name(),
-            count,
-            first,
+        // Rows are counted from 1 here, as a client counts the rows it sends.
+        return Err(format!(
+            "{} ({ROW_NUMBERS})",
+            nulls_message(definition, schema.field(o).name(), count, first + 1)
         ));
     }
     let key_name = definition.primary_key.join(", ");
@@ -627,8 +701,8 @@ fn validate(
 
 /// The version a change set makes.
 enum Next {
-    /// The set changed nothing: the current snapshot stays.
-    Unchanged(Arc<Snapshot>),
+    /// The set changed nothing: the current snapshot (if any) stays.
+    Unchanged(Option<Arc<Snapshot>>),
     /// The new snapshot, to be committed.
     New(Arc<Snapshot>),
 }
@@ -691,11 +765,9 @@ fn apply(
         }
     }
     let (inserted, updated, deleted) = (inserts.len(), updates.len(), holes.len());
-    if let Some(cur) = &current
-        && inserted + updated + deleted == 0
-    {
+    if inserted + updated + deleted == 0 {
         return Ok(Applied {
-            snapshot: Next::Unchanged(Arc::clone(cur)),
+            snapshot: Next::Unchanged(current),
             inserted,
             updated,
             deleted,
@@ -1036,5 +1108,106 @@ mod tests {
             ]
         }
         let _ = boxed;
+    }
+
+    /// An engine in `dir` with dataset `t` (key `k`, value `v`): version 1 holds keys
+    /// `0..n` with value 1, version 2 the same with key 0's value changed.
+    async fn two_versions(dir: &std::path::Path, n: i64) -> Engine {
+        use crate::definition::Attribute;
+        let e = Engine::open_dir(dir, crate::EngineConfig::default())
+            .await
+            .unwrap();
+        let def = DatasetDefinition {
+            name: "t".into(),
+            owner: "o".into(),
+            description: String::new(),
+            primary_key: vec!["k".into()],
+            attributes: vec![
+                Attribute::new("k", DataType::Int64, "key"),
+                Attribute::new("v", DataType::Int64, "value"),
+            ],
+        };
+        e.create_dataset(def).await.unwrap();
+        let schema = e.definition("t").unwrap().arrow_schema();
+        let batch = |keys: Vec<i64>, v: i64| {
+            let values = vec![v; keys.len()];
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(arrow::array::Int64Array::from(keys)),
+                    Arc::new(arrow::array::Int64Array::from(values)),
+                ],
+            )
+            .unwrap()
+        };
+        e.load_batches("t", vec![batch((0..n).collect(), 1)])
+            .await
+            .unwrap();
+        e.apply_changes("t", vec![batch(vec![0], 2)]).await.unwrap();
+        e
+    }
+
+    /// Reading a kept version or its changes never queues behind a load, which holds the
+    /// commit lock for its whole validate-and-write.
+    #[tokio::test]
+    async fn change_reads_do_not_wait_for_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = two_versions(dir.path(), 100).await;
+        let state = e.state("t").unwrap();
+        // Forget the version replaced by the change set, so that it is read back.
+        state.recent.lock().previous = None;
+        let _commit = state.commit.lock().await;
+        let quick = Duration::from_secs(30);
+        let v1 = tokio::time::timeout(quick, e.snapshot_at("t", 1))
+            .await
+            .expect("snapshot_at waited for the commit lock")
+            .unwrap();
+        assert_eq!(v1.version(), 1);
+        let feed = tokio::time::timeout(quick, e.change_feed("t", 1, &Access::Unrestricted))
+            .await
+            .expect("change_feed waited for the commit lock")
+            .unwrap();
+        assert_eq!((feed.upserts.len(), feed.deletes.len()), (1, 0));
+        // A version read back stays reachable while it is in use.
+        assert!(Arc::ptr_eq(&e.snapshot_at("t", 1).await.unwrap(), &v1));
+        assert!(Arc::ptr_eq(&feed.from_view().snapshot, &v1));
+        let versions = tokio::time::timeout(quick, e.versions("t"))
+            .await
+            .expect("versions waited for the commit lock")
+            .unwrap();
+        assert_eq!(versions.len(), 2);
+    }
+
+    /// Reads of older versions and diffs are bounded engine-wide; a request that cannot get
+    /// a worker in time is refused as resources exhausted, not queued without end.
+    #[tokio::test]
+    async fn change_work_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = two_versions(dir.path(), 100).await;
+        e.change_wait = Duration::from_millis(50);
+        let held: Vec<_> = (0..CHANGE_WORKERS)
+            .map(|_| e.change_workers.try_acquire().unwrap())
+            .collect();
+        let err = e.changes("t", 1).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::ResourcesExhausted(m) if m.contains("`t`") && m.contains("try again")),
+            "{err}"
+        );
+        let err = e
+            .change_feed("t", 1, &Access::Unrestricted)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ResourcesExhausted(_)), "{err}");
+        // What needs no work is answered: the current version, a version held in memory,
+        // and refusals.
+        assert!(e.change_feed("t", 2, &Access::Unrestricted).await.is_ok());
+        assert_eq!(e.snapshot_at("t", 1).await.unwrap().version(), 1);
+        assert!(matches!(
+            e.changes("t", 7).await,
+            Err(Error::VersionNotKept { version: 7, .. })
+        ));
+        drop(held);
+        let c = e.changes("t", 1).await.unwrap();
+        assert_eq!(c.updated.len(), 1);
     }
 }

@@ -2,7 +2,8 @@
 //! restore from the snapshot store.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -46,9 +47,140 @@ impl Default for EngineConfig {
 pub(crate) struct DatasetState {
     pub(crate) definition: RwLock<Arc<DatasetDefinition>>,
     pub(crate) current: RwLock<Option<Arc<Snapshot>>>,
-    /// Serialises loads, change sets and rollbacks of this dataset; holds the committed
-    /// catalog.
-    pub(crate) commit: tokio::sync::Mutex<Catalog>,
+    /// Serialises loads, change sets, rollbacks and redefinitions of this dataset; holds the
+    /// committed catalog. Its guard is owned, so that it can move into the task that commits
+    /// ([`run_to_completion`]).
+    pub(crate) commit: Arc<tokio::sync::Mutex<Catalog>>,
+    /// A copy of the committed catalog, updated with it: for readers (the change feed, the
+    /// list of versions) that must not queue behind a load, which holds `commit` for its
+    /// whole validate-and-write.
+    pub(crate) committed: RwLock<Catalog>,
+    /// Older versions kept reachable in memory, so that the change feed need not read them
+    /// back from the store.
+    pub(crate) recent: parking_lot::Mutex<RecentSnapshots>,
+    /// Held while an older version is read back from the store: concurrent requests for one
+    /// version read it once (the later ones find it in `recent`).
+    pub(crate) reading: tokio::sync::Mutex<()>,
+}
+
+impl DatasetState {
+    fn new(
+        definition: Arc<DatasetDefinition>,
+        current: Option<Arc<Snapshot>>,
+        catalog: Catalog,
+    ) -> Self {
+        DatasetState {
+            definition: RwLock::new(definition),
+            current: RwLock::new(current),
+            committed: RwLock::new(catalog.clone()),
+            commit: Arc::new(tokio::sync::Mutex::new(catalog)),
+            recent: parking_lot::Mutex::new(RecentSnapshots::default()),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Make `next` the committed catalog (in memory; the caller wrote it to the store) and
+    /// `snapshot` current. The snapshot it replaces stays reachable in `recent`.
+    fn install(&self, catalog: &mut Catalog, next: Catalog, snapshot: Arc<Snapshot>) {
+        let old = self.current.read().clone();
+        self.recent.lock().replaced(old, &snapshot, &next.kept);
+        *self.current.write() = Some(snapshot);
+        *self.committed.write() = next.clone();
+        *catalog = next;
+    }
+
+    /// A kept version held in memory: the current snapshot, or a recent one still alive.
+    /// [`Error::VersionNotKept`] when the committed catalog does not keep it.
+    pub(crate) fn cached(&self, name: &str, version: u64) -> Result<Option<Arc<Snapshot>>> {
+        let current = self.current.read().clone();
+        if let Some(current) = current.filter(|s| s.version() == version) {
+            return Ok(Some(current));
+        }
+        if !self.committed.read().kept.contains(&version) {
+            return Err(Error::VersionNotKept {
+                dataset: name.to_owned(),
+                version,
+            });
+        }
+        Ok(self.recent.lock().get(version))
+    }
+
+    /// Note a version just read back from the store, while it is kept.
+    pub(crate) fn remember(&self, snapshot: &Arc<Snapshot>) {
+        let kept = self.committed.read().kept.clone();
+        self.recent.lock().remember(snapshot, &kept);
+    }
+}
+
+/// Most versions of one dataset that [`RecentSnapshots`] tracks.
+const MAX_RECENT: usize = 8;
+
+/// Older versions of a dataset reachable without reading the store.
+///
+/// Memory: `previous` keeps the version that the last load or change set replaced alive as
+/// long as it is kept (`keep_versions` ≥ 2) — the version a sync most likely asks changes
+/// from. After a change set that costs its index and the chunks the set rewrote (the others
+/// are shared with the current version); after a full load, a whole second copy of the
+/// dataset (data and index) until the next commit. The other entries are weak: a version
+/// read back for a change feed stays reachable only while some feed or reader still holds
+/// it, and costs nothing more.
+#[derive(Debug, Default)]
+pub(crate) struct RecentSnapshots {
+    pub(crate) previous: Option<Arc<Snapshot>>,
+    weak: Vec<(u64, Weak<Snapshot>)>,
+}
+
+impl RecentSnapshots {
+    fn get(&self, version: u64) -> Option<Arc<Snapshot>> {
+        if let Some(p) = self.previous.as_ref().filter(|p| p.version() == version) {
+            return Some(Arc::clone(p));
+        }
+        self.weak
+            .iter()
+            .find(|(v, _)| *v == version)
+            .and_then(|(_, w)| w.upgrade())
+    }
+
+    fn remember(&mut self, snapshot: &Arc<Snapshot>, kept: &[u64]) {
+        let version = snapshot.version();
+        self.weak
+            .retain(|(v, w)| *v != version && kept.contains(v) && w.strong_count() > 0);
+        if !kept.contains(&version) {
+            return;
+        }
+        if self.weak.len() >= MAX_RECENT {
+            self.weak.remove(0);
+        }
+        self.weak.push((version, Arc::downgrade(snapshot)));
+    }
+
+    /// `new` replaces `old` as the current snapshot; `kept` is the new catalog's list.
+    fn replaced(&mut self, old: Option<Arc<Snapshot>>, new: &Snapshot, kept: &[u64]) {
+        self.previous = None;
+        self.weak.retain(|(v, _)| *v != new.version());
+        if let Some(old) = old {
+            self.remember(&old, kept);
+            // Only an older version is ever asked for changes since (a rollback's replaced
+            // version is newer than the current one).
+            if kept.contains(&old.version()) && old.version() < new.version() {
+                self.previous = Some(old);
+            }
+        }
+    }
+}
+
+/// Run `future` to completion in a task of its own, even if the caller stops waiting (a
+/// dropped request handler, a client reset): what it writes to the store and swaps in memory
+/// then never goes half-done. It needs only owned (`Arc`ed) state.
+pub(crate) async fn run_to_completion<T: Send + 'static>(
+    future: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a commit must finish even when its caller is dropped: the task is detached on purpose, and awaited"
+    )]
+    let handle = tokio::spawn(future);
+    handle.await.map_err(Error::internal)?
 }
 
 /// What a committed load or rollback produced.
@@ -251,6 +383,12 @@ impl Access {
     }
 }
 
+/// How many reads of older versions and diffs (the change feed) run at once, engine-wide.
+pub(crate) const CHANGE_WORKERS: usize = 2;
+
+/// How long a change request waits for one of the [`CHANGE_WORKERS`] before it is refused.
+const CHANGE_WAIT: Duration = Duration::from_secs(20);
+
 /// The DAGR engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -258,6 +396,11 @@ pub struct Engine {
     config: EngineConfig,
     datasets: RwLock<BTreeMap<String, Arc<DatasetState>>>,
     pub(crate) query_env: crate::query::QueryEnv,
+    /// Bounds the reads of older versions and the diffs of the change feed, engine-wide:
+    /// each may hold a whole version in memory and a core busy.
+    pub(crate) change_workers: tokio::sync::Semaphore,
+    /// How long a change request waits for a worker ([`CHANGE_WAIT`]).
+    pub(crate) change_wait: Duration,
 }
 
 impl Engine {
@@ -290,6 +433,8 @@ impl Engine {
             query_env: crate::query::QueryEnv::new(&config.query)?,
             config,
             datasets: RwLock::new(BTreeMap::new()),
+            change_workers: tokio::sync::Semaphore::new(CHANGE_WORKERS),
+            change_wait: CHANGE_WAIT,
         };
         for name in engine.store.dataset_names().await? {
             let Some(definition) = engine.store.read_definition(&name).await? else {
@@ -320,11 +465,7 @@ impl Engine {
             };
             engine.datasets.write().insert(
                 name,
-                Arc::new(DatasetState {
-                    definition: RwLock::new(definition),
-                    current: RwLock::new(current),
-                    commit: tokio::sync::Mutex::new(catalog),
-                }),
+                Arc::new(DatasetState::new(definition, current, catalog)),
             );
         }
         Ok(engine)
@@ -384,15 +525,15 @@ impl Engine {
             }
             map.insert(
                 definition.name.clone(),
-                Arc::new(DatasetState {
-                    definition: RwLock::new(Arc::clone(&definition)),
-                    current: RwLock::new(None),
-                    commit: tokio::sync::Mutex::new(Catalog {
+                Arc::new(DatasetState::new(
+                    Arc::clone(&definition),
+                    None,
+                    Catalog {
                         current: 0,
                         kept: vec![],
                         next: 1,
-                    }),
-                }),
+                    },
+                )),
             );
         }
         if let Err(e) = self.store.write_definition(&definition).await {
@@ -412,7 +553,7 @@ impl Engine {
         let definition = Arc::new(definition.validated()?);
         let state = self.state(&definition.name)?;
         // Serialise with loads, so a load validates against one definition throughout.
-        let _catalog = state.commit.lock().await;
+        let catalog = Arc::clone(&state.commit).lock_owned().await;
         let old = Arc::clone(&state.definition.read());
         let refuse = |reason: String| Error::InvalidDefinition {
             dataset: definition.name.clone(),
@@ -430,8 +571,15 @@ impl Engine {
                 old.primary_key, definition.primary_key
             )));
         }
-        self.store.write_definition(&definition).await?;
-        *state.definition.write() = Arc::clone(&definition);
+        // Written and swapped in even if the caller goes away meanwhile.
+        let (store, new) = (self.store.clone(), Arc::clone(&definition));
+        run_to_completion(async move {
+            store.write_definition(&new).await?;
+            *state.definition.write() = new;
+            drop(catalog);
+            Ok(())
+        })
+        .await?;
         info!(dataset = %definition.name, "definition replaced");
         Ok(definition)
     }
@@ -497,11 +645,13 @@ impl Engine {
 
     /// Load a full snapshot from record batches: validate, persist, then swap in.
     ///
-    /// A refused or failed load changes nothing; the previous snapshot stays current.
+    /// A refused or failed load changes nothing; the previous snapshot stays current. Once
+    /// the load is being persisted, it is committed (or fails) even if the caller stops
+    /// waiting.
     pub async fn load_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<LoadReport> {
         let started = Instant::now();
         let state = self.state(name)?;
-        let catalog = state.commit.lock().await;
+        let catalog = Arc::clone(&state.commit).lock_owned().await;
         let version = catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let snapshot = tokio::task::spawn_blocking(move || {
@@ -527,43 +677,21 @@ impl Engine {
     /// sets. The caller holds the dataset's commit lock (`catalog`) from before it read the
     /// version number; it is released before expired versions are deleted.
     ///
+    /// It runs to completion in a task of its own, so a caller dropped half-way (a client
+    /// reset, a shutdown) never leaves the catalog in the store naming a version that memory
+    /// does not know (which the next load would then overwrite).
+    ///
     /// On failure nothing changed: the previous snapshot stays current.
     pub(crate) async fn commit_snapshot(
         &self,
-        state: &DatasetState,
-        mut catalog: tokio::sync::MutexGuard<'_, Catalog>,
+        state: &Arc<DatasetState>,
+        catalog: tokio::sync::OwnedMutexGuard<Catalog>,
         snapshot: Arc<Snapshot>,
     ) -> Result<()> {
-        let name = snapshot.dataset();
-        let version = snapshot.version();
-        if let Err(e) = self.store.write_snapshot(&snapshot).await {
-            // Best effort: an uncommitted directory is also removed on the next start.
-            let _ = self.store.delete_version(name, version).await;
-            return Err(e);
-        }
-        let mut next = catalog.clone();
-        next.current = version;
-        next.next = version + 1;
-        next.kept.push(version);
-        let expired: Vec<u64> = if next.kept.len() > self.config.keep_versions {
-            next.kept
-                .drain(..next.kept.len() - self.config.keep_versions)
-                .collect()
-        } else {
-            vec![]
-        };
-        // If the catalog write failed, whether it reached the store is unknown: leave the
-        // version's files; the next start deletes them unless the catalog names them.
-        self.store.write_catalog(name, &next).await?;
-        *catalog = next;
-        *state.current.write() = Some(Arc::clone(&snapshot));
-        drop(catalog);
-        for v in expired {
-            if let Err(e) = self.store.delete_version(name, v).await {
-                warn!(dataset = %name, version = v, error = %e, "could not delete an expired version");
-            }
-        }
-        Ok(())
+        let (store, keep) = (self.store.clone(), self.config.keep_versions);
+        let state = Arc::clone(state);
+        run_to_completion(async move { commit_tail(&store, keep, &state, catalog, snapshot).await })
+            .await
     }
 
     /// Load a full snapshot from a Parquet file: a local path, a `file://` URL, or a
@@ -584,7 +712,7 @@ impl Engine {
     pub async fn rollback(&self, name: &str, version: u64) -> Result<LoadReport> {
         let started = Instant::now();
         let state = self.state(name)?;
-        let mut catalog = state.commit.lock().await;
+        let mut catalog = Arc::clone(&state.commit).lock_owned().await;
         if !catalog.kept.contains(&version) {
             return Err(Error::VersionNotKept {
                 dataset: name.to_owned(),
@@ -601,13 +729,21 @@ impl Engine {
                 elapsed: started.elapsed(),
             });
         }
-        let snapshot = Arc::new(self.read_version(name, version).await?);
-        let mut next = catalog.clone();
-        next.current = version;
-        self.store.write_catalog(name, &next).await?;
-        *catalog = next;
+        let snapshot = match state.cached(name, version)? {
+            Some(s) => s,
+            None => Arc::new(self.read_version(name, version).await?),
+        };
         let rows = snapshot.num_rows();
-        *state.current.write() = Some(snapshot);
+        // Committed and swapped in even if the caller goes away meanwhile.
+        let (store, owned) = (self.store.clone(), name.to_owned());
+        run_to_completion(async move {
+            let mut next = catalog.clone();
+            next.current = version;
+            store.write_catalog(&owned, &next).await?;
+            state.install(&mut catalog, next, snapshot);
+            Ok(())
+        })
+        .await?;
         info!(dataset = %name, version, "rolled back");
         Ok(LoadReport {
             dataset: name.to_owned(),
@@ -617,10 +753,11 @@ impl Engine {
         })
     }
 
-    /// The kept versions of a dataset, oldest first.
+    /// The kept versions of a dataset, oldest first (as committed; a load in progress does
+    /// not make this wait).
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>> {
         let state = self.state(name)?;
-        let catalog = state.commit.lock().await;
+        let catalog = state.committed.read().clone();
         Ok(catalog
             .kept
             .iter()
@@ -630,6 +767,79 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// The tail of [`Engine::commit_snapshot`], run in a task of its own.
+async fn commit_tail(
+    store: &SnapshotStore,
+    keep_versions: usize,
+    state: &DatasetState,
+    mut catalog: tokio::sync::OwnedMutexGuard<Catalog>,
+    snapshot: Arc<Snapshot>,
+) -> Result<()> {
+    let name = snapshot.dataset();
+    let version = snapshot.version();
+    // The version this one replaces: the parts whose chunks a change set left untouched are
+    // copied from its files rather than encoded again.
+    let previous = state
+        .current
+        .read()
+        .clone()
+        .filter(|p| shares_a_chunk(p, &snapshot));
+    let manifest = match &previous {
+        Some(p) => store
+            .read_manifest(name, p.version())
+            .await
+            .unwrap_or_else(|e| {
+                warn!(dataset = %name, version = p.version(), error = %e, "cannot read the manifest of the current version; every part is written anew");
+                None
+            }),
+        None => None,
+    };
+    let reuse = previous.as_deref().zip(manifest.as_ref());
+    if let Err(e) = store.write_snapshot(&snapshot, reuse).await {
+        // Best effort: an uncommitted directory is also removed on the next start.
+        let _ = store.delete_version(name, version).await;
+        return Err(e);
+    }
+    let mut next = catalog.clone();
+    next.current = version;
+    next.next = version + 1;
+    next.kept.push(version);
+    let expired: Vec<u64> = if next.kept.len() > keep_versions {
+        next.kept.drain(..next.kept.len() - keep_versions).collect()
+    } else {
+        vec![]
+    };
+    if let Err(e) = store.write_catalog(name, &next).await {
+        // Whether the catalog reached the store is unknown: leave the version's files (the
+        // next start deletes them unless the catalog names them), and never give its number
+        // to another version.
+        catalog.next = version + 1;
+        state.committed.write().next = version + 1;
+        return Err(e);
+    }
+    state.install(&mut catalog, next, Arc::clone(&snapshot));
+    drop(catalog);
+    for v in expired {
+        if let Err(e) = store.delete_version(name, v).await {
+            warn!(dataset = %name, version = v, error = %e, "could not delete an expired version");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `b` holds some chunk of `a` (the same arrays): whether `b` came from `a` by a
+/// change set.
+fn shares_a_chunk(a: &Snapshot, b: &Snapshot) -> bool {
+    a.schema() == b.schema()
+        && a.chunks().iter().zip(b.chunks()).any(|(x, y)| {
+            x.num_rows() == y.num_rows()
+                && x.columns()
+                    .iter()
+                    .zip(y.columns())
+                    .all(|(c, d)| Arc::ptr_eq(c, d))
+        })
 }
 
 /// A caller's mask on a snapshot: everything for [`Access::Unrestricted`],

@@ -12,6 +12,11 @@
 //! written before that, and `put` of a local file is atomic (write to a temporary file, then
 //! rename). A load that died half-way leaves a version directory that no catalog names; it is
 //! never taken for a snapshot and is deleted on the next start.
+//!
+//! A version made by a change set shares most chunks with the version before it; a part whose
+//! chunks are all shared is not encoded again but copied from the previous version's
+//! directory (on a local store a hard link, so it costs no space). Every version directory
+//! stays self-contained: deleting one never touches another's files.
 
 use std::sync::Arc;
 
@@ -29,6 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::definition::DatasetDefinition;
 use crate::error::{Error, Result};
+use tracing::warn;
+
 use crate::snapshot::{CHUNK_ROWS, Snapshot};
 
 /// Rows per persisted Parquet part (a multiple of the chunk size).
@@ -146,6 +153,23 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// Copy the file `from` to `to` (a hard link on a local store), durably.
+    async fn copy_durable(
+        store: &Arc<dyn ObjectStore>,
+        root: Option<&std::path::Path>,
+        from: &Path,
+        to: &Path,
+    ) -> Result<()> {
+        store.copy(from, to).await?;
+        if let Some(root) = root {
+            let (root, path) = (root.to_owned(), to.clone());
+            tokio::task::spawn_blocking(move || sync_local(&root, &path))
+                .await
+                .map_err(Error::internal)??;
+        }
+        Ok(())
+    }
+
     /// The underlying object store.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
@@ -219,22 +243,53 @@ impl SnapshotStore {
     }
 
     /// Write the parts and the manifest of a snapshot (not yet committed).
-    pub(crate) async fn write_snapshot(&self, snapshot: &Arc<Snapshot>) -> Result<()> {
+    ///
+    /// `previous` is a persisted version (as held in memory, with its manifest): a part whose
+    /// chunks are the very chunks (the same arrays) of the same part of `previous` is copied
+    /// from its file instead of being encoded again.
+    pub(crate) async fn write_snapshot(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        previous: Option<(&Snapshot, &Manifest)>,
+    ) -> Result<()> {
         let dir = version_dir(snapshot.dataset(), snapshot.version());
         let groups: Vec<Vec<RecordBatch>> = snapshot
             .chunks()
             .chunks(PART_ROWS / CHUNK_ROWS)
             .map(<[RecordBatch]>::to_vec)
             .collect();
-        let schema = Arc::clone(snapshot.schema());
-        let parts: Vec<Part> = futures::stream::iter(groups.into_iter().enumerate())
+        let reuse: Vec<Option<(Path, usize)>> = groups
+            .iter()
+            .enumerate()
             .map(|(i, group)| {
+                previous
+                    .and_then(|(prev, manifest)| reusable_part(snapshot, prev, manifest, i, group))
+            })
+            .collect();
+        let schema = Arc::clone(snapshot.schema());
+        let items = groups.into_iter().zip(reuse).enumerate();
+        let parts: Vec<Part> = futures::stream::iter(items)
+            .map(|(i, (group, reuse))| {
                 let schema = Arc::clone(&schema);
                 let path = dir.clone().join(format!("part-{i:05}.parquet"));
                 let store = Arc::clone(&self.store);
                 let root = self.local_root.clone();
                 async move {
                     let rows = group.iter().map(RecordBatch::num_rows).sum();
+                    if let Some((from, bytes)) = reuse {
+                        match Self::copy_durable(&store, root.as_deref(), &from, &path).await {
+                            Ok(()) => {
+                                return Ok(Part {
+                                    file: path.filename().unwrap_or_default().to_owned(),
+                                    rows,
+                                    bytes,
+                                });
+                            }
+                            Err(e) => {
+                                warn!(from = %from, to = %path, error = %e, "could not copy an unchanged part; encoding it again");
+                            }
+                        }
+                    }
                     let bytes = tokio::task::spawn_blocking(move || encode_parquet(schema, &group))
                         .await
                         .map_err(Error::internal)??;
@@ -338,6 +393,42 @@ impl SnapshotStore {
         v.sort_unstable();
         Ok(v)
     }
+}
+
+/// The file of part `i` of `previous` (and its size), when part `i` of `snapshot`, `group`,
+/// holds exactly its chunks: the same arrays, so the same values in the same order.
+fn reusable_part(
+    snapshot: &Snapshot,
+    previous: &Snapshot,
+    manifest: &Manifest,
+    i: usize,
+    group: &[RecordBatch],
+) -> Option<(Path, usize)> {
+    if manifest.version != previous.version()
+        || manifest.rows != previous.num_rows()
+        || previous.schema() != snapshot.schema()
+    {
+        return None;
+    }
+    let part = manifest.parts.get(i)?;
+    let old = previous.chunks().chunks(PART_ROWS / CHUNK_ROWS).nth(i)?;
+    let rows: usize = group.iter().map(RecordBatch::num_rows).sum();
+    let same = part.rows == rows
+        && old.len() == group.len()
+        && old.iter().zip(group).all(|(a, b)| {
+            a.num_rows() == b.num_rows()
+                && a.num_columns() == b.num_columns()
+                && a.columns()
+                    .iter()
+                    .zip(b.columns())
+                    .all(|(x, y)| Arc::ptr_eq(x, y))
+        });
+    same.then(|| {
+        (
+            version_dir(snapshot.dataset(), manifest.version).join(part.file.as_str()),
+            part.bytes,
+        )
+    })
 }
 
 /// Encode batches as one Parquet file in memory.

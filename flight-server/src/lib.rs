@@ -73,6 +73,8 @@ pub struct FlightConfig {
     pub max_prepared: usize,
     /// TLS, when configured.
     pub tls: Option<TlsFiles>,
+    /// Where uploads are recorded (the load history), if anywhere.
+    pub journal: Option<std::sync::Arc<dyn put::LoadJournal>>,
 }
 
 impl Default for FlightConfig {
@@ -86,6 +88,7 @@ impl Default for FlightConfig {
             connection_window: 32 << 20,
             max_prepared: 10_000,
             tls: None,
+            journal: None,
         }
     }
 }

@@ -20,8 +20,13 @@
 //! copy-on-write).
 //!
 //! Compressed IPC buffers declare their decompressed size, which arrow allocates before
-//! decompressing; [`check_declared_sizes`] refuses a message that declares more than the
-//! upload may hold, so a forged length cannot exhaust memory.
+//! decompressing; [`check_declared_sizes`] sums what the messages declare, and an upload
+//! whose messages declare more than it may hold in all is refused, so forged lengths cannot
+//! exhaust memory.
+//!
+//! Owners of the dataset's organisation and admins upload; anyone else is refused without
+//! learning whether the dataset exists. Each upload is recorded in the dataset's load history
+//! through the [`LoadJournal`] of the [`FlightConfig`], when there is one.
 
 use std::sync::Arc;
 
@@ -32,6 +37,7 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use dagr_engine::{Engine, Role};
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -129,6 +135,29 @@ impl LoadMode {
     }
 }
 
+/// Where uploads are recorded — the dataset's load history — if anywhere. The server
+/// records an upload when it has checked who sends it, and its end (committed or refused)
+/// when the upload has been decided. A record left open by a crash is the history's to close.
+pub trait LoadJournal: Send + Sync + std::fmt::Debug {
+    /// An upload of `dataset` by `principal` in `mode` started; the id of its record, or
+    /// `None` when it could not be recorded (the upload goes on; the failure is logged).
+    fn started<'a>(
+        &'a self,
+        principal: &'a dagr_engine::Principal,
+        dataset: &'a str,
+        mode: LoadMode,
+    ) -> BoxFuture<'a, Option<i64>>;
+
+    /// The upload `id` ended after `bytes` bytes: committed as `Ok((version, rows))`, or
+    /// refused with `Err(reason)`.
+    fn finished(
+        &self,
+        id: i64,
+        bytes: u64,
+        outcome: std::result::Result<(u64, usize), String>,
+    ) -> BoxFuture<'_, ()>;
+}
+
 /// The dataset named by a descriptor path `[dataset]`.
 pub(crate) fn dataset_of(descriptor: &arrow_flight::FlightDescriptor) -> Result<String, Status> {
     if descriptor.r#type() != DescriptorType::Path || descriptor.path.len() != 1 {
@@ -139,7 +168,7 @@ pub(crate) fn dataset_of(descriptor: &arrow_flight::FlightDescriptor) -> Result<
     Ok(descriptor.path[0].clone())
 }
 
-/// Receive and commit a snapshot or a change set.
+/// Receive and commit a snapshot or a change set, recorded in the load history.
 pub(crate) async fn put_upload(
     engine: &Arc<Engine>,
     caller: &Caller,
@@ -156,17 +185,71 @@ pub(crate) async fn put_upload(
         None => return Err(Status::invalid_argument("empty upload")),
     };
     let dataset = dataset_of(&descriptor)?;
-    let definition = engine.definition(&dataset).map_err(status)?;
     let p = &caller.principal;
-    if !(p.role == Role::Owner && p.organisation.as_deref() == Some(definition.owner.as_str())) {
-        return Err(Status::permission_denied(format!(
-            "only an owner of `{}` (a provider system's token) uploads to `{dataset}`",
-            definition.owner
-        )));
+    // Who may load is decided before anything about the dataset is said: others learn
+    // neither whether it exists nor who owns it.
+    let definition = engine.definition(&dataset).ok();
+    let allowed = definition.as_ref().is_some_and(|d| {
+        p.role == Role::Admin
+            || (p.role == Role::Owner && p.organisation.as_deref() == Some(d.owner.as_str()))
+    });
+    if !allowed {
+        return Err(
+            if matches!(p.role, Role::Owner | Role::Admin) && definition.is_none() {
+                Status::not_found(format!("dataset `{dataset}` not found"))
+            } else {
+                Status::permission_denied(format!(
+                    "only an owner of `{dataset}` (a provider system of its organisation) or an \
+                 admin uploads to it"
+                ))
+            },
+        );
     }
+    let journal = config.journal.as_deref();
+    let record = match journal {
+        Some(j) => j.started(p, &dataset, mode).await,
+        None => None,
+    };
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let result = receive(
+        engine,
+        caller,
+        config,
+        expected_rows,
+        mode,
+        &dataset,
+        stream,
+        Arc::clone(&received),
+    )
+    .await;
+    if let (Some(j), Some(id)) = (journal, record) {
+        let bytes = received.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = match &result {
+            Ok((_, report)) => Ok((report.version, report.rows)),
+            Err(s) => Err(s.message().to_owned()),
+        };
+        j.finished(id, bytes, outcome).await;
+    }
+    result.map(|(put, _)| put)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    engine: &Arc<Engine>,
+    caller: &Caller,
+    config: &FlightConfig,
+    expected_rows: Option<usize>,
+    mode: LoadMode,
+    dataset: &str,
+    stream: PeekableFlightDataStream,
+    counted: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(PutResult, PutReport), Status> {
+    let dataset = dataset.to_owned();
+    let p = &caller.principal;
     let mut batches = Vec::new();
     let max = config.max_upload_bytes;
     let mut received = 0usize;
+    let mut declared = 0u64;
     // The end marker is a message without IPC data: taken out here, before the decoder
     // (which only understands IPC messages), and any data after it is refused.
     let marker: Arc<parking_lot::Mutex<Option<u64>>> = Arc::default();
@@ -193,12 +276,19 @@ pub(crate) async fn put_upload(
                 return Ok(None);
             }
             received = received.saturating_add(data.data_body.len() + data.data_header.len());
+            counted.store(received as u64, std::sync::atomic::Ordering::Relaxed);
             if received > max {
                 return Err(Status::resource_exhausted(format!(
                     "the upload exceeds {max} bytes; nothing was committed"
                 )));
             }
-            check_declared_sizes(&data, max)?;
+            declared = declared.saturating_add(check_declared_sizes(&data, max)?);
+            if declared > max as u64 {
+                return Err(Status::resource_exhausted(format!(
+                    "the upload declares more than {max} bytes once decompressed; nothing was \
+                     committed"
+                )));
+            }
             Ok(Some(data))
         })();
         std::future::ready(out.transpose())
@@ -289,16 +379,20 @@ pub(crate) async fn put_upload(
             }
         }
     };
-    Ok(PutResult {
-        app_metadata: serde_json::to_vec(&meta).unwrap_or_default().into(),
-    })
+    Ok((
+        PutResult {
+            app_metadata: serde_json::to_vec(&meta).unwrap_or_default().into(),
+        },
+        meta,
+    ))
 }
 
-/// Refuse an IPC message whose compressed buffers declare more than `max` bytes in all once
-/// decompressed (arrow reserves the declared size before it decompresses).
-pub(crate) fn check_declared_sizes(data: &FlightData, max: usize) -> Result<(), Status> {
+/// The bytes an IPC message will take once decoded: what its compressed buffers declare
+/// (arrow reserves that before it decompresses), or its body. Refuses a message that
+/// declares more than `max` on its own.
+pub(crate) fn check_declared_sizes(data: &FlightData, max: usize) -> Result<u64, Status> {
     if data.data_header.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let message = dagr_engine::arrow::ipc::root_as_message(&data.data_header)
         .map_err(|e| bad_input("invalid IPC message header", e))?;
@@ -306,10 +400,10 @@ pub(crate) fn check_declared_sizes(data: &FlightData, max: usize) -> Result<(), 
         .header_as_record_batch()
         .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
     let Some(batch) = batch else {
-        return Ok(());
+        return Ok(0);
     };
     if batch.compression().is_none() {
-        return Ok(());
+        return Ok(data.data_body.len() as u64);
     }
     let body = &data.data_body;
     let mut total = 0u64;
@@ -337,5 +431,5 @@ pub(crate) fn check_declared_sizes(data: &FlightData, max: usize) -> Result<(), 
             )));
         }
     }
-    Ok(())
+    Ok(total)
 }

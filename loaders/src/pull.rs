@@ -161,6 +161,9 @@ pub(crate) async fn open_stream(
     Ok((stream, origin))
 }
 
+/// How the temporary files of unfinished pulls and syncs end.
+pub(crate) const PARTIAL_SUFFIX: &str = ".dagr-partial";
+
 /// A file being written under a temporary name, renamed into place by [`Staged::commit`].
 pub(crate) struct Staged {
     tmp: PathBuf,
@@ -179,7 +182,17 @@ impl Staged {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| LoadError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let tmp = dir.join(format!(".{}.dagr-partial", name.to_string_lossy()));
+        // A name of its own per run: a pull and a sync of the same file cannot write into
+        // each other's partial file.
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{}.{}-{unique}{PARTIAL_SUFFIX}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let file = File::create(&tmp)
             .map_err(|e| LoadError::Io(format!("cannot write {}: {e}", tmp.display())))?;
         Ok((
@@ -347,4 +360,30 @@ async fn pull_once(
         rows: progress.rows(),
         seconds: progress.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn an_unfinished_file_never_replaces_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("persons.parquet");
+        std::fs::write(&target, b"previous").unwrap();
+        {
+            let (_staged, mut file) = Staged::new(&target).unwrap();
+            file.write_all(b"half of the new").unwrap();
+            // Dropped without commit: an error or an interrupted run.
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"previous");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "the partial file was not removed");
+        let (staged, mut file) = Staged::new(&target).unwrap();
+        file.write_all(b"new").unwrap();
+        staged.commit(file).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    }
 }

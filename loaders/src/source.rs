@@ -40,8 +40,9 @@
 //! non-string column is always null. Files in another encoding than UTF-8 are transcoded
 //! while they are read ([`CsvOptions::encoding`], any WHATWG label that `encoding_rs`
 //! knows). With [`CsvOptions::infer_schema`], column types are first inferred by
-//! arrow-csv (from the first 1000 records), values read as that type and then cast to the
-//! defined one (values that do not read as the inferred type are parsed directly).
+//! arrow-csv (from the first 1000 records); a value is still parsed as the defined type, so
+//! nothing is ever changed by the inference (the one shortcut: a whole number written as
+//! `100001.0` in a column inferred as floating point loads into an integer attribute).
 //!
 //! # PostgreSQL
 //!
@@ -169,8 +170,8 @@ pub struct CsvOptions {
     /// Encoding label: `utf-8` (default), `windows-1257`, `iso-8859-13`, `iso-8859-1`, ...
     /// (any label `encoding_rs` knows).
     pub encoding: String,
-    /// Infer column types with arrow-csv and cast them, instead of parsing every value as
-    /// the defined type (default false).
+    /// Infer column types with arrow-csv first (default false); values are still parsed as
+    /// the defined type, and `100001.0` is accepted for an integer attribute.
     pub infer_schema: bool,
     /// Text that means null in an unquoted field; `None` (default): the empty field.
     pub null: Option<String>,

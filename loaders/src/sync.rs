@@ -146,13 +146,16 @@ pub async fn sync(
             })
         }
     };
+    remove_partials(dir, dataset);
     let Some(local) = local else {
-        let reason = if path.exists() {
-            format!("{} was not written by dagr; replaced", path.display())
-        } else {
-            "no local copy yet".to_owned()
-        };
-        return full(None, reason).await;
+        if path.exists() {
+            return Err(LoadError::Usage(format!(
+                "{} exists but is not a copy made by dagr sync (its metadata names no version); \
+                 move it away or sync into another directory",
+                path.display()
+            )));
+        }
+        return full(None, "no local copy yet".to_owned()).await;
     };
     if local.dataset != dataset {
         return Err(LoadError::Usage(format!(
@@ -233,6 +236,35 @@ pub async fn sync(
         rows,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Remove the partial files that interrupted runs left beside this copy (under the lock, so
+/// no running sync's file is touched; a running pull's neither, by its process id).
+fn remove_partials(dir: &Path, dataset: &str) {
+    let prefix = format!(".{dataset}.parquet.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(middle) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(crate::pull::PARTIAL_SUFFIX))
+        else {
+            continue;
+        };
+        // `{pid}-{nanos}`: a process that still runs (a pull into the same file) keeps its own.
+        let alive = middle
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+            });
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn row_count(path: &Path) -> Result<u64> {

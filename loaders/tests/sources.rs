@@ -505,8 +505,8 @@ async fn csv_with_infer_schema_casts_inferred_types() {
     let loaded = load_paths(&[&path], &infer, &t).await;
     assert_eq!(loaded.all(&t), batch_of(&PEOPLE, t.schema()));
 
-    // `100001.0` is inferred as Float64 and cast to the Int64 attribute; without inference
-    // it is not an Int64.
+    // `100001.0` is inferred as Float64: a whole number, it reads into the Int64 attribute;
+    // without inference it is not an Int64.
     let text = csv_of(&PEOPLE[..1], ',', true, "\n").replace(",100001,", ",100001.0,");
     let path = write(&dir.path().join("floats.csv"), text);
     let loaded = load_paths(&[&path], &infer, &t).await;
@@ -519,6 +519,99 @@ async fn csv_with_infer_schema_casts_inferred_types() {
             d(&path)
         )
     );
+}
+
+/// A dataset of one attribute of each type `--infer-schema` could change.
+fn measures() -> Target {
+    use dagr_engine::Attribute;
+    let a = |name: &str, t: DataType| Attribute::new(name, t, name);
+    let definition = DatasetDefinition {
+        name: "measures".into(),
+        owner: "test".into(),
+        description: String::new(),
+        primary_key: vec!["id".into()],
+        attributes: vec![
+            a("id", DataType::Int64),
+            a("count", DataType::Int64),
+            a("amount", DataType::Decimal128(10, 2)),
+            a("big", DataType::Decimal128(38, 2)),
+            a("flag", DataType::Boolean),
+        ],
+    }
+    .validated()
+    .unwrap();
+    Target::new(definition, false)
+}
+
+#[tokio::test]
+async fn csv_with_infer_schema_never_changes_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let infer = SourceOptions {
+        csv: CsvOptions {
+            infer_schema: true,
+            ..CsvOptions::default()
+        },
+        ..defaults()
+    };
+    let t = measures();
+    // arrow-csv infers `count`, `amount` and `big` as Float64 and `flag` as Int64; the values
+    // are read exactly (a Float64 would round `big`).
+    let good = "id,count,amount,big,flag\n\
+                1,100001.0,1.5,12345678901234567890.12,1\n\
+                2,-7.,2.25,-0.01,0\n";
+    let path = write(&dir.path().join("good.csv"), good);
+    let all = load_paths(&[&path], &infer, &t).await.all(&t);
+    let fmt = |name: &str| -> Vec<String> {
+        let c = all.column(all.schema().index_of(name).unwrap());
+        let f =
+            arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap();
+        (0..c.len()).map(|i| f.value(i).to_string()).collect()
+    };
+    assert_eq!(fmt("count"), ["100001", "-7"]);
+    assert_eq!(fmt("amount"), ["1.50", "2.25"]);
+    assert_eq!(fmt("big"), ["12345678901234567890.12", "-0.01"]);
+    assert_eq!(fmt("flag"), ["true", "false"]);
+
+    // A value the attribute cannot hold exactly is refused where it is, as without
+    // inference (a cast through the inferred type would truncate, round, or make `2` true).
+    let cases = [
+        (
+            "fraction",
+            "1,100001.5,1.5,1.5,1",
+            "column `count`: `100001.5` is not an Int64",
+        ),
+        (
+            "places",
+            "1,1,1.234,1.5,1",
+            "column `amount`: `1.234` has more decimal places than Decimal128(10, 2) holds (2)",
+        ),
+        (
+            "precision",
+            "1,1,1.5,12345678901234567890.125,1",
+            "column `big`: `12345678901234567890.125` has more decimal places than Decimal128(38, 2) holds (2)",
+        ),
+        (
+            "boolean",
+            "1,1,1.5,1.5,2",
+            "column `flag`: `2` is not a Boolean",
+        ),
+        (
+            "range",
+            "1,100000000000000000000.0,1.5,1.5,1",
+            "column `count`: `100000000000000000000.0` is not an Int64",
+        ),
+    ];
+    for (name, row, message) in cases {
+        let text = format!("id,count,amount,big,flag\n2,-7,2.25,-0.01,0\n{row}\n");
+        let path = write(&dir.path().join(format!("{name}.csv")), text);
+        let expected = format!("{}, line 3, row 2, {message}", d(&path));
+        assert_eq!(load_error(&[&path], &infer, &t).await, expected, "{name}");
+        assert_eq!(
+            load_error(&[&path], &defaults(), &t).await,
+            expected,
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1061,6 +1154,169 @@ async fn wrong_typed_parquet_columns() {
     assert_eq!(load_paths(&[&path], &defaults(), &t).await.all(&t), good);
 }
 
+/// A dataset of timestamps, a date and a time.
+fn moments() -> Target {
+    use arrow::datatypes::TimeUnit;
+    use dagr_engine::Attribute;
+    let a = |name: &str, t: DataType| Attribute::new(name, t, name);
+    let definition = DatasetDefinition {
+        name: "moments".into(),
+        owner: "test".into(),
+        description: String::new(),
+        primary_key: vec!["id".into()],
+        attributes: vec![
+            a("id", DataType::Int64),
+            a("at", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            a(
+                "at_utc",
+                DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+            ),
+            a("day", DataType::Date32),
+            a("time", DataType::Time32(TimeUnit::Millisecond)),
+        ],
+    }
+    .validated()
+    .unwrap();
+    Target::new(definition, false)
+}
+
+#[tokio::test]
+async fn typed_columns_are_not_rounded_into_a_coarser_unit() {
+    use arrow::array::{
+        Date64Array, Time64MicrosecondArray, TimestampMicrosecondArray, TimestampMillisecondArray,
+        TimestampNanosecondArray,
+    };
+    use arrow::datatypes::TimeUnit;
+    let dir = tempfile::tempdir().unwrap();
+    let t = moments();
+    const DAY: i64 = 86_400_000;
+    // Two rows: `at` in ns, `at_utc` in ms at +02:00, `day` as Date64, `time` as Time64(µs).
+    let batch = |at: [i64; 2], at_utc: [i64; 2], day: [i64; 2], time: [i64; 2]| {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("at", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new(
+                "at_utc",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+02:00".into())),
+                true,
+            ),
+            Field::new("day", DataType::Date64, true),
+            Field::new("time", DataType::Time64(TimeUnit::Microsecond), true),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(TimestampNanosecondArray::from(at.to_vec())),
+            Arc::new(TimestampMillisecondArray::from(at_utc.to_vec()).with_timezone("+02:00")),
+            Arc::new(Date64Array::from(day.to_vec())),
+            Arc::new(Time64MicrosecondArray::from(time.to_vec())),
+        ];
+        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    };
+    // Whole units, negative ones too, convert exactly; between zones the instant is kept.
+    let exact = batch(
+        [1_700_000_000_123_456_000, -1_000],
+        [1_700_000_000_000, -2_000],
+        [19_000 * DAY, -DAY],
+        [45_296_789_000, 0],
+    );
+    let path = write_ipc_file(&dir.path().join("exact.arrow"), &exact);
+    let all = load_paths(&[&path], &defaults(), &t).await.all(&t);
+    let fmt = |name: &str| -> Vec<String> {
+        let c = all.column(all.schema().index_of(name).unwrap());
+        let f =
+            arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap();
+        (0..c.len()).map(|i| f.value(i).to_string()).collect()
+    };
+    assert_eq!(
+        fmt("at"),
+        ["2023-11-14T22:13:20.123456", "1969-12-31T23:59:59.999999"]
+    );
+    assert_eq!(
+        fmt("at_utc"),
+        ["2023-11-14T22:13:20Z", "1969-12-31T23:59:58Z"]
+    );
+    assert_eq!(fmt("day"), ["2022-01-08", "1969-12-31"]);
+    assert_eq!(fmt("time"), ["12:34:56.789", "00:00:00"]);
+
+    // A value the coarser unit cannot hold is refused at its row (Arrow would truncate it,
+    // negative ones towards zero).
+    let cases = [
+        (
+            "at",
+            batch([0, -1_500], [0, 0], [0, 0], [0, 0]),
+            "column `at`: `1969-12-31T23:59:59.999998500` (Timestamp(ns)) is more precise than Timestamp(µs) holds",
+        ),
+        (
+            "at_utc",
+            batch([0, 0], [0, 1_500], [0, 0], [0, 0]),
+            "column `at_utc`: `1970-01-01T02:00:01.500+02:00` (Timestamp(ms, \"+02:00\")) is more precise than Timestamp(s, \"UTC\") holds",
+        ),
+        (
+            "day",
+            batch([0, 0], [0, 0], [0, DAY + 3_600_000], [0, 0]),
+            "column `day`: `1970-01-02T01:00:00` (Date64) is more precise than Date32 holds",
+        ),
+        (
+            "time",
+            batch([0, 0], [0, 0], [0, 0], [0, 1_001]),
+            "column `time`: `00:00:00.001001` (Time64(µs)) is more precise than Time32(ms) holds",
+        ),
+    ];
+    for (name, batch, message) in cases {
+        let path = write_ipc_file(&dir.path().join(format!("{name}.arrow")), &batch);
+        assert_eq!(
+            load_error(&[&path], &defaults(), &t).await,
+            format!("{}, row 2, {message}", d(&path)),
+            "{name}"
+        );
+    }
+
+    // A time zone is neither added nor dropped: the whole column is refused.
+    let zeros = batch([0, 0], [0, 0], [0, 0], [0, 0]);
+    let retype = |i: usize, field: Field, column: ArrayRef| {
+        let mut fields: Vec<Field> = zeros
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[i] = field;
+        let mut columns = zeros.columns().to_vec();
+        columns[i] = column;
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    };
+    let zoned = retype(
+        1,
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Arc::new(TimestampMicrosecondArray::from(vec![0, 0]).with_timezone("UTC")),
+    );
+    let path = write_ipc_file(&dir.path().join("zoned.arrow"), &zoned);
+    assert_eq!(
+        load_error(&[&path], &defaults(), &t).await,
+        format!(
+            "{}, column `at`: column `at` has type Timestamp(µs, \"UTC\"); the dataset defines Timestamp(µs) (a timestamp's time zone is not dropped)",
+            d(&path)
+        )
+    );
+    let naive = retype(
+        2,
+        Field::new("at_utc", DataType::Timestamp(TimeUnit::Second, None), true),
+        Arc::new(arrow::array::TimestampSecondArray::from(vec![0, 0])),
+    );
+    let path = write_ipc_file(&dir.path().join("naive.arrow"), &naive);
+    assert_eq!(
+        load_error(&[&path], &defaults(), &t).await,
+        format!(
+            "{}, column `at_utc`: column `at_utc` has type Timestamp(s); the dataset defines Timestamp(s, \"UTC\") (a timestamp without a time zone is not given one)",
+            d(&path)
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Change sets
 // ---------------------------------------------------------------------------------------
@@ -1559,5 +1815,82 @@ async fn postgres_table_query_types_and_errors() {
     assert!(
         no_table.to_string().contains("does not exist"),
         "{no_table}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_timestamps_keep_their_precision_and_zone() {
+    let Some(url) = postgres_url() else { return };
+    let t = moments();
+    let query = |at: &str, at_utc: &str| SourceOptions {
+        pg_query: Some(format!(
+            "SELECT 1::int8 AS id, {at} AS at, {at_utc} AS at_utc, '2024-03-01'::date AS day, \
+             '12:34:56.789' AS time"
+        )),
+        ..defaults()
+    };
+    // The label quotes the query, shortened.
+    let ends = |err: LoadError, end: &str| {
+        let err = err.to_string();
+        assert!(
+            err.starts_with("postgresql: SELECT 1::int8 AS id,") && err.ends_with(end),
+            "{err}"
+        );
+    };
+    // timestamptz into a zoned attribute of a coarser unit: whole seconds convert.
+    let exact = query(
+        "'2024-03-01 12:34:56.789012'::timestamp",
+        "'2024-03-01 12:00:00+02'::timestamptz",
+    );
+    let all = load(std::slice::from_ref(&url), &exact, &t)
+        .await
+        .unwrap()
+        .all(&t);
+    let fmt = |name: &str| {
+        let c = all.column(all.schema().index_of(name).unwrap());
+        arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
+            .unwrap()
+            .value(0)
+            .to_string()
+    };
+    assert_eq!(fmt("at"), "2024-03-01T12:34:56.789012");
+    assert_eq!(fmt("at_utc"), "2024-03-01T10:00:00Z");
+    // A fraction of a second is refused at its row.
+    let fraction = query(
+        "'2024-03-01 12:34:56'::timestamp",
+        "'2024-03-01 12:00:00.5+02'::timestamptz",
+    );
+    let err = load(std::slice::from_ref(&url), &fraction, &t)
+        .await
+        .err()
+        .unwrap();
+    ends(
+        err,
+        ", row 1, column `at_utc`: `2024-03-01T10:00:00.500Z` (Timestamp(µs, \"UTC\")) is more precise than Timestamp(s, \"UTC\") holds",
+    );
+    // A time zone is neither dropped nor added.
+    let dropped = query(
+        "'2024-03-01 12:34:56+02'::timestamptz",
+        "'2024-03-01 12:00:00+02'::timestamptz",
+    );
+    let err = load(std::slice::from_ref(&url), &dropped, &t)
+        .await
+        .err()
+        .unwrap();
+    ends(
+        err,
+        ", column `at`: column `at` has PostgreSQL type timestamptz; the dataset defines Timestamp(µs)",
+    );
+    let added = query(
+        "'2024-03-01 12:34:56'::timestamp",
+        "'2024-03-01 12:00:00'::timestamp",
+    );
+    let err = load(std::slice::from_ref(&url), &added, &t)
+        .await
+        .err()
+        .unwrap();
+    ends(
+        err,
+        ", column `at_utc`: column `at_utc` has PostgreSQL type timestamp; the dataset defines Timestamp(s, \"UTC\")",
     );
 }

@@ -456,7 +456,8 @@ fn broke_off(bytes: u64) -> String {
 async fn validate_and_commit(shared: &Shared, dataset: &str, path: PathBuf) -> LoadOutcome {
     // The semaphore is never closed.
     let _permit = shared.parallel.acquire().await.ok();
-    let read = tokio::task::spawn_blocking(move || read_parquet(&path)).await;
+    let budget = shared.config.max_upload_bytes;
+    let read = tokio::task::spawn_blocking(move || read_parquet(&path, budget)).await;
     let batches = match read {
         Ok(Ok(batches)) => batches,
         Ok(Err(Unreadable::Parquet(reason))) => return LoadOutcome::refused(reason),
@@ -492,16 +493,36 @@ enum Unreadable {
 }
 
 /// Every batch of the Parquet file at `path`, read batch by batch (blocking).
-fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, Unreadable> {
+fn read_parquet(path: &Path, budget: u64) -> Result<Vec<RecordBatch>, Unreadable> {
     let file = std::fs::File::open(path).map_err(Unreadable::Io)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(READ_BATCH_ROWS).build())
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Unreadable::Parquet(format!("not a Parquet file: {e}")))?;
+    // A small file can decode to far more (run-length and dictionary encodings): the row
+    // count is checked before anything is decoded, the decoded size as batches arrive.
+    let rows = builder.metadata().file_metadata().num_rows();
+    if rows < 0 || rows as u64 > dagr_engine::snapshot::MAX_ROWS as u64 {
+        return Err(Unreadable::Parquet(format!(
+            "the file holds {rows} rows; a snapshot holds at most {}",
+            dagr_engine::snapshot::MAX_ROWS
+        )));
+    }
+    let reader = builder
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
         .map_err(|e| Unreadable::Parquet(format!("not a Parquet file: {e}")))?;
     let mut batches = Vec::new();
+    let mut decoded = 0u64;
     for batch in reader {
-        batches.push(
-            batch.map_err(|e| Unreadable::Parquet(format!("not a readable Parquet file: {e}")))?,
-        );
+        let batch =
+            batch.map_err(|e| Unreadable::Parquet(format!("not a readable Parquet file: {e}")))?;
+        decoded = decoded.saturating_add(batch.get_array_memory_size() as u64);
+        if decoded > budget {
+            return Err(Unreadable::Parquet(format!(
+                "the file decodes to more than {budget} bytes of data, the most one upload may \
+                 hold"
+            )));
+        }
+        batches.push(batch);
     }
     Ok(batches)
 }

@@ -290,7 +290,7 @@ async fn a_change_set_can_make_the_first_version() {
         contents(&s).keys().cloned().collect::<Vec<_>>(),
         [code(1), code(3)]
     );
-    // Deletes alone on an empty dataset make an empty first version.
+    // Deletes alone on an empty dataset change nothing: no version is committed.
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path()).await;
     e.create_dataset(people_def()).await.unwrap();
@@ -298,8 +298,19 @@ async fn a_change_set_can_make_the_first_version() {
         .apply_changes("people", vec![delete_keys(&[code(1)])])
         .await
         .unwrap();
-    assert_eq!((counts(&r), r.version, r.rows), ((0, 0, 0, 1), 1, 0));
-    assert_eq!(e.current("people").unwrap().num_rows(), 0);
+    assert_eq!((counts(&r), r.version, r.rows), ((0, 0, 0, 1), 0, 0));
+    assert!(matches!(e.current("people"), Err(Error::NoSnapshot(_))));
+    assert!(e.versions("people").await.unwrap().is_empty());
+    let e = Engine::open_dir(dir.path(), EngineConfig::default())
+        .await
+        .unwrap();
+    assert!(e.current_opt("people").unwrap().is_none());
+    // The first real change is version 1.
+    let r = e
+        .apply_changes("people", vec![change_batch(&[upsert(1, person(1, 1))])])
+        .await
+        .unwrap();
+    assert_eq!((counts(&r), r.version, r.rows), ((1, 0, 0, 0), 1, 1));
 }
 
 #[tokio::test]
@@ -308,7 +319,7 @@ async fn refused_change_sets_name_the_row_or_column_and_change_nothing() {
     let e = with_people(dir.path(), 100).await;
     let ok = || change_batch(&[upsert(1, person(1, 2)), delete(2)]);
 
-    // Rows are numbered across batches: the null key is row 3.
+    // Rows are numbered from 1 across batches: the null key is row 4.
     let nullkey = with_column(
         &change_batch(&[upsert(200, person(200, 2)), delete(5)]),
         "personal_code",
@@ -320,7 +331,9 @@ async fn refused_change_sets_name_the_row_or_column_and_change_nothing() {
             .unwrap_err(),
     );
     assert!(
-        r.contains("primary key column `personal_code` has 1 null value(s) (first at row 3)"),
+        r.contains(
+            "primary key column `personal_code` has 1 null value(s) (first at row 4) (row 1 is the first row of the change set)"
+        ),
         "{r}"
     );
 
@@ -344,7 +357,9 @@ async fn refused_change_sets_name_the_row_or_column_and_change_nothing() {
             .unwrap_err(),
     );
     assert!(
-        r.contains("`_dagr_change` is `upsret` at row 3") && r.contains("`upsert` or `delete`"),
+        r.contains(
+            "`_dagr_change` is `upsret` at row 4 (row 1 is the first row of the change set)"
+        ) && r.contains("`upsert` or `delete`"),
         "{r}"
     );
     let null_op = batch(vec![
@@ -352,7 +367,7 @@ async fn refused_change_sets_name_the_row_or_column_and_change_nothing() {
         (CHANGE_COLUMN, strings([None].into_iter())),
     ]);
     let r = refused(e.apply_changes("people", vec![null_op]).await.unwrap_err());
-    assert!(r.contains("`_dagr_change` is null at row 0"), "{r}");
+    assert!(r.contains("`_dagr_change` is null at row 1"), "{r}");
 
     let mistyped = with_column(
         &ok(),
@@ -386,7 +401,7 @@ async fn refused_change_sets_name_the_row_or_column_and_change_nothing() {
         .unwrap_err(),
     );
     assert!(
-        r.contains("required column `municipality` has 1 null value(s) (first at row 1)"),
+        r.contains("required column `municipality` has 1 null value(s) (first at row 2)"),
         "{r}"
     );
 
@@ -942,4 +957,219 @@ async fn cells_the_caller_cannot_see_read_as_null_in_the_feed() {
     let b: Vec<RecordBatch> = feed.batches(100).collect::<Result<_, _>>().unwrap();
     let incomes = b[0].column(3).as_primitive::<Int64Type>();
     assert_eq!(incomes.iter().collect::<Vec<_>>(), [Some(6)]);
+}
+
+#[tokio::test]
+async fn the_feed_is_refused_when_key_cells_are_hidden_on_rows_the_caller_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 30).await;
+    e.apply_changes("people", vec![change_batch(&[upsert(3, person(3, 9))])])
+        .await
+        .unwrap();
+    // Every row's place, but the key and income only in Rīga: the dataset in full shows the
+    // other rows with a null key, which no feed could ever delete or update.
+    let partial_key = grants(vec![(
+        "people",
+        vec![
+            Grant::attributes(["municipality"]),
+            Grant::attributes(["personal_code", "income"]).with_row_scope("municipality = 'Rīga'"),
+        ],
+    )]);
+    let view = e.view("people", &partial_key).unwrap();
+    let whole = view.head(100).unwrap();
+    assert_eq!(whole.num_rows(), 30);
+    assert_eq!(whole.column(0).null_count(), 20, "null keys outside Rīga");
+    for since in [1, 2] {
+        let err = e
+            .change_feed("people", since, &partial_key)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::ChangesUnavailable { reason, .. }
+                if reason.contains("do not cover the key") && reason.contains("pull the dataset in full")),
+            "{err}"
+        );
+    }
+    // The key on every row the caller sees (rows and key scoped alike) is fine.
+    let scoped = grants(vec![(
+        "people",
+        vec![
+            Grant::attributes(["personal_code", "municipality", "income"])
+                .with_row_scope("municipality = 'Rīga'"),
+        ],
+    )]);
+    let feed = e.change_feed("people", 1, &scoped).await.unwrap();
+    assert_eq!(
+        keys_of(&feed.to_view().snapshot, feed.upserts.clone()),
+        [code(3)].into()
+    );
+}
+
+#[tokio::test]
+async fn the_version_a_commit_replaced_is_served_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 1000).await;
+    e.apply_changes("people", vec![change_batch(&[upsert(1, person(1, 9))])])
+        .await
+        .unwrap();
+    // Version 1's files are gone: what the feed reads of it comes from memory.
+    std::fs::remove_dir_all(dir.path().join("datasets/people/v00000000000000000001")).unwrap();
+    let v1 = e.snapshot_at("people", 1).await.unwrap();
+    assert_eq!(v1.version(), 1);
+    assert!(Arc::ptr_eq(&v1, &e.snapshot_at("people", 1).await.unwrap()));
+    let feed = e
+        .change_feed("people", 1, &Access::Unrestricted)
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&feed.from_view().snapshot, &v1));
+    assert_eq!(
+        keys_of(&feed.to_view().snapshot, feed.upserts.clone()),
+        [code(1)].into()
+    );
+    assert_eq!(e.changes("people", 1).await.unwrap().updated.len(), 1);
+    drop((v1, feed));
+    // After a full load, version 2 is the one kept in memory.
+    e.load_batches("people", people(1000, 3)).await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("datasets/people/v00000000000000000002")).unwrap();
+    let c = e.changes("people", 2).await.unwrap();
+    assert_eq!((c.from.version(), c.updated.len()), (2, 1000));
+    // Version 1 is not: it is read back from the store, which no longer has it.
+    assert!(e.snapshot_at("people", 1).await.is_err());
+}
+
+/// The on-disk catalog of `people` in `dir`: (current, kept).
+fn disk_catalog(dir: &std::path::Path) -> (u64, Vec<u64>) {
+    let text = std::fs::read(dir.join("datasets/people/catalog.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let kept = json["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    (json["current"].as_u64().unwrap(), kept)
+}
+
+/// A load or change set whose caller is dropped at any point either commits whole or not at
+/// all: memory and the store never disagree, so no later version reuses a committed number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_caller_never_splits_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small loads, so that the commit itself is a good part of each.
+    let n = 2000;
+    let e = with_people(dir.path(), n).await;
+    let started = std::time::Instant::now();
+    e.load_batches("people", people(n, 2)).await.unwrap();
+    let load_time = started.elapsed();
+    let mut seed = 7u64;
+    let mut next = move |bound: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % bound.max(1)
+    };
+    let (mut dropped, mut finished) = (0, 0);
+    for round in 0..80i64 {
+        let cut = std::time::Duration::from_micros(next(load_time.as_micros() as u64 * 3 / 2));
+        let tag = 100 + round;
+        let done = if round % 2 == 0 {
+            tokio::time::timeout(cut, e.load_batches("people", people(n, tag)))
+                .await
+                .is_ok()
+        } else {
+            let set = change_batch(&[upsert(round as usize, person(round as usize, tag))]);
+            tokio::time::timeout(cut, e.apply_changes("people", vec![set]))
+                .await
+                .is_ok()
+        };
+        if done {
+            finished += 1;
+        } else {
+            dropped += 1;
+        }
+        // Wait for a commit left running: a change set that changes nothing takes the lock.
+        e.apply_changes("people", vec![delete_keys(&["nobody".to_owned()])])
+            .await
+            .unwrap();
+        let memory = e.versions("people").await.unwrap();
+        let current = e.current("people").unwrap().version();
+        let kept: Vec<u64> = memory.iter().map(|v| v.version).collect();
+        assert_eq!(disk_catalog(dir.path()), (current, kept), "round {round}");
+        assert!(memory.iter().any(|v| v.current && v.version == current));
+    }
+    assert!(
+        dropped > 0 && finished > 0,
+        "{dropped} dropped, {finished} finished"
+    );
+    let expected = contents(&e.current("people").unwrap());
+    let versions: Vec<u64> = e
+        .versions("people")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    drop(e);
+    let e = Engine::open_dir(dir.path(), EngineConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(contents(&e.current("people").unwrap()), expected);
+    let reopened: Vec<u64> = e
+        .versions("people")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(reopened, versions);
+    for v in versions {
+        assert_eq!(e.snapshot_at("people", v).await.unwrap().version(), v);
+    }
+}
+
+/// A part whose chunks a change set left untouched is not written again: the new version's
+/// directory links the previous version's file, and stays whole when that version expires.
+#[cfg(unix)]
+#[tokio::test]
+async fn unchanged_parts_are_linked_not_rewritten() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Two parts: chunks 0-3, and chunk 4.
+    let n = 4 * CHUNK_ROWS + 5000;
+    let config = EngineConfig {
+        keep_versions: 1,
+        ..EngineConfig::default()
+    };
+    let e = Engine::open_dir(dir.path(), config.clone()).await.unwrap();
+    e.create_dataset(people_def()).await.unwrap();
+    e.load_batches("people", people(n, 1)).await.unwrap();
+    let part = |v: u64, i: usize| {
+        dir.path()
+            .join(format!("datasets/people/v{v:020}/part-{i:05}.parquet"))
+    };
+    let inode = |v: u64, i: usize| std::fs::metadata(part(v, i)).unwrap().ino();
+    let (old0, old1) = (inode(1, 0), inode(1, 1));
+    // An update in place in chunk 0.
+    e.apply_changes("people", vec![change_batch(&[upsert(5, person(5, 9))])])
+        .await
+        .unwrap();
+    assert_ne!(inode(2, 0), old0, "the changed part is written anew");
+    assert_eq!(inode(2, 1), old1, "the unchanged part is linked");
+    // Version 1 expired and was deleted; version 2 is whole.
+    assert!(!part(1, 1).exists());
+    let mut expected = model(n, 1);
+    expected.insert(code(5), person(5, 9));
+    drop(e);
+    let e = Engine::open_dir(dir.path(), config).await.unwrap();
+    let s = e.current("people").unwrap();
+    assert_eq!((s.version(), contents(&s) == expected), (2, true));
+    // After a restart the restored version is the previous one: still linked.
+    let old1 = inode(2, 1);
+    e.apply_changes("people", vec![change_batch(&[upsert(6, person(6, 9))])])
+        .await
+        .unwrap();
+    assert_eq!(inode(3, 1), old1);
+    // A full load shares nothing: every part is written.
+    e.load_batches("people", people(n, 2)).await.unwrap();
+    assert_ne!(inode(4, 1), old1);
 }

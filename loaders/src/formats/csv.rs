@@ -1,21 +1,16 @@
 //! CSV: a streaming RFC 4180 parser that knows the line every record starts on, values
-//! collected as text and parsed as the defined types (or as the types arrow-csv infers,
-//! then cast).
+//! collected as text and parsed as the defined types (with `--infer-schema`, numbers in a
+//! column arrow-csv infers as Float64 may be whole numbers written with a zero fraction).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray, StringBuilder};
-use arrow::compute::is_not_null;
-use arrow::compute::kernels::zip::zip;
 use arrow::datatypes::DataType;
 use encoding_rs::Encoding;
 
 use super::text::{TextError, TextInput, TextRead};
-use super::{
-    Bad, Earliest, Emit, Plan, Rows, TargetInfo, cast_safe, first_lost, io_error, is_string,
-    parse_text,
-};
+use super::{Bad, Earliest, Emit, Plan, Rows, TargetInfo, io_error, is_string, parse_text};
 use crate::error::{LoadError, Location, Result};
 use crate::source::{CHANGE_COLUMN, CsvOptions, SourceBatch};
 
@@ -97,33 +92,49 @@ fn infer_types(
     )
 }
 
-/// Read text as the inferred type, then cast it to `to`; values that do not read that way
-/// are parsed as `to` directly.
+/// Parse text with the inferred type in mind. A cast through the inferred type is not
+/// exact (`100001.5` read as a Float64 and cast to Int64 is `100001`, `1.234` cast to
+/// Decimal(10, 2) is `1.23`, `2` cast to Boolean is `true`), so values are parsed as `to`
+/// directly, with the same values and errors as without inference. The one leniency: in
+/// a column inferred as Float64, a whole number written with a zero fraction (`100001.0`,
+/// `-7.`) reads into an integer attribute as that integer, exactly.
 fn parse_inferred(
     text: &StringArray,
     inferred: &DataType,
     to: &DataType,
 ) -> std::result::Result<ArrayRef, Bad> {
-    if is_string(to) || matches!(inferred, DataType::Utf8 | DataType::Null) || inferred == to {
+    if inferred != &DataType::Float64 || !to.is_integer() {
         return parse_text(text, to);
     }
-    let array: ArrayRef = Arc::new(text.clone());
-    let through = cast_safe(&array, inferred).and_then(|a| cast_safe(&a, to));
-    let Ok(through) = through else {
+    if !text.iter().flatten().any(|v| whole_number(v).is_some()) {
         return parse_text(text, to);
-    };
-    if first_lost(array.as_ref(), through.as_ref()).is_none() {
-        return Ok(through);
     }
-    let direct = parse_text(text, to)?;
-    let mask = is_not_null(through.as_ref()).map_err(|e| Bad {
-        index: None,
-        message: e.to_string(),
-    })?;
-    zip(&mask, &through, &direct).map_err(|e| Bad {
-        index: None,
-        message: e.to_string(),
+    let whole: StringArray = text
+        .iter()
+        .map(|v| v.map(|v| whole_number(v).unwrap_or(v)))
+        .collect();
+    parse_text(&whole, to).map_err(|bad| match bad.index {
+        // Reported as written (`3000000000.0` is not an Int32), as without inference.
+        Some(i) => match parse_text(&text.slice(i, 1), to) {
+            Err(direct) => Bad {
+                index: Some(i),
+                message: direct.message,
+            },
+            Ok(_) => bad,
+        },
+        None => bad,
     })
+}
+
+/// The integer part of `[+-]digits.zeros` (`100001.0` → `100001`); no exponent, nothing
+/// else, so that the integer is exactly the value written.
+fn whole_number(v: &str) -> Option<&str> {
+    let (int, fraction) = v.split_once('.')?;
+    let digits = int.strip_prefix(['-', '+']).unwrap_or(int);
+    let whole = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b == b'0');
+    whole.then_some(int)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

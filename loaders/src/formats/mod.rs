@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use dagr_engine::task::SpawnedTask;
 use futures::StreamExt;
@@ -417,7 +418,11 @@ pub(super) fn convertible(from: &DataType, to: &DataType) -> bool {
             (is_decimal(t) && decimal_scale(t) >= decimal_scale(f)) || t.is_floating()
         }
         (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64) => true,
-        (DataType::Timestamp(..), DataType::Timestamp(..)) => true,
+        // A time zone is neither added to nor dropped from a timestamp: that would change
+        // the instant (or the wall-clock time). Between zones the instant is kept.
+        (DataType::Timestamp(_, from_tz), DataType::Timestamp(_, to_tz)) => {
+            from_tz.is_some() == to_tz.is_some()
+        }
         (DataType::Time32(_) | DataType::Time64(_), DataType::Time32(_) | DataType::Time64(_)) => {
             true
         }
@@ -428,7 +433,16 @@ pub(super) fn convertible(from: &DataType, to: &DataType) -> bool {
 
 /// The message for a typed column that cannot be read into its attribute.
 pub(super) fn type_mismatch(column: &str, from: &DataType, to: &DataType) -> String {
-    format!("column `{column}` has type {from}; the dataset defines {to}")
+    let zones = match (from, to) {
+        (DataType::Timestamp(_, None), DataType::Timestamp(_, Some(_))) => {
+            " (a timestamp without a time zone is not given one)"
+        }
+        (DataType::Timestamp(_, Some(_)), DataType::Timestamp(_, None)) => {
+            " (a timestamp's time zone is not dropped)"
+        }
+        _ => "",
+    };
+    format!("column `{column}` has type {from}; the dataset defines {to}{zones}")
 }
 
 fn cast_safe(array: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, Bad> {
@@ -517,16 +531,68 @@ pub(super) fn convert_typed(array: &ArrayRef, to: &DataType) -> std::result::Res
         return parse_text(text.as_string::<i32>(), to);
     }
     let out = cast_safe(array, to)?;
-    match first_lost(array.as_ref(), out.as_ref()) {
-        None => Ok(out),
-        Some(i) => Err(Bad {
+    if let Some(i) = first_lost(array.as_ref(), out.as_ref()) {
+        return Err(Bad {
             index: Some(i),
             message: format!(
                 "{} ({}) does not fit {to}",
                 quoted(&value_text(array.as_ref(), i)),
                 array.data_type()
             ),
-        }),
+        });
+    }
+    let to_base = match to {
+        DataType::Dictionary(_, v) => v.as_ref(),
+        t => t,
+    };
+    if may_round(base, to_base) {
+        // Arrow divides (truncating) into a coarser unit and rounds integers into floats;
+        // a value is not silently changed here: it must come back unchanged.
+        let input = if base == array.data_type() {
+            Arc::clone(array)
+        } else {
+            cast_safe(array, base)?
+        };
+        let back = cast_safe(&out, base)?;
+        let changed = distinct(&input, &back).map_err(|e| Bad {
+            index: None,
+            message: e.to_string(),
+        })?;
+        if let Some(i) = (0..changed.len()).find(|&i| changed.value(i)) {
+            return Err(Bad {
+                index: Some(i),
+                message: format!(
+                    "{} ({base}) is more precise than {to} holds",
+                    quoted(&value_text(input.as_ref(), i)),
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a cast from `from` to `to` (both convertible) may change a value that it does
+/// not lose: into a coarser time unit, `Date64` into `Date32` (whole days), integers into
+/// floats (whose mantissa may be too short).
+fn may_round(from: &DataType, to: &DataType) -> bool {
+    use DataType::{Date32, Date64, Duration, Time32, Time64, Timestamp};
+    let coarser = |a: &TimeUnit, b: &TimeUnit| unit_rank(b) < unit_rank(a);
+    match (from, to) {
+        (Timestamp(a, _), Timestamp(b, _))
+        | (Time32(a) | Time64(a), Time32(b) | Time64(b))
+        | (Duration(a), Duration(b)) => coarser(a, b),
+        (Date64, Date32) => true,
+        (f, t) => f.is_integer() && t.is_floating(),
+    }
+}
+
+/// Time units from the coarsest.
+fn unit_rank(unit: &TimeUnit) -> u8 {
+    match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
     }
 }
 
@@ -683,7 +749,6 @@ pub(super) fn io_error(source: &str, e: &std::io::Error) -> LoadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::datatypes::TimeUnit;
 
     fn parse(values: &[Option<&str>], to: &DataType) -> std::result::Result<ArrayRef, Bad> {
         parse_text(&values.iter().copied().collect::<StringArray>(), to)
@@ -728,10 +793,32 @@ mod tests {
         assert!(convertible(&Utf8View, &Date32));
         assert!(!convertible(&Int64, &Utf8));
         assert!(!convertible(&Boolean, &Int8));
+        // Units convert; a time zone is neither added nor dropped, but may change.
         assert!(convertible(
+            &Timestamp(TimeUnit::Nanosecond, None),
+            &Timestamp(TimeUnit::Second, None)
+        ));
+        assert!(!convertible(
             &Timestamp(TimeUnit::Nanosecond, None),
             &Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         ));
+        assert!(!convertible(
+            &Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            &Timestamp(TimeUnit::Microsecond, None)
+        ));
+        assert!(convertible(
+            &Timestamp(TimeUnit::Millisecond, Some("+02:00".into())),
+            &Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        ));
+        assert_eq!(
+            type_mismatch(
+                "at",
+                &Timestamp(TimeUnit::Microsecond, None),
+                &Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            ),
+            "column `at` has type Timestamp(µs); the dataset defines Timestamp(µs, \"UTC\") \
+             (a timestamp without a time zone is not given one)"
+        );
         assert!(convertible(
             &Dictionary(Box::new(Int32), Box::new(Utf8)),
             &Utf8
@@ -740,5 +827,123 @@ mod tests {
         let bad = convert_typed(&big, &Int32).unwrap_err();
         assert_eq!(bad.index, Some(1));
         assert_eq!(bad.message, "`1099511627776` (Int64) does not fit Int32");
+    }
+
+    /// Converts `from` to `to`: the values, or the row and message of the first refused.
+    fn typed(from: ArrayRef, to: &DataType) -> std::result::Result<Vec<String>, (usize, String)> {
+        match convert_typed(&from, to) {
+            Ok(out) => {
+                assert_eq!(out.data_type(), to);
+                Ok((0..out.len())
+                    .map(|i| value_text(out.as_ref(), i))
+                    .collect())
+            }
+            Err(bad) => Err((bad.index.unwrap(), bad.message)),
+        }
+    }
+
+    #[test]
+    fn typed_conversions_into_a_coarser_unit_are_exact_or_refused() {
+        use DataType::*;
+        use arrow::array::{
+            Date64Array, DurationNanosecondArray, Int32Array, Int64Array, Time32MillisecondArray,
+            Time64MicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        };
+        let ns = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(TimestampNanosecondArray::from(v)) };
+        let us = Timestamp(TimeUnit::Microsecond, None);
+        let s = Timestamp(TimeUnit::Second, None);
+        // Whole units (negative ones too) convert exactly.
+        assert_eq!(
+            typed(
+                ns(vec![Some(1_000_000_000), None, Some(-2_000_000_000)]),
+                &s
+            ),
+            Ok(vec![
+                "1970-01-01T00:00:01".to_owned(),
+                String::new(),
+                "1969-12-31T23:59:58".to_owned()
+            ])
+        );
+        assert_eq!(
+            typed(ns(vec![Some(1_000), None, Some(-3_000)]), &us),
+            Ok(vec![
+                "1970-01-01T00:00:00.000001".to_owned(),
+                String::new(),
+                "1969-12-31T23:59:59.999997".to_owned()
+            ])
+        );
+        // A fraction of the coarser unit is refused at its row, negative values too (Arrow
+        // would truncate them towards zero).
+        assert_eq!(
+            typed(ns(vec![Some(1_000), Some(1_001)]), &us),
+            Err((
+                1,
+                "`1970-01-01T00:00:00.000001001` (Timestamp(ns)) is more precise than Timestamp(µs) holds"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            typed(ns(vec![None, Some(-1_500)]), &us),
+            Err((
+                1,
+                "`1969-12-31T23:59:59.999998500` (Timestamp(ns)) is more precise than Timestamp(µs) holds"
+                    .to_owned()
+            ))
+        );
+        // Between zones the instant is kept.
+        let zoned: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(vec![Some(7_000)]).with_timezone("+02:00"));
+        assert_eq!(
+            typed(zoned, &Timestamp(TimeUnit::Second, Some("UTC".into()))),
+            Ok(vec!["1970-01-01T00:00:07Z".to_owned()])
+        );
+        // Times, dates, durations.
+        let micros: ArrayRef = Arc::new(Time64MicrosecondArray::from(vec![1_000, 1_234]));
+        assert_eq!(
+            typed(micros, &Time32(TimeUnit::Millisecond)),
+            Err((
+                1,
+                "`00:00:00.001234` (Time64(µs)) is more precise than Time32(ms) holds".to_owned()
+            ))
+        );
+        let millis: ArrayRef = Arc::new(Time32MillisecondArray::from(vec![3_000]));
+        assert_eq!(
+            typed(millis, &Time32(TimeUnit::Second)),
+            Ok(vec!["00:00:03".to_owned()])
+        );
+        const DAY: i64 = 86_400_000;
+        let dates: ArrayRef = Arc::new(Date64Array::from(vec![DAY, -DAY]));
+        assert_eq!(
+            typed(dates, &Date32),
+            Ok(vec!["1970-01-02".to_owned(), "1969-12-31".to_owned()])
+        );
+        let dates: ArrayRef = Arc::new(Date64Array::from(vec![DAY, -DAY + 1]));
+        let (row, message) = typed(dates, &Date32).unwrap_err();
+        assert_eq!(row, 1);
+        assert!(
+            message.ends_with("(Date64) is more precise than Date32 holds"),
+            "{message}"
+        );
+        let nanos: ArrayRef = Arc::new(DurationNanosecondArray::from(vec![2_000_000, 1]));
+        let (row, message) = typed(nanos, &Duration(TimeUnit::Millisecond)).unwrap_err();
+        assert_eq!(row, 1);
+        assert!(
+            message.ends_with("(Duration(ns)) is more precise than Duration(ms) holds"),
+            "{message}"
+        );
+        // Integers into floats whose mantissa cannot hold them.
+        let big: ArrayRef = Arc::new(Int64Array::from(vec![1 << 53, (1 << 53) + 1]));
+        assert_eq!(
+            typed(big, &Float64),
+            Err((
+                1,
+                "`9007199254740993` (Int64) is more precise than Float64 holds".to_owned()
+            ))
+        );
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(-16_777_216), None]));
+        assert_eq!(
+            typed(ints, &Float32),
+            Ok(vec!["-16777216.0".to_owned(), String::new()])
+        );
     }
 }
