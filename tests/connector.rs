@@ -377,14 +377,21 @@ async fn every_file_format_loads_and_bad_files_change_nothing() {
         .iter()
         .filter(|l| l["channel"] == "flight")
         .collect();
-    assert_eq!(flight.len(), 5, "{history}");
+    // The four bad files stopped their uploads on the client: refused, saying so.
+    let (refused, committed): (Vec<&Value>, Vec<&Value>) =
+        flight.iter().partition(|l| l["status"] == "refused");
+    assert_eq!((committed.len(), refused.len()), (5, 4), "{history}");
     assert!(
-        flight
-            .iter()
-            .all(|l| l["status"] == "committed" && l["mode"] == "snapshot"),
+        committed.iter().all(|l| l["mode"] == "snapshot"),
         "{history}"
     );
-    assert_eq!(flight[0]["version"], version, "{history}");
+    assert_eq!(committed[0]["version"], version, "{history}");
+    assert!(
+        refused.iter().all(|l| l["reasons"]
+            .to_string()
+            .contains("the sender stopped early")),
+        "{history}"
+    );
 
     // A consumer cannot load.
     let bank = f.token("BANKA", "consumer");

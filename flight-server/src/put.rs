@@ -316,9 +316,11 @@ async fn receive(
         (None, Some(marked)) => marked,
         (None, None) => {
             return Err(Status::invalid_argument(format!(
-                "the upload of `{dataset}` is not known to be complete: announce its row count \
-                 in the header `{ROWS_HEADER}`, or end it with the app_metadata \
-                 {{\"end\":{{\"rows\":N}}}}; nothing was committed"
+                "the upload of `{dataset}` ended without a row count or its end marker, so it \
+                 is not known to be complete: the sender stopped early (its source or its own \
+                 validation failed), or it does not announce its rows (the header \
+                 `{ROWS_HEADER}`, or a last message with the app_metadata \
+                 {{\"end\":{{\"rows\":N}}}}); nothing was committed"
             )));
         }
     };
