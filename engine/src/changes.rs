@@ -33,7 +33,7 @@ use crate::audit::ReadLog;
 use crate::definition::DatasetDefinition;
 use crate::engine::{Access, CHANGE_WORKERS, DatasetState, Engine, MaskedView, resolve_mask};
 use crate::error::{Error, Result};
-use crate::index::{MAX_EXAMPLES, PrimaryKeyIndex};
+use crate::index::PrimaryKeyIndex;
 use crate::mask::ResolvedMask;
 use crate::snapshot::{
     CHUNK_ROWS, MAX_ROWS, Snapshot, Timestamp, check_attributes, compatible, conform,
@@ -675,21 +675,10 @@ fn validate(
     let (index, dups) = PrimaryKeyIndex::build(&key_chunks, total)
         .map_err(|e| format!("primary key ({key_name}): {e}"))?;
     if dups.count > 0 {
-        let examples: Vec<String> = dups
-            .examples
-            .iter()
-            .take(MAX_EXAMPLES)
-            .map(|k| {
-                k.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
         return Err(format!(
             "the change set holds a key of ({key_name}) more than once ({} repeated row(s)); a record may change once per set, first: {}",
             dups.count,
-            examples.join("; ")
+            dups.examples_text()
         ));
     }
     Ok(ChangeSet {

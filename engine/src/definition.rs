@@ -106,6 +106,31 @@ pub(crate) fn is_key_type(t: &DataType) -> bool {
     )
 }
 
+/// Whether `t` is one of Arrow's string types (`Utf8`, `LargeUtf8`, `Utf8View`).
+pub fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether `t` is one of Arrow's variable-length binary types (`Binary`, `LargeBinary`,
+/// `BinaryView`).
+pub fn is_binary_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+/// Whether `t` is one of Arrow's decimal types, of any width.
+pub fn is_decimal_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    )
+}
+
 /// Types an attribute may have: everything but nested, union, run-end encoded and null
 /// types (dictionaries of flat types are fine).
 pub(crate) fn is_flat_type(t: &DataType) -> bool {

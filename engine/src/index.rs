@@ -168,6 +168,24 @@ pub(crate) struct Duplicates {
     pub(crate) examples: Vec<Key>,
 }
 
+impl Duplicates {
+    /// The example keys for a message: each key's parts joined by `,`, the keys (at most
+    /// [`MAX_EXAMPLES`]) by `; `.
+    pub(crate) fn examples_text(&self) -> String {
+        self.examples
+            .iter()
+            .take(MAX_EXAMPLES)
+            .map(|k| {
+                k.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// How many offending keys an error message lists.
 pub(crate) const MAX_EXAMPLES: usize = 5;
 

@@ -54,6 +54,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::audit::ReadLog;
+use crate::definition::{is_binary_type, is_decimal_type, is_string_type};
 use crate::engine::{Access, Engine, MaskedView};
 use crate::error::{Error, Result, from_query_error};
 use crate::index::KeyValue;
@@ -167,7 +168,7 @@ impl Engine {
         }
         let schema = view.mask.schema();
         let key_field = schema.field_with_name(key).ok()?;
-        if !(is_string(key_field.data_type()) || key_field.data_type().is_integer()) {
+        if !(is_string_type(key_field.data_type()) || key_field.data_type().is_integer()) {
             return None;
         }
         let result_schema = match &shape.columns {
@@ -466,27 +467,6 @@ fn parameter_schema(plan: &datafusion::logical_expr::LogicalPlan) -> Result<Sche
     )))
 }
 
-fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-fn is_binary(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    )
-}
-
-fn is_decimal(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Decimal32(..)
-            | DataType::Decimal64(..)
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-    )
-}
-
 /// A parameter value as its placeholder's type (see the module documentation).
 fn bind(field: &Field, value: &ScalarValue) -> Result<ScalarValue> {
     let want = field.data_type();
@@ -497,11 +477,11 @@ fn bind(field: &Field, value: &ScalarValue) -> Result<ScalarValue> {
     if value.is_null() {
         return ScalarValue::try_from(want).map_err(from_query_error);
     }
-    let fits = (is_string(&got) && is_string(want))
-        || (is_binary(&got) && is_binary(want))
-        || (got.is_integer() && (want.is_integer() || want.is_floating() || is_decimal(want)))
+    let fits = (is_string_type(&got) && is_string_type(want))
+        || (is_binary_type(&got) && is_binary_type(want))
+        || (got.is_integer() && (want.is_integer() || want.is_floating() || is_decimal_type(want)))
         || (got.is_floating() && want.is_floating())
-        || (is_decimal(&got) && (is_decimal(want) || want.is_floating()));
+        || (is_decimal_type(&got) && (is_decimal_type(want) || want.is_floating()));
     if !fits {
         return Err(Error::InvalidQuery(format!(
             "parameter {} is {want}; got a value of type {got}",

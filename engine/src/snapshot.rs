@@ -13,7 +13,7 @@ use roaring::RoaringBitmap;
 
 use crate::definition::DatasetDefinition;
 use crate::error::{Error, Result};
-use crate::index::{Duplicates, KeyValue, MAX_EXAMPLES, PrimaryKeyIndex};
+use crate::index::{Duplicates, KeyValue, PrimaryKeyIndex};
 use crate::mask::{Grant, ResolvedMask};
 
 /// log2 of the rows per chunk. Row ids are `chunk << CHUNK_SHIFT | offset`.
@@ -403,21 +403,10 @@ pub(crate) fn first_null(a: &dyn Array) -> usize {
 }
 
 fn duplicates_message(def: &DatasetDefinition, dups: &Duplicates) -> String {
-    let keys: Vec<String> = dups
-        .examples
-        .iter()
-        .take(MAX_EXAMPLES)
-        .map(|k| {
-            k.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect();
     format!(
         "primary key ({}) has {} duplicate value(s), first: {}",
         def.primary_key.join(", "),
         dups.count,
-        keys.join("; ")
+        dups.examples_text()
     )
 }

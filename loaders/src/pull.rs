@@ -302,64 +302,57 @@ pub async fn pull(
     format: OutFormat,
     quiet: bool,
 ) -> Result<PullOutcome> {
-    conn.retrying("pull", |_| pull_once(conn, dataset, out, format, quiet))
-        .await
-}
-
-async fn pull_once(
-    conn: &Connection,
-    dataset: &str,
-    out: &Path,
-    format: OutFormat,
-    quiet: bool,
-) -> Result<PullOutcome> {
-    let (mut stream, origin) = open_stream(conn, &DatasetTicket::dataset(dataset))
-        .await
-        .map_err(flight_error)?;
-    let mut progress = Progress::new(format!("pulling {dataset}"), None, quiet);
-    let (staged, file) = Staged::new(out)?;
-    let mut writer: Option<Writer> = None;
-    let mut file = Some(file);
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(flight_error)?;
-        if writer.is_none() {
+    conn.retrying("pull", |_| async {
+        let (mut stream, origin) = open_stream(conn, &DatasetTicket::dataset(dataset))
+            .await
+            .map_err(flight_error)?;
+        let mut progress = Progress::new(format!("pulling {dataset}"), None, quiet);
+        let (staged, file) = Staged::new(out)?;
+        let mut writer: Option<Writer> = None;
+        let mut file = Some(file);
+        // The writer is made once: at the first batch, or at the end when there was none.
+        let mut start = |schema: SchemaRef| -> Result<Writer> {
             let f = file
                 .take()
                 .ok_or_else(|| LoadError::Io("output lost".into()))?;
-            writer = Some(Writer::new(format, f, batch.schema(), &origin)?);
+            Writer::new(format, f, schema, &origin)
+        };
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(flight_error)?;
+            if writer.is_none() {
+                writer = Some(start(batch.schema())?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write(&batch)?;
+            }
+            progress.add(batch.num_rows() as u64);
         }
-        if let Some(w) = writer.as_mut() {
-            w.write(&batch)?;
-        }
-        progress.add(batch.num_rows() as u64);
-    }
-    let writer = match writer {
-        Some(w) => w,
-        // No rows visible: an empty file with the stream's schema.
-        None => {
-            let schema = stream
-                .schema()
-                .cloned()
-                .ok_or_else(|| LoadError::Server("the stream carried no schema".into()))?;
-            let f = file
-                .take()
-                .ok_or_else(|| LoadError::Io("output lost".into()))?;
-            Writer::new(format, f, schema, &origin)?
-        }
-    };
-    staged.commit(writer.finish()?)?;
-    progress.finish(&format!(
-        "version {} written to {}",
-        origin.version,
-        out.display()
-    ));
-    Ok(PullOutcome {
-        origin,
-        file: out.to_path_buf(),
-        format,
-        rows: progress.rows(),
-        seconds: progress.elapsed().as_secs_f64(),
+        let writer = match writer {
+            Some(w) => w,
+            // No rows visible: an empty file with the stream's schema.
+            None => {
+                let schema = stream
+                    .schema()
+                    .cloned()
+                    .ok_or_else(|| LoadError::Server("the stream carried no schema".into()))?;
+                start(schema)?
+            }
+        };
+        staged.commit(writer.finish()?)?;
+        progress.finish(&format!(
+            "version {} written to {}",
+            origin.version,
+            out.display()
+        ));
+        Ok(PullOutcome {
+            origin,
+            file: out.to_path_buf(),
+            format,
+            rows: progress.rows(),
+            seconds: progress.elapsed().as_secs_f64(),
+        })
     })
+    .await
 }
 
 #[cfg(test)]

@@ -170,10 +170,14 @@ pub async fn load(conn: Option<&Connection>, options: &LoadOptions) -> Result<Lo
         })
         .await?;
     let mut p = lock(&progress);
-    p.finish(&format!(
-        "committed as version {} ({} rows now)",
-        report.version, report.rows
-    ));
+    p.finish(&if report.version == 0 {
+        "nothing to change (no version yet, and the change set only deletes)".to_owned()
+    } else {
+        format!(
+            "committed as version {} ({} rows now)",
+            report.version, report.rows
+        )
+    });
     let seconds = p.elapsed().as_secs_f64();
     Ok(LoadOutcome {
         dataset: options.dataset.clone(),

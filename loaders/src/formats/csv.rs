@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
+use dagr_engine::definition::is_string_type;
 use encoding_rs::Encoding;
 
 use super::text::{TextError, TextInput, TextRead};
-use super::{Bad, Earliest, Emit, Plan, Rows, TargetInfo, io_error, is_string, parse_text};
+use super::{Bad, Earliest, Emit, Plan, Rows, TargetInfo, io_error, parse_text};
 use crate::error::{LoadError, Location, Result};
 use crate::source::{CHANGE_COLUMN, CsvOptions, SourceBatch};
 
@@ -433,7 +434,7 @@ impl<'a> Sink<'a> {
                 .map(|t| t[i].clone());
             columns.push(Column {
                 target,
-                string_target: is_string(self.target.data_type(target)),
+                string_target: is_string_type(self.target.data_type(target)),
                 inferred,
                 values: StringBuilder::with_capacity(self.batch_rows.min(65_536), 0),
             });

@@ -5,12 +5,12 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::record_batch::RecordBatch;
 
-use super::{Emit, Rows, TargetInfo, at_source, check_types, io_error, typed_batch};
+use super::{Emit, TargetInfo, at_source, emit_typed, io_error, typed_plan};
 use crate::error::{LoadError, Result};
 
 const MAGIC: &[u8; 6] = b"ARROW1";
@@ -60,14 +60,7 @@ fn consume(
     batch_rows: usize,
     emit: Emit<'_>,
 ) -> Result<()> {
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let types: Vec<DataType> = schema
-        .fields()
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
-    let plan = target.plan(&names, &at_source(label, None))?;
-    check_types(target, &plan, &types, label)?;
+    let plan = typed_plan(target, &schema, label)?;
     let mut row = 0u64;
     for (k, batch) in batches.enumerate() {
         let batch = batch.map_err(|e| {
@@ -83,15 +76,8 @@ fn consume(
         while offset < batch.num_rows() {
             let len = batch_rows.min(batch.num_rows() - offset);
             let part = batch.slice(offset, len);
-            let rows = Rows {
-                source: label,
-                first_row: row + 1,
-                lines: None,
-            };
-            let out = typed_batch(target, &plan, &part, &rows)?;
-            row += len as u64;
             offset += len;
-            if !emit(out) {
+            if !emit_typed(target, &plan, &part, label, &mut row, &mut *emit)? {
                 return Ok(());
             }
         }

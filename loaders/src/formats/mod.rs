@@ -9,8 +9,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use dagr_engine::definition::{is_binary_type, is_decimal_type, is_string_type};
 use dagr_engine::task::SpawnedTask;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -350,27 +351,6 @@ impl Bad {
     }
 }
 
-fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-fn is_binary(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    )
-}
-
-fn is_decimal(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Decimal32(..)
-            | DataType::Decimal64(..)
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-    )
-}
-
 fn decimal_scale(t: &DataType) -> i8 {
     match t {
         DataType::Decimal32(_, s)
@@ -409,13 +389,13 @@ pub(super) fn convertible(from: &DataType, to: &DataType) -> bool {
         (DataType::Null, _) => true,
         (DataType::Dictionary(_, value), _) => convertible(value, to),
         (_, DataType::Dictionary(_, value)) => convertible(from, value) && can_cast_types(from, to),
-        (f, t) if is_string(f) => is_string(t) || can_cast_types(&DataType::Utf8, t),
-        (f, t) if is_binary(f) => is_binary(t),
-        (f, t) if f.is_integer() => t.is_integer() || t.is_floating() || is_decimal(t),
+        (f, t) if is_string_type(f) => is_string_type(t) || can_cast_types(&DataType::Utf8, t),
+        (f, t) if is_binary_type(f) => is_binary_type(t),
+        (f, t) if f.is_integer() => t.is_integer() || t.is_floating() || is_decimal_type(t),
         (DataType::Float16, DataType::Float32 | DataType::Float64) => true,
         (DataType::Float32, DataType::Float64) => true,
-        (f, t) if is_decimal(f) => {
-            (is_decimal(t) && decimal_scale(t) >= decimal_scale(f)) || t.is_floating()
+        (f, t) if is_decimal_type(f) => {
+            (is_decimal_type(t) && decimal_scale(t) >= decimal_scale(f)) || t.is_floating()
         }
         (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64) => true,
         // A time zone is neither added to nor dropped from a timestamp: that would change
@@ -487,7 +467,7 @@ pub(super) fn parse_text(text: &StringArray, to: &DataType) -> std::result::Resu
     if to == &DataType::Utf8 {
         return Ok(array);
     }
-    if is_decimal(to) {
+    if is_decimal_type(to) {
         // Arrow rounds extra decimal places away; a value is not silently changed here.
         let scale = usize::try_from(decimal_scale(to)).unwrap_or(0);
         let too_fine = |v: &str| {
@@ -526,7 +506,7 @@ pub(super) fn convert_typed(array: &ArrayRef, to: &DataType) -> std::result::Res
         DataType::Dictionary(_, v) => v.as_ref(),
         t => t,
     };
-    if is_string(base) && !is_string(to) {
+    if is_string_type(base) && !is_string_type(to) {
         let text = cast_safe(array, &DataType::Utf8)?;
         return parse_text(text.as_string::<i32>(), to);
     }
@@ -596,8 +576,29 @@ fn unit_rank(unit: &TimeUnit) -> u8 {
     }
 }
 
+/// Convert `batch`, the rows of a typed source (Parquet, IPC) that follow the `*row` rows
+/// already read, and hand it over with `emit`; `*row` moves past it. `Ok(false)` when nobody
+/// reads batches any more.
+pub(super) fn emit_typed(
+    target: &TargetInfo,
+    plan: &Plan,
+    batch: &RecordBatch,
+    source: &Arc<str>,
+    row: &mut u64,
+    emit: Emit<'_>,
+) -> Result<bool> {
+    let rows = Rows {
+        source,
+        first_row: *row + 1,
+        lines: None,
+    };
+    let out = typed_batch(target, plan, batch, &rows)?;
+    *row += batch.num_rows() as u64;
+    Ok(emit(out))
+}
+
 /// Convert the columns of a typed batch (Parquet, IPC) in place of `plan` and assemble it.
-pub(super) fn typed_batch(
+fn typed_batch(
     target: &TargetInfo,
     plan: &Plan,
     batch: &RecordBatch,
@@ -620,25 +621,25 @@ pub(super) fn typed_batch(
     target.assemble(plan, columns, failed, batch.num_rows(), rows)
 }
 
-/// Check the types of a typed source's columns against the plan.
-pub(super) fn check_types(
-    target: &TargetInfo,
-    plan: &Plan,
-    types: &[DataType],
-    source: &str,
-) -> Result<()> {
+/// The plan of a typed source (one with an Arrow schema, like Arrow IPC and Parquet): its
+/// columns matched to the target by name ([`TargetInfo::plan`]), and each matched column's
+/// type checked to convert to the target's.
+pub(super) fn typed_plan(target: &TargetInfo, schema: &Schema, source: &str) -> Result<Plan> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let plan = target.plan(&names, &at_source(source, None))?;
     for (j, slot) in plan.slots.iter().enumerate() {
         if let Some(i) = slot {
+            let from = schema.field(*i).data_type();
             let to = target.data_type(j);
-            if !convertible(&types[*i], to) {
+            if !convertible(from, to) {
                 return Err(LoadError::input(
                     at_source(source, Some(target.name(j))),
-                    type_mismatch(target.name(j), &types[*i], to),
+                    type_mismatch(target.name(j), from, to),
                 ));
             }
         }
     }
-    Ok(())
+    Ok(plan)
 }
 
 /// A reader's way to hand over batches; `false` when nobody reads them any more.

@@ -5,12 +5,11 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 
-use super::{Emit, Rows, TargetInfo, at_source, check_types, io_error, typed_batch};
+use super::{Emit, TargetInfo, at_source, emit_typed, io_error, typed_plan};
 use crate::error::{LoadError, Result};
 
 /// Read a Parquet file.
@@ -29,14 +28,7 @@ pub(super) fn read(
         )
     })?;
     let schema = Arc::clone(meta.schema());
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let types: Vec<DataType> = schema
-        .fields()
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
-    let plan = target.plan(&names, &at_source(label, None))?;
-    check_types(target, &plan, &types, label)?;
+    let plan = typed_plan(target, &schema, label)?;
     let groups = meta.metadata().num_row_groups();
     let mut row = 0u64;
     for g in 0..groups {
@@ -61,14 +53,7 @@ pub(super) fn read(
             .map_err(|e| in_group(&e))?;
         for batch in reader {
             let batch = batch.map_err(|e| in_group(&e))?;
-            let rows = Rows {
-                source: label,
-                first_row: row + 1,
-                lines: None,
-            };
-            let out = typed_batch(target, &plan, &batch, &rows)?;
-            row += batch.num_rows() as u64;
-            if !emit(out) {
+            if !emit_typed(target, &plan, &batch, label, &mut row, &mut *emit)? {
                 return Ok(());
             }
         }

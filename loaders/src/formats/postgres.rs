@@ -10,14 +10,13 @@ use arrow::array::{
     Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, TimeUnit};
+use dagr_engine::definition::{is_decimal_type, is_string_type};
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnection, PgValueFormat};
 use sqlx::{Column, Connection, Executor, Row, Statement, TypeInfo, ValueRef};
 use tokio::sync::mpsc;
 
-use super::{
-    Earliest, Plan, Rows, TargetInfo, at_source, convert_typed, convertible, is_decimal, is_string,
-};
+use super::{Earliest, Plan, Rows, TargetInfo, at_source, convert_typed, convertible};
 use crate::error::{LoadError, Location, Result};
 use crate::source::{PgSource, SourceBatch};
 
@@ -109,12 +108,12 @@ impl Kind {
         };
         match self {
             Kind::Numeric => {
-                is_string(to_base)
+                is_string_type(to_base)
                     || to_base.is_integer()
                     || to_base.is_floating()
-                    || is_decimal(to_base)
+                    || is_decimal_type(to_base)
             }
-            Kind::Uuid | Kind::Json | Kind::Jsonb => is_string(to_base),
+            Kind::Uuid | Kind::Json | Kind::Jsonb => is_string_type(to_base),
             _ => convertible(&self.natural(), to),
         }
     }
@@ -288,28 +287,40 @@ fn append(kind: Kind, bytes: &[u8], builder: &mut Builder) -> std::result::Resul
         (Kind::Numeric, Builder::Text(b)) => b.append_value(numeric_text(bytes)?),
         (Kind::Date, Builder::Date(b)) => {
             let days = i32::from_be_bytes(fixed(bytes)?);
-            if days == i32::MAX || days == i32::MIN {
-                return Err("an infinite date cannot be read".into());
-            }
-            let days = days
-                .checked_add(PG_EPOCH_DAYS)
-                .ok_or_else(|| "the date is out of range".to_owned())?;
+            let days = from_pg_epoch(days, PG_EPOCH_DAYS, [i32::MIN, i32::MAX], "date")?;
             b.append_value(days);
         }
         (Kind::Timestamp | Kind::Timestamptz, Builder::Timestamp(b, _)) => {
             let micros = i64::from_be_bytes(fixed(bytes)?);
-            if micros == i64::MAX || micros == i64::MIN {
-                return Err("an infinite timestamp cannot be read".into());
-            }
-            let micros = micros
-                .checked_add(PG_EPOCH_MICROS)
-                .ok_or_else(|| "the timestamp is out of range".to_owned())?;
+            let micros = from_pg_epoch(micros, PG_EPOCH_MICROS, [i64::MIN, i64::MAX], "timestamp")?;
             b.append_value(micros);
         }
         (Kind::Bytea, Builder::Binary(b)) => b.append_value(bytes),
         (kind, _) => return Err(format!("internal error: no builder for {kind:?}")),
     }
     Ok(())
+}
+
+/// A `what` (date or timestamp) counted from PostgreSQL's epoch, counted from the Unix
+/// epoch instead (`shift` later); `infinities`, the values PostgreSQL sends for `-infinity`
+/// and `infinity`, and results the type cannot hold are refused.
+fn from_pg_epoch<T>(
+    value: T,
+    shift: T,
+    infinities: [T; 2],
+    what: &str,
+) -> std::result::Result<T, String>
+where
+    T: Copy + PartialEq + Into<i64> + TryFrom<i64>,
+{
+    if infinities.contains(&value) {
+        return Err(format!("an infinite {what} cannot be read"));
+    }
+    value
+        .into()
+        .checked_add(shift.into())
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| format!("the {what} is out of range"))
 }
 
 /// An error of the database or the connection, classified.
