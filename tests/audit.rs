@@ -60,18 +60,7 @@ impl Fixture {
     }
 
     async fn flight(&self, token: &str, purpose: Option<&str>) -> FlightClient {
-        let channel = Channel::from_shared(self.server.flight.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut c = FlightClient::new(channel);
-        c.add_header("authorization", &format!("Bearer {token}"))
-            .unwrap();
-        if let Some(p) = purpose {
-            c.add_header("x-dagr-purpose", p).unwrap();
-        }
-        c
+        common::flight_client(&self.server, token, purpose).await
     }
 
     async fn sql(&self, token: &str) -> FlightSqlServiceClient<Channel> {

@@ -19,7 +19,6 @@ use futures::TryStreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
-use tonic::transport::Channel;
 
 const PERSONS: usize = 1000;
 
@@ -103,15 +102,7 @@ impl Fixture {
     }
 
     async fn flight(&self, token: &str) -> FlightClient {
-        let channel = Channel::from_shared(self.server.flight.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut c = FlightClient::new(channel);
-        c.add_header("authorization", &format!("Bearer {token}"))
-            .unwrap();
-        c
+        common::flight_client(&self.server, token, None).await
     }
 }
 

@@ -9,7 +9,6 @@ use dagr_engine::changes::ChangeFeed;
 use dagr_engine::{Access, Snapshot};
 use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
-use tonic::Status;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
 use crate::error::status;
@@ -62,10 +61,12 @@ pub fn mask_fingerprint(access: &Access, dataset: &str, schema: &Schema) -> Stri
         .collect()
 }
 
-/// Set the headers that describe a stream of `snapshot` as the caller sees it.
+/// Set the headers that describe a stream of `snapshot` as the caller sees it (a change
+/// stream: `from`, the version it starts from).
 pub(crate) fn describe(
     metadata: &mut MetadataMap,
     snapshot: &Snapshot,
+    from: Option<u64>,
     key_granted: bool,
     fingerprint: &str,
 ) {
@@ -75,6 +76,9 @@ pub(crate) fn describe(
         }
     };
     set(VERSION_HEADER, snapshot.version().to_string());
+    if let Some(from) = from {
+        set(FROM_VERSION_HEADER, from.to_string());
+    }
     set(MASK_HEADER, fingerprint.to_owned());
     if key_granted {
         set(KEY_HEADER, snapshot.definition().primary_key.join(","));
@@ -86,12 +90,4 @@ pub(crate) fn batches(feed: Arc<ChangeFeed>, batch_rows: usize) -> Batches {
     stream::iter(feed.batches(batch_rows.max(1)))
         .map(|b| b.map_err(|e| arrow_flight::error::FlightError::from(status(e))))
         .boxed()
-}
-
-/// The header of a change stream's starting version.
-pub(crate) fn from_version(metadata: &mut MetadataMap, version: u64) -> Result<(), Status> {
-    let v = MetadataValue::try_from(version.to_string())
-        .map_err(|_| Status::internal("cannot set a header"))?;
-    metadata.insert(FROM_VERSION_HEADER, v);
-    Ok(())
 }

@@ -373,6 +373,7 @@ impl SqlService {
             crate::feed::describe(
                 response.metadata_mut(),
                 &described.0,
+                None,
                 described.1,
                 &fingerprint,
             );
@@ -411,8 +412,13 @@ impl SqlService {
         let batches = crate::feed::batches(Arc::clone(&feed), self.config.batch_rows);
         let batches = self.audited(caller, Channel::FlightGet, query, reads, batches)?;
         let mut response = self.encode(request, schema, batches, ticket.compression.as_deref())?;
-        crate::feed::describe(response.metadata_mut(), &described, true, &fingerprint);
-        crate::feed::from_version(response.metadata_mut(), feed.from_version)?;
+        crate::feed::describe(
+            response.metadata_mut(),
+            &described,
+            Some(feed.from_version),
+            true,
+            &fingerprint,
+        );
         Ok(response)
     }
 

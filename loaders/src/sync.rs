@@ -75,8 +75,8 @@ pub fn copy_path(dir: &Path, dataset: &str) -> PathBuf {
     dir.join(format!("{dataset}.parquet"))
 }
 
-/// The origin recorded in a local copy, if it is one.
-pub fn local_origin(path: &Path) -> Result<Option<Origin>> {
+/// The origin recorded in a local copy and its row count, if it is one.
+pub fn local_origin(path: &Path) -> Result<Option<(Origin, u64)>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -93,9 +93,8 @@ pub fn local_origin(path: &Path) -> Result<Option<Origin>> {
             path.display()
         ))
     })?;
-    Ok(Origin::from_metadata(
-        builder.metadata().file_metadata().key_value_metadata(),
-    ))
+    let meta = builder.metadata().file_metadata();
+    Ok(Origin::from_metadata(meta.key_value_metadata()).map(|o| (o, meta.num_rows() as u64)))
 }
 
 /// Bring the copy of `dataset` in `dir` up to date.
@@ -147,7 +146,7 @@ pub async fn sync(
         }
     };
     remove_partials(dir, dataset);
-    let Some(local) = local else {
+    let Some((local, local_rows)) = local else {
         if path.exists() {
             return Err(LoadError::Usage(format!(
                 "{} exists but is not a copy made by dagr sync (its metadata names no version); \
@@ -210,7 +209,7 @@ pub async fn sync(
             reason: None,
             upserts: 0,
             deletes: 0,
-            rows: row_count(&copy_path(dir, dataset))?,
+            rows: local_rows,
             seconds: started.elapsed().as_secs_f64(),
         });
     }
@@ -265,14 +264,6 @@ fn remove_partials(dir: &Path, dataset: &str) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-}
-
-fn row_count(path: &Path) -> Result<u64> {
-    let file = File::open(path)
-        .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
-    Ok(b.metadata().file_metadata().num_rows() as u64)
 }
 
 fn ops(batch: &RecordBatch) -> Result<&dagr_engine::arrow::array::StringArray> {

@@ -194,3 +194,23 @@ pub fn system_token(creds: &Value, organisation: &str, role: &str) -> String {
         .unwrap_or_else(|| panic!("no {role} system of {organisation} in the demo credentials"))
         .to_owned()
 }
+
+/// A Flight client of `server` with a bearer token and, when given, a declared purpose.
+pub async fn flight_client(
+    server: &Server,
+    token: &str,
+    purpose: Option<&str>,
+) -> arrow_flight::FlightClient {
+    let channel = tonic::transport::Channel::from_shared(server.flight.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = arrow_flight::FlightClient::new(channel);
+    c.add_header("authorization", &format!("Bearer {token}"))
+        .unwrap();
+    if let Some(p) = purpose {
+        c.add_header("x-dagr-purpose", p).unwrap();
+    }
+    c
+}
