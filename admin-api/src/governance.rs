@@ -928,6 +928,7 @@ impl Governance {
                 valid_from,
                 valid_to: input.valid_to,
                 created_by: p.describe(),
+                created_at: now,
                 due_at: now.plus_days(meta.sla_days),
             })
             .await?;

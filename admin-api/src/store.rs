@@ -127,6 +127,8 @@ pub struct NewRequest {
     pub valid_to: Time,
     /// Who files it.
     pub created_by: String,
+    /// When it is made (the SLA deadline counts from it).
+    pub created_at: Time,
     /// SLA deadline.
     pub due_at: Time,
 }
@@ -1078,7 +1080,7 @@ impl MetaStore {
 
     /// File a request.
     pub async fn create_request(&self, r: &NewRequest) -> StoreResult<AccessRequest> {
-        let now = Time::now();
+        let now = r.created_at;
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO access_requests (dataset, owner_organisation, consumer_organisation, \
