@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Largest snapshot or change set accepted by one upload (Flight `DoPut` or HTTP), in MiB.
     #[arg(long, env = "DAGR_MAX_UPLOAD_MB", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_upload_mb: u64,
+    /// Mark the portal's cookies `Secure`: set it when users reach DAGR over HTTPS through a
+    /// TLS-terminating proxy (a request with `X-Forwarded-Proto: https` gets them anyway).
+    #[arg(long, env = "DAGR_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 /// `dagr demo ...`

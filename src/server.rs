@@ -87,18 +87,20 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
 pub fn http_app(
     state: AppState,
     loads: Arc<dagr_admin_api::Loads>,
+    portal: dagr_portal::PortalConfig,
 ) -> dagr_admin_api::axum::Router {
-    dagr_admin_api::router_with(state, loads).merge(dagr_portal::router())
+    dagr_admin_api::router_with(state.clone(), loads).merge(dagr_portal::router(state, portal))
 }
 
 /// Serve HTTP on an already-bound listener until `shutdown` resolves.
 pub async fn serve_http(
     state: AppState,
     loads: Arc<dagr_admin_api::Loads>,
+    portal: dagr_portal::PortalConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    dagr_admin_api::serve::serve(listener, http_app(state, loads), shutdown)
+    dagr_admin_api::serve::serve(listener, http_app(state, loads, portal), shutdown)
         .await
         .context("HTTP server failed")
 }
@@ -157,6 +159,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let http = serve_http(
         state,
         Arc::clone(&loads),
+        dagr_portal::PortalConfig {
+            secure_cookies: args.secure_cookies,
+        },
         listener,
         until_stopped(stopped.clone()),
     );

@@ -269,6 +269,20 @@ impl Policy {
         self.mark_fresh();
     }
 
+    /// The principal of the live token whose SHA-256 is `hash` (a portal session keeps the
+    /// hash of the subject token a citizen signed in with, never the token).
+    pub fn authenticate_hash(&self, hash: &[u8; 32]) -> Result<Principal, AuthError> {
+        if self.is_stale() {
+            return Err(AuthError::Unavailable);
+        }
+        let state = self.state();
+        let entry = state.tokens.get(hash).ok_or(AuthError::Invalid)?;
+        if entry.expires_at.is_some_and(|t| t <= Time::now()) {
+            return Err(AuthError::Invalid);
+        }
+        Ok(entry.principal.clone())
+    }
+
     fn owner_grants(&self, org: &str, state: &PolicyState, out: &mut BTreeMap<String, Vec<Grant>>) {
         let Some(engine) = &self.engine else {
             return;
@@ -294,18 +308,7 @@ impl AccessPolicy for Policy {
         if !bearer.starts_with(TOKEN_PREFIX) || bearer.len() != TOKEN_PREFIX.len() + 64 {
             return Err(AuthError::Invalid);
         }
-        if self.is_stale() {
-            return Err(AuthError::Unavailable);
-        }
-        let state = self.state();
-        let entry = state
-            .tokens
-            .get(&token_hash(bearer))
-            .ok_or(AuthError::Invalid)?;
-        if entry.expires_at.is_some_and(|t| t <= Time::now()) {
-            return Err(AuthError::Invalid);
-        }
-        Ok(entry.principal.clone())
+        self.authenticate_hash(&token_hash(bearer))
     }
 
     fn access(&self, p: &Principal) -> Access {

@@ -25,6 +25,35 @@ pub const MAX_TEXT: usize = 2000;
 /// Most items in a list field of a request (attributes, systems).
 pub const MAX_LIST: usize = 1000;
 
+/// Failed password checks in a row that lock a portal account.
+pub const MAX_FAILED_LOGINS: i64 = 5;
+/// How long a locked portal account stays locked.
+pub const LOCKOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Why a portal sign-in was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown login or wrong password (deliberately not saying which).
+    #[error("wrong login or password")]
+    Refused,
+    /// Too many failures: the account is locked until then.
+    #[error("the account is locked after repeated failed sign-ins")]
+    Locked {
+        /// When the lock ends.
+        until: Time,
+    },
+    /// The metadata store failed.
+    #[error("cannot check the sign-in now: {0}")]
+    Unavailable(String),
+}
+
+/// An Argon2id hash of a password nobody has, checked for unknown logins so that they cost
+/// the same time as known ones.
+fn dummy_password_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| auth::hash_password("no such user, no such password").unwrap_or_default())
+}
+
 /// Governance errors.
 #[derive(Debug, thiserror::Error)]
 pub enum GovError {
@@ -474,6 +503,72 @@ impl Governance {
             _ => Some(Self::org_of(p)?),
         };
         Ok(self.store.users(org, page).await?)
+    }
+
+    /// Check a portal user's password, with lock-out: after [`MAX_FAILED_LOGINS`] failures
+    /// in a row the account is locked for [`LOCKOUT`], and while it is locked even the right
+    /// password is refused. A success resets the count. An unknown login costs the same
+    /// password check as a known one, so timing does not tell which logins exist.
+    pub async fn login(&self, login: &str, password: &str) -> Result<User, LoginError> {
+        if login.is_empty() || login.len() > 64 || password.is_empty() || password.len() > 1024 {
+            return Err(LoginError::Refused);
+        }
+        let found = self
+            .store
+            .user_credentials(login)
+            .await
+            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+        let now = Time::now();
+        let (user, hash, failed, locked_until) = match found {
+            Some(f) => f,
+            None => {
+                let password = password.to_owned();
+                let _ = tokio::task::spawn_blocking(move || {
+                    auth::verify_password(&password, dummy_password_hash())
+                })
+                .await;
+                return Err(LoginError::Refused);
+            }
+        };
+        if let Some(until) = locked_until.filter(|t| *t > now) {
+            return Err(LoginError::Locked { until });
+        }
+        let candidate = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&candidate, &hash))
+            .await
+            .map_err(|e| LoginError::Unavailable(format!("checking the password: {e}")))?;
+        let lock = (!ok && failed + 1 >= MAX_FAILED_LOGINS)
+            .then(|| Time(now.0 + LOCKOUT.as_millis() as i64));
+        self.store
+            .record_login(user.id, ok, lock)
+            .await
+            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+        match (ok, lock) {
+            (true, _) => Ok(user),
+            (false, Some(until)) => Err(LoginError::Locked { until }),
+            (false, None) => Err(LoginError::Refused),
+        }
+    }
+
+    /// One user by id (for a portal session); `None` if the account is gone.
+    pub async fn user_by_id(&self, id: i64) -> GovResult<Option<User>> {
+        Ok(self.store.user(id).await?)
+    }
+
+    /// The principal a signed-in portal user acts as.
+    pub fn user_principal(user: &User) -> Principal {
+        Principal {
+            role: match user.role {
+                UserRole::Admin => Role::Admin,
+                UserRole::Owner => Role::Owner,
+                UserRole::Consumer => Role::Consumer,
+            },
+            organisation: user.organisation.clone(),
+            system: None,
+            subject: None,
+            user: Some(user.login.clone()),
+            token_id: None,
+        }
     }
 
     // ---- systems and tokens --------------------------------------------------------

@@ -74,7 +74,29 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0002_change_base.sql"),
     ),
     (3, "loads", include_str!("migrations/0003_loads.sql")),
+    (
+        4,
+        "portal_sessions",
+        include_str!("migrations/0004_portal_sessions.sql"),
+    ),
 ];
+
+/// A portal session as stored (its key, the hash of the cookie secret, is kept apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// The signed-in user, for an organisation's person or an admin.
+    pub user_id: Option<i64>,
+    /// SHA-256 (hex) of the subject token a citizen signed in with.
+    pub subject_token: Option<String>,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    /// When the session began.
+    pub created_at: Time,
+    /// When it was last used.
+    pub last_seen: Time,
+    /// When it dies unless used again.
+    pub expires_at: Time,
+}
 
 /// Keyset pagination: at most `limit` items after the cursor `after` (exclusive).
 #[derive(Debug, Clone, Default)]
@@ -733,6 +755,90 @@ impl MetaStore {
             .bind(lock_until.map(|t| t.0))
         };
         q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One user by id.
+    pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    // ---- portal sessions -----------------------------------------------------------
+
+    /// Store a new portal session under the hash of its secret, dropping dead sessions.
+    pub async fn create_session(&self, id_hash: &str, s: &PortalSession) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
+            .bind(s.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO portal_sessions \
+             (id_hash, user_id, subject_token, csrf, created_at, last_seen, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id_hash)
+        .bind(s.user_id)
+        .bind(s.subject_token.as_deref())
+        .bind(&s.csrf)
+        .bind(s.created_at.0)
+        .bind(s.last_seen.0)
+        .bind(s.expires_at.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The session stored under `id_hash`, dead or alive.
+    pub async fn session(&self, id_hash: &str) -> StoreResult<Option<PortalSession>> {
+        let Some(r) = sqlx::query("SELECT * FROM portal_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PortalSession {
+            user_id: r.try_get("user_id")?,
+            subject_token: r.try_get("subject_token")?,
+            csrf: r.try_get("csrf")?,
+            created_at: time_col(&r, "created_at")?,
+            last_seen: time_col(&r, "last_seen")?,
+            expires_at: time_col(&r, "expires_at")?,
+        }))
+    }
+
+    /// Record use of a session: it now lives until `expires_at`.
+    pub async fn touch_session(
+        &self,
+        id_hash: &str,
+        last_seen: Time,
+        expires_at: Time,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE portal_sessions SET last_seen = $2, expires_at = $3 WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .bind(last_seen.0)
+        .bind(expires_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// End a session (sign-out); ending an unknown one is not an error.
+    pub async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -1,19 +1,83 @@
-//! DAGR self-service web portal.
+//! # DAGR self-service web portal
 //!
-//! This crate will own the server-rendered pages under `/` on the HTTP port: the dataset
-//! catalog, access requests and decisions, data flows, systems and tokens, the citizen's
-//! "who used my data" page and the admin dashboard. It calls the same domain services as
-//! the REST API (`dagr-admin-api`), never its own copy of the rules.
+//! This crate owns the server-rendered pages under `/` on the HTTP port: sign-in (people of
+//! organisations with passwords, citizens through the subject identity seam), the dataset
+//! catalog and dataset pages, access requests and the owners' decisions, agreements, data
+//! flows and schema change requests, systems and tokens, the citizen's "who used my data"
+//! page, the usage views with their charts, and the admin dashboard.
 //!
-//! Today it serves a landing page that points to the API; the portal issue builds the rest.
+//! It calls the same domain services as the REST API (`dagr-admin-api`: [`Governance`],
+//! the audit store, the engine's masked views), never its own copy of the rules: a page
+//! shows what the service answers, and a refusal is the service's refusal, shown as a
+//! readable message with the form as the user filled it in.
+//!
+//! - Templates are askama files under `templates/`, checked when the crate compiles.
+//! - Texts are in Latvian and English ([`i18n`]); the visitor switches with a link on
+//!   every page.
+//! - Sessions and CSRF protection are in [`session`]; every form handler reads its form
+//!   through [`session::Posted`], which checks the token.
+//! - Style and the small script are plain files under `static/`, compiled in.
+//!
+//! [`Governance`]: dagr_admin_api::Governance
 
-use dagr_admin_api::axum::{Router, response::Html, routing::get};
+mod assets;
+mod auth;
+mod catalog;
+mod chart;
+mod dashboard;
+mod flows;
+mod home;
+pub(crate) mod i18n;
+mod requests;
+pub(crate) mod session;
+mod systems;
+mod usage;
+mod web;
 
-/// Routes of the portal, to be merged with the REST API router.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/", get(index))
+use std::sync::Arc;
+
+use dagr_admin_api::AppState;
+use dagr_admin_api::axum::routing::get;
+use dagr_admin_api::axum::{Router, middleware};
+
+/// How the portal is served.
+#[derive(Debug, Clone, Default)]
+pub struct PortalConfig {
+    /// Mark cookies `Secure`: the portal is reached over TLS (a TLS-terminating proxy in
+    /// front of DAGR). A request with `X-Forwarded-Proto: https` gets them too.
+    pub secure_cookies: bool,
 }
 
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+/// The state of the portal's handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct Portal {
+    /// The services the REST API uses too.
+    pub(crate) app: AppState,
+    /// Mark cookies `Secure`.
+    pub(crate) secure_cookies: bool,
+    /// Kept for page modules that need shared state of their own.
+    #[allow(dead_code)]
+    pub(crate) config: Arc<PortalConfig>,
+}
+
+/// The portal's routes (to be merged with the REST API's router), with their security
+/// headers.
+pub fn router(app: AppState, config: PortalConfig) -> Router {
+    let portal = Portal {
+        app,
+        secure_cookies: config.secure_cookies,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route("/", get(auth::start))
+        .merge(auth::routes())
+        .merge(assets::routes())
+        .merge(catalog::routes())
+        .merge(requests::routes())
+        .merge(flows::routes())
+        .merge(systems::routes())
+        .merge(usage::routes())
+        .merge(dashboard::routes())
+        .with_state(portal)
+        .layer(middleware::map_response(web::security_headers))
 }

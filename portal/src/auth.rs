@@ -1,0 +1,283 @@
+//! Signing in and out, and the language switch.
+//!
+//! - `GET/POST /login`: organisations' people and admins, with login and password; the
+//!   lock-out rules are [`Governance::login`]'s.
+//! - `GET/POST /citizen/login`: citizens, through the subject identity seam. In the demo
+//!   the identity is a DAGR subject token (`demo-credentials.json` lists them); a national
+//!   eID provider would answer the same question, which subject this is.
+//! - `POST /logout`: ends the session (a form with the session's CSRF token).
+//! - `GET /lang/{code}?back=PATH`: sets the language cookie and goes back.
+//!
+//! [`Governance::login`]: dagr_admin_api::Governance::login
+
+use askama::Template;
+use dagr_admin_api::auth::{TOKEN_PREFIX, to_hex, token_hash};
+use dagr_admin_api::axum::Router;
+use dagr_admin_api::axum::extract::{Path, Query, Request, State};
+use dagr_admin_api::axum::http::{StatusCode, header};
+use dagr_admin_api::axum::response::{IntoResponse, Redirect, Response};
+use dagr_admin_api::axum::routing::{get, post};
+use dagr_admin_api::governance::LoginError;
+use dagr_engine::{AccessPolicy, Role};
+use serde::Deserialize;
+
+use crate::Portal;
+use crate::i18n::{Lang, texts};
+use crate::session::{
+    self, LANG_COOKIE, LOGIN_CSRF_COOKIE, Posted, SessionFor, SignedIn, Visitor, cookie,
+    random_hex, read_form, same_origin, same_secret, set_cookie,
+};
+use crate::web::{PortalError, Shell, fmt_time, render_status, safe_back};
+
+texts! {
+    /// Texts of the sign-in pages.
+    pub(crate) struct LoginText {
+        title: "Pieslēgšanās", "Sign in";
+        intro: "Organizāciju darbinieki un DAGR administratori pieslēdzas ar lietotājvārdu un paroli.", "People of organisations and DAGR administrators sign in with their login and password.";
+        login: "Lietotājvārds", "Login";
+        password: "Parole", "Password";
+        submit: "Pieslēgties", "Sign in";
+        refused: "Nepareizs lietotājvārds vai parole.", "Wrong login or password.";
+        locked: "Pārāk daudz neveiksmīgu mēģinājumu. Konts ir bloķēts līdz", "Too many failed attempts. The account is locked until";
+        demo: "Demonstrācijā lietotājvārdi un paroles ir datu direktorijas failā demo-credentials.json (piemēram, banka.consumer).", "In the demo, logins and passwords are in demo-credentials.json in the data directory (for example banka.consumer).";
+        citizen_link: "Iedzīvotājs? Uzziniet, kas izmantoja jūsu datus", "A citizen? See who used your data";
+        citizen_title: "Iedzīvotāja pieslēgšanās", "Citizen sign-in";
+        citizen_intro: "Pieslēdzieties, lai redzētu, kuras iestādes un kādam nolūkam izmantoja jūsu personas datus.", "Sign in to see which organisations used your personal data, and why.";
+        citizen_token: "Identitātes apliecinājums (demonstrācijā — subjekta atslēga)", "Proof of identity (in the demo, a subject token)";
+        citizen_token_hint: "Reālā sistēmā šeit būtu pieslēgšanās ar eID vai internetbanku. Demonstrācijā subjektu atslēgas ir failā demo-credentials.json.", "In production this is the national eID sign-in. In the demo, subject tokens are in demo-credentials.json.";
+        citizen_refused: "Šo identitāti neizdevās apstiprināt.", "This identity could not be confirmed.";
+        org_link: "Organizācijas darbinieks? Pieslēgties šeit", "Working for an organisation? Sign in here";
+    }
+}
+
+/// Routes of this module.
+pub(crate) fn routes() -> Router<Portal> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/citizen/login", get(citizen_page).post(citizen_login))
+        .route("/logout", post(logout))
+        .route("/lang/{code}", get(switch_language))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    shell: Shell,
+    t: &'static LoginText,
+    citizen: bool,
+    next: String,
+    login: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// The sign-in form with a fresh double-submit CSRF token in its cookie.
+fn form_page(
+    v: &Visitor,
+    citizen: bool,
+    next: &str,
+    login: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let t = LoginText::get(v.lang);
+    let Ok(token) = random_hex() else {
+        let shell = v.shell("");
+        let c = shell.c;
+        return shell
+            .error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, "")
+            .into_response();
+    };
+    let mut shell = v.shell(if citizen { t.citizen_title } else { t.title });
+    shell.csrf = token.clone();
+    let page = LoginPage {
+        shell,
+        t,
+        citizen,
+        next: next.to_owned(),
+        login: login.to_owned(),
+        error,
+    };
+    let mut r = render_status(status, &page);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, &token, Some(3600), v.secure),
+    );
+    r
+}
+
+async fn login_page(v: Visitor, Query(q): Query<NextQuery>) -> Response {
+    form_page(
+        &v,
+        false,
+        &safe_back(q.next.as_deref(), ""),
+        "",
+        None,
+        StatusCode::OK,
+    )
+}
+
+async fn citizen_page(v: Visitor, Query(q): Query<NextQuery>) -> Response {
+    form_page(
+        &v,
+        true,
+        &safe_back(q.next.as_deref(), ""),
+        "",
+        None,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Read a sign-in form and check its double-submit token and origin.
+async fn sign_in_form(v: &Visitor, req: Request) -> Result<LoginForm, PortalError> {
+    let shell = v.shell("");
+    let refused = || shell.error(StatusCode::FORBIDDEN, shell.c.error_csrf, "");
+    if !same_origin(req.headers()) {
+        return Err(refused());
+    }
+    let expected = cookie(req.headers(), LOGIN_CSRF_COOKIE).map(str::to_owned);
+    let (form, token): (LoginForm, String) = read_form(req, &shell).await?;
+    match expected {
+        Some(e) if !e.is_empty() && same_secret(&e, &token) => Ok(form),
+        _ => Err(refused()),
+    }
+}
+
+async fn login(
+    State(portal): State<Portal>,
+    v: Visitor,
+    req: Request,
+) -> Result<Response, PortalError> {
+    let form = sign_in_form(&v, req).await?;
+    let t = LoginText::get(v.lang);
+    let next = safe_back(Some(&form.next), "");
+    match portal
+        .app
+        .gov
+        .login(form.login.trim(), &form.password)
+        .await
+    {
+        Ok(user) => {
+            let role = dagr_admin_api::Governance::user_principal(&user).role;
+            let to = if next.is_empty() {
+                session::home_of(role).to_owned()
+            } else {
+                next
+            };
+            session::open(&portal, &v, SessionFor::User(user.id), &to).await
+        }
+        Err(LoginError::Refused) => Ok(form_page(
+            &v,
+            false,
+            &next,
+            &form.login,
+            Some(t.refused.into()),
+            StatusCode::UNAUTHORIZED,
+        )),
+        Err(LoginError::Locked { until }) => Ok(form_page(
+            &v,
+            false,
+            &next,
+            &form.login,
+            Some(format!("{} {}.", t.locked, fmt_time(until))),
+            StatusCode::TOO_MANY_REQUESTS,
+        )),
+        Err(LoginError::Unavailable(e)) => {
+            tracing::error!(error = %e, "portal: cannot check a sign-in");
+            let shell = v.shell("");
+            let c = shell.c;
+            Err(shell.error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, ""))
+        }
+    }
+}
+
+async fn citizen_login(
+    State(portal): State<Portal>,
+    v: Visitor,
+    req: Request,
+) -> Result<Response, PortalError> {
+    let form = sign_in_form(&v, req).await?;
+    let t = LoginText::get(v.lang);
+    let next = safe_back(Some(&form.next), "");
+    let token = form.token.trim();
+    let subject = token
+        .starts_with(TOKEN_PREFIX)
+        .then(|| portal.app.gov.policy().authenticate(token).ok())
+        .flatten()
+        .filter(|p| p.role == Role::Subject)
+        .and_then(|p| portal.app.identity.subject(&p));
+    if subject.is_none() {
+        return Ok(form_page(
+            &v,
+            true,
+            &next,
+            "",
+            Some(t.citizen_refused.into()),
+            StatusCode::UNAUTHORIZED,
+        ));
+    }
+    let to = if next.is_empty() {
+        session::home_of(Role::Subject).to_owned()
+    } else {
+        next
+    };
+    session::open(
+        &portal,
+        &v,
+        SessionFor::Citizen(to_hex(&token_hash(token))),
+        &to,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct Empty {}
+
+async fn logout(State(portal): State<Portal>, posted: Posted<Empty>) -> Response {
+    session::close(&portal, &posted.session).await
+}
+
+#[derive(Debug, Deserialize)]
+struct BackQuery {
+    back: Option<String>,
+}
+
+async fn switch_language(
+    v: Visitor,
+    Path(code): Path<String>,
+    Query(q): Query<BackQuery>,
+) -> Response {
+    let lang = Lang::parse(&code).unwrap_or(v.lang);
+    let mut r = Redirect::to(&safe_back(q.back.as_deref(), "/")).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LANG_COOKIE, lang.code(), Some(365 * 86_400), v.secure),
+    );
+    r
+}
+
+/// `GET /`: the start page for visitors; the signed-in go to their role's home.
+pub(crate) async fn start(State(portal): State<Portal>, v: Visitor, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    use dagr_admin_api::axum::extract::FromRequestParts;
+    if let Ok(s) = SignedIn::from_request_parts(&mut parts, &portal).await {
+        return Redirect::to(s.home()).into_response();
+    }
+    crate::home::landing(&v)
+}

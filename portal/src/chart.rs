@@ -1,0 +1,1 @@
+//! (Being built: server-side SVG charts.)

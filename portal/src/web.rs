@@ -1,0 +1,318 @@
+//! What every page shares: the frame ([`Shell`]), rendering, readable errors
+//! ([`PortalError`]), times in Latvian local time, and the security headers of every
+//! response.
+
+use askama::Template;
+use dagr_admin_api::axum::http::{HeaderValue, StatusCode, header};
+use dagr_admin_api::axum::response::{Html, IntoResponse, Redirect, Response};
+use dagr_admin_api::governance::GovError;
+use dagr_admin_api::model::Time;
+use dagr_engine::Role;
+
+use crate::i18n::{Common, Lang};
+
+/// One link of the main navigation.
+#[derive(Debug, Clone)]
+pub(crate) struct NavItem {
+    /// Where it leads.
+    pub(crate) href: &'static str,
+    /// Its text.
+    pub(crate) label: &'static str,
+    /// Whether the current page is under it (`aria-current="page"`).
+    pub(crate) current: bool,
+}
+
+/// Who is signed in, as the frame shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ShellUser {
+    /// The person's name (or "Citizen" and the masked personal code).
+    pub(crate) name: String,
+    /// Role and organisation, e.g. "data owner, PMLP".
+    pub(crate) detail: String,
+}
+
+/// The frame of a page: language, navigation, who is signed in, the session's CSRF token
+/// for the sign-out form. Every page template has it as its `shell` field.
+#[derive(Debug, Clone)]
+pub(crate) struct Shell {
+    /// The page's language.
+    pub(crate) lang: Lang,
+    /// The frame's texts in that language.
+    pub(crate) c: &'static Common,
+    /// The page title (the `<title>` and usually the `<h1>`).
+    pub(crate) title: String,
+    /// Who is signed in, if anyone.
+    pub(crate) user: Option<ShellUser>,
+    /// The session's CSRF token (empty when nobody is signed in).
+    pub(crate) csrf: String,
+    /// The link that switches the language and comes back to this page.
+    pub(crate) switch_href: String,
+    /// The main navigation for the signed-in role.
+    pub(crate) nav: Vec<NavItem>,
+    /// A confirmation to show at the top (after a form succeeded), if any.
+    pub(crate) notice: Option<String>,
+}
+
+impl Shell {
+    /// A frame for nobody signed in.
+    pub(crate) fn anonymous(lang: Lang, path: &str) -> Shell {
+        Shell {
+            lang,
+            c: Common::get(lang),
+            title: String::new(),
+            user: None,
+            csrf: String::new(),
+            switch_href: switch_href(lang, path),
+            nav: Vec::new(),
+            notice: None,
+        }
+    }
+
+    /// The same frame with `title`.
+    pub(crate) fn titled(mut self, title: impl Into<String>) -> Shell {
+        self.title = title.into();
+        self
+    }
+
+    /// The same frame with a confirmation at the top.
+    pub(crate) fn with_notice(mut self, notice: impl Into<String>) -> Shell {
+        self.notice = Some(notice.into());
+        self
+    }
+
+    /// The error page for `e` in this frame.
+    pub(crate) fn fail(&self, e: GovError) -> PortalError {
+        let (status, lead) = match &e {
+            GovError::Forbidden(_) => (StatusCode::FORBIDDEN, self.c.error_forbidden),
+            GovError::NotFound(_) => (StatusCode::NOT_FOUND, self.c.error_not_found),
+            GovError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, self.c.error_invalid),
+            GovError::Conflict(_) => (StatusCode::CONFLICT, self.c.error_conflict),
+            GovError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, self.c.error_unavailable),
+            GovError::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, self.c.error_invalid),
+        };
+        self.error(status, lead, &message(&e))
+    }
+
+    /// An error page with a status, a lead sentence and details.
+    pub(crate) fn error(&self, status: StatusCode, lead: &str, detail: &str) -> PortalError {
+        PortalError {
+            status,
+            shell: Box::new(self.clone().titled(self.c.error_title)),
+            lead: lead.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// The readable part of a governance error, for a message on the page: what was wrong,
+/// never a database error's internals.
+pub(crate) fn message(e: &GovError) -> String {
+    match e {
+        GovError::Store(inner) => {
+            tracing::error!(error = %inner, "portal: metadata store failed");
+            String::new()
+        }
+        GovError::Engine(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `/lang/{other}?back={path}`: the link of the language switch.
+fn switch_href(lang: Lang, path: &str) -> String {
+    format!(
+        "/lang/{}?back={}",
+        lang.other().code(),
+        encode_component(path)
+    )
+}
+
+/// Percent-encode a URL component (everything but unreserved characters).
+pub(crate) fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A same-site path to come back to: a path starting with one `/`, or `fallback`
+/// (never an absolute URL, so a crafted link cannot send a user elsewhere).
+pub(crate) fn safe_back(back: Option<&str>, fallback: &str) -> String {
+    match back {
+        Some(b)
+            if b.starts_with('/')
+                && !b.starts_with("//")
+                && !b.starts_with("/\\")
+                && !b.bytes().any(|c| c.is_ascii_control()) =>
+        {
+            b.to_owned()
+        }
+        _ => fallback.to_owned(),
+    }
+}
+
+/// A page shown because something failed: its status, the frame, a lead sentence and the
+/// details, all readable; never a stack trace or raw JSON.
+#[derive(Debug)]
+pub(crate) struct PortalError {
+    status: StatusCode,
+    shell: Box<Shell>,
+    lead: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    shell: &'a Shell,
+    lead: &'a str,
+    detail: &'a str,
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            shell: &self.shell,
+            lead: &self.lead,
+            detail: &self.detail,
+        };
+        let mut response = render(&page);
+        *response.status_mut() = self.status;
+        response
+    }
+}
+
+/// Render a template as an HTML response (a template that fails to render, which only a
+/// bug can cause, is logged and answered with a plain 500).
+pub(crate) fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "portal: a template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown. The error was logged.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Render a template with a status (e.g. a refused form shown again with 422).
+pub(crate) fn render_status(status: StatusCode, t: &impl Template) -> Response {
+    let mut r = render(t);
+    if r.status() == StatusCode::OK {
+        *r.status_mut() = status;
+    }
+    r
+}
+
+/// Redirect after a successful form (303: the browser follows with GET).
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Headers every portal response carries: a strict content security policy (only our own
+/// scripts, styles and images; no framing), no MIME sniffing, no referrer outside, and
+/// no caching of pages (they show personal data).
+pub(crate) async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Latvian local time (Europe/Riga: UTC+2, UTC+3 in summer time, which runs from 01:00 UTC
+/// on the last Sunday of March to 01:00 UTC on the last Sunday of October).
+pub(crate) fn riga(t: Time) -> chrono::NaiveDateTime {
+    use chrono::{DateTime, Datelike};
+    let utc = DateTime::from_timestamp_millis(t.0)
+        .unwrap_or_default()
+        .naive_utc();
+    let year = utc.year();
+    let last_sunday_1am = |month: u32| {
+        let last = chrono::NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
+        let back = last.weekday().num_days_from_sunday() as i64;
+        (last - chrono::Duration::days(back))
+            .and_hms_opt(1, 0, 0)
+            .unwrap_or_default()
+    };
+    let summer = utc >= last_sunday_1am(3) && utc < last_sunday_1am(10);
+    utc + chrono::Duration::hours(if summer { 3 } else { 2 })
+}
+
+/// A time for people: `2026-11-27 19:20` in Latvian local time.
+pub(crate) fn fmt_time(t: Time) -> String {
+    riga(t).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// A date for people: `2026-11-27` in Latvian local time.
+pub(crate) fn fmt_date(t: Time) -> String {
+    riga(t).format("%Y-%m-%d").to_string()
+}
+
+/// The role's name in the frame's language.
+pub(crate) fn role_name(c: &Common, role: Role) -> &'static str {
+    match role {
+        Role::Admin => c.role_admin,
+        Role::Owner => c.role_owner,
+        Role::Consumer => c.role_consumer,
+        Role::Subject => c.citizen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> Time {
+        Time(
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+                .unwrap()
+                .and_utc()
+                .timestamp_millis(),
+        )
+    }
+
+    #[test]
+    fn riga_time_follows_summer_time() {
+        // Winter: UTC+2.
+        assert_eq!(fmt_time(ms("2026-11-27 17:20")), "2026-11-27 19:20");
+        // Summer 2026 starts 29 March 01:00 UTC and ends 25 October 01:00 UTC.
+        assert_eq!(fmt_time(ms("2026-03-29 00:59")), "2026-03-29 02:59");
+        assert_eq!(fmt_time(ms("2026-03-29 01:00")), "2026-03-29 04:00");
+        assert_eq!(fmt_time(ms("2026-10-25 00:59")), "2026-10-25 03:59");
+        assert_eq!(fmt_time(ms("2026-10-25 01:00")), "2026-10-25 03:00");
+    }
+
+    #[test]
+    fn only_same_site_paths_are_followed_back() {
+        assert_eq!(safe_back(Some("/catalog?q=x"), "/"), "/catalog?q=x");
+        assert_eq!(safe_back(Some("//evil.example/"), "/"), "/");
+        assert_eq!(safe_back(Some("/\\evil.example"), "/"), "/");
+        assert_eq!(safe_back(Some("https://evil.example/"), "/"), "/");
+        assert_eq!(safe_back(None, "/home"), "/home");
+        assert_eq!(encode_component("/a b?c=ā"), "%2Fa%20b%3Fc%3D%C4%81");
+    }
+}
