@@ -89,7 +89,11 @@ pub fn http_app(
     loads: Arc<dagr_admin_api::Loads>,
     portal: dagr_portal::PortalConfig,
 ) -> dagr_admin_api::axum::Router {
-    dagr_admin_api::router_with(state.clone(), loads).merge(dagr_portal::router(state, portal))
+    dagr_portal::with_api(
+        dagr_admin_api::router_with(state.clone(), loads),
+        state,
+        portal,
+    )
 }
 
 /// Serve HTTP on an already-bound listener until `shutdown` resolves.

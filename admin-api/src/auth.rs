@@ -297,6 +297,17 @@ impl Policy {
             }
         }
     }
+
+    /// How old the state is (since it was last known to match the store) and how old it may
+    /// get before callers are refused (`None`: no bound), for health pages.
+    pub fn age(&self) -> (std::time::Duration, Option<std::time::Duration>) {
+        let ms = |v: i64| std::time::Duration::from_millis(v.max(0) as u64);
+        let max = self.max_age_ms.load(Ordering::Relaxed);
+        (
+            ms(Time::now().0 - self.fresh_at.load(Ordering::Relaxed)),
+            (max > 0).then(|| ms(max)),
+        )
+    }
 }
 
 impl AccessPolicy for Policy {

@@ -783,7 +783,13 @@ impl Governance {
         let own = p.token_id.as_deref() == Some(&id.to_string());
         if !own && p.role != Role::Admin {
             let s = self.system(p, t.system.unwrap_or_default()).await?;
-            Self::require_admin_or_owner_of(p, &s.organisation)?;
+            // Whoever may issue the organisation's tokens may revoke them: a person of the
+            // organisation who finds a token leaked must not have to wait for an owner.
+            let person_of_org =
+                p.user.is_some() && p.organisation.as_deref() == Some(s.organisation.as_str());
+            if !person_of_org {
+                Self::require_admin_or_owner_of(p, &s.organisation)?;
+            }
         }
         let reason = text("reason", reason, false)?;
         if !self.store.revoke_token(id, &p.describe(), &reason).await? {
@@ -1024,7 +1030,7 @@ impl Governance {
                 valid_to: input.valid_to,
                 created_by: p.describe(),
                 created_at: now,
-                due_at: now.plus_days(meta.sla_days),
+                due_at: Self::decision_due(&meta, now),
             })
             .await?;
         Ok(request)
@@ -1566,6 +1572,39 @@ impl Governance {
             )));
         }
         self.change_request(p, id).await
+    }
+
+    /// When the owner of `meta` must decide an access request filed at `filed_at`: the
+    /// deadline [`Governance::create_request`] gives a request (the portal shows it before
+    /// the request is filed).
+    pub fn decision_due(meta: &DatasetMeta, filed_at: Time) -> Time {
+        filed_at.plus_days(meta.sla_days)
+    }
+
+    /// File a schema change as [`Governance::file_change`] does, with the owner's reason
+    /// for it (optional; checked before anything is filed) kept in the change request's
+    /// history as `explained`, for the admin who decides.
+    pub async fn file_change_with_reason(
+        &self,
+        p: &Principal,
+        dataset: &str,
+        definition: DatasetDefinition,
+        reason: &str,
+    ) -> GovResult<ChangeRequest> {
+        let reason = text("reason", reason, false)?;
+        let change = self.file_change(p, dataset, definition).await?;
+        if !reason.is_empty() {
+            self.store
+                .add_note(
+                    "change_request",
+                    change.id,
+                    "explained",
+                    &p.describe(),
+                    &reason,
+                )
+                .await?;
+        }
+        Ok(change)
     }
 }
 

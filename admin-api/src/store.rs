@@ -1796,6 +1796,26 @@ impl MetaStore {
             .map(load_row)
             .collect()
     }
+
+    /// Add a note to an entity's history, changing no status: `action` with `reason` by
+    /// `actor` (e.g. why a schema change was filed).
+    pub async fn add_note(
+        &self,
+        entity: &str,
+        id: i64,
+        action: &str,
+        actor: &str,
+        reason: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::event(
+            &mut tx,
+            Event::new(entity, id, action, actor).reason(Some(reason)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 fn apply_filter(sql: &mut Sql, f: &ListFilter) {

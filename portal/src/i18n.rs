@@ -101,7 +101,6 @@ texts! {
         site: "DAGR datu izplatīšanas platforma", "DAGR data distribution platform";
         skip: "Pāriet uz saturu", "Skip to content";
         nav_label: "Galvenā navigācija", "Main navigation";
-        nav_home: "Sākums", "Home";
         nav_catalog: "Datu katalogs", "Data catalog";
         nav_requests: "Mani pieprasījumi", "My requests";
         nav_agreements: "Līgumi", "Agreements";
@@ -133,7 +132,6 @@ texts! {
         api_docs: "API apraksts", "API description";
         yes: "jā", "yes";
         no: "nē", "no";
-        save: "Saglabāt", "Save";
         cancel: "Atcelt", "Cancel";
         field_error: "Kļūda", "Error";
         none: "Nav", "None";

@@ -37,8 +37,10 @@ mod web;
 use std::sync::Arc;
 
 use dagr_admin_api::AppState;
+use dagr_admin_api::axum::extract::Request;
 use dagr_admin_api::axum::routing::get;
 use dagr_admin_api::axum::{Router, middleware};
+use tower::ServiceExt;
 
 /// How the portal is served.
 #[derive(Debug, Clone, Default)]
@@ -60,8 +62,27 @@ pub(crate) struct Portal {
     pub(crate) config: Arc<PortalConfig>,
 }
 
-/// The portal's routes (to be merged with the REST API's router), with their security
-/// headers.
+/// The whole HTTP application: the portal's pages, and `api` (the REST API's router) for
+/// every path under `/api/`. A path that is neither gets the portal's readable "not found"
+/// page (the API answers its own unknown paths with problem+json).
+pub fn with_api(api: Router, app: AppState, config: PortalConfig) -> Router {
+    router(app, config).fallback(move |req: Request| {
+        let api = api.clone();
+        async move {
+            let path = req.uri().path();
+            if path == "/api" || path.starts_with("/api/") {
+                match api.oneshot(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            } else {
+                web::security_headers(web::not_found(req).await).await
+            }
+        }
+    })
+}
+
+/// The portal's routes, with their security headers.
 pub fn router(app: AppState, config: PortalConfig) -> Router {
     let portal = Portal {
         app,

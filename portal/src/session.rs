@@ -183,14 +183,6 @@ pub(crate) struct SignedIn {
 }
 
 impl SignedIn {
-    /// The signed-in user, or `None` for a citizen.
-    pub(crate) fn user(&self) -> Option<&User> {
-        match &self.who {
-            Who::User(u) => Some(u),
-            Who::Citizen(_) => None,
-        }
-    }
-
     /// The citizen's personal code, or `None` for a user.
     pub(crate) fn subject(&self) -> Option<&str> {
         match &self.who {
@@ -245,6 +237,7 @@ impl SignedIn {
                 ("/catalog", c.nav_catalog),
                 ("/inbox", c.nav_inbox),
                 ("/flows", c.nav_flows),
+                ("/changes", c.nav_changes),
                 ("/usage", c.nav_usage),
                 ("/systems", c.nav_systems),
             ],

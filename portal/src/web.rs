@@ -186,6 +186,24 @@ impl IntoResponse for PortalError {
     }
 }
 
+/// The "not found" page for a path no page or API route has.
+pub(crate) async fn not_found(req: dagr_admin_api::axum::extract::Request) -> Response {
+    let lang = crate::session::cookie(req.headers(), crate::session::LANG_COOKIE)
+        .and_then(Lang::parse)
+        .or_else(|| {
+            req.headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::from_accept)
+        })
+        .unwrap_or_default();
+    let shell = Shell::anonymous(lang, req.uri().path());
+    let c = shell.c;
+    shell
+        .error(StatusCode::NOT_FOUND, c.error_not_found, req.uri().path())
+        .into_response()
+}
+
 /// Render a template as an HTML response (a template that fails to render, which only a
 /// bug can cause, is logged and answered with a plain 500).
 pub(crate) fn render(t: &impl Template) -> Response {
@@ -265,11 +283,6 @@ pub(crate) fn riga(t: Time) -> chrono::NaiveDateTime {
 /// A time for people: `2026-11-27 19:20` in Latvian local time.
 pub(crate) fn fmt_time(t: Time) -> String {
     riga(t).format("%Y-%m-%d %H:%M").to_string()
-}
-
-/// A date for people: `2026-11-27` in Latvian local time.
-pub(crate) fn fmt_date(t: Time) -> String {
-    riga(t).format("%Y-%m-%d").to_string()
 }
 
 /// The role's name in the frame's language.

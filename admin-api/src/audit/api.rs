@@ -27,7 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::store::{
     AuditStoreError, MAX_USAGE_EVENTS, SummaryRow, UsageEntry, UsageEventIn, UsageFilter,
-    UsageOutcome, export_schema,
+    UsageOutcome, UsagePage, export_schema,
 };
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
@@ -206,11 +206,7 @@ pub(crate) async fn my_usage(
         to: time_param("to", q.to.as_deref(), true)?,
         organisation: q.organisation.clone(),
     };
-    let mut page = s
-        .audit
-        .subject_usage(&subject, &filter, before, limit as usize)
-        .await?;
-    name_parties(&s, &mut page.entries).await?;
+    let page = subject_usage_page(&s, &subject, &filter, before, limit as usize).await?;
     let mut response = Json(page.entries).into_response();
     if let Some(c) = page.next {
         let mut params: Vec<String> = uri
@@ -352,9 +348,15 @@ pub(crate) async fn usage_summary(
     Caller(p): Caller,
     Params(q): Params<SummaryParams>,
 ) -> Result<Json<Vec<SummaryRow>>> {
-    let datasets = scope(&s, &p, q.dataset.as_deref())?;
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
-    Ok(Json(s.audit.summary(datasets.as_deref(), from, to).await?))
+    let (_, _, rows) = usage_summary_for(
+        &s,
+        &p,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.dataset.as_deref(),
+    )
+    .await?;
+    Ok(Json(rows))
 }
 
 /// The access records and usage events of a period (by the time of the read or use) as a
@@ -375,9 +377,30 @@ pub(crate) async fn usage_records(
     Caller(p): Caller,
     Params(q): Params<ExportParams>,
 ) -> Result<Response> {
-    let datasets = scope(&s, &p, q.dataset.as_deref())?;
-    let (from, to) = period(q.from.as_deref(), q.to.as_deref())?;
-    let format = q.format.as_deref().unwrap_or("parquet");
+    usage_records_for(
+        &s,
+        &p,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.dataset.as_deref(),
+        q.format.as_deref(),
+    )
+    .await
+}
+
+/// The download `GET /api/v1/usage/records` answers `p` (the portal's CSV link too):
+/// Parquet or CSV (`format`, default Parquet) of the period and dataset given, streamed.
+pub async fn usage_records_for(
+    s: &AppState,
+    p: &Principal,
+    from: Option<&str>,
+    to: Option<&str>,
+    dataset: Option<&str>,
+    format: Option<&str>,
+) -> Result<Response> {
+    let datasets = scope(s, p, dataset)?;
+    let (from, to) = period(from, to)?;
+    let format = format.unwrap_or("parquet");
     let (content_type, ext) = match format {
         "parquet" => ("application/vnd.apache.parquet", "parquet"),
         "csv" => ("text/csv; charset=utf-8", "csv"),
@@ -414,6 +437,48 @@ pub(crate) async fn usage_records(
         body,
     )
         .into_response())
+}
+
+/// One page of the citizen view of `subject` as `GET /api/v1/me/usage` answers it, the
+/// organisations and systems named (the portal's "who used my data" page too).
+pub async fn subject_usage_page(
+    s: &AppState,
+    subject: &str,
+    filter: &UsageFilter,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<UsagePage> {
+    let mut page = s
+        .audit
+        .subject_usage(subject, filter, before, limit)
+        .await?;
+    name_parties(s, &mut page.entries).await?;
+    Ok(page)
+}
+
+/// The datasets whose usage `p` may see, narrowed to `dataset` when given: `None` = all
+/// (admins). Owners see their organisation's datasets; anyone else is refused.
+pub fn usage_scope(
+    s: &AppState,
+    p: &Principal,
+    dataset: Option<&str>,
+) -> Result<Option<Vec<String>>> {
+    scope(s, p, dataset)
+}
+
+/// The summary `GET /api/v1/usage/summary` answers `p` (the portal's usage page too), with
+/// the period `[from, to)` it covers in Unix ms (`from`/`to` as the query gives them).
+pub async fn usage_summary_for(
+    s: &AppState,
+    p: &Principal,
+    from: Option<&str>,
+    to: Option<&str>,
+    dataset: Option<&str>,
+) -> Result<(i64, i64, Vec<SummaryRow>)> {
+    let datasets = scope(s, p, dataset)?;
+    let (from, to) = period(from, to)?;
+    let rows = s.audit.summary(datasets.as_deref(), from, to).await?;
+    Ok((from, to, rows))
 }
 
 fn io_error(e: impl std::fmt::Display) -> std::io::Error {

@@ -14,6 +14,8 @@ use std::fmt;
 
 use dagr_engine::{Principal, Role};
 
+/// The usage views as the REST API serves them, for the portal.
+pub use api::{subject_usage_page, usage_records_for, usage_scope, usage_summary_for};
 pub use store::{AuditConfig, AuditStore};
 
 /// Decides which data subject (personal code) an authenticated caller is, for the citizen's

@@ -309,6 +309,19 @@ pub struct SummaryRow {
     pub rows: i64,
 }
 
+/// The head of the chain, as [`AuditStore::chain_head`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The last entry's sequence number (0 before the first).
+    pub seq: i64,
+    /// Its hash ([`GENESIS_HASH`] before the first).
+    pub hash: String,
+    /// When it was recorded.
+    pub recorded_at: Option<Time>,
+    /// Whether the writer takes entries (it stops when the store is closed).
+    pub writing: bool,
+}
+
 /// Where the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -2539,6 +2552,18 @@ impl AuditStore {
             }
         }
         Ok(None)
+    }
+
+    /// The head of the chain — the last entry's sequence number and hash, and when it was
+    /// recorded — and whether the writer still takes entries: for health pages.
+    pub async fn chain_head(&self) -> Result<ChainHead> {
+        let head = read_head(&self.inner.pool).await?;
+        Ok(ChainHead {
+            seq: head.seq,
+            hash: head.hash,
+            recorded_at: (head.recorded_at > 0).then_some(Time(head.recorded_at)),
+            writing: !self.inner.jobs.is_closed() && self.inner.writer.lock().is_some(),
+        })
     }
 }
 

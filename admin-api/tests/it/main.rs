@@ -10,4 +10,5 @@ mod changes;
 mod common;
 mod loads;
 mod roles;
+mod sessions;
 mod workflow;
