@@ -25,9 +25,10 @@ use anyhow::{Context, anyhow};
 use dagr_admin_api::Governance;
 use dagr_admin_api::governance::{ApprovalInput, GovError, RequestInput};
 use dagr_admin_api::model::{
-    AccessRequest, Agreement, Organisation, RequestStatus, System, SystemKind, Time, User, UserRole,
+    AccessRequest, Agreement, LoadChannel, LoadMode, LoadOutcome, LoadStatus, Organisation,
+    RequestStatus, System, SystemKind, Time, User, UserRole,
 };
-use dagr_admin_api::store::{ListFilter, Page};
+use dagr_admin_api::store::{ListFilter, NewLoad, Page};
 use dagr_engine::arrow::array::{Array, AsArray};
 use dagr_engine::arrow::datatypes::DataType;
 use dagr_engine::{Access, Principal, Role};
@@ -338,6 +339,42 @@ const REQUESTS: &[RequestPlan] = &[
     },
 ];
 
+/// Record the demo registers' first loads in the load history (channel `local`), so that
+/// the portal's flows, dashboard and charts tell the same story as the engine. A dataset
+/// whose history already has an entry (a resumed seeding) is left alone.
+async fn record_demo_loads(gov: &Governance) -> anyhow::Result<()> {
+    let engine = gov.engine()?;
+    let store = gov.store();
+    for name in engine.dataset_names() {
+        let Some(snapshot) = engine.current_opt(&name)? else {
+            continue;
+        };
+        let first = Page {
+            limit: 1,
+            after: None,
+        };
+        if !store.loads_of(&name, &first).await?.is_empty() {
+            continue;
+        }
+        let load = store
+            .create_load(&NewLoad {
+                dataset: name.clone(),
+                channel: LoadChannel::Local,
+                mode: LoadMode::Snapshot,
+                status: LoadStatus::Validating,
+                node: "demo".into(),
+                created_by: "demo seeding".into(),
+            })
+            .await?;
+        let outcome = LoadOutcome::Committed {
+            version: snapshot.version() as i64,
+            rows: snapshot.num_rows() as i64,
+        };
+        store.finish_load(load.id, 0, &outcome).await?;
+    }
+    Ok(())
+}
+
 /// Every item of a list in one page.
 fn everything() -> Page {
     Page {
@@ -555,6 +592,7 @@ pub async fn seed_governance(gov: &Governance, data_dir: &Path) -> anyhow::Resul
         "agreements": agreements,
         "pending_requests": pending,
     });
+    record_demo_loads(gov).await?;
     let path = write_credentials(data_dir, &credentials).await?;
     info!(
         path = %path.display(),
@@ -960,6 +998,16 @@ mod tests {
         };
         assert_eq!(ids(&first), ids(&second));
         assert_ne!(first["admin"]["token"], second["admin"]["token"]);
+        // Each register's first load is in its history once, however often seeding ran.
+        for name in gov.engine().unwrap().dataset_names() {
+            let loads = gov.store().loads_of(&name, &everything()).await.unwrap();
+            assert_eq!(loads.len(), 1, "{name}");
+            assert_eq!(loads[0].channel, LoadChannel::Local);
+            assert_eq!(
+                (loads[0].version, loads[0].status),
+                (Some(1), LoadStatus::Committed)
+            );
+        }
 
         let store = gov.store();
         assert_eq!(

@@ -224,6 +224,8 @@ string_enum! {
         Http => "http",
         /// An Arrow Flight `DoPut`.
         Flight => "flight",
+        /// Loaded by the server itself from its data directory (the demo's registers).
+        Local => "local",
     }
 }
 

@@ -93,6 +93,7 @@ texts! {
         loaded_by: "Ielādēja", "Loaded by";
         channel_http: "HTTP augšupielāde", "HTTP upload";
         channel_flight: "Arrow Flight", "Arrow Flight";
+        channel_local: "Servera ielāde (demonstrācija)", "Loaded by the server (demo)";
         mode_snapshot: "viss momentuzņēmums", "whole snapshot";
         mode_changes: "izmaiņu kopa", "change set";
         load_committed: "ielādēta", "committed";
@@ -326,6 +327,7 @@ impl LoadView {
             channel: match l.channel {
                 LoadChannel::Http => t.channel_http,
                 LoadChannel::Flight => t.channel_flight,
+                LoadChannel::Local => t.channel_local,
             },
             mode: match l.mode {
                 LoadMode::Snapshot => t.mode_snapshot,
