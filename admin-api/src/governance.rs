@@ -30,21 +30,33 @@ pub const MAX_FAILED_LOGINS: i64 = 5;
 /// How long a locked portal account stays locked.
 pub const LOCKOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// Password checks that may run at once (each takes tens of ms of a core and 19 MiB).
+pub const MAX_PASSWORD_CHECKS: usize = 2;
+
 /// Why a portal sign-in was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// Unknown login or wrong password (deliberately not saying which).
-    #[error("wrong login or password")]
+    /// Unknown login, wrong password, or an account locked after repeated failures
+    /// (deliberately not saying which).
+    #[error("wrong login or password, or the account is locked after repeated failures")]
     Refused,
-    /// Too many failures: the account is locked until then.
-    #[error("the account is locked after repeated failed sign-ins")]
-    Locked {
-        /// When the lock ends.
-        until: Time,
-    },
     /// The metadata store failed.
     #[error("cannot check the sign-in now: {0}")]
     Unavailable(String),
+}
+
+/// The turns of password checks, shared by every service of the process.
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PASSWORD_CHECKS);
+    &TURNS
+}
+
+/// Check a password against its hash off the async runtime.
+async fn check_password(password: &str, hash: String) -> Result<bool, LoginError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| LoginError::Unavailable(format!("checking the password: {e}")))
 }
 
 /// An Argon2id hash of a password nobody has, checked for unknown logins so that they cost
@@ -354,7 +366,9 @@ impl Governance {
 
     // ---- role helpers --------------------------------------------------------------
 
-    fn require_admin(p: &Principal) -> GovResult<()> {
+    /// Refuse anyone but an admin (for views that exist only for operators, such as the
+    /// portal's dashboard).
+    pub fn require_admin(p: &Principal) -> GovResult<()> {
         if p.role == Role::Admin {
             Ok(())
         } else {
@@ -507,46 +521,53 @@ impl Governance {
 
     /// Check a portal user's password, with lock-out: after [`MAX_FAILED_LOGINS`] failures
     /// in a row the account is locked for [`LOCKOUT`], and while it is locked even the right
-    /// password is refused. A success resets the count. An unknown login costs the same
-    /// password check as a known one, so timing does not tell which logins exist.
+    /// password is refused. A success resets the count.
+    ///
+    /// - Each attempt is reserved in the store before the password is checked (one atomic
+    ///   update that counts it), so parallel attempts cannot try more than
+    ///   [`MAX_FAILED_LOGINS`] passwords between two locks, and an attempt can only clear
+    ///   the count of an account that is not locked.
+    /// - Every refusal is the same [`LoginError::Refused`]: an unknown login, a wrong
+    ///   password and a locked account cannot be told apart, by the answer or by its time
+    ///   (every refusal costs one password check).
+    /// - At most [`MAX_PASSWORD_CHECKS`] password checks (Argon2id: tens of ms and 19 MiB
+    ///   each) run at once; an attempt that cannot get a turn within 10 s is
+    ///   [`LoginError::Unavailable`], so a flood of sign-ins cannot exhaust memory.
     pub async fn login(&self, login: &str, password: &str) -> Result<User, LoginError> {
         if login.is_empty() || login.len() > 64 || password.is_empty() || password.len() > 1024 {
             return Err(LoginError::Refused);
         }
-        let found = self
+        let _turn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            password_checks().acquire(),
+        )
+        .await
+        .map_err(|_| LoginError::Unavailable("too many sign-ins at once".into()))?
+        .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+        let now = Time::now();
+        let reserved = self
             .store
-            .user_credentials(login)
+            .reserve_login(login, now, MAX_FAILED_LOGINS)
             .await
             .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-        let now = Time::now();
-        let (user, hash, failed, locked_until) = match found {
-            Some(f) => f,
+        let (user, hash) = match reserved {
+            Some(r) => r,
             None => {
-                let password = password.to_owned();
-                let _ = tokio::task::spawn_blocking(move || {
-                    auth::verify_password(&password, dummy_password_hash())
-                })
-                .await;
+                // Unknown, locked, or out of attempts: the same answer, the same cost.
+                check_password(password, dummy_password_hash().to_owned()).await?;
                 return Err(LoginError::Refused);
             }
         };
-        if let Some(until) = locked_until.filter(|t| *t > now) {
-            return Err(LoginError::Locked { until });
-        }
-        let candidate = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&candidate, &hash))
-            .await
-            .map_err(|e| LoginError::Unavailable(format!("checking the password: {e}")))?;
-        let lock = (!ok && failed + 1 >= MAX_FAILED_LOGINS)
-            .then(|| Time(now.0 + LOCKOUT.as_millis() as i64));
+        let ok = check_password(password, hash).await?;
+        let lock = Time(now.0 + LOCKOUT.as_millis() as i64);
         self.store
-            .record_login(user.id, ok, lock)
+            .finish_login(user.id, ok, MAX_FAILED_LOGINS, lock, now)
             .await
             .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-        match (ok, lock) {
-            (true, _) => Ok(user),
-            (false, Some(until)) => Err(LoginError::Locked { until }),
-            (false, None) => Err(LoginError::Refused),
+        if ok {
+            Ok(user)
+        } else {
+            Err(LoginError::Refused)
         }
     }
 
@@ -1593,8 +1614,11 @@ impl Governance {
     ) -> GovResult<ChangeRequest> {
         let reason = text("reason", reason, false)?;
         let change = self.file_change(p, dataset, definition).await?;
-        if !reason.is_empty() {
-            self.store
+        // The change is committed (and, if not breaking, applied): a failure to add the
+        // note must not make the caller file it again.
+        if !reason.is_empty()
+            && let Err(e) = self
+                .store
                 .add_note(
                     "change_request",
                     change.id,
@@ -1602,7 +1626,9 @@ impl Governance {
                     &p.describe(),
                     &reason,
                 )
-                .await?;
+                .await
+        {
+            tracing::error!(error = %e, change = change.id, "cannot record a schema change's reason");
         }
         Ok(change)
     }

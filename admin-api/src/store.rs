@@ -715,44 +715,65 @@ impl MetaStore {
         })
     }
 
-    /// A user with its password hash, failed-login count and lock-out end.
-    pub async fn user_credentials(
+    /// Reserve a sign-in attempt for `login`: count it as a failure now (the check that
+    /// follows may clear it), in one atomic update, unless the account is locked at `now`
+    /// or already has `max` failures counted. A lock that has ended starts the count anew.
+    /// Returns the user and its password hash, or `None` (unknown login, locked, or out
+    /// of attempts).
+    pub async fn reserve_login(
         &self,
         login: &str,
-    ) -> StoreResult<Option<(User, String, i64, Option<Time>)>> {
-        let Some(r) = sqlx::query("SELECT * FROM users WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?
+        now: Time,
+        max: i64,
+    ) -> StoreResult<Option<(User, String)>> {
+        let Some(r) = sqlx::query(
+            "UPDATE users SET \
+             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
+                 THEN 1 ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
+                 THEN NULL ELSE locked_until END \
+             WHERE login = $1 \
+             AND (locked_until IS NULL OR locked_until <= $2) \
+             AND (failed_logins < $3 OR locked_until IS NOT NULL) \
+             RETURNING *",
+        )
+        .bind(login)
+        .bind(now.0)
+        .bind(max)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
-        Ok(Some((
-            user_row(&r)?,
-            r.try_get("password_hash")?,
-            r.try_get("failed_logins")?,
-            opt_time_col(&r, "locked_until")?,
-        )))
+        Ok(Some((user_row(&r)?, r.try_get("password_hash")?)))
     }
 
-    /// Record a login attempt: reset the failure count on success, else count it and lock
-    /// the account until `lock_until` when given.
-    pub async fn record_login(
+    /// Finish a reserved sign-in attempt: a success clears the count (unless the account
+    /// was locked meanwhile); a failure stays counted and locks the account until
+    /// `lock_until` once `max` failures are counted.
+    pub async fn finish_login(
         &self,
         user: i64,
         success: bool,
-        lock_until: Option<Time>,
+        max: i64,
+        lock_until: Time,
+        now: Time,
     ) -> StoreResult<()> {
         let q = if success {
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-                .bind(user)
-        } else {
             sqlx::query(
-                "UPDATE users SET failed_logins = failed_logins + 1, \
-                 locked_until = COALESCE($2, locked_until) WHERE id = $1",
+                "UPDATE users SET failed_logins = 0, locked_until = NULL \
+                 WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
             )
             .bind(user)
-            .bind(lock_until.map(|t| t.0))
+            .bind(now.0)
+        } else {
+            sqlx::query(
+                "UPDATE users SET locked_until = $3 \
+                 WHERE id = $1 AND failed_logins >= $2 AND locked_until IS NULL",
+            )
+            .bind(user)
+            .bind(max)
+            .bind(lock_until.0)
         };
         q.execute(&self.pool).await?;
         Ok(())

@@ -14,7 +14,7 @@ use askama::Template;
 use dagr_admin_api::auth::{TOKEN_PREFIX, to_hex, token_hash};
 use dagr_admin_api::axum::Router;
 use dagr_admin_api::axum::extract::{Path, Query, Request, State};
-use dagr_admin_api::axum::http::{StatusCode, header};
+use dagr_admin_api::axum::http::{HeaderMap, StatusCode, header};
 use dagr_admin_api::axum::response::{IntoResponse, Redirect, Response};
 use dagr_admin_api::axum::routing::{get, post};
 use dagr_admin_api::governance::LoginError;
@@ -27,7 +27,7 @@ use crate::session::{
     self, LANG_COOKIE, LOGIN_CSRF_COOKIE, Posted, SessionFor, SignedIn, Visitor, cookie,
     random_hex, read_form, same_origin, same_secret, set_cookie,
 };
-use crate::web::{PortalError, Shell, fmt_time, render_status, safe_back};
+use crate::web::{PortalError, Shell, render_status, safe_back};
 
 texts! {
     /// Texts of the sign-in pages.
@@ -37,8 +37,7 @@ texts! {
         login: "Lietotājvārds", "Login";
         password: "Parole", "Password";
         submit: "Pieslēgties", "Sign in";
-        refused: "Nepareizs lietotājvārds vai parole.", "Wrong login or password.";
-        locked: "Pārāk daudz neveiksmīgu mēģinājumu. Konts ir bloķēts līdz", "Too many failed attempts. The account is locked until";
+        refused: "Nepareizs lietotājvārds vai parole. Pēc 5 neveiksmīgiem mēģinājumiem pēc kārtas konts tiek bloķēts uz 15 minūtēm.", "Wrong login or password. After 5 failed attempts in a row an account is locked for 15 minutes.";
         demo: "Demonstrācijā lietotājvārdi un paroles ir datu direktorijas failā demo-credentials.json (piemēram, banka.consumer).", "In the demo, logins and passwords are in demo-credentials.json in the data directory (for example banka.consumer).";
         citizen_link: "Iedzīvotājs? Uzziniet, kas izmantoja jūsu datus", "A citizen? See who used your data";
         citizen_title: "Iedzīvotāja pieslēgšanās", "Citizen sign-in";
@@ -75,9 +74,11 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// The sign-in form with a fresh double-submit CSRF token in its cookie.
+/// The sign-in form with its double-submit CSRF token: the one the browser already has
+/// (so two sign-in pages open at once both work), else a fresh one in a new cookie.
 fn form_page(
     v: &Visitor,
+    existing: Option<&str>,
     citizen: bool,
     next: &str,
     login: &str,
@@ -85,7 +86,10 @@ fn form_page(
     status: StatusCode,
 ) -> Response {
     let t = LoginText::get(v.lang);
-    let Ok(token) = random_hex() else {
+    let reuse = existing
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned);
+    let Some(token) = reuse.or_else(|| random_hex().ok()) else {
         let shell = v.shell("");
         let c = shell.c;
         return shell
@@ -110,9 +114,10 @@ fn form_page(
     r
 }
 
-async fn login_page(v: Visitor, Query(q): Query<NextQuery>) -> Response {
+async fn login_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     form_page(
         &v,
+        cookie(&headers, LOGIN_CSRF_COOKIE),
         false,
         &safe_back(q.next.as_deref(), ""),
         "",
@@ -121,9 +126,10 @@ async fn login_page(v: Visitor, Query(q): Query<NextQuery>) -> Response {
     )
 }
 
-async fn citizen_page(v: Visitor, Query(q): Query<NextQuery>) -> Response {
+async fn citizen_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     form_page(
         &v,
+        cookie(&headers, LOGIN_CSRF_COOKIE),
         true,
         &safe_back(q.next.as_deref(), ""),
         "",
@@ -145,7 +151,7 @@ struct LoginForm {
 }
 
 /// Read a sign-in form and check its double-submit token and origin.
-async fn sign_in_form(v: &Visitor, req: Request) -> Result<LoginForm, PortalError> {
+async fn sign_in_form(v: &Visitor, req: Request) -> Result<(LoginForm, String), PortalError> {
     let shell = v.shell("");
     let refused = || shell.error(StatusCode::FORBIDDEN, shell.c.error_csrf, "");
     if !same_origin(req.headers()) {
@@ -154,7 +160,7 @@ async fn sign_in_form(v: &Visitor, req: Request) -> Result<LoginForm, PortalErro
     let expected = cookie(req.headers(), LOGIN_CSRF_COOKIE).map(str::to_owned);
     let (form, token): (LoginForm, String) = read_form(req, &shell).await?;
     match expected {
-        Some(e) if !e.is_empty() && same_secret(&e, &token) => Ok(form),
+        Some(e) if !e.is_empty() && same_secret(&e, &token) => Ok((form, token)),
         _ => Err(refused()),
     }
 }
@@ -164,7 +170,7 @@ async fn login(
     v: Visitor,
     req: Request,
 ) -> Result<Response, PortalError> {
-    let form = sign_in_form(&v, req).await?;
+    let (form, csrf) = sign_in_form(&v, req).await?;
     let t = LoginText::get(v.lang);
     let next = safe_back(Some(&form.next), "");
     match portal
@@ -184,19 +190,12 @@ async fn login(
         }
         Err(LoginError::Refused) => Ok(form_page(
             &v,
+            Some(&csrf),
             false,
             &next,
             &form.login,
             Some(t.refused.into()),
             StatusCode::UNAUTHORIZED,
-        )),
-        Err(LoginError::Locked { until }) => Ok(form_page(
-            &v,
-            false,
-            &next,
-            &form.login,
-            Some(format!("{} {}.", t.locked, fmt_time(until))),
-            StatusCode::TOO_MANY_REQUESTS,
         )),
         Err(LoginError::Unavailable(e)) => {
             tracing::error!(error = %e, "portal: cannot check a sign-in");
@@ -212,7 +211,7 @@ async fn citizen_login(
     v: Visitor,
     req: Request,
 ) -> Result<Response, PortalError> {
-    let form = sign_in_form(&v, req).await?;
+    let (form, csrf) = sign_in_form(&v, req).await?;
     let t = LoginText::get(v.lang);
     let next = safe_back(Some(&form.next), "");
     let token = form.token.trim();
@@ -225,6 +224,7 @@ async fn citizen_login(
     if subject.is_none() {
         return Ok(form_page(
             &v,
+            Some(&csrf),
             true,
             &next,
             "",

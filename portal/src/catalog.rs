@@ -5,9 +5,14 @@
 //!   with its owner, attributes and their personal-data flag, version, rows and the age of
 //!   its last load; searchable.
 //! - `GET /datasets/{name}`: the dataset's facts and attributes, the agreements on it the
-//!   signed-in organisation is party to, and a sample of the records it may see — read
-//!   through the same masked view as the REST record reads, and committed to the usage audit
-//!   (purpose [`PREVIEW_PURPOSE`]) before a row is shown.
+//!   signed-in organisation is party to, and — no records — the form asking for a sample:
+//!   a consumer picks one of its organisation's agreements in force on the dataset; an
+//!   owner reads its own dataset.
+//! - `POST /datasets/{name}/sample` (CSRF-checked): the same page with up to
+//!   [`SAMPLE_ROWS`] records, read through the same masked view as the REST record reads —
+//!   a consumer's as one of the chosen agreement's systems, so the grants are those its
+//!   systems have, with the agreement's purpose declared; an owner's with
+//!   [`PREVIEW_PURPOSE`] — and committed to the usage audit before a row is shown.
 //! - `GET/POST /datasets/{name}/request`: the access request form of a consumer;
 //!   [`Governance::create_request`] decides, and shows the owner's deadline
 //!   ([`Governance::decision_due`]) before submitting.
@@ -21,32 +26,38 @@ use dagr_admin_api::axum::Router;
 use dagr_admin_api::axum::extract::{Path, Query, State};
 use dagr_admin_api::axum::http::StatusCode;
 use dagr_admin_api::axum::response::Response;
-use dagr_admin_api::axum::routing::get;
+use dagr_admin_api::axum::routing::{get, post};
 use dagr_admin_api::governance::{GovError, RequestInput};
-use dagr_admin_api::model::{AgreementStatus, DatasetMeta, SystemKind, Time};
+use dagr_admin_api::model::{Agreement, AgreementStatus, DatasetMeta, SystemKind, Time};
 use dagr_admin_api::store::{ListFilter, Page};
 use dagr_admin_api::{AppState, Governance};
 use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
-use dagr_engine::{Access, AccessPolicy, AuditContext, Channel, DatasetDefinition, ReadLog, Role};
+use dagr_engine::audit::MAX_PURPOSE_CHARS;
+use dagr_engine::{
+    AccessPolicy, AuditContext, Channel, DatasetDefinition, Principal, ReadLog, Role,
+};
 use serde::Deserialize;
 
 use crate::Portal;
 use crate::i18n::texts;
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render, render_status, riga, see_other,
+    PortalError, Shell, encode_component, fmt_end, fmt_time, message, render, render_status, riga,
+    see_other,
 };
 
-/// The purpose recorded in the usage audit for a dataset page's sample.
+/// The purpose recorded in the usage audit for an owner's sample of its own dataset.
 pub(crate) const PREVIEW_PURPOSE: &str =
     "DAGR portāls: datu kopas priekšskatījums (portal: dataset preview)";
 /// Records in a dataset page's sample.
 const SAMPLE_ROWS: usize = 10;
 /// Datasets on one page of the catalog.
 const CATALOG_PAGE: usize = 50;
-/// Agreements listed on a dataset page.
+/// Agreements listed on a dataset page (and offered to read a sample under).
 const AGREEMENTS_SHOWN: i64 = 50;
+/// Characters of an agreement's purpose shown in the sample form's choice.
+const CHOICE_PURPOSE_CHARS: usize = 120;
 /// Longest search text taken, in characters.
 const MAX_QUERY_CHARS: usize = 200;
 
@@ -110,12 +121,25 @@ texts! {
         status_revoked: "atsaukts", "revoked";
         status_expired: "beidzies", "expired";
         sample_heading: "Datu paraugs", "Sample of the data";
-        sample_intro: "Pirmie ieraksti (ne vairāk kā 10), ko jūsu organizācija drīkst redzēt: tikai tai piešķirtie atribūti un ieraksti.", "The first records (at most 10) your organisation may see: only the attributes and rows granted to it.";
+        sample_offer_consumer: "Varat apskatīt pirmos ierakstus (ne vairāk kā 10), ko jūsu organizācijas sistēmas saņem saskaņā ar izvēlēto līgumu: tikai ar to piešķirtos atribūtus un ierakstus.", "You can look at the first records (at most 10) your organisation's systems receive under the agreement you choose: only the attributes and rows it grants.";
+        sample_offer_owner: "Varat apskatīt savas organizācijas datu kopas pirmos ierakstus (ne vairāk kā 10) ar visiem atribūtiem.", "You can look at the first records (at most 10) of your organisation's dataset, with every attribute.";
+        sample_agreement_label: "Līgums, saskaņā ar kuru lasīt", "Agreement to read under";
+        sample_choose: "— izvēlieties līgumu —", "— choose an agreement —";
+        sample_notice_consumer: "Datu paraugs ir datu izmantošana tāpat kā jebkura cita: ja tajā ir personas dati, tas tiek reģistrēts datu izmantošanas žurnālā ar izvēlētā līguma mērķi, un personas, kuru ieraksti tiek parādīti, to redz sadaļā „Kas izmantoja manus datus”.", "A sample is a use of the data like any other: if it holds personal data, it is recorded in the usage log under the purpose of the chosen agreement, and the people whose records are shown see it under “Who used my data”.";
+        sample_notice_owner: "Datu paraugs ir datu izmantošana tāpat kā jebkura cita: ja tajā ir personas dati, tas tiek reģistrēts datu izmantošanas žurnālā, un personas, kuru ieraksti tiek parādīti, to redz sadaļā „Kas izmantoja manus datus”. Reģistrētais mērķis:", "A sample is a use of the data like any other: if it holds personal data, it is recorded in the usage log, and the people whose records are shown see it under “Who used my data”. The purpose recorded:";
+        show_sample: "Rādīt datu paraugu", "Show a sample";
+        sample_shown_agreement: "Pirmie ieraksti (ne vairāk kā 10), ko jūsu organizācijas sistēmas saņem saskaņā ar līgumu Nr.", "The first records (at most 10) your organisation's systems receive under agreement no.";
+        sample_shown_owner: "Datu kopas pirmie ieraksti (ne vairāk kā 10) ar visiem atribūtiem.", "The first records (at most 10) of the dataset, with every attribute.";
         sample_caption: "Datu paraugs, versija", "Sample of the data, version";
-        sample_logged: "Šis priekšskatījums ir reģistrēts datu izmantošanas žurnālā ar mērķi:", "This preview is recorded in the usage log with the purpose:";
+        sample_logged: "Šis datu paraugs ir reģistrēts datu izmantošanas žurnālā ar mērķi:", "This sample is recorded in the usage log with the purpose:";
         sample_empty: "Jums redzamajā tvērumā nav neviena ieraksta.", "No record is within what you may see.";
-        nothing_visible: "Jūsu organizācijai nav spēkā esoša līguma par šo datu kopu, tāpēc datu paraugs netiek rādīts.", "Your organisation has no agreement in force on this dataset, so no sample is shown.";
+        nothing_visible: "Jūsu organizācijai nav spēkā esoša līguma par šo datu kopu, tāpēc datu paraugu skatīt nevar.", "Your organisation has no agreement in force on this dataset, so no sample can be shown.";
         nothing_visible_role: "Jūsu lomā datu ieraksti šeit nav redzami: administratori un iedzīvotāji datus lasa tikai saskaņā ar līgumu.", "Your role sees no records here: administrators and citizens read data only under an agreement.";
+        agreement_no: "Līgums Nr. ", "Agreement no. ";
+        choose_agreement: "izvēlieties līgumu, saskaņā ar kuru lasīt", "choose the agreement to read under";
+        agreement_on_other: "ir par citu datu kopu:", "is on another dataset:";
+        agreement_not_in_force: "šobrīd nav spēkā", "is not in force now";
+        agreement_not_yet: "vēl nav iekļauts piekļuves politikā; mēģiniet vēlreiz pēc brīža", "is not in the access policy yet; try again in a moment";
         not_loaded: "Datu kopai vēl nav ielādētu datu.", "The dataset has no data loaded yet.";
         request_access: "Pieprasīt piekļuvi", "Request access";
         request_more: "Pieprasīt piekļuvi (arī papildu atribūtiem vai ierakstiem)", "Request access (also to more attributes or rows)";
@@ -155,6 +179,7 @@ pub(crate) fn routes() -> Router<Portal> {
     Router::new()
         .route("/catalog", get(catalog))
         .route("/datasets/{name}", get(dataset_page))
+        .route("/datasets/{name}/sample", post(show_sample))
         .route(
             "/datasets/{name}/request",
             get(request_form).post(file_request),
@@ -405,6 +430,15 @@ struct AgreementRow {
     status_text: &'static str,
 }
 
+/// An agreement in force a consumer may read the sample under, as the form offers it.
+#[derive(Debug)]
+struct SampleChoice {
+    id: i64,
+    /// Its id, granted attributes and purpose.
+    label: String,
+    selected: bool,
+}
+
 /// One column of the sample.
 #[derive(Debug)]
 struct SampleColumn {
@@ -412,7 +446,7 @@ struct SampleColumn {
     personal: bool,
 }
 
-/// The sample the signed-in organisation may see.
+/// A sample read after the visitor asked for it.
 #[derive(Debug)]
 struct Sample {
     version: u64,
@@ -420,17 +454,30 @@ struct Sample {
     rows: Vec<Vec<String>>,
     /// Whether it carried personal attributes (and so was recorded in the usage log).
     recorded: bool,
+    /// The purpose recorded with it.
+    purpose: String,
+    /// The agreement it was read under (`None`: an owner's own dataset).
+    agreement: Option<i64>,
 }
 
-/// Why no sample is shown.
+/// Why no sample can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NoSample {
     /// Nothing loaded yet.
     NotLoaded,
-    /// The organisation holds no agreement in force.
+    /// The organisation holds no agreement in force on it (and does not own it).
     NoAgreement,
     /// Admins and citizens read no data here.
     Role,
+}
+
+/// A refused request for a sample.
+#[derive(Debug)]
+struct SampleError {
+    lead: &'static str,
+    message: String,
+    /// Whether the refusal is about the chosen agreement (the field to mark).
+    agreement: bool,
 }
 
 #[derive(Template)]
@@ -447,9 +494,20 @@ struct DatasetPage {
     own_agreements: bool,
     /// `None` for a role that sees no agreements (citizens).
     agreements: Option<Vec<AgreementRow>>,
-    sample: Option<Sample>,
+    /// Where the sample form posts.
+    sample_action: String,
+    /// A consumer's agreements in force on the dataset, to read the sample under.
+    choices: Vec<SampleChoice>,
+    /// Whether the visitor is an owner of the dataset (reading its own data).
+    own_data: bool,
+    /// Why no sample can be asked for (then there is no form).
     no_sample: Option<NoSample>,
-    purpose: &'static str,
+    /// The sample, after the form was posted.
+    sample: Option<Sample>,
+    /// Why the form was refused.
+    error: Option<SampleError>,
+    /// The purpose an owner's sample is recorded with.
+    owner_purpose: &'static str,
 }
 
 fn status_of(t: &CatalogText, s: AgreementStatus) -> (&'static str, &'static str) {
@@ -478,27 +536,88 @@ fn cells(batch: &RecordBatch) -> Result<Vec<Vec<String>>, dagr_engine::Error> {
         .collect())
 }
 
-/// Up to [`SAMPLE_ROWS`] records of `name` that `s` may see, read through the caller's
-/// masked view like `GET /api/v1/datasets/{name}/records`, with the access record
-/// committed to the usage audit before anything is returned.
+/// At most `max` characters of `s`, with `…` when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// An agreement's purpose as the declared purpose of a read: on one line, at most
+/// [`MAX_PURPOSE_CHARS`] characters (an agreement's purpose may be longer).
+fn declared_purpose(a: &Agreement) -> String {
+    let line = a
+        .purpose
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.is_empty() {
+        return format!("agreement {}", a.id);
+    }
+    shorten(&line, MAX_PURPOSE_CHARS)
+}
+
+/// Who reads a consumer's sample under agreement `a`: the signed-in person as one of the
+/// agreement's systems, so the grants are those the organisation's systems have under it —
+/// of them the system reading under the fewest agreements on the dataset, so the sample
+/// holds no more than that agreement grants where a system reads under it alone. `None`
+/// when the access policy holds none of its systems under it.
+fn reader_under(app: &AppState, p: &Principal, a: &Agreement) -> Option<Principal> {
+    let state = app.gov.policy().state();
+    let now = Time::now();
+    a.systems
+        .iter()
+        .filter_map(|system| {
+            let reader = Principal {
+                system: Some(system.to_string()),
+                ..p.clone()
+            };
+            let on_dataset: Vec<i64> = state
+                .agreements_in_force(&reader, now)
+                .into_iter()
+                .filter(|x| x.dataset == a.dataset)
+                .map(|x| x.id)
+                .collect();
+            on_dataset
+                .contains(&a.id)
+                .then_some((on_dataset.len(), reader))
+        })
+        .min_by_key(|(n, _)| *n)
+        .map(|(_, reader)| reader)
+}
+
+/// Up to [`SAMPLE_ROWS`] records of `name` that `reader` may see, read through its masked
+/// view like `GET /api/v1/datasets/{name}/records`, with the access record (declared
+/// `purpose`) committed to the usage audit before anything is returned.
 async fn sample(
     app: &AppState,
-    s: &SignedIn,
+    reader: &Principal,
     name: &str,
-    access: &Access,
+    purpose: &str,
+    query: String,
 ) -> Result<Sample, dagr_engine::Error> {
+    let access = app.gov.policy().access(reader);
+    if !access.can_see(name) {
+        return Err(dagr_engine::Error::AccessDenied(format!(
+            "no grant on `{name}`"
+        )));
+    }
     let reads = ReadLog::new();
-    let view = app.engine.view(name, access)?.with_log(reads.clone());
+    let view = app.engine.view(name, &access)?.with_log(reads.clone());
     view.note_projection(None);
-    reads.require_purpose(Some(PREVIEW_PURPOSE))?;
+    reads.require_purpose(Some(purpose))?;
     let batch = view.head(SAMPLE_ROWS)?;
     let recorded = reads.is_personal();
     let context = Arc::new(AuditContext {
-        principal: s.principal.clone(),
-        purpose: Some(PREVIEW_PURPOSE.to_owned()),
+        principal: reader.clone(),
+        purpose: Some(purpose.to_owned()),
         channel: Channel::Rest,
         request_id: dagr_engine::audit::request_id(None),
-        query: format!("portal: GET /datasets/{name} (sample of {SAMPLE_ROWS})"),
+        query,
     });
     reads.commit(&context, &app.audit).await?;
     let columns = batch
@@ -518,20 +637,24 @@ async fn sample(
         columns,
         rows: cells(&batch)?,
         recorded,
+        purpose: purpose.to_owned(),
+        agreement: None,
     })
 }
 
-async fn dataset_page(
-    State(portal): State<Portal>,
-    s: SignedIn,
-    Path(name): Path<String>,
-) -> Result<Response, PortalError> {
+/// A dataset's page without a sample: its facts, the agreements on it, and the sample form
+/// the visitor may use (`selected`: the agreement to pre-select).
+async fn dataset_view(
+    app: &AppState,
+    s: &SignedIn,
+    name: &str,
+    selected: Option<i64>,
+) -> Result<DatasetPage, PortalError> {
     let t = CatalogText::get(s.lang());
-    let app = &portal.app;
     let p = &s.principal;
-    let meta = app.gov.dataset(p, &name).await.map_err(|e| s.fail(e))?;
-    let def = app.engine.definition(&name).map_err(|e| s.fail(e.into()))?;
-    let owner_name = OrgNames::default().name(&app.gov, &s, &meta.owner).await;
+    let meta = app.gov.dataset(p, name).await.map_err(|e| s.fail(e))?;
+    let def = app.engine.definition(name).map_err(|e| s.fail(e.into()))?;
+    let owner_name = OrgNames::default().name(&app.gov, s, &meta.owner).await;
     let now = Time::now();
     let d = describe(app, t, &def, owner_name, now).map_err(|e| s.fail(e))?;
 
@@ -539,7 +662,7 @@ async fn dataset_page(
         None
     } else {
         let filter = ListFilter {
-            dataset: Some(name.clone()),
+            dataset: Some(name.to_owned()),
             ..ListFilter::default()
         };
         let page = Page {
@@ -560,7 +683,7 @@ async fn dataset_page(
                         consumer: a.consumer_organisation,
                         attributes: a.attributes.join(", "),
                         row_scope: a.row_scope,
-                        valid_to: fmt_time(a.valid_to),
+                        valid_to: fmt_end(a.valid_to),
                         status_class,
                         status_text,
                     }
@@ -569,44 +692,213 @@ async fn dataset_page(
         )
     };
 
-    let access = app.gov.policy().access(p);
-    let (sample, no_sample) = if d.version.is_none() {
-        (None, Some(NoSample::NotLoaded))
-    } else if !access.can_see(&name) {
-        let why = if matches!(p.role, Role::Admin | Role::Subject) {
-            NoSample::Role
-        } else {
-            NoSample::NoAgreement
+    // The agreements in force a consumer may read a sample under, as the service lists
+    // them (the form's post checks the chosen one again).
+    let mut choices: Vec<SampleChoice> = Vec::new();
+    if p.role == Role::Consumer {
+        let filter = ListFilter {
+            dataset: Some(name.to_owned()),
+            status: Some(AgreementStatus::Active.as_str().to_owned()),
+            ..ListFilter::default()
         };
-        (None, Some(why))
-    } else {
-        match sample(app, &s, &name, &access).await {
-            Ok(sample) => (Some(sample), None),
-            Err(dagr_engine::Error::AuditUnavailable(detail)) => {
-                tracing::error!(dataset = %name, error = %detail, "portal: a preview could not be recorded; no rows shown");
-                let shell = s.shell("");
-                let lead = shell.c.error_unavailable;
-                return Err(shell.error(StatusCode::SERVICE_UNAVAILABLE, lead, ""));
-            }
-            Err(dagr_engine::Error::AccessDenied(_)) => (None, Some(NoSample::NoAgreement)),
-            Err(e) => return Err(s.fail(e.into())),
+        let page = Page {
+            limit: AGREEMENTS_SHOWN,
+            after: None,
+        };
+        let list = app
+            .gov
+            .agreements(p, filter, &page)
+            .await
+            .map_err(|e| s.fail(e))?;
+        choices = list
+            .into_iter()
+            .filter(|a| a.in_force(now))
+            .map(|a| SampleChoice {
+                id: a.id,
+                label: format!(
+                    "{}{}: {} — {}",
+                    t.agreement_no,
+                    a.id,
+                    a.attributes.join(", "),
+                    shorten(&a.purpose, CHOICE_PURPOSE_CHARS)
+                ),
+                selected: selected == Some(a.id),
+            })
+            .collect();
+        if let [only] = choices.as_mut_slice() {
+            only.selected = true;
         }
+    }
+    let own_data = p.role == Role::Owner && s.organisation() == Some(meta.owner.as_str());
+    let no_sample = if d.version.is_none() {
+        Some(NoSample::NotLoaded)
+    } else if matches!(p.role, Role::Admin | Role::Subject) {
+        Some(NoSample::Role)
+    } else if !own_data && choices.is_empty() {
+        Some(NoSample::NoAgreement)
+    } else {
+        None
     };
 
-    let page = DatasetPage {
+    Ok(DatasetPage {
         shell: s.shell(d.name.clone()),
         t,
         can_request: p.role == Role::Consumer && s.organisation() != Some(&meta.owner),
         request_href: format!("{}/request", d.href),
+        sample_action: format!("{}/sample", d.href),
         own_agreements: p.role == Role::Consumer,
         d,
         sla_days: meta.sla_days,
         agreements,
-        sample,
+        choices,
+        own_data,
         no_sample,
-        purpose: PREVIEW_PURPOSE,
-    };
+        sample: None,
+        error: None,
+        owner_purpose: PREVIEW_PURPOSE,
+    })
+}
+
+async fn dataset_page(
+    State(portal): State<Portal>,
+    s: SignedIn,
+    Path(name): Path<String>,
+) -> Result<Response, PortalError> {
+    let page = dataset_view(&portal.app, &s, &name, None).await?;
     Ok(render(&page))
+}
+
+/// The sample form: which agreement to read under (consumers).
+#[derive(Debug, Default, Deserialize)]
+struct SampleForm {
+    #[serde(default)]
+    agreement: String,
+}
+
+/// What to read the sample as: the reader, the declared purpose, and the agreement.
+struct SampleRead {
+    reader: Principal,
+    purpose: String,
+    agreement: Option<i64>,
+}
+
+/// Whom and why a sample asked for with `form` is read as, the service deciding which
+/// agreements the visitor's organisation holds.
+async fn sample_read(
+    app: &AppState,
+    s: &SignedIn,
+    page: &DatasetPage,
+    form: &SampleForm,
+) -> Result<SampleRead, GovError> {
+    let t = page.t;
+    let p = &s.principal;
+    let name = &page.d.name;
+    if page.own_data {
+        return Ok(SampleRead {
+            reader: p.clone(),
+            purpose: PREVIEW_PURPOSE.to_owned(),
+            agreement: None,
+        });
+    }
+    if p.role != Role::Consumer {
+        return Err(GovError::Forbidden(
+            if matches!(p.role, Role::Admin | Role::Subject) {
+                t.nothing_visible_role
+            } else {
+                t.nothing_visible
+            }
+            .to_owned(),
+        ));
+    }
+    let id: i64 = form
+        .agreement
+        .trim()
+        .parse()
+        .map_err(|_| invalid("agreement", t.choose_agreement.to_owned()))?;
+    let a = app.gov.agreement(p, id).await?;
+    if a.dataset != *name {
+        return Err(invalid(
+            "agreement",
+            format!(
+                "{}{id} {} `{}`",
+                t.agreement_no, t.agreement_on_other, a.dataset
+            ),
+        ));
+    }
+    if !a.in_force(Time::now()) {
+        return Err(invalid(
+            "agreement",
+            format!("{}{id} {}", t.agreement_no, t.agreement_not_in_force),
+        ));
+    }
+    let reader = reader_under(app, p, &a).ok_or_else(|| {
+        GovError::Conflict(format!("{}{id} {}", t.agreement_no, t.agreement_not_yet))
+    })?;
+    Ok(SampleRead {
+        reader,
+        purpose: declared_purpose(&a),
+        agreement: Some(a.id),
+    })
+}
+
+async fn show_sample(
+    State(portal): State<Portal>,
+    Path(name): Path<String>,
+    posted: Posted<SampleForm>,
+) -> Result<Response, PortalError> {
+    let Posted { session: s, form } = posted;
+    let app = &portal.app;
+    let chosen = form.agreement.trim().parse().ok();
+    let mut page = dataset_view(app, &s, &name, chosen).await?;
+    let read = match page.no_sample {
+        Some(NoSample::NotLoaded) => Err(GovError::Conflict(page.t.not_loaded.to_owned())),
+        _ => sample_read(app, &s, &page, &form).await,
+    };
+    let refused = match read {
+        Ok(read) => {
+            let query = match read.agreement {
+                Some(id) => format!(
+                    "portal: POST /datasets/{name}/sample (sample of {SAMPLE_ROWS}, agreement {id})"
+                ),
+                None => format!("portal: POST /datasets/{name}/sample (sample of {SAMPLE_ROWS})"),
+            };
+            match sample(app, &read.reader, &name, &read.purpose, query).await {
+                Ok(mut sample) => {
+                    sample.agreement = read.agreement;
+                    page.sample = Some(sample);
+                    return Ok(render(&page));
+                }
+                Err(dagr_engine::Error::AuditUnavailable(detail)) => {
+                    tracing::error!(dataset = %name, error = %detail, "portal: a sample could not be recorded; no rows shown");
+                    let shell = s.shell("");
+                    let lead = shell.c.error_unavailable;
+                    return Err(shell.error(StatusCode::SERVICE_UNAVAILABLE, lead, ""));
+                }
+                Err(dagr_engine::Error::AccessDenied(_)) => {
+                    GovError::Conflict(page.t.nothing_visible.to_owned())
+                }
+                Err(e) => return Err(s.fail(e.into())),
+            }
+        }
+        Err(e @ GovError::Store(_)) => return Err(s.fail(e)),
+        Err(e) => e,
+    };
+    let c = page.shell.c;
+    let (status, lead) = match &refused {
+        GovError::Forbidden(_) => (StatusCode::FORBIDDEN, c.error_forbidden),
+        GovError::NotFound(_) => (StatusCode::NOT_FOUND, c.error_not_found),
+        GovError::Conflict(_) => (StatusCode::CONFLICT, c.error_conflict),
+        GovError::Invalid { .. } | GovError::Engine(_) | GovError::Store(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid)
+        }
+    };
+    page.error = Some(SampleError {
+        lead,
+        message: message(&refused),
+        agreement: matches!(&refused, GovError::NotFound(_))
+            || matches!(&refused, GovError::Invalid { field, .. } if field == "agreement"),
+    });
+    Ok(render_status(status, &page))
 }
 
 // ---- the access request form -------------------------------------------------------

@@ -21,7 +21,7 @@ use dagr_admin_api::axum::routing::get;
 use dagr_admin_api::governance::GovError;
 use dagr_admin_api::model::{AccessRequest, Agreement, Load, LoadStatus, SystemKind, Time};
 use dagr_admin_api::store::{ListFilter, Page};
-use dagr_engine::{Principal, Role};
+use dagr_engine::Principal;
 
 use crate::Portal;
 use crate::i18n::texts;
@@ -270,12 +270,21 @@ async fn agreements_in_force(gov: &Governance, p: &Principal) -> Result<Vec<Agre
     }
 }
 
+fn web_message(e: &GovError) -> String {
+    crate::web::message(e)
+}
+
 async fn dashboard(State(portal): State<Portal>, s: SignedIn) -> Result<Response, PortalError> {
     let t = DashboardText::get(s.lang());
-    if s.role() != Role::Admin {
+    // The rule is the service's: the dashboard is for operators.
+    if let Err(e) = dagr_admin_api::Governance::require_admin(&s.principal) {
         let shell = s.shell(t.title);
         let c = shell.c;
-        return Err(shell.error(StatusCode::FORBIDDEN, c.error_forbidden, t.admins_only));
+        return Err(shell.error(
+            StatusCode::FORBIDDEN,
+            c.error_forbidden,
+            &format!("{} ({})", t.admins_only, web_message(&e)),
+        ));
     }
     let (app, p) = (&portal.app, &s.principal);
     let gov = &app.gov;

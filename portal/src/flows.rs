@@ -144,6 +144,9 @@ texts! {
         type_ts_utc: "datums un laiks UTC", "date and time in UTC";
         bad_type: "nav tips, ko DAGR pazīst", "is not a type DAGR knows";
         bad_number: "jābūt veselam skaitlim", "must be a whole number";
+        too_many_rows: "Atribūtu rindu skaits veidlapā", "Attribute rows in the form";
+        rows_at_most: "lielākais atļautais skaits", "the most allowed";
+        rows_not_kept: "Tik daudz rindu netiek rādīts atkārtoti: zemāk ir veidlapas sākotnējās rindas.", "So many rows are not shown again: the rows below are the form's starting ones.";
         change_title: "Shēmas izmaiņas", "Schema change";
         change_intro: "Labojiet pašreizējo definīciju: pievienojiet atribūtus tukšajās rindās, mainiet aprakstus vai tipus; lai atribūtu noņemtu, notīriet tā rindas nosaukumu un aprakstu. Izmaiņas, kas neskar nevienu spēkā esošu līgumu, stājas spēkā uzreiz; pārējās izlemj administrators.", "Edit the current definition: add attributes in the empty rows, change descriptions or types; to remove an attribute, clear its row's name and description. A change that breaks no active agreement applies at once; others wait for an administrator.";
         change_fixed: "Nosaukumu, turētāju un primāro atslēgu mainīt nevar.", "The name, owner and primary key cannot change.";
@@ -214,6 +217,12 @@ const NEW_ROWS: usize = 8;
 const EXTRA_ROWS: usize = 4;
 /// Most rows `?rows=` asks for.
 const MAX_ROWS_ASKED: usize = 200;
+/// Most attribute rows a posted definition form may have: the engine's most attributes of
+/// a dataset plus the most empty rows `?rows=` adds, so every form the portal serves (a
+/// change form holds the current attributes and the empty rows) can be sent back. A form
+/// with more is refused before anything else is done with it, and its rows are not shown
+/// again: the page stays as small as the forms the portal serves.
+const MAX_FORM_ROWS: usize = dagr_engine::definition::MAX_ATTRIBUTES + MAX_ROWS_ASKED;
 
 /// Routes of this module.
 pub(crate) fn routes() -> Router<Portal> {
@@ -411,8 +420,11 @@ struct TypeOption {
     label: String,
 }
 
-/// The types the forms offer, and any other type a row has (an existing attribute's).
-fn type_options(t: &FlowsText, rows: &[Row]) -> Vec<TypeOption> {
+/// The types the forms offer (the same few in every row's choice). A row whose type is
+/// not one of them (an existing attribute's other type, or a posted type the engine does
+/// not know) gets it as an extra choice of its own ([`Row::other_type`]), so what was
+/// typed stays visible; nothing shared grows with the input.
+fn type_options(t: &FlowsText, rows: &mut [Row]) -> Vec<TypeOption> {
     let utc: std::sync::Arc<str> = "UTC".into();
     let known = [
         (DataType::Utf8, t.type_utf8),
@@ -428,7 +440,7 @@ fn type_options(t: &FlowsText, rows: &[Row]) -> Vec<TypeOption> {
             t.type_ts_utc,
         ),
     ];
-    let mut options: Vec<TypeOption> = known
+    let options: Vec<TypeOption> = known
         .iter()
         .map(|(ty, what)| {
             let value = ty.to_string();
@@ -438,13 +450,15 @@ fn type_options(t: &FlowsText, rows: &[Row]) -> Vec<TypeOption> {
             }
         })
         .collect();
-    for r in rows {
-        if !r.data_type.is_empty() && !options.iter().any(|o| o.value == r.data_type) {
-            options.push(TypeOption {
+    for r in rows.iter_mut() {
+        r.other_type = (!r.data_type.is_empty() && !options.iter().any(|o| o.value == r.data_type))
+            .then(|| TypeOption {
+                label: match DataType::from_str(r.data_type.trim()) {
+                    Ok(_) => r.data_type.clone(),
+                    Err(_) => format!("{} — {}", r.data_type, t.bad_type),
+                },
                 value: r.data_type.clone(),
-                label: r.data_type.clone(),
             });
-        }
     }
     options
 }
@@ -461,6 +475,9 @@ struct Row {
     key: bool,
     /// The refusal names this row.
     invalid: bool,
+    /// The row's type when it is none of the types offered to every row: shown as an
+    /// extra choice of this row only (set by [`type_options`]).
+    other_type: Option<TypeOption>,
 }
 
 impl Row {
@@ -481,6 +498,7 @@ impl Row {
             required: !a.nullable,
             key,
             invalid: false,
+            other_type: None,
         }
     }
 
@@ -525,9 +543,9 @@ struct DefinitionForm {
 }
 
 impl DefinitionForm {
-    /// The rows as typed; a checkbox's value is its row's index.
-    fn rows(&self) -> Vec<Row> {
-        let n = [
+    /// How many attribute rows the form has (checkboxes make none).
+    fn row_count(&self) -> usize {
+        [
             self.attr_name.len(),
             self.attr_type.len(),
             self.attr_description.len(),
@@ -535,7 +553,27 @@ impl DefinitionForm {
         ]
         .into_iter()
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+    }
+
+    /// The refusal of a form with more than [`MAX_FORM_ROWS`] rows, if it has so many.
+    fn too_many_rows(&self, t: &FlowsText) -> Option<GovError> {
+        let n = self.row_count();
+        (n > MAX_FORM_ROWS).then(|| {
+            invalid(
+                "attributes",
+                format!(
+                    "{}: {n}; {}: {MAX_FORM_ROWS}. {}",
+                    t.too_many_rows, t.rows_at_most, t.rows_not_kept
+                ),
+            )
+        })
+    }
+
+    /// The rows as typed; a checkbox's value is its row's index. Call it only on a form
+    /// within [`MAX_FORM_ROWS`].
+    fn rows(&self) -> Vec<Row> {
+        let n = self.row_count();
         let set = |list: &[String]| -> HashSet<usize> {
             list.iter().filter_map(|v| v.trim().parse().ok()).collect()
         };
@@ -555,6 +593,7 @@ impl DefinitionForm {
                 required: required.contains(&i),
                 key: key.contains(&i),
                 invalid: false,
+                other_type: None,
             })
             .collect()
     }
@@ -644,12 +683,27 @@ fn mark(e: &GovError, inv: &mut Invalid, rows: &mut [Row]) {
     }
 }
 
-/// Rows as typed, with at least two blank rows at the end to add to.
+/// Rows as typed, with at least two blank rows at the end to add to (as long as the form
+/// stays within [`MAX_FORM_ROWS`], so it can be sent again).
 fn with_room(mut rows: Vec<Row>) -> Vec<Row> {
     let blank_tail = rows.iter().rev().take_while(|r| r.is_blank()).count();
     for _ in blank_tail..2 {
+        if rows.len() >= MAX_FORM_ROWS {
+            break;
+        }
         rows.push(Row::empty());
     }
+    rows
+}
+
+/// The rows of a change form: the current attributes and `extra` empty rows.
+fn definition_rows(def: &DatasetDefinition, extra: usize) -> Vec<Row> {
+    let mut rows: Vec<Row> = def
+        .attributes
+        .iter()
+        .map(|a| Row::of(a, def.primary_key.contains(&a.name)))
+        .collect();
+    rows.extend(std::iter::repeat_n(Row::empty(), extra));
     rows
 }
 
@@ -692,11 +746,12 @@ async fn provider_systems(
         .gov
         .systems(&s.principal, organisation, &all)
         .await?;
+    let checked: HashSet<&str> = checked.iter().map(|c| c.trim()).collect();
     Ok(systems
         .into_iter()
         .filter(|x| x.kind == SystemKind::Provider)
         .map(|x| SystemChoice {
-            checked: checked.contains(&x.id.to_string()),
+            checked: checked.contains(x.id.to_string().as_str()),
             id: x.id.to_string(),
             name: x.name,
         })
@@ -837,7 +892,7 @@ async fn new_form(
     portal: &Portal,
     s: &SignedIn,
     form: &DefinitionForm,
-    rows: Vec<Row>,
+    mut rows: Vec<Row>,
     more_href: Option<String>,
     refused: Option<(StatusCode, Refusal, Invalid)>,
 ) -> Result<Response, PortalError> {
@@ -887,7 +942,7 @@ async fn new_form(
         organisations,
         own_org: s.organisation().unwrap_or_default().to_owned(),
         systems,
-        types: type_options(t, &rows),
+        types: type_options(t, &mut rows),
         rows,
         more_href,
     };
@@ -910,6 +965,12 @@ async fn register(
     Posted { session: s, form }: Posted<DefinitionForm>,
 ) -> Result<Response, PortalError> {
     let t = FlowsText::get(s.lang());
+    if let Some(e) = form.too_many_rows(t) {
+        let (status, r) = refusal(s.shell("").c, &e);
+        let rows = vec![Row::empty(); NEW_ROWS];
+        let refused = Some((status, r, Invalid::default()));
+        return new_form(&portal, &s, &form, rows, None, refused).await;
+    }
     let mut rows = form.rows();
     let owner = match form.owner.trim() {
         "" => s.organisation().unwrap_or_default().to_owned(),
@@ -1169,12 +1230,7 @@ async fn change_form_page(
     let t = FlowsText::get(s.lang());
     let def = current_definition(&portal, &s, &name).await?;
     let extra = rows_asked(&q, EXTRA_ROWS);
-    let mut rows: Vec<Row> = def
-        .attributes
-        .iter()
-        .map(|a| Row::of(a, def.primary_key.contains(&a.name)))
-        .collect();
-    rows.extend(std::iter::repeat_n(Row::empty(), extra));
+    let mut rows = definition_rows(&def, extra);
     let more = (extra < MAX_ROWS_ASKED).then(|| {
         format!(
             "/datasets/{}/changes/new?rows={}",
@@ -1191,7 +1247,7 @@ async fn change_form_page(
         primary_key: def.primary_key.join(", "),
         description: def.description.clone(),
         reason: String::new(),
-        types: type_options(t, &rows),
+        types: type_options(t, &mut rows),
         rows,
         more_href: more,
         name_href: encode_component(&name),
@@ -1205,7 +1261,28 @@ async fn file_change(
     Posted { session: s, form }: Posted<DefinitionForm>,
 ) -> Result<Response, PortalError> {
     let t = FlowsText::get(s.lang());
+    let too_many = form.too_many_rows(t);
     let def = current_definition(&portal, &s, &name).await?;
+    if let Some(e) = too_many {
+        let (status, r) = refusal(s.shell("").c, &e);
+        let mut rows = definition_rows(&def, EXTRA_ROWS);
+        let page = ChangeFormPage {
+            shell: s.shell(format!("{}: {name}", t.change_title)),
+            t,
+            refusal: Some(r),
+            inv: Invalid::default(),
+            owner: def.owner.clone(),
+            primary_key: def.primary_key.join(", "),
+            description: form.description.clone(),
+            reason: form.reason.clone(),
+            types: type_options(t, &mut rows),
+            rows,
+            more_href: None,
+            name_href: encode_component(&name),
+            name,
+        };
+        return Ok(render_status(status, &page));
+    }
     let mut rows = form.rows();
     let outcome = async {
         let (attributes, primary_key) = attributes(t, &mut rows)?;
@@ -1229,7 +1306,7 @@ async fn file_change(
             let (status, r) = refusal(s.shell("").c, &e);
             let mut inv = Invalid::default();
             mark(&e, &mut inv, &mut rows);
-            let rows = with_room(rows);
+            let mut rows = with_room(rows);
             let page = ChangeFormPage {
                 shell: s.shell(format!("{}: {name}", t.change_title)),
                 t,
@@ -1239,7 +1316,7 @@ async fn file_change(
                 primary_key: def.primary_key.join(", "),
                 description: form.description.clone(),
                 reason: form.reason.clone(),
-                types: type_options(t, &rows),
+                types: type_options(t, &mut rows),
                 rows,
                 more_href: None,
                 name_href: encode_component(&name),
@@ -1571,10 +1648,49 @@ mod tests {
     #[test]
     fn offered_types_parse_back() {
         let t = FlowsText::get(Lang::En);
-        for o in type_options(t, &[]) {
+        for o in type_options(t, &mut []) {
             let parsed = DataType::from_str(&o.value).unwrap();
             assert_eq!(parsed.to_string(), o.value);
         }
+    }
+
+    #[test]
+    fn unknown_types_stay_in_their_own_row() {
+        let t = FlowsText::get(Lang::En);
+        let typed = |ty: &str| Row {
+            data_type: ty.into(),
+            ..Row::empty()
+        };
+        let mut rows: Vec<Row> = ["Utf8", "Text", "Int16", "Text", ""]
+            .into_iter()
+            .map(typed)
+            .collect();
+        let shared = type_options(t, &mut rows);
+        assert_eq!(shared.len(), type_options(t, &mut []).len());
+        assert!(rows[0].other_type.is_none() && rows[4].other_type.is_none());
+        let other = rows[1].other_type.as_ref().unwrap();
+        assert_eq!(other.value, "Text");
+        assert!(other.label.contains(t.bad_type));
+        assert_eq!(rows[2].other_type.as_ref().unwrap().label, "Int16");
+        assert_eq!(rows[3].other_type.as_ref().unwrap().value, "Text");
+    }
+
+    #[test]
+    fn too_many_rows_are_refused_before_they_are_read() {
+        let t = FlowsText::get(Lang::En);
+        let form = |n: usize| DefinitionForm {
+            attr_type: vec!["x".into(); n],
+            ..DefinitionForm::default()
+        };
+        assert!(form(MAX_FORM_ROWS).too_many_rows(t).is_none());
+        let e = form(MAX_FORM_ROWS + 1).too_many_rows(t).unwrap();
+        assert!(matches!(&e, GovError::Invalid { field, .. } if field == "attributes"));
+        let named = Row {
+            name: "a".into(),
+            ..Row::empty()
+        };
+        let full = with_room(vec![named; MAX_FORM_ROWS]);
+        assert_eq!(full.len(), MAX_FORM_ROWS, "no room added past the bound");
     }
 
     #[test]

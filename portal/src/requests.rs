@@ -36,7 +36,8 @@ use crate::Portal;
 use crate::i18n::{Lang, texts};
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render, render_status, riga, see_other,
+    PortalError, Shell, encode_component, fmt_end, fmt_time, message, render, render_status, riga,
+    see_other,
 };
 
 texts! {
@@ -124,7 +125,7 @@ texts! {
         approve_row_scope: "Papildu rindu nosacījums (nav obligāts)", "Extra row condition (optional)";
         approve_row_scope_hint: "SQL nosacījums pār datu kopas kolonnām, piemēram, municipality = 'Rīga'. To apvieno ar pieprasīto tvērumu ar AND.", "A SQL condition over the dataset's columns, e.g. municipality = 'Rīga'. It is combined with the requested scope by AND.";
         approve_valid_to: "Agrāks beigu datums (nav obligāts)", "Earlier end date (optional)";
-        approve_valid_to_hint: "Līgums būs spēkā līdz šīs dienas beigām pēc Latvijas laika. Pieprasītās beigas:", "The agreement ends at the end of this day, Latvian time. Requested end:";
+        approve_valid_to_hint: "Līgums būs spēkā līdz norādītās dienas beigām (ieskaitot šo dienu) pēc Latvijas laika. Ja lauku atstāj tukšu, paliek pieprasītais: līdz", "The agreement stays in force to the end of the day you give (that day included), Latvian time. Left empty, it keeps the requested end: to";
         approve_note: "Piezīme pieprasītājam (nav obligāta)", "Note for the requester (optional)";
         approve: "Apstiprināt pieprasījumu", "Approve request";
         refuse_title: "Atteikt", "Refuse";
@@ -259,6 +260,16 @@ fn riga_end_of_day(date: &str) -> Option<Time> {
             )
         })
         .find(|t| riga(*t) == midnight)
+}
+
+/// The last Latvian day whose end (see [`riga_end_of_day`]) is not after `end`: the day
+/// before `end`'s local date (so for an end at local midnight, the day [`fmt_end`] shows).
+fn last_day(end: Time) -> String {
+    riga(end)
+        .date()
+        .pred_opt()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 // ---- shared pieces --------------------------------------------------------------------
@@ -511,7 +522,11 @@ struct RequestView {
     legal_basis: String,
     systems: Vec<String>,
     valid_from: String,
+    /// The end as [`fmt_end`] shows it.
     valid_to: String,
+    /// The last date an approval may end at the end of (`YYYY-MM-DD`): the shown end when it
+    /// is a whole day.
+    last_day: String,
     status: &'static str,
     status_text: &'static str,
     created: String,
@@ -645,7 +660,7 @@ impl RequestPage {
                         || a.valid_to != r.valid_to,
                     attributes: a.attributes,
                     row_scope: a.row_scope,
-                    valid_to: fmt_time(a.valid_to),
+                    valid_to: fmt_end(a.valid_to),
                 }),
             None => None,
         };
@@ -672,7 +687,8 @@ impl RequestPage {
             legal_basis: r.legal_basis.clone(),
             systems,
             valid_from: fmt_time(r.valid_from),
-            valid_to: fmt_time(r.valid_to),
+            valid_to: fmt_end(r.valid_to),
+            last_day: last_day(r.valid_to),
             status: r.status.as_str(),
             status_text: request_status(t, r.status),
             created: fmt_time(r.created_at),
@@ -1035,7 +1051,7 @@ async fn agreements_page(
                 consumer: a.consumer_organisation.clone(),
                 attributes: a.attributes.join(", "),
                 row_scope: a.row_scope.clone(),
-                valid_to: fmt_time(a.valid_to),
+                valid_to: fmt_end(a.valid_to),
             }
         })
         .collect();
@@ -1129,7 +1145,7 @@ impl AgreementPage {
             legal_basis: a.legal_basis,
             systems,
             valid_from: fmt_time(a.valid_from),
-            valid_to: fmt_time(a.valid_to),
+            valid_to: fmt_end(a.valid_to),
             status: status.as_str(),
             status_text: agreement_status(t, status),
             created: fmt_time(a.created_at),
@@ -1234,5 +1250,19 @@ mod tests {
         );
         assert_eq!(riga_end_of_day("15.07.2026"), None);
         assert_eq!(riga_end_of_day(""), None);
+    }
+
+    #[test]
+    fn the_date_shown_as_the_end_gives_that_end_back() {
+        for day in ["2026-12-31", "2026-07-15", "2026-03-28", "2026-10-25"] {
+            let end = riga_end_of_day(day).unwrap();
+            assert_eq!(fmt_end(end), day);
+            assert_eq!(last_day(end), day);
+        }
+        // An end within a day: the last whole day before it.
+        let noon = Time(riga_end_of_day("2026-12-30").unwrap().0 + 12 * HOUR);
+        assert_eq!(fmt_end(noon), "2026-12-31 12:00");
+        assert_eq!(last_day(noon), "2026-12-30");
+        assert!(riga_end_of_day(&last_day(noon)).unwrap() <= noon);
     }
 }

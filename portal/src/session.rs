@@ -129,13 +129,18 @@ impl Visitor {
             .headers
             .get("x-forwarded-proto")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
         Visitor {
             lang,
-            path: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".into()),
+            path: if parts.method == dagr_admin_api::axum::http::Method::GET {
+                path
+            } else {
+                page_of_action(&path).to_owned()
+            },
             secure: portal.secure_cookies || forwarded_tls,
         }
     }
@@ -154,6 +159,21 @@ impl FromRequestParts<Portal> for Visitor {
         portal: &Portal,
     ) -> Result<Self, Self::Rejection> {
         Ok(Visitor::of(parts, portal))
+    }
+}
+
+/// The page a form's action belongs to, for links on a page answering a POST (the language
+/// switch must lead to a page that answers GET): `/requests/7/approve` → `/requests/7`.
+/// Actions that are pages themselves (`/flows/new`, `/systems`) stay as they are.
+pub(crate) fn page_of_action(path: &str) -> &str {
+    const ACTIONS: &[&str] = &[
+        "approve", "refuse", "withdraw", "revoke", "settings", "accept", "reject", "sample",
+        "tokens",
+    ];
+    let path = path.split('?').next().unwrap_or("/");
+    match path.rsplit_once('/') {
+        Some((page, last)) if !page.is_empty() && ACTIONS.contains(&last) => page,
+        _ => path,
     }
 }
 
@@ -472,19 +492,26 @@ struct CsrfField {
     csrf: String,
 }
 
-/// Whether the request's `Origin` (when the browser sent one) is this site.
+/// Whether the request's `Origin` (when the browser sent one) is this site: the host the
+/// browser asked for, as `Host` says or, behind a proxy that rewrites `Host`, as the
+/// proxy's `X-Forwarded-Host` says. (The CSRF token is the protection; this is a second
+/// check that costs nothing.)
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
-    };
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
     };
     let bare = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .unwrap_or("");
-    bare == host
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .iter()
+        .any(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|host| !bare.is_empty() && bare == host.trim())
+        })
 }
 
 /// Read a form body (repeated fields become lists).
@@ -603,6 +630,30 @@ mod tests {
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));
+        // Behind a proxy that rewrites Host, the proxy's X-Forwarded-Host names the site.
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://dagr.example"),
+        );
+        assert!(!same_origin(&h));
+        h.insert("x-forwarded-host", HeaderValue::from_static("dagr.example"));
+        assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn pages_answering_a_post_link_back_to_their_page() {
+        assert_eq!(page_of_action("/requests/7/approve"), "/requests/7");
+        assert_eq!(page_of_action("/agreements/3/revoke"), "/agreements/3");
+        assert_eq!(
+            page_of_action("/datasets/persons/sample"),
+            "/datasets/persons"
+        );
+        assert_eq!(page_of_action("/flows/new"), "/flows/new");
+        assert_eq!(page_of_action("/systems"), "/systems");
+        assert_eq!(
+            page_of_action("/datasets/persons/request"),
+            "/datasets/persons/request"
+        );
     }
 
     #[test]

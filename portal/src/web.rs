@@ -285,6 +285,20 @@ pub(crate) fn fmt_time(t: Time) -> String {
     riga(t).format("%Y-%m-%d %H:%M").to_string()
 }
 
+/// The end of a validity (an exclusive instant) for people. An end at a Latvian local
+/// midnight is shown as the day before, the inclusive "to" date the forms take: the end
+/// 2027-01-01 00:00 reads `2026-12-31`, and typing `2026-12-31` into a form gives that same
+/// end. Any other end is shown as [`fmt_time`] shows it.
+pub(crate) fn fmt_end(t: Time) -> String {
+    let local = riga(t);
+    match local.date().pred_opt() {
+        Some(last_day) if local.time() == chrono::NaiveTime::MIN => {
+            last_day.format("%Y-%m-%d").to_string()
+        }
+        _ => fmt_time(t),
+    }
+}
+
 /// The role's name in the frame's language.
 pub(crate) fn role_name(c: &Common, role: Role) -> &'static str {
     match role {
@@ -317,6 +331,28 @@ mod tests {
         assert_eq!(fmt_time(ms("2026-03-29 01:00")), "2026-03-29 04:00");
         assert_eq!(fmt_time(ms("2026-10-25 00:59")), "2026-10-25 03:59");
         assert_eq!(fmt_time(ms("2026-10-25 01:00")), "2026-10-25 03:00");
+    }
+
+    #[test]
+    fn an_end_at_latvian_midnight_is_the_last_day_it_includes() {
+        // Winter: midnight 1 January 2027 in Latvia is 22:00 UTC the day before.
+        assert_eq!(fmt_end(ms("2026-12-31 22:00")), "2026-12-31");
+        // Summer: midnight 1 August 2026 is 21:00 UTC the day before.
+        assert_eq!(fmt_end(ms("2026-07-31 21:00")), "2026-07-31");
+        // Around the days summer time starts (29 March) and ends (25 October).
+        assert_eq!(fmt_end(ms("2026-03-28 22:00")), "2026-03-28");
+        assert_eq!(fmt_end(ms("2026-03-29 21:00")), "2026-03-29");
+        assert_eq!(fmt_end(ms("2026-10-24 21:00")), "2026-10-24");
+        assert_eq!(fmt_end(ms("2026-10-25 22:00")), "2026-10-25");
+        // Not a Latvian midnight (a UTC midnight, one minute past, one millisecond past):
+        // the time as it is.
+        assert_eq!(fmt_end(ms("2026-12-31 00:00")), "2026-12-31 02:00");
+        assert_eq!(fmt_end(ms("2026-12-31 22:01")), "2027-01-01 00:01");
+        assert_eq!(
+            fmt_end(Time(ms("2026-12-31 22:00").0 + 1)),
+            "2027-01-01 00:00"
+        );
+        assert_eq!(fmt_end(ms("2026-07-31 22:00")), "2026-08-01 01:00");
     }
 
     #[test]

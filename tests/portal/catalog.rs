@@ -1,9 +1,11 @@
 //! Portal pages of `portal/src/catalog.rs` over HTTP: the catalog and its search, a dataset's
-//! page with its masked and audited sample, and the access request form.
+//! page and the masked, audited sample asked for on it, and the access request form.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::{credentials, get_auth, system_token};
+use crate::common::{credentials, get_auth, post_auth, system_token};
 use crate::demo_server;
 use crate::support::{Browser, Page, demo_password, unescape};
 
@@ -155,146 +157,434 @@ async fn catalog_lists_every_dataset_and_searches() {
     );
 }
 
+/// The usage log of `dataset` as the admin exports it (CSV): one map per record.
+async fn usage_records(base: &str, admin: &str, dataset: &str) -> Vec<BTreeMap<String, String>> {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{base}/api/v1/usage/records?dataset={dataset}&format=csv"
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rows = parse_csv(&r.text().await.unwrap());
+    let (head, body) = rows.split_first().expect("a CSV header");
+    body.iter()
+        .map(|row| head.iter().cloned().zip(row.iter().cloned()).collect())
+        .collect()
+}
+
+/// Rows of CSV text (fields quoted with `"` when they hold commas, quotes or line breaks).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// The active agreements of `consumer` on `dataset`, as the REST API lists them.
+async fn agreements_of(base: &str, admin: &str, consumer: &str, dataset: &str) -> Vec<Value> {
+    let (status, _, list) = get_auth(
+        &format!("{base}/api/v1/agreements?dataset={dataset}&status=active&limit=100"),
+        admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["consumer_organisation"] == consumer)
+        .cloned()
+        .collect()
+}
+
+/// The demo system of `organisation` named `name`: (id, token).
+fn system(creds: &Value, organisation: &str, name: &str) -> (i64, String) {
+    let s = creds["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["organisation"] == organisation && s["system"] == name)
+        .unwrap_or_else(|| panic!("no system {name} of {organisation}"));
+    (
+        s["system_id"].as_i64().unwrap(),
+        s["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The records of `persons` a system gets from the REST API: column names (sorted) and
+/// personal codes, in order.
+async fn rest_sample(base: &str, token: &str) -> (Vec<String>, Vec<String>) {
+    let (status, _, api) = get_auth(
+        &format!("{base}/api/v1/datasets/persons/records?limit=10"),
+        token,
+    )
+    .await;
+    assert_eq!(status, 200, "{api}");
+    let api = api["records"].as_array().unwrap();
+    let mut columns: Vec<String> = api[0].as_object().unwrap().keys().cloned().collect();
+    columns.sort();
+    let keys = api
+        .iter()
+        .map(|r| r["personal_code"].as_str().unwrap().to_owned())
+        .collect();
+    (columns, keys)
+}
+
+/// A sample table's columns (sorted) and personal codes, in order.
+fn page_sample(page: &Page) -> (Vec<String>, Vec<String>, Vec<Vec<String>>) {
+    let (columns, rows) = table(&page.html, "sample");
+    let key = columns.iter().position(|c| c == "personal_code").unwrap();
+    let keys = rows.iter().map(|r| r[key].clone()).collect();
+    let mut sorted = columns.clone();
+    sorted.sort();
+    (sorted, keys, rows)
+}
+
 #[tokio::test]
-async fn a_dataset_page_shows_only_what_the_agreements_allow_and_logs_the_preview() {
+async fn a_dataset_page_shows_a_sample_only_when_asked_under_an_agreement() {
     let (dir, server) = demo_server();
+    let base = server.base.clone();
     let creds = credentials(dir.path());
     let admin = creds["admin"]["token"].as_str().unwrap().to_owned();
-    let records = format!("{}/api/v1/datasets/persons/records?limit=10", server.base);
+    let sample_path = "/datasets/persons/sample";
 
-    for (login, org, only_riga) in [
-        ("riga.consumer", "RIGA", true),
-        ("banka.consumer", "BANKA", false),
+    for (login, org, system_name) in [
+        ("riga.consumer", "RIGA", "Pašvaldības pakalpojumu portāls"),
+        ("banka.consumer", "BANKA", "Klientu izpētes sistēma"),
     ] {
-        let mut b = Browser::new(&server.base);
+        let agreements = agreements_of(&base, &admin, org, "persons").await;
+        assert_eq!(agreements.len(), 1, "{agreements:?}");
+        let agreement = &agreements[0];
+        let id = agreement["id"].as_i64().unwrap();
+        let purpose = agreement["purpose"].as_str().unwrap();
+        let (_, token) = system(&creds, org, system_name);
+        let (api_columns, api_keys) = rest_sample(&base, &token).await;
+        // (That REST read is in the log too.)
+        let logged = usage_records(&base, &admin, "persons").await.len();
+
+        // Opening the page reads no records: the form asks for a sample.
+        let mut b = Browser::new(&base);
         b.sign_in(login, &demo_password(login)).await;
         let page = b.open("/datasets/persons").await;
         assert_eq!(page.status, 200, "{}", page.html);
         assert!(page.has("<dl class=\"facts\"") && page.has("<table id=\"attributes\""));
         assert!(
-            page.has("id=\"agreements\""),
-            "{login}: its agreement is listed"
+            page.has(&format!("id=\"agreement-{id}\"")),
+            "{login}: listed"
         );
-        assert!(
-            page.has("id=\"sample-logged\""),
-            "{login}: the preview says it is logged"
-        );
-        let (columns, rows) = table(&page.html, "sample");
-        // What the organisation's system gets from the REST API.
-        let (status, _, api) = get_auth(&records, &system_token(&creds, org, "consumer")).await;
-        assert_eq!(status, 200, "{api}");
-        let api = api["records"].as_array().unwrap();
-        let mut api_columns: Vec<String> = api[0].as_object().unwrap().keys().cloned().collect();
-        let mut page_columns = columns.clone();
-        api_columns.sort();
-        page_columns.sort();
-        assert_eq!(
-            page_columns, api_columns,
-            "{login}: only the granted attributes"
-        );
-        assert!(!columns.contains(&"phone".to_owned()) && !columns.contains(&"email".to_owned()));
-        let key = columns.iter().position(|c| c == "personal_code").unwrap();
-        let page_keys: Vec<&str> = rows.iter().map(|r| r[key].as_str()).collect();
-        let api_keys: Vec<&str> = api
-            .iter()
-            .map(|r| r["personal_code"].as_str().unwrap())
-            .collect();
-        assert_eq!(page_keys, api_keys, "{login}: the same records as the API");
-        assert_eq!(rows.len(), 10);
-        if only_riga {
-            let m = columns.iter().position(|c| c == "municipality").unwrap();
-            assert!(rows.iter().all(|r| r[m] == "Rīga"), "{rows:?}");
-        } else {
-            assert!(!columns.contains(&"municipality".to_owned()));
+        assert!(!page.has("<table id=\"sample\"") && !page.has("id=\"sample-logged\""));
+        for code in &api_keys {
+            assert!(!page.has(code), "{login}: no personal code on the page");
         }
+        let form = tag(&page.html, "sample-form");
+        assert!(
+            form.contains("method=\"post\"") && form.contains(&format!("action=\"{sample_path}\"")),
+            "{form}"
+        );
+        assert!(page.has("id=\"show-sample\"") && page.has("<label for=\"sample-agreement\""));
+        // The only agreement is chosen, named by its id, attributes and purpose.
+        let option = element(&page.html, "select", "sample-agreement").unwrap();
+        let option = text(option);
+        assert!(option.contains(&format!(" {id}:")), "{option}");
+        assert!(
+            option.contains(purpose) && option.contains("personal_code"),
+            "{option}"
+        );
+        assert!(page.has(&format!("<option value=\"{id}\" selected>")));
+        assert!(
+            text(&page.html).contains("recorded in the usage log")
+                || text(&page.html).contains("datu izmantošanas žurnālā"),
+            "the form says the sample is logged"
+        );
         assert!(
             page.has("id=\"request-access\""),
             "a consumer may ask for more"
         );
+
+        // A post without the session's token (another site's form) is refused.
+        let forged = b
+            .post_raw(sample_path, &[("agreement", &id.to_string())])
+            .await;
+        assert_eq!(forged.status, 403, "{}", forged.html);
+        assert!(!forged.has("<table id=\"sample\""));
+        let forged = b
+            .post_raw(
+                sample_path,
+                &[
+                    ("csrf", "0".repeat(64).as_str()),
+                    ("agreement", &id.to_string()),
+                ],
+            )
+            .await;
+        assert_eq!(forged.status, 403, "{}", forged.html);
+        assert_eq!(
+            usage_records(&base, &admin, "persons").await.len(),
+            logged,
+            "{login}: neither the page nor a refused post is a read"
+        );
+
+        // Asked for, the sample is what the organisation's systems get under the agreement.
+        b.open("/datasets/persons").await;
+        let shown = b
+            .submit(sample_path, &[("agreement", &id.to_string())])
+            .await;
+        assert_eq!(shown.status, 200, "{}", shown.html);
+        assert!(shown.location.is_none(), "a page, not a redirect");
+        assert!(shown.has("id=\"sample-logged\"") && shown.has(purpose));
+        let (columns, keys, rows) = page_sample(&shown);
+        assert_eq!(columns, api_columns, "{login}: only the granted attributes");
+        assert_eq!(keys, api_keys, "{login}: the same records as the API");
+        assert_eq!(rows.len(), 10);
+        assert!(!columns.contains(&"phone".to_owned()) && !columns.contains(&"email".to_owned()));
+        if org == "RIGA" {
+            let (raw, _) = table(&shown.html, "sample");
+            let m = raw.iter().position(|c| c == "municipality").unwrap();
+            assert!(rows.iter().all(|r| r[m] == "Rīga"), "{rows:?}");
+        } else {
+            assert!(!columns.contains(&"municipality".to_owned()));
+        }
+
+        // One access record, under the agreement's purpose, by one of its systems.
+        let records = usage_records(&base, &admin, "persons").await;
+        assert_eq!(records.len(), logged + 1, "{login}: {records:?}");
+        let r = records
+            .iter()
+            .find(|r| r["purpose"] == purpose)
+            .unwrap_or_else(|| panic!("{login}: no record with the purpose: {records:?}"));
+        assert_eq!(r["organisation"], org);
+        assert_eq!(r["channel"], "rest");
+        assert!(r["agreements"].contains(&format!("\"{id}\"")), "{r:?}");
+        let systems: Vec<String> = agreement["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(systems.contains(&r["system"]), "{r:?} {systems:?}");
     }
 
-    // The previews are in the usage log, with their purpose and organisation.
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/usage/records?dataset=persons&format=csv",
-            server.base
-        ))
-        .bearer_auth(&admin)
-        .send()
+    // An agreement granted to one system only: BANKA's credit system also gets phone
+    // numbers. A sample under the first agreement still shows only what it grants.
+    let (credit, credit_token) = system(&creds, "BANKA", "Kredītu lēmumu sistēma");
+    let (_, kyc_token) = system(&creds, "BANKA", "Klientu izpētes sistēma");
+    let phone_purpose = "Kredīta pieteicēja saziņas datu pārbaude";
+    let (status, _, request) = post_auth(
+        &format!("{base}/api/v1/requests"),
+        &credit_token,
+        &serde_json::json!({
+            "dataset": "persons",
+            "attributes": ["personal_code", "phone"],
+            "purpose": phone_purpose,
+            "legal_basis": "Patērētāju tiesību aizsardzības likums, 8. pants",
+            "systems": [credit],
+            "valid_to": (chrono::Utc::now() + chrono::Duration::days(300)).format("%Y-%m-%d").to_string(),
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{request}");
+    let (status, _, phone_agreement) = post_auth(
+        &format!("{base}/api/v1/requests/{}/approve", request["id"]),
+        &system_token(&creds, "PMLP", "provider"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{phone_agreement}");
+    let phone_id = phone_agreement["id"].as_i64().unwrap();
+    let kyc_id = agreements_of(&base, &admin, "BANKA", "persons")
         .await
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .find(|&a| a != phone_id)
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let csv = r.text().await.unwrap();
-    let previews: Vec<&str> = csv
-        .lines()
-        .filter(|l| l.contains("portal: dataset preview"))
-        .collect();
-    assert_eq!(previews.len(), 2, "{csv}");
+    let (kyc_columns, _) = rest_sample(&base, &kyc_token).await;
+    let (credit_columns, _) = rest_sample(&base, &credit_token).await;
+    let mut logged = usage_records(&base, &admin, "persons").await.len();
     assert!(
-        previews.iter().any(|l| l.contains("RIGA")) && previews.iter().any(|l| l.contains("BANKA"))
+        credit_columns.contains(&"phone".to_owned()) && !kyc_columns.contains(&"phone".to_owned())
     );
 
-    // The owner sees its dataset whole; an admin and a consumer without agreement see none.
-    let mut owner = Browser::new(&server.base);
+    let mut b = Browser::new(&base);
+    b.sign_in("banka.consumer", &demo_password("banka.consumer"))
+        .await;
+    let page = b.open("/datasets/persons").await;
+    // Two to choose from: none chosen for the visitor.
+    assert!(
+        page.has(&format!("<option value=\"{kyc_id}\">")),
+        "{}",
+        page.html
+    );
+    assert!(page.has(&format!("<option value=\"{phone_id}\">")));
+    assert!(page.has("<option value=\"\">") && !page.has(" selected>"));
+    // Nothing chosen: the form says so, and nothing is read.
+    let refused = b.submit(sample_path, &[("agreement", "")]).await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert!(refused.has("id=\"error\"") && !refused.has("<table id=\"sample\""));
+    assert!(tag(&refused.html, "sample-agreement").contains("aria-invalid=\"true\""));
+
+    let shown = b
+        .submit(sample_path, &[("agreement", &kyc_id.to_string())])
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.html);
+    let (columns, _, _) = page_sample(&shown);
+    assert_eq!(
+        columns, kyc_columns,
+        "no phone numbers under the KYC agreement"
+    );
+    assert!(
+        shown.has(&format!("<option value=\"{kyc_id}\" selected>")),
+        "the choice is kept"
+    );
+    let shown = b
+        .submit(sample_path, &[("agreement", &phone_id.to_string())])
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.html);
+    let (columns, _, _) = page_sample(&shown);
+    assert!(columns.contains(&"phone".to_owned()), "{columns:?}");
+    assert!(shown.has(phone_purpose));
+    let records = usage_records(&base, &admin, "persons").await;
+    assert_eq!(records.len(), logged + 2, "{records:?}");
+    let r = records
+        .iter()
+        .find(|r| r["purpose"] == phone_purpose)
+        .unwrap();
+    assert_eq!(r["system"], credit.to_string());
+    assert!(r["attributes"].contains("phone"), "{r:?}");
+    logged += 2;
+
+    // Another organisation's agreement, or one on another dataset, is refused; nothing is
+    // read.
+    let mut riga = Browser::new(&base);
+    riga.sign_in("riga.consumer", &demo_password("riga.consumer"))
+        .await;
+    riga.open("/datasets/persons").await;
+    let refused = riga
+        .submit(sample_path, &[("agreement", &kyc_id.to_string())])
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.html);
+    assert!(refused.has("id=\"error\"") && !refused.has("<table id=\"sample\""));
+    assert!(refused.has("id=\"sample-form\""), "the form is shown again");
+    let addresses = agreements_of(&base, &admin, "BANKA", "addresses").await;
+    let other_dataset = addresses[0]["id"].as_i64().unwrap().to_string();
+    b.open("/datasets/persons").await;
+    let refused = b
+        .submit(sample_path, &[("agreement", &other_dataset)])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert!(refused.has("id=\"error\"") && refused.has("addresses"));
+    assert!(!refused.has("<table id=\"sample\""));
+    assert!(tag(&refused.html, "sample-agreement").contains("aria-invalid=\"true\""));
+    assert_eq!(usage_records(&base, &admin, "persons").await.len(), logged);
+}
+
+#[tokio::test]
+async fn owners_sample_their_own_data_others_get_no_form_and_an_unrecorded_sample_is_not_shown() {
+    let (dir, server) = demo_server();
+    let base = server.base.clone();
+    let creds = credentials(dir.path());
+    let admin = creds["admin"]["token"].as_str().unwrap().to_owned();
+    let sample_path = "/datasets/persons/sample";
+    let logged = usage_records(&base, &admin, "persons").await.len();
+
+    // The owner gets the button (no agreement to choose) and sees its dataset whole.
+    let mut owner = Browser::new(&base);
     owner
         .sign_in("pmlp.owner", &demo_password("pmlp.owner"))
         .await;
     let page = owner.open("/datasets/persons").await;
-    let (columns, rows) = table(&page.html, "sample");
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.has("id=\"sample-form\"") && page.has("id=\"show-sample\""));
+    assert!(!page.has("id=\"sample-agreement\"") && !page.has("<table id=\"sample\""));
+    assert!(!page.has("id=\"request-access\""));
+    let shown = owner.submit(sample_path, &[]).await;
+    assert_eq!(shown.status, 200, "{}", shown.html);
+    let (columns, rows) = table(&shown.html, "sample");
     assert!(
         columns.contains(&"phone".to_owned()) && rows.len() == 10,
         "{columns:?}"
     );
-    assert!(!page.has("id=\"request-access\""));
-    let mut a = Browser::new(&server.base);
+    assert!(shown.has("id=\"sample-logged\"") && shown.has("portal: dataset preview"));
+    let records = usage_records(&base, &admin, "persons").await;
+    assert_eq!(records.len(), logged + 1, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["organisation"] == "PMLP" && r["purpose"].contains("dataset preview")),
+        "{records:?}"
+    );
+    let logged = logged + 1;
+
+    // An admin and a consumer without an agreement get no form, and a post reads nothing.
+    let mut a = Browser::new(&base);
     a.sign_in("admin", &demo_password("admin")).await;
     let page = a.open("/datasets/persons").await;
     assert_eq!(page.status, 200);
-    assert!(page.has("id=\"no-sample\"") && !page.has("<table id=\"sample\""));
-    let mut apdr = Browser::new(&server.base);
+    assert!(page.has("id=\"no-sample\"") && !page.has("id=\"sample-form\""));
+    let refused = a.submit(sample_path, &[("agreement", "1")]).await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert!(refused.has("id=\"error\"") && !refused.has("<table id=\"sample\""));
+    let mut apdr = Browser::new(&base);
     apdr.sign_in("apdr.consumer", &demo_password("apdr.consumer"))
         .await;
     let page = apdr.open("/datasets/persons").await;
-    assert!(page.has("id=\"no-sample\"") && !page.has("<table id=\"sample\""));
+    assert!(page.has("id=\"no-sample\"") && !page.has("id=\"sample-form\""));
     assert!(
         page.has("href=\"/datasets/persons/request\""),
         "offered the request form"
     );
-    // None of these went into the log: no personal data left.
-    let csv = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/usage/records?dataset=persons&format=csv",
-            server.base
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
+    let riga_agreement = agreements_of(&base, &admin, "RIGA", "persons").await[0]["id"]
+        .as_i64()
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        !csv.lines()
-            .any(|l| l.contains("dataset preview") && l.contains("APDR"))
-    );
+        .to_string();
+    let refused = apdr
+        .submit(sample_path, &[("agreement", &riga_agreement)])
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.html);
+    assert!(!refused.has("<table id=\"sample\""));
+    assert_eq!(usage_records(&base, &admin, "persons").await.len(), logged);
     // An unknown dataset is a readable 404.
     let missing = apdr.get("/datasets/no_such").await;
     assert_eq!(missing.status, 404);
     assert!(missing.has("id=\"error\""));
 
-    // When the preview cannot be recorded, no row is shown.
-    let mut riga = Browser::new(&server.base);
+    // When the sample cannot be recorded, no row is shown.
+    let mut riga = Browser::new(&base);
     riga.sign_in("riga.consumer", &demo_password("riga.consumer"))
         .await;
-    let shown = riga.open("/datasets/persons").await;
-    let (columns, rows) = table(&shown.html, "sample");
-    let key = columns.iter().position(|c| c == "personal_code").unwrap();
+    riga.open("/datasets/persons").await;
+    let fields = [("agreement", riga_agreement.as_str())];
+    let shown = riga.submit(sample_path, &fields).await;
+    let (_, keys, _) = page_sample(&shown);
     break_audit_log(dir.path()).await;
-    let page = riga.open("/datasets/persons").await;
+    riga.open("/datasets/persons").await;
+    let page = riga.submit(sample_path, &fields).await;
     assert_eq!(page.status, 503, "{}", page.html);
     assert!(page.has("id=\"error\"") && !page.has("<table id=\"sample\""));
     assert!(
-        rows.iter().all(|r| !page.html.contains(&r[key])),
+        keys.iter().all(|k| !page.html.contains(k.as_str())),
         "no personal code leaks"
     );
 }

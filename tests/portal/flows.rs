@@ -524,3 +524,169 @@ fn change_path(page: &Page) -> String {
     assert!(!id.is_empty(), "a change request page: {h1}");
     format!("/changes/{id}")
 }
+
+/// The `<select>` of row `i` of a definition form page, up to its end.
+fn type_select(page: &Page, i: usize) -> &str {
+    let html = &page.html;
+    let at = html
+        .find(&format!("id=\"attr-type-{i}\""))
+        .expect("the row's type");
+    &html[at..at + html[at..].find("</select>").unwrap()]
+}
+
+/// `n` attribute rows, each with its own name and a type no engine knows: a form as
+/// only a script sends it.
+fn bogus_rows(n: usize) -> Vec<(String, String)> {
+    let mut f = Vec::new();
+    for i in 0..n {
+        f.push(("attr_name".to_owned(), format!("a{i}")));
+        f.push(("attr_type".to_owned(), format!("t{i}")));
+    }
+    f
+}
+
+/// The error summary of a refused page (empty when there is none).
+fn error_summary(page: &Page) -> String {
+    let Some(at) = page.html.find("id=\"error\"") else {
+        return String::new();
+    };
+    let rest = &page.html[at..];
+    unescape(&rest[..rest.find("</div>").unwrap()])
+}
+
+#[tokio::test]
+async fn definition_forms_refuse_too_many_rows_and_show_unknown_types_in_their_row() {
+    let (dir, server) = crate::demo_server();
+    let base = server.base.clone();
+    let admin = admin_token(dir.path());
+    let mut b = Browser::new(&base);
+    b.sign_in("pmlp.owner", &demo_password("pmlp.owner")).await;
+
+    // `?rows=` asks for at most 200 empty rows.
+    let many = b.open("/flows/new?rows=100000").await;
+    assert_eq!(many.status, 200);
+    assert!(many.has("id=\"attr-name-199\"") && !many.has("id=\"attr-name-200\""));
+
+    // 5 000 rows, each with a type of its own: refused at once, as a small page that keeps
+    // the other fields but not the rows, and nothing is registered.
+    b.open("/flows/new").await;
+    let mut fields = vec![
+        ("name".to_owned(), "pmlp_flood".to_owned()),
+        ("description".to_owned(), "Far too wide".to_owned()),
+    ];
+    fields.extend(bogus_rows(5_000));
+    let refused = submit(&mut b, "/flows/new", &fields).await;
+    assert_eq!(
+        refused.status,
+        422,
+        "{}",
+        &refused.html[..2000.min(refused.html.len())]
+    );
+    assert!(
+        refused.html.len() < 200_000,
+        "a refusal of {} bytes",
+        refused.html.len()
+    );
+    let summary = error_summary(&refused);
+    assert!(
+        summary.contains("5000") && summary.contains("1224"),
+        "{summary}"
+    );
+    assert!(refused.has("value=\"pmlp_flood\"") && refused.has("Far too wide"));
+    assert!(refused.has("id=\"attr-name-7\"") && !refused.has("id=\"attr-name-8\""));
+    assert!(!refused.has("t4999") && !refused.has("value=\"a0\""));
+    assert_eq!(dataset(&base, &admin, "pmlp_flood").await.0, 404);
+
+    // The same for a schema change: the current definition is shown again, unchanged.
+    let (_, before) = dataset(&base, &admin, "persons").await;
+    b.open("/datasets/persons/changes/new").await;
+    let mut fields = vec![("reason".to_owned(), "Flood".to_owned())];
+    fields.extend(bogus_rows(5_000));
+    let refused = submit(&mut b, "/datasets/persons/changes/new", &fields).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.html.len() < 200_000,
+        "a refusal of {} bytes",
+        refused.html.len()
+    );
+    assert!(error_summary(&refused).contains("5000"));
+    assert_eq!(form_rows(&refused)[0].name, "personal_code");
+    assert!(!refused.has("t4999") && refused.has("Flood"));
+    let (_, after) = dataset(&base, &admin, "persons").await;
+    assert_eq!(attribute_names(&before), attribute_names(&after));
+
+    // A citizen's session gets the same small refusal.
+    let creds = common::credentials(dir.path());
+    let citizen = creds["subjects"][0]["token"].as_str().unwrap().to_owned();
+    let mut c = Browser::new(&base);
+    c.sign_in_citizen(&citizen).await;
+    for path in ["/flows/new", "/datasets/persons/changes/new"] {
+        let mut fields = vec![("name".to_owned(), "citizen_flood".to_owned())];
+        fields.extend(bogus_rows(5_000));
+        let refused = submit(&mut c, path, &fields).await;
+        assert!(
+            matches!(refused.status, 403 | 404 | 422),
+            "{path}: {}",
+            refused.status
+        );
+        assert!(
+            refused.html.len() < 200_000,
+            "{path}: {} bytes",
+            refused.html.len()
+        );
+    }
+    assert_eq!(dataset(&base, &admin, "citizen_flood").await.0, 404);
+
+    // As many rows as the largest form the portal serves are still taken.
+    b.open("/flows/new").await;
+    let mut rows = vec![FormRow {
+        required: true,
+        key: true,
+        ..row("document_no", "Utf8", "Document number")
+    }];
+    rows.resize(
+        1224,
+        FormRow {
+            data_type: "Utf8".into(),
+            ..FormRow::default()
+        },
+    );
+    let mut fields = vec![("name".to_owned(), "pmlp_roomy".to_owned())];
+    fields.extend(row_fields(&rows));
+    let done = submit(&mut b, "/flows/new", &fields).await;
+    assert_eq!(done.status, 200, "{}", error_summary(&done));
+    assert_eq!(dataset(&base, &admin, "pmlp_roomy").await.0, 200);
+
+    // One unknown type: its row alone offers it, selected, and the refusal names it.
+    b.open("/flows/new").await;
+    let rows = vec![
+        FormRow {
+            required: true,
+            key: true,
+            ..row("document_no", "Utf8", "Document number")
+        },
+        row("colour", "Text", "Colour of the cover"),
+        row("pages", "Int64", "Number of pages"),
+    ];
+    let mut fields = vec![("name".to_owned(), "pmlp_documents".to_owned())];
+    fields.extend(row_fields(&rows));
+    let refused = submit(&mut b, "/flows/new", &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    let summary = error_summary(&refused);
+    assert!(
+        summary.contains("`Text`") && summary.contains('2'),
+        "{summary}"
+    );
+    let kept = form_rows(&refused);
+    assert_eq!(kept[1].name, "colour");
+    assert_eq!(kept[1].data_type, "Text");
+    assert_eq!(kept[2].data_type, "Int64");
+    assert!(type_select(&refused, 1).contains("aria-invalid=\"true\""));
+    for i in [0, 2, 3] {
+        let select = type_select(&refused, i);
+        assert!(!select.contains("\"Text\""), "row {i}: {select}");
+        assert_eq!(select.matches("<option").count(), 9, "row {i}");
+    }
+    assert_eq!(type_select(&refused, 1).matches("\"Text\"").count(), 1);
+    assert_eq!(dataset(&base, &admin, "pmlp_documents").await.0, 404);
+}

@@ -177,8 +177,9 @@ async fn repeated_failures_lock_the_account() {
             &[("login", "pmlp.owner"), ("password", "wrong password")],
         )
         .await;
-    assert_eq!(locked.status, 429, "{}", locked.html);
-    // Now even the right password is refused until the lock ends.
+    assert_eq!(locked.status, 401, "{}", locked.html);
+    // Now even the right password is refused until the lock ends, with the same answer as
+    // a wrong password or a login that does not exist (nothing tells them apart).
     b.get("/login").await;
     let still = b
         .submit(
@@ -189,8 +190,22 @@ async fn repeated_failures_lock_the_account() {
             ],
         )
         .await;
-    assert_eq!(still.status, 429);
+    assert_eq!(still.status, 401);
     assert!(!b.cookies.contains_key("dagr_session"));
+    b.get("/login").await;
+    let unknown = b
+        .submit(
+            "/login",
+            &[("login", "no.such.user"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    let text = |p: &support::Page| {
+        let at = p.html.find("id=\"error\"").unwrap();
+        p.html[at..at + p.html[at..].find("</div>").unwrap()].to_owned()
+    };
+    assert_eq!(text(&still), text(&unknown));
+    assert!(still.has("15"), "the message says how long a lock lasts");
     // Other accounts are not affected.
     b.sign_in("banka.consumer", &demo_password("banka.consumer"))
         .await;

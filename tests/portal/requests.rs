@@ -1,6 +1,7 @@
 //! Portal pages of `portal/src/requests.rs` over HTTP: the owner's inbox and decisions
 //! (approval with narrowing, refused approvals that keep the form, refusal, revocation),
-//! and the consumer's requests, history and withdrawal.
+//! the consumer's requests, history and withdrawal, and ends shown as the last day they
+//! include.
 
 use serde_json::{Value, json};
 
@@ -425,4 +426,127 @@ async fn consumer_follows_and_withdraws_its_requests() {
     assert!(!list.has(">LM<"), "only BANKA's agreements");
     // The inbox is an owner's page; a consumer is sent to its requests.
     assert_eq!(b.get("/inbox").await.location.as_deref(), Some("/requests"));
+}
+
+/// The text of the element with `id` (tags dropped, whitespace collapsed).
+fn text_of(page: &Page, id: &str, close: &str) -> String {
+    let html = element(page, id, close);
+    // From the end of the element's own start tag.
+    let inner = html.split_once('>').map_or("", |(_, rest)| rest);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in inner.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn an_end_reads_as_the_last_day_and_typing_that_day_keeps_it() {
+    let (dir, server) = demo_server();
+    let base = server.base.clone();
+    let creds = credentials(dir.path());
+    let kyc = creds["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["organisation"] == "BANKA" && s["system"] == "Klientu izpētes sistēma")
+        .unwrap()["system_id"]
+        .to_string();
+
+    // The consumer asks for access to the end of a day (Latvian time).
+    let mut consumer = Browser::new(&base);
+    consumer
+        .sign_in("banka.consumer", &demo_password("banka.consumer"))
+        .await;
+    consumer.get("/lang/en?back=%2F").await;
+    let form = consumer.open("/datasets/persons/request").await;
+    let valid_from = form.hidden("valid_from").unwrap();
+    let last_day = date_in(200);
+    let filed = consumer
+        .submit(
+            "/datasets/persons/request",
+            &[
+                ("attributes", "personal_code"),
+                ("attributes", "given_name"),
+                ("purpose", "Klienta identitātes pārbaude"),
+                ("legal_basis", "Kredītiestāžu likums"),
+                ("systems", kyc.as_str()),
+                ("valid_from", valid_from.as_str()),
+                ("valid_to", last_day.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(filed.status, 200, "{}", filed.html);
+    let validity = text_of(&filed, "request-validity", "</dd>");
+    assert!(
+        validity.ends_with(&format!("to {last_day}")),
+        "the day typed, not the next midnight: {validity}"
+    );
+    let id = filed
+        .html
+        .split("Access request no. ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .to_owned();
+    let requested = rest(&base, &creds, &format!("requests/{id}")).await;
+
+    // The owner sees that day as the requested end, and the date field goes no further.
+    let mut owner = Browser::new(&base);
+    owner
+        .sign_in("pmlp.owner", &demo_password("pmlp.owner"))
+        .await;
+    owner.get("/lang/en?back=%2F").await;
+    let path = format!("/requests/{id}");
+    let page = owner.open(&path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert_eq!(text_of(&page, "requested-end", "</span>"), last_day);
+    assert!(
+        tag(&page, "approve-valid-to").contains(&format!("max=\"{last_day}\"")),
+        "{}",
+        tag(&page, "approve-valid-to")
+    );
+    // The next day would end later than asked: refused.
+    let next_day = (chrono::NaiveDate::parse_from_str(&last_day, "%Y-%m-%d").unwrap()
+        + chrono::Duration::days(1))
+    .to_string();
+    let fields = [
+        ("attributes", "personal_code"),
+        ("attributes", "given_name"),
+        ("valid_to", next_day.as_str()),
+    ];
+    let refused = owner.submit(&format!("{path}/approve"), &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    // Typing the day shown keeps the requested end exactly.
+    let fields = [
+        ("attributes", "personal_code"),
+        ("attributes", "given_name"),
+        ("valid_to", last_day.as_str()),
+    ];
+    let done = owner.submit(&format!("{path}/approve"), &fields).await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    assert!(done.has("The request was approved"), "{}", done.html);
+    assert!(!done.has("id=\"narrowed\""), "nothing was narrowed");
+    assert_eq!(text_of(&done, "granted-valid-to", "</dd>"), last_day);
+    let r = rest(&base, &creds, &format!("requests/{id}")).await;
+    let agreement_id = r["agreement_id"].as_i64().unwrap();
+    let a = rest(&base, &creds, &format!("agreements/{agreement_id}")).await;
+    assert_eq!(a["valid_to"], requested["valid_to"], "{a}");
+
+    // The agreement's page and the list read the same day.
+    let page = owner.open(&format!("/agreements/{agreement_id}")).await;
+    let validity = text_of(&page, "agreement-validity", "</dd>");
+    assert!(validity.ends_with(&format!("to {last_day}")), "{validity}");
+    let list = consumer.open("/agreements").await;
+    let row = element(&list, &format!("agreement-{agreement_id}"), "</tr>");
+    assert!(row.contains(&format!("<td>{last_day}</td>")), "{row}");
 }
