@@ -90,11 +90,7 @@ fn form_page(
         .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_owned);
     let Some(token) = reuse.or_else(|| random_hex().ok()) else {
-        let shell = v.shell("");
-        let c = shell.c;
-        return shell
-            .error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, "")
-            .into_response();
+        return v.shell("").unavailable().into_response();
     };
     let mut shell = v.shell(if citizen { t.citizen_title } else { t.title });
     shell.csrf = token.clone();
@@ -114,11 +110,12 @@ fn form_page(
     r
 }
 
-async fn login_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+/// The empty sign-in form (`citizen`: the citizens' one), coming back to `?next=`.
+fn empty_form(v: &Visitor, headers: &HeaderMap, q: &NextQuery, citizen: bool) -> Response {
     form_page(
-        &v,
-        cookie(&headers, LOGIN_CSRF_COOKIE),
-        false,
+        v,
+        cookie(headers, LOGIN_CSRF_COOKIE),
+        citizen,
         &safe_back(q.next.as_deref(), ""),
         "",
         None,
@@ -126,16 +123,12 @@ async fn login_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) 
     )
 }
 
+async fn login_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+    empty_form(&v, &headers, &q, false)
+}
+
 async fn citizen_page(v: Visitor, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
-    form_page(
-        &v,
-        cookie(&headers, LOGIN_CSRF_COOKIE),
-        true,
-        &safe_back(q.next.as_deref(), ""),
-        "",
-        None,
-        StatusCode::OK,
-    )
+    empty_form(&v, &headers, &q, true)
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +141,15 @@ struct LoginForm {
     token: String,
     #[serde(default)]
     next: String,
+}
+
+/// Where a sign-in goes: the page it was asked from (`next`), else the role's start page.
+fn next_or_home(next: String, role: Role) -> String {
+    if next.is_empty() {
+        session::home_of(role).to_owned()
+    } else {
+        next
+    }
 }
 
 /// Read a sign-in form and check its double-submit token and origin.
@@ -181,11 +183,7 @@ async fn login(
     {
         Ok(user) => {
             let role = dagr_admin_api::Governance::user_principal(&user).role;
-            let to = if next.is_empty() {
-                session::home_of(role).to_owned()
-            } else {
-                next
-            };
+            let to = next_or_home(next, role);
             session::open(&portal, &v, SessionFor::User(user.id), &to).await
         }
         Err(LoginError::Refused) => Ok(form_page(
@@ -199,9 +197,7 @@ async fn login(
         )),
         Err(LoginError::Unavailable(e)) => {
             tracing::error!(error = %e, "portal: cannot check a sign-in");
-            let shell = v.shell("");
-            let c = shell.c;
-            Err(shell.error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, ""))
+            Err(v.shell("").unavailable())
         }
     }
 }
@@ -232,11 +228,7 @@ async fn citizen_login(
             StatusCode::UNAUTHORIZED,
         ));
     }
-    let to = if next.is_empty() {
-        session::home_of(Role::Subject).to_owned()
-    } else {
-        next
-    };
+    let to = next_or_home(next, Role::Subject);
     session::open(
         &portal,
         &v,

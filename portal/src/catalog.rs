@@ -21,10 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
-use chrono::{Datelike, Months, NaiveDate, NaiveTime};
+use chrono::{Datelike, Months, NaiveDate};
 use dagr_admin_api::axum::Router;
 use dagr_admin_api::axum::extract::{Path, Query, State};
-use dagr_admin_api::axum::http::StatusCode;
 use dagr_admin_api::axum::response::Response;
 use dagr_admin_api::axum::routing::{get, post};
 use dagr_admin_api::governance::{GovError, RequestInput};
@@ -43,8 +42,8 @@ use crate::Portal;
 use crate::i18n::texts;
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_end, fmt_time, message, render, render_status, riga,
-    see_other,
+    PAGE, PortalError, Shell, encode_component, fmt_end, fmt_time, invalid, message, parse_ids,
+    render, render_status, riga, riga_day_start, see_other, status_lead,
 };
 
 /// The purpose recorded in the usage audit for an owner's sample of its own dataset.
@@ -52,8 +51,6 @@ pub(crate) const PREVIEW_PURPOSE: &str =
     "DAGR portāls: datu kopas priekšskatījums (portal: dataset preview)";
 /// Records in a dataset page's sample.
 const SAMPLE_ROWS: usize = 10;
-/// Datasets on one page of the catalog.
-const CATALOG_PAGE: usize = 50;
 /// Agreements listed on a dataset page (and offered to read a sample under).
 const AGREEMENTS_SHOWN: i64 = 50;
 /// Characters of an agreement's purpose shown in the sample form's choice.
@@ -250,6 +247,46 @@ impl OrgNames {
     }
 }
 
+/// A dataset's facts as the caller may see them: the service's (its `NotFound` for an
+/// unknown dataset), its definition, and its owner's name.
+async fn facts(
+    app: &AppState,
+    s: &SignedIn,
+    name: &str,
+) -> Result<(DatasetMeta, Arc<DatasetDefinition>, String), PortalError> {
+    let meta = app
+        .gov
+        .dataset(&s.principal, name)
+        .await
+        .map_err(|e| s.fail(e))?;
+    let def = app.engine.definition(name).map_err(|e| s.fail(e.into()))?;
+    let owner_name = OrgNames::default().name(&app.gov, s, &meta.owner).await;
+    Ok((meta, def, owner_name))
+}
+
+/// The agreements on dataset `name` the caller may see (at most [`AGREEMENTS_SHOWN`]),
+/// those in force only when `active`.
+async fn agreements_on(
+    app: &AppState,
+    s: &SignedIn,
+    name: &str,
+    active: bool,
+) -> Result<Vec<Agreement>, PortalError> {
+    let filter = ListFilter {
+        dataset: Some(name.to_owned()),
+        status: active.then(|| AgreementStatus::Active.as_str().to_owned()),
+        ..ListFilter::default()
+    };
+    let page = Page {
+        limit: AGREEMENTS_SHOWN,
+        after: None,
+    };
+    app.gov
+        .agreements(&s.principal, filter, &page)
+        .await
+        .map_err(|e| s.fail(e))
+}
+
 /// "2 h ago": the age of something done at `then`.
 fn age(t: &CatalogText, then: Time, now: Time) -> String {
     let minutes = (now.0 - then.0).max(0) / 60_000;
@@ -377,7 +414,7 @@ async fn catalog(
     let names = app.engine.dataset_names();
     let now = Time::now();
     let mut orgs = OrgNames::default();
-    let mut datasets = Vec::new();
+    let mut datasets: Vec<DatasetView> = Vec::new();
     let mut next = None;
     for name in names
         .iter()
@@ -394,8 +431,9 @@ async fn catalog(
         if !matches(&view, &words) {
             continue;
         }
-        if datasets.len() == CATALOG_PAGE {
-            let last: &DatasetView = &datasets[CATALOG_PAGE - 1];
+        if datasets.len() as i64 == PAGE
+            && let Some(last) = datasets.last()
+        {
             next = Some(format!(
                 "/catalog?q={}&after={}",
                 encode_component(&q),
@@ -652,30 +690,17 @@ async fn dataset_view(
 ) -> Result<DatasetPage, PortalError> {
     let t = CatalogText::get(s.lang());
     let p = &s.principal;
-    let meta = app.gov.dataset(p, name).await.map_err(|e| s.fail(e))?;
-    let def = app.engine.definition(name).map_err(|e| s.fail(e.into()))?;
-    let owner_name = OrgNames::default().name(&app.gov, s, &meta.owner).await;
+    let (meta, def, owner_name) = facts(app, s, name).await?;
     let now = Time::now();
     let d = describe(app, t, &def, owner_name, now).map_err(|e| s.fail(e))?;
 
     let agreements = if p.role == Role::Subject {
         None
     } else {
-        let filter = ListFilter {
-            dataset: Some(name.to_owned()),
-            ..ListFilter::default()
-        };
-        let page = Page {
-            limit: AGREEMENTS_SHOWN,
-            after: None,
-        };
-        let list = app
-            .gov
-            .agreements(p, filter, &page)
-            .await
-            .map_err(|e| s.fail(e))?;
         Some(
-            list.into_iter()
+            agreements_on(app, s, name, false)
+                .await?
+                .into_iter()
                 .map(|a| {
                     let (status_class, status_text) = status_of(t, a.status_at(now));
                     AgreementRow {
@@ -696,21 +721,8 @@ async fn dataset_view(
     // them (the form's post checks the chosen one again).
     let mut choices: Vec<SampleChoice> = Vec::new();
     if p.role == Role::Consumer {
-        let filter = ListFilter {
-            dataset: Some(name.to_owned()),
-            status: Some(AgreementStatus::Active.as_str().to_owned()),
-            ..ListFilter::default()
-        };
-        let page = Page {
-            limit: AGREEMENTS_SHOWN,
-            after: None,
-        };
-        let list = app
-            .gov
-            .agreements(p, filter, &page)
-            .await
-            .map_err(|e| s.fail(e))?;
-        choices = list
+        choices = agreements_on(app, s, name, true)
+            .await?
             .into_iter()
             .filter(|a| a.in_force(now))
             .map(|a| SampleChoice {
@@ -870,9 +882,7 @@ async fn show_sample(
                 }
                 Err(dagr_engine::Error::AuditUnavailable(detail)) => {
                     tracing::error!(dataset = %name, error = %detail, "portal: a sample could not be recorded; no rows shown");
-                    let shell = s.shell("");
-                    let lead = shell.c.error_unavailable;
-                    return Err(shell.error(StatusCode::SERVICE_UNAVAILABLE, lead, ""));
+                    return Err(s.shell("").unavailable());
                 }
                 Err(dagr_engine::Error::AccessDenied(_)) => {
                     GovError::Conflict(page.t.nothing_visible.to_owned())
@@ -883,15 +893,7 @@ async fn show_sample(
         Err(e @ GovError::Store(_)) => return Err(s.fail(e)),
         Err(e) => e,
     };
-    let c = page.shell.c;
-    let (status, lead) = match &refused {
-        GovError::Forbidden(_) => (StatusCode::FORBIDDEN, c.error_forbidden),
-        GovError::NotFound(_) => (StatusCode::NOT_FOUND, c.error_not_found),
-        GovError::Conflict(_) => (StatusCode::CONFLICT, c.error_conflict),
-        GovError::Invalid { .. } | GovError::Engine(_) | GovError::Store(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid)
-        }
-    };
+    let (status, lead) = status_lead(page.shell.c, &refused);
     page.error = Some(SampleError {
         lead,
         message: message(&refused),
@@ -972,9 +974,7 @@ struct RequestContext {
 impl RequestContext {
     async fn load(app: &AppState, s: &SignedIn, name: &str) -> Result<Self, PortalError> {
         let p = &s.principal;
-        let meta = app.gov.dataset(p, name).await.map_err(|e| s.fail(e))?;
-        let def = app.engine.definition(name).map_err(|e| s.fail(e.into()))?;
-        let owner_name = OrgNames::default().name(&app.gov, s, &meta.owner).await;
+        let (meta, def, owner_name) = facts(app, s, name).await?;
         let systems = if p.role == Role::Consumer {
             let page = Page {
                 limit: 100,
@@ -1073,36 +1073,6 @@ impl RequestContext {
     }
 }
 
-/// The first instant of the Latvian local day `day`.
-fn riga_day_start(day: NaiveDate) -> Time {
-    let local = day.and_time(NaiveTime::MIN);
-    // Latvia is UTC+3 in summer, UTC+2 otherwise; midnight is never skipped or repeated.
-    [3, 2]
-        .into_iter()
-        .map(|h| {
-            Time(
-                (local - chrono::Duration::hours(h))
-                    .and_utc()
-                    .timestamp_millis(),
-            )
-        })
-        .find(|&t| riga(t) == local)
-        .unwrap_or_else(|| {
-            Time(
-                (local - chrono::Duration::hours(2))
-                    .and_utc()
-                    .timestamp_millis(),
-            )
-        })
-}
-
-fn invalid(field: &str, reason: String) -> GovError {
-    GovError::Invalid {
-        field: field.to_owned(),
-        reason,
-    }
-}
-
 fn parse_day(t: &CatalogText, field: &str, text: &str) -> Result<NaiveDate, GovError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| invalid(field, format!("`{text}` {}", t.not_a_date)))
@@ -1129,15 +1099,7 @@ fn request_input(
             riga_day_start(next)
         }
     };
-    let systems = f
-        .systems
-        .iter()
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("systems", format!("`{v}` {}", t.not_a_system)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let systems = parse_ids("systems", &f.systems, t.not_a_system)?;
     let row_scope = Some(f.row_scope.trim().to_owned()).filter(|s| !s.is_empty());
     Ok(RequestInput {
         dataset: dataset.to_owned(),
@@ -1192,15 +1154,7 @@ async fn file_request(
         Err(e @ GovError::Store(_)) => return Err(s.fail(e)),
         Err(e) => e,
     };
-    let c = s.shell("").c;
-    let (status, lead) = match &e {
-        GovError::Forbidden(_) => (StatusCode::FORBIDDEN, c.error_forbidden),
-        GovError::NotFound(_) => (StatusCode::NOT_FOUND, c.error_not_found),
-        GovError::Conflict(_) => (StatusCode::CONFLICT, c.error_conflict),
-        GovError::Invalid { .. } | GovError::Engine(_) | GovError::Store(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid)
-        }
-    };
+    let (status, lead) = status_lead(s.shell("").c, &e);
     Ok(render_status(
         status,
         &ctx.page(&s, t, form, Some((lead, &e))),
@@ -1210,26 +1164,7 @@ async fn file_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> Time {
-        Time(
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
-                .unwrap()
-                .and_utc()
-                .timestamp_millis(),
-        )
-    }
-
-    #[test]
-    fn latvian_days_start_at_local_midnight() {
-        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        // Winter: UTC+2; summer: UTC+3.
-        assert_eq!(riga_day_start(day("2026-01-15")), at("2026-01-14 22:00"));
-        assert_eq!(riga_day_start(day("2026-07-01")), at("2026-06-30 21:00"));
-        // The days summer time starts and ends.
-        assert_eq!(riga_day_start(day("2026-03-29")), at("2026-03-28 22:00"));
-        assert_eq!(riga_day_start(day("2026-10-25")), at("2026-10-24 21:00"));
-    }
+    use crate::web::utc as at;
 
     #[test]
     fn a_request_runs_from_the_first_to_the_end_of_the_last_day() {

@@ -19,15 +19,17 @@ use dagr_admin_api::axum::http::StatusCode;
 use dagr_admin_api::axum::response::Response;
 use dagr_admin_api::axum::routing::get;
 use dagr_admin_api::governance::GovError;
-use dagr_admin_api::model::{AccessRequest, Agreement, Load, LoadStatus, SystemKind, Time};
-use dagr_admin_api::store::{ListFilter, Page};
+use dagr_admin_api::model::{
+    AccessRequest, Agreement, Load, LoadStatus, Organisation, System, SystemKind, Time,
+};
+use dagr_admin_api::store::ListFilter;
 use dagr_engine::Principal;
 
 use crate::Portal;
 use crate::i18n::texts;
 use crate::session::SignedIn;
 use crate::usage::{DAY_MS, UsageText, loads_chart, loads_since};
-use crate::web::{PortalError, Shell, fmt_time, render};
+use crate::web::{PortalError, Shell, fmt_time, read_all, render};
 
 texts! {
     /// Texts of the admin dashboard.
@@ -231,19 +233,13 @@ async fn all_requests(
     filter: &ListFilter,
     overdue: bool,
 ) -> Result<Vec<AccessRequest>, GovError> {
-    let mut out: Vec<AccessRequest> = Vec::new();
-    loop {
-        let page = Page {
-            limit: COUNT_PAGE,
-            after: out.last().map(|r| r.id.to_string()),
-        };
-        let got = gov.requests(p, filter.clone(), overdue, &page).await?;
-        let done = (got.len() as i64) < COUNT_PAGE;
-        out.extend(got);
-        if done || out.len() >= MAX_COUNT {
-            return Ok(out);
-        }
-    }
+    let cursor = |r: &AccessRequest| r.id.to_string();
+    let (all, _) = read_all(COUNT_PAGE, MAX_COUNT, cursor, |page| {
+        let filter = filter.clone();
+        async move { gov.requests(p, filter, overdue, &page).await }
+    })
+    .await?;
+    Ok(all)
 }
 
 /// Every agreement in force now, a page at a time.
@@ -253,21 +249,13 @@ async fn agreements_in_force(gov: &Governance, p: &Principal) -> Result<Vec<Agre
         status: Some("active".into()),
         ..ListFilter::default()
     };
-    let mut out: Vec<Agreement> = Vec::new();
-    let mut after = None;
-    loop {
-        let page = Page {
-            limit: COUNT_PAGE,
-            after,
-        };
-        let got = gov.agreements(p, filter.clone(), &page).await?;
-        let done = (got.len() as i64) < COUNT_PAGE;
-        after = got.last().map(|a| a.id.to_string());
-        out.extend(got.into_iter().filter(|a| a.valid_from <= now));
-        if done || out.len() >= MAX_COUNT {
-            return Ok(out);
-        }
-    }
+    let cursor = |a: &Agreement| a.id.to_string();
+    let (active, _) = read_all(COUNT_PAGE, MAX_COUNT, cursor, |page| {
+        let filter = filter.clone();
+        async move { gov.agreements(p, filter, &page).await }
+    })
+    .await?;
+    Ok(active.into_iter().filter(|a| a.valid_from <= now).collect())
 }
 
 fn web_message(e: &GovError) -> String {
@@ -292,19 +280,18 @@ async fn dashboard(State(portal): State<Portal>, s: SignedIn) -> Result<Response
     let fail = |e: GovError| s.fail(e);
 
     // Organisations by code, for names.
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let page = Page {
-            limit: COUNT_PAGE,
-            after: names.keys().next_back().cloned(),
-        };
-        let got = gov.organisations(p, &page).await.map_err(fail)?;
-        let done = (got.len() as i64) < COUNT_PAGE;
-        names.extend(got.into_iter().map(|o| (o.code, o.name)));
-        if done || names.len() >= MAX_COUNT {
-            break;
-        }
-    }
+    let (organisations, _) = read_all(
+        COUNT_PAGE,
+        MAX_COUNT,
+        |o: &Organisation| o.code.clone(),
+        |page| async move { gov.organisations(p, &page).await },
+    )
+    .await
+    .map_err(fail)?;
+    let names: BTreeMap<String, String> = organisations
+        .into_iter()
+        .map(|o| (o.code, o.name))
+        .collect();
 
     // Registers and their loads.
     let metas: Vec<_> = gov
@@ -383,24 +370,20 @@ async fn dashboard(State(portal): State<Portal>, s: SignedIn) -> Result<Response
     let agreements = agreements_in_force(gov, p).await.map_err(fail)?;
 
     // Consumers: organisations with a consumer system or an agreement in force.
+    let (systems, _) = read_all(
+        COUNT_PAGE,
+        MAX_COUNT,
+        |sys: &System| sys.id.to_string(),
+        |page| async move { gov.systems(p, None, &page).await },
+    )
+    .await
+    .map_err(fail)?;
     let mut consumer_systems: BTreeMap<String, usize> = BTreeMap::new();
-    let mut after = None;
-    let mut seen = 0usize;
-    loop {
-        let page = Page {
-            limit: COUNT_PAGE,
-            after,
-        };
-        let got = gov.systems(p, None, &page).await.map_err(fail)?;
-        let done = (got.len() as i64) < COUNT_PAGE;
-        seen += got.len();
-        after = got.last().map(|s| s.id.to_string());
-        for sys in got.into_iter().filter(|s| s.kind == SystemKind::Consumer) {
-            *consumer_systems.entry(sys.organisation).or_default() += 1;
-        }
-        if done || seen >= MAX_COUNT {
-            break;
-        }
+    for sys in systems
+        .into_iter()
+        .filter(|s| s.kind == SystemKind::Consumer)
+    {
+        *consumer_systems.entry(sys.organisation).or_default() += 1;
     }
     let mut in_force: BTreeMap<String, usize> = BTreeMap::new();
     for a in &agreements {

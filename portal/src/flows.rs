@@ -37,7 +37,8 @@ use dagr_admin_api::axum::response::Response;
 use dagr_admin_api::axum::routing::{get, post};
 use dagr_admin_api::governance::GovError;
 use dagr_admin_api::model::{
-    ChangeRequest, ChangeStatus, HistoryEntry, Load, LoadChannel, LoadMode, LoadStatus, SystemKind,
+    ChangeRequest, ChangeStatus, HistoryEntry, Load, LoadChannel, LoadMode, LoadStatus,
+    Organisation, SystemKind,
 };
 use dagr_admin_api::store::Page;
 use dagr_engine::arrow::datatypes::{DataType, TimeUnit};
@@ -48,7 +49,8 @@ use crate::Portal;
 use crate::i18n::{Common, texts};
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render, render_status, see_other,
+    PortalError, Shell, encode_component, fmt_time, invalid, message, next_href, organisations,
+    page_after, parse_ids, render, render_status, see_other, split_next, status_lead,
 };
 
 texts! {
@@ -209,8 +211,6 @@ texts! {
     }
 }
 
-/// Rows a list page shows.
-const PAGE: i64 = 50;
 /// Empty attribute rows of a new registration form.
 const NEW_ROWS: usize = 8;
 /// Empty rows added to the current attributes in a change form.
@@ -253,14 +253,10 @@ struct Refusal {
 /// The status and readable refusal of a governance error.
 fn refusal(c: &Common, e: &GovError) -> (StatusCode, Refusal) {
     let (status, lead) = match e {
-        GovError::Forbidden(_) => (StatusCode::FORBIDDEN, c.error_forbidden),
-        GovError::NotFound(_) => (StatusCode::NOT_FOUND, c.error_not_found),
-        GovError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid),
-        GovError::Conflict(_) | GovError::Engine(dagr_engine::Error::DatasetExists(_)) => {
+        GovError::Engine(dagr_engine::Error::DatasetExists(_)) => {
             (StatusCode::CONFLICT, c.error_conflict)
         }
-        GovError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable),
-        GovError::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid),
+        _ => status_lead(c, e),
     };
     (
         status,
@@ -269,21 +265,6 @@ fn refusal(c: &Common, e: &GovError) -> (StatusCode, Refusal) {
             detail: message(e),
         },
     )
-}
-
-fn invalid(field: &str, reason: String) -> GovError {
-    GovError::Invalid {
-        field: field.to_owned(),
-        reason,
-    }
-}
-
-/// A page of a list: at most [`PAGE`] items after the cursor.
-fn page_after(after: Option<&str>) -> Page {
-    Page {
-        limit: PAGE,
-        after: after.filter(|a| !a.is_empty()).map(str::to_owned),
-    }
 }
 
 /// A size for people: `812 B`, `7.0 MiB`.
@@ -301,11 +282,19 @@ fn fmt_bytes(n: i64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// When a snapshot was made, for people.
-fn snapshot_time(s: &dagr_engine::Snapshot) -> String {
-    fmt_time(dagr_admin_api::model::Time(
-        s.created_at().timestamp_millis(),
-    ))
+/// A dataset's current version, its rows and when it was made, for people (all empty when
+/// nothing is loaded).
+fn current_facts(snapshot: Option<&dagr_engine::Snapshot>) -> (String, String, String) {
+    match snapshot {
+        Some(x) => (
+            x.version().to_string(),
+            x.num_rows().to_string(),
+            fmt_time(dagr_admin_api::model::Time(
+                x.created_at().timestamp_millis(),
+            )),
+        ),
+        None => Default::default(),
+    }
 }
 
 /// A load as the tables show it.
@@ -570,6 +559,25 @@ impl DefinitionForm {
         })
     }
 
+    /// The definition of dataset `name` of `owner` the form gives, with the attributes of
+    /// its `rows` (a row the engine cannot take is marked).
+    fn definition(
+        &self,
+        t: &FlowsText,
+        rows: &mut [Row],
+        name: String,
+        owner: String,
+    ) -> Result<DatasetDefinition, GovError> {
+        let (attributes, primary_key) = attributes(t, rows)?;
+        Ok(DatasetDefinition {
+            name,
+            owner,
+            description: self.description.trim().to_owned(),
+            primary_key,
+            attributes,
+        })
+    }
+
     /// The rows as typed; a checkbox's value is its row's index. Call it only on a form
     /// within [`MAX_FORM_ROWS`].
     fn rows(&self) -> Vec<Row> {
@@ -771,14 +779,7 @@ fn settings_input(
                 .map_err(|_| invalid("sla_days", format!("`{v}` {}", t.bad_number)))?,
         ),
     };
-    let systems = systems
-        .iter()
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("provider_systems", format!("`{v}` {}", t.bad_number)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let systems = parse_ids("provider_systems", systems, t.bad_number)?;
     Ok((sla, systems))
 }
 
@@ -833,16 +834,11 @@ async fn flows_page(State(portal): State<Portal>, s: SignedIn) -> Result<Respons
             )
             .await
             .map_err(|e| s.fail(e))?;
+        let (version, rows, made) = current_facts(snapshot.as_deref());
         flows.push(FlowRow {
-            version: snapshot
-                .as_ref()
-                .map(|x| x.version().to_string())
-                .unwrap_or_default(),
-            rows: snapshot
-                .as_ref()
-                .map(|x| x.num_rows().to_string())
-                .unwrap_or_default(),
-            made: snapshot.as_deref().map(snapshot_time).unwrap_or_default(),
+            version,
+            rows,
+            made,
             last: last.first().map(|l| LoadView::of(t, l)),
             owner: def.owner.clone(),
             name,
@@ -858,13 +854,6 @@ async fn flows_page(State(portal): State<Portal>, s: SignedIn) -> Result<Respons
 
 // ---- GET/POST /flows/new --------------------------------------------------------------
 
-/// An organisation an admin may register a dataset for.
-#[derive(Debug, Clone)]
-struct OrgOption {
-    code: String,
-    name: String,
-}
-
 #[derive(Template)]
 #[template(path = "dataset_new.html")]
 struct NewPage {
@@ -878,7 +867,7 @@ struct NewPage {
     sla_days: String,
     admin: bool,
     /// The organisations an admin chooses from.
-    organisations: Vec<OrgOption>,
+    organisations: Vec<Organisation>,
     /// The caller's organisation (fixed for everyone but an admin).
     own_org: String,
     systems: Vec<SystemChoice>,
@@ -899,22 +888,7 @@ async fn new_form(
     let t = FlowsText::get(s.lang());
     let admin = s.role() == Role::Admin;
     let organisations = if admin {
-        let all = Page {
-            limit: 1000,
-            after: None,
-        };
-        portal
-            .app
-            .gov
-            .organisations(&s.principal, &all)
-            .await
-            .map_err(|e| s.fail(e))?
-            .into_iter()
-            .map(|o| OrgOption {
-                code: o.code,
-                name: o.name,
-            })
-            .collect()
+        organisations(portal, s).await?
     } else {
         Vec::new()
     };
@@ -978,14 +952,7 @@ async fn register(
     };
     let outcome = async {
         let (sla, systems) = settings_input(t, &form.sla_days, &form.provider_systems)?;
-        let (attributes, primary_key) = attributes(t, &mut rows)?;
-        let definition = DatasetDefinition {
-            name: form.name.trim().to_owned(),
-            owner,
-            description: form.description.trim().to_owned(),
-            primary_key,
-            attributes,
-        };
+        let definition = form.definition(t, &mut rows, form.name.trim().to_owned(), owner)?;
         portal
             .app
             .gov
@@ -1073,8 +1040,11 @@ async fn flow_view(
     let t = FlowsText::get(s.lang());
     let gov = &portal.app.gov;
     let p = &s.principal;
-    let page = page_after(q.after.as_deref());
-    let loads = gov.loads(p, name, &page).await.map_err(|e| s.fail(e))?;
+    let loads = gov
+        .loads(p, name, &page_after(q.after.as_deref()))
+        .await
+        .map_err(|e| s.fail(e))?;
+    let (loads, after) = split_next(loads, |l| l.id);
     let meta = gov.dataset(p, name).await.map_err(|e| s.fail(e))?;
     let engine = &portal.app.engine;
     let def = engine
@@ -1091,10 +1061,7 @@ async fn flow_view(
         .change_requests(p, Some(name), None, &recent)
         .await
         .map_err(|e| s.fail(e))?;
-    let next = (loads.len() as i64 == page.limit)
-        .then(|| loads.last().map(|l| l.id))
-        .flatten()
-        .map(|id| format!("/flows/{}?after={id}", encode_component(name)));
+    let next = next_href(&format!("/flows/{}", encode_component(name)), None, after);
     let (status, refusal, inv, sla_days, checked) = match settings {
         Some((form, e)) => {
             let (status, r) = refusal(s.shell("").c, &e);
@@ -1113,12 +1080,11 @@ async fn flow_view(
     let systems = provider_systems(portal, s, Some(&meta.owner), &checked)
         .await
         .map_err(|e| s.fail(e))?;
-    let mut shell = s.shell(name);
-    match q.done.as_deref() {
-        Some("registered") => shell = shell.with_notice(t.done_registered),
-        Some("saved") => shell = shell.with_notice(t.done_saved),
-        _ => {}
-    }
+    let shell = s.shell(name).with_done(
+        q.done.as_deref(),
+        &[("registered", t.done_registered), ("saved", t.done_saved)],
+    );
+    let (version, rows, loaded_at) = current_facts(snapshot.as_deref());
     let page = FlowPage {
         shell,
         t,
@@ -1126,15 +1092,9 @@ async fn flow_view(
         name_href: encode_component(name),
         owner: def.owner.clone(),
         description: def.description.clone(),
-        version: snapshot
-            .as_ref()
-            .map(|x| x.version().to_string())
-            .unwrap_or_default(),
-        rows: snapshot
-            .as_ref()
-            .map(|x| x.num_rows().to_string())
-            .unwrap_or_default(),
-        loaded_at: snapshot.as_deref().map(snapshot_time).unwrap_or_default(),
+        version,
+        rows,
+        loaded_at,
         primary_key: def.primary_key.join(", "),
         attributes: def.attributes.len(),
         sla_current: meta.sla_days,
@@ -1202,6 +1162,34 @@ struct ChangeFormPage {
     more_href: Option<String>,
 }
 
+impl ChangeFormPage {
+    /// The change form of dataset `name` with `rows`, the current description and no
+    /// refusal.
+    fn new(
+        s: &SignedIn,
+        t: &'static FlowsText,
+        name: String,
+        def: &DatasetDefinition,
+        mut rows: Vec<Row>,
+    ) -> ChangeFormPage {
+        ChangeFormPage {
+            shell: s.shell(format!("{}: {name}", t.change_title)),
+            t,
+            refusal: None,
+            inv: Invalid::default(),
+            owner: def.owner.clone(),
+            primary_key: def.primary_key.join(", "),
+            description: def.description.clone(),
+            reason: String::new(),
+            types: type_options(t, &mut rows),
+            rows,
+            more_href: None,
+            name_href: encode_component(&name),
+            name,
+        }
+    }
+}
+
 /// The current definition of `name` (the service's `NotFound` for an unknown dataset).
 async fn current_definition(
     portal: &Portal,
@@ -1230,7 +1218,6 @@ async fn change_form_page(
     let t = FlowsText::get(s.lang());
     let def = current_definition(&portal, &s, &name).await?;
     let extra = rows_asked(&q, EXTRA_ROWS);
-    let mut rows = definition_rows(&def, extra);
     let more = (extra < MAX_ROWS_ASKED).then(|| {
         format!(
             "/datasets/{}/changes/new?rows={}",
@@ -1238,20 +1225,10 @@ async fn change_form_page(
             extra + NEW_ROWS
         )
     });
+    let rows = definition_rows(&def, extra);
     Ok(render(&ChangeFormPage {
-        shell: s.shell(format!("{}: {name}", t.change_title)),
-        t,
-        refusal: None,
-        inv: Invalid::default(),
-        owner: def.owner.clone(),
-        primary_key: def.primary_key.join(", "),
-        description: def.description.clone(),
-        reason: String::new(),
-        types: type_options(t, &mut rows),
-        rows,
         more_href: more,
-        name_href: encode_component(&name),
-        name,
+        ..ChangeFormPage::new(&s, t, name, &def, rows)
     }))
 }
 
@@ -1263,36 +1240,25 @@ async fn file_change(
     let t = FlowsText::get(s.lang());
     let too_many = form.too_many_rows(t);
     let def = current_definition(&portal, &s, &name).await?;
-    if let Some(e) = too_many {
-        let (status, r) = refusal(s.shell("").c, &e);
-        let mut rows = definition_rows(&def, EXTRA_ROWS);
+    // The form again as it was filled in, with the refusal.
+    let refused = |e: &GovError, inv: Invalid, rows: Vec<Row>| {
+        let (status, r) = refusal(s.shell("").c, e);
         let page = ChangeFormPage {
-            shell: s.shell(format!("{}: {name}", t.change_title)),
-            t,
             refusal: Some(r),
-            inv: Invalid::default(),
-            owner: def.owner.clone(),
-            primary_key: def.primary_key.join(", "),
+            inv,
             description: form.description.clone(),
             reason: form.reason.clone(),
-            types: type_options(t, &mut rows),
-            rows,
-            more_href: None,
-            name_href: encode_component(&name),
-            name,
+            ..ChangeFormPage::new(&s, t, name.clone(), &def, rows)
         };
-        return Ok(render_status(status, &page));
+        Ok(render_status(status, &page))
+    };
+    if let Some(e) = too_many {
+        let rows = definition_rows(&def, EXTRA_ROWS);
+        return refused(&e, Invalid::default(), rows);
     }
     let mut rows = form.rows();
     let outcome = async {
-        let (attributes, primary_key) = attributes(t, &mut rows)?;
-        let definition = DatasetDefinition {
-            name: def.name.clone(),
-            owner: def.owner.clone(),
-            description: form.description.trim().to_owned(),
-            primary_key,
-            attributes,
-        };
+        let definition = form.definition(t, &mut rows, def.name.clone(), def.owner.clone())?;
         portal
             .app
             .gov
@@ -1303,26 +1269,9 @@ async fn file_change(
     match outcome {
         Ok(c) => Ok(see_other(&format!("/changes/{}?done=filed", c.id))),
         Err(e) => {
-            let (status, r) = refusal(s.shell("").c, &e);
             let mut inv = Invalid::default();
             mark(&e, &mut inv, &mut rows);
-            let mut rows = with_room(rows);
-            let page = ChangeFormPage {
-                shell: s.shell(format!("{}: {name}", t.change_title)),
-                t,
-                refusal: Some(r),
-                inv,
-                owner: def.owner.clone(),
-                primary_key: def.primary_key.join(", "),
-                description: form.description.clone(),
-                reason: form.reason.clone(),
-                types: type_options(t, &mut rows),
-                rows,
-                more_href: None,
-                name_href: encode_component(&name),
-                name,
-            };
-            Ok(render_status(status, &page))
+            refused(&e, inv, with_room(rows))
         }
     }
 }
@@ -1368,13 +1317,12 @@ async fn changes_page(
         .change_requests(p, None, status.as_deref(), &page)
         .await
         .map_err(|e| s.fail(e))?;
-    let next = (items.len() as i64 == page.limit)
-        .then(|| items.last().map(|c| c.id))
-        .flatten()
-        .map(|id| match &status {
-            Some(st) => format!("/changes?status={}&after={id}", encode_component(st)),
-            None => format!("/changes?after={id}"),
-        });
+    let (items, after) = split_next(items, |c| c.id);
+    let next = next_href(
+        "/changes",
+        status.as_deref().map(|st| ("status", st)),
+        after,
+    );
     // Without a filter the pending ones come first (all of them, on the first page), and
     // the pages list the others.
     let mut shown = Vec::new();
@@ -1547,16 +1495,19 @@ async fn change_view(
                 .collect()
         })
         .unwrap_or_default();
-    let mut shell = s.shell(format!("{} {id}", t.change_no));
-    match done {
-        Some("filed") if c.status == ChangeStatus::Pending => {
-            shell = shell.with_notice(t.done_filed_pending)
-        }
-        Some("filed") => shell = shell.with_notice(t.done_filed_applied),
-        Some("accepted") => shell = shell.with_notice(t.done_accepted),
-        Some("rejected") => shell = shell.with_notice(t.done_rejected),
-        _ => {}
-    }
+    let filed = if c.status == ChangeStatus::Pending {
+        t.done_filed_pending
+    } else {
+        t.done_filed_applied
+    };
+    let shell = s.shell(format!("{} {id}", t.change_no)).with_done(
+        done,
+        &[
+            ("filed", filed),
+            ("accepted", t.done_accepted),
+            ("rejected", t.done_rejected),
+        ],
+    );
     let (status, refusal, reason, reason_invalid) = match refused {
         Some((e, reason)) => {
             let (status, r) = refusal(shell.c, &e);

@@ -36,8 +36,8 @@ use crate::Portal;
 use crate::i18n::{Lang, texts};
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_end, fmt_time, message, render, render_status, riga,
-    see_other,
+    PortalError, Shell, encode_component, fmt_end, fmt_time, invalid, message, next_href,
+    page_after, read_all, render, render_status, riga, riga_day_start, see_other, split_next,
 };
 
 texts! {
@@ -169,8 +169,6 @@ texts! {
     }
 }
 
-/// Rows of a list page.
-const PAGE: i64 = 50;
 /// Pending requests the inbox reads at most (it sorts them by deadline itself).
 const INBOX_MAX: usize = 500;
 /// Decisions the inbox shows below the pending requests.
@@ -249,17 +247,7 @@ pub(crate) fn time_left(lang: Lang, now: Time, due: Time) -> Left {
 /// day there.
 fn riga_end_of_day(date: &str) -> Option<Time> {
     let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()?;
-    let midnight = day.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    [3, 2]
-        .into_iter()
-        .map(|h| {
-            Time(
-                (midnight - chrono::Duration::hours(h))
-                    .and_utc()
-                    .timestamp_millis(),
-            )
-        })
-        .find(|t| riga(*t) == midnight)
+    Some(riga_day_start(day.succ_opt()?))
 }
 
 /// The last Latvian day whose end (see [`riga_end_of_day`]) is not after `end`: the day
@@ -296,6 +284,22 @@ struct StatusOption {
     value: &'static str,
     label: &'static str,
     selected: bool,
+}
+
+/// The choices of a status filter: `all`, with `current` selected.
+fn status_options<S: Copy + PartialEq>(
+    all: &[S],
+    current: Option<S>,
+    value: fn(S) -> &'static str,
+    label: impl Fn(S) -> &'static str,
+) -> Vec<StatusOption> {
+    all.iter()
+        .map(|&st| StatusOption {
+            value: value(st),
+            label: label(st),
+            selected: current == Some(st),
+        })
+        .collect()
 }
 
 /// One entry of an entity's history.
@@ -390,21 +394,27 @@ struct ListQuery {
     after: String,
 }
 
+impl ListQuery {
+    /// The status the list is filtered by (`parse` and `as_str`: of its status type), and
+    /// the service's filter and page.
+    fn read<S: Copy>(
+        &self,
+        parse: fn(&str) -> Option<S>,
+        as_str: fn(S) -> &'static str,
+    ) -> (Option<S>, ListFilter, Page) {
+        let status = parse(self.status.trim());
+        let filter = ListFilter {
+            status: status.map(|st| as_str(st).to_owned()),
+            ..Default::default()
+        };
+        (status, filter, page_after(Some(&self.after)))
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct DoneQuery {
     #[serde(default)]
     done: String,
-}
-
-/// Keep a page's rows and say where the next page starts (the list was read one longer
-/// than a page to know whether there is one).
-fn next_after<T>(items: &mut Vec<T>, id: impl Fn(&T) -> i64) -> Option<i64> {
-    if items.len() as i64 > PAGE {
-        items.truncate(PAGE as usize);
-        items.last().map(id)
-    } else {
-        None
-    }
 }
 
 // ---- GET /requests --------------------------------------------------------------------
@@ -455,39 +465,28 @@ async fn requests_page(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PortalError> {
     let t = RequestsText::get(s.lang());
-    let status = RequestStatus::parse(q.status.trim());
-    let filter = ListFilter {
-        status: status.map(|st| st.as_str().to_owned()),
-        ..Default::default()
-    };
-    let page = Page {
-        limit: PAGE + 1,
-        after: non_empty(&q.after),
-    };
-    let mut items = portal
+    let (status, filter, page) = q.read(RequestStatus::parse, RequestStatus::as_str);
+    let items = portal
         .app
         .gov
         .requests(&s.principal, filter, false, &page)
         .await
         .map_err(|e| s.fail(e))?;
-    let next = next_after(&mut items, |r| r.id).map(|after| match status {
-        Some(st) => format!("/requests?status={}&after={after}", st.as_str()),
-        None => format!("/requests?after={after}"),
-    });
+    let (items, after) = split_next(items, |r| r.id);
+    let param = status.map(|st| ("status", st.as_str()));
+    let next = next_href("/requests", param, after);
     let now = Time::now();
-    let options = [
-        RequestStatus::Pending,
-        RequestStatus::Approved,
-        RequestStatus::Refused,
-        RequestStatus::Withdrawn,
-    ]
-    .into_iter()
-    .map(|st| StatusOption {
-        value: st.as_str(),
-        label: request_status(t, st),
-        selected: status == Some(st),
-    })
-    .collect();
+    let options = status_options(
+        &[
+            RequestStatus::Pending,
+            RequestStatus::Approved,
+            RequestStatus::Refused,
+            RequestStatus::Withdrawn,
+        ],
+        status,
+        RequestStatus::as_str,
+        |st| request_status(t, st),
+    );
     let intro = match s.role() {
         Role::Consumer => t.requests_intro_consumer,
         Role::Owner => t.requests_intro_owner,
@@ -565,19 +564,11 @@ struct ApproveState {
 
 impl ApproveState {
     fn fresh(r: &AccessRequest) -> ApproveState {
-        ApproveState {
-            attrs: r
-                .attributes
-                .iter()
-                .map(|a| AttrBox {
-                    name: a.clone(),
-                    checked: true,
-                })
-                .collect(),
-            row_scope: String::new(),
-            valid_to: String::new(),
-            note: String::new(),
-        }
+        let all = ApproveForm {
+            attributes: r.attributes.clone(),
+            ..ApproveForm::default()
+        };
+        ApproveState::posted(r, &all)
     }
 
     fn posted(r: &AccessRequest, form: &ApproveForm) -> ApproveState {
@@ -735,28 +726,42 @@ async fn request_page(
     let id = parse_id(&s, "request", &raw)?;
     let t = RequestsText::get(s.lang());
     let mut page = RequestPage::load(&portal, &s, id, RequestForms::default()).await?;
-    let notice = match q.done.as_str() {
-        "created" => Some(t.done_created),
-        "withdrawn" => Some(t.done_withdrawn),
-        "approved" => Some(t.done_approved),
-        "refused" => Some(t.done_refused),
-        _ => None,
-    };
-    if let Some(n) = notice {
-        page.shell = page.shell.with_notice(n);
-    }
+    page.shell = page.shell.with_done(
+        Some(&q.done),
+        &[
+            ("created", t.done_created),
+            ("withdrawn", t.done_withdrawn),
+            ("approved", t.done_approved),
+            ("refused", t.done_refused),
+        ],
+    );
     Ok(render(&page))
 }
 
-/// The request page again, with a refused form as it was filled in.
-async fn refused_form(
+/// After a decision on request `id` (`form`, the form that posted it): the request's page
+/// with the confirmation `done`, or, when the service refused the input, the page again
+/// with `forms` as they were filled in and the refusal; any other refusal's error page.
+async fn decided<T>(
     portal: &Portal,
     s: &SignedIn,
     id: i64,
+    result: Result<T, GovError>,
+    form: &'static str,
+    done: &str,
     forms: RequestForms,
 ) -> Result<Response, PortalError> {
-    let page = RequestPage::load(portal, s, id, forms).await?;
-    Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    match result {
+        Ok(_) => Ok(see_other(&format!("/requests/{id}?done={done}"))),
+        Err(e) if refuses_input(&e) => {
+            let forms = RequestForms {
+                error: Some(FormError::of(&s.shell(""), form, &e)),
+                ..forms
+            };
+            let page = RequestPage::load(portal, s, id, forms).await?;
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(s.fail(e)),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -772,24 +777,16 @@ async fn withdraw(
 ) -> Result<Response, PortalError> {
     let id = parse_id(&s, "request", &raw)?;
     let reason = non_empty(&form.reason);
-    match portal
+    let result = portal
         .app
         .gov
         .withdraw(&s.principal, id, reason.as_deref())
-        .await
-    {
-        Ok(_) => Ok(see_other(&format!("/requests/{id}?done=withdrawn"))),
-        Err(e) if refuses_input(&e) => {
-            let error = Some(FormError::of(&s.shell(""), "withdraw", &e));
-            let forms = RequestForms {
-                withdraw_reason: form.reason,
-                error,
-                ..Default::default()
-            };
-            refused_form(&portal, &s, id, forms).await
-        }
-        Err(e) => Err(s.fail(e)),
-    }
+        .await;
+    let forms = RequestForms {
+        withdraw_reason: form.reason,
+        ..Default::default()
+    };
+    decided(&portal, &s, id, result, "withdraw", "withdrawn", forms).await
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -815,10 +812,7 @@ async fn approve(
         None => Ok(None),
         Some(d) => riga_end_of_day(&d)
             .map(Some)
-            .ok_or_else(|| GovError::Invalid {
-                field: "valid_to".into(),
-                reason: t.bad_date.into(),
-            }),
+            .ok_or_else(|| invalid("valid_to", t.bad_date)),
     };
     let result = match valid_to {
         Ok(valid_to) => {
@@ -832,19 +826,11 @@ async fn approve(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(_) => Ok(see_other(&format!("/requests/{id}?done=approved"))),
-        Err(e) if refuses_input(&e) => {
-            let error = Some(FormError::of(&s.shell(""), "approve", &e));
-            let forms = RequestForms {
-                approve: Some(form),
-                error,
-                ..Default::default()
-            };
-            refused_form(&portal, &s, id, forms).await
-        }
-        Err(e) => Err(s.fail(e)),
-    }
+    let forms = RequestForms {
+        approve: Some(form),
+        ..Default::default()
+    };
+    decided(&portal, &s, id, result, "approve", "approved", forms).await
 }
 
 async fn refuse(
@@ -853,19 +839,12 @@ async fn refuse(
     Posted { session: s, form }: Posted<ReasonForm>,
 ) -> Result<Response, PortalError> {
     let id = parse_id(&s, "request", &raw)?;
-    match portal.app.gov.refuse(&s.principal, id, &form.reason).await {
-        Ok(_) => Ok(see_other(&format!("/requests/{id}?done=refused"))),
-        Err(e) if refuses_input(&e) => {
-            let error = Some(FormError::of(&s.shell(""), "refuse", &e));
-            let forms = RequestForms {
-                refuse_reason: form.reason,
-                error,
-                ..Default::default()
-            };
-            refused_form(&portal, &s, id, forms).await
-        }
-        Err(e) => Err(s.fail(e)),
-    }
+    let result = portal.app.gov.refuse(&s.principal, id, &form.reason).await;
+    let forms = RequestForms {
+        refuse_reason: form.reason,
+        ..Default::default()
+    };
+    decided(&portal, &s, id, result, "refuse", "refused", forms).await
 }
 
 // ---- GET /inbox -----------------------------------------------------------------------
@@ -891,33 +870,25 @@ struct InboxPage {
     recent: Vec<DecidedRow>,
 }
 
+/// The pending requests (at most about [`INBOX_MAX`]), and whether there are more.
 async fn pending_requests(
     portal: &Portal,
     s: &SignedIn,
 ) -> Result<(Vec<AccessRequest>, bool), GovError> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let filter = ListFilter {
-            status: Some(RequestStatus::Pending.as_str().to_owned()),
-            ..Default::default()
-        };
-        let page = Page { limit: 200, after };
-        let batch = portal
-            .app
-            .gov
-            .requests(&s.principal, filter, false, &page)
-            .await?;
-        let full = batch.len() == 200;
-        after = batch.last().map(|r| r.id.to_string());
-        all.extend(batch);
-        if !full {
-            return Ok((all, false));
-        }
-        if all.len() >= INBOX_MAX {
-            return Ok((all, true));
-        }
-    }
+    let (gov, p) = (&portal.app.gov, &s.principal);
+    read_all(
+        200,
+        INBOX_MAX,
+        |r: &AccessRequest| r.id.to_string(),
+        move |page| {
+            let filter = ListFilter {
+                status: Some(RequestStatus::Pending.as_str().to_owned()),
+                ..Default::default()
+            };
+            async move { gov.requests(p, filter, false, &page).await }
+        },
+    )
+    .await
 }
 
 async fn inbox_page(State(portal): State<Portal>, s: SignedIn) -> Result<Response, PortalError> {
@@ -1007,38 +978,27 @@ async fn agreements_page(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PortalError> {
     let t = RequestsText::get(s.lang());
-    let status = AgreementStatus::parse(q.status.trim());
-    let filter = ListFilter {
-        status: status.map(|st| st.as_str().to_owned()),
-        ..Default::default()
-    };
-    let page = Page {
-        limit: PAGE + 1,
-        after: non_empty(&q.after),
-    };
-    let mut items = portal
+    let (status, filter, page) = q.read(AgreementStatus::parse, AgreementStatus::as_str);
+    let items = portal
         .app
         .gov
         .agreements(&s.principal, filter, &page)
         .await
         .map_err(|e| s.fail(e))?;
-    let next = next_after(&mut items, |a| a.id).map(|after| match status {
-        Some(st) => format!("/agreements?status={}&after={after}", st.as_str()),
-        None => format!("/agreements?after={after}"),
-    });
+    let (items, after) = split_next(items, |a| a.id);
+    let param = status.map(|st| ("status", st.as_str()));
+    let next = next_href("/agreements", param, after);
     let now = Time::now();
-    let options = [
-        AgreementStatus::Active,
-        AgreementStatus::Revoked,
-        AgreementStatus::Expired,
-    ]
-    .into_iter()
-    .map(|st| StatusOption {
-        value: st.as_str(),
-        label: agreement_status(t, st),
-        selected: status == Some(st),
-    })
-    .collect();
+    let options = status_options(
+        &[
+            AgreementStatus::Active,
+            AgreementStatus::Revoked,
+            AgreementStatus::Expired,
+        ],
+        status,
+        AgreementStatus::as_str,
+        |st| agreement_status(t, st),
+    );
     let rows = items
         .iter()
         .map(|a| {
@@ -1175,9 +1135,9 @@ async fn agreement_page(
     let id = parse_id(&s, "agreement", &raw)?;
     let t = RequestsText::get(s.lang());
     let mut page = AgreementPage::load(&portal, &s, id, String::new(), None).await?;
-    if q.done == "revoked" {
-        page.shell = page.shell.with_notice(t.done_revoked);
-    }
+    page.shell = page
+        .shell
+        .with_done(Some(&q.done), &[("revoked", t.done_revoked)]);
     Ok(render(&page))
 }
 

@@ -72,6 +72,20 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// A request's language: the one its language cookie names, else the one its browser
+/// prefers (`Accept-Language`), else Latvian.
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
+        .and_then(Lang::parse)
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::from_accept)
+        })
+        .unwrap_or_default()
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -115,16 +129,7 @@ pub(crate) struct Visitor {
 
 impl Visitor {
     fn of(parts: &Parts, portal: &Portal) -> Visitor {
-        let lang = cookie(&parts.headers, LANG_COOKIE)
-            .and_then(Lang::parse)
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(Lang::from_accept)
-            })
-            .unwrap_or_default();
+        let lang = lang_of(&parts.headers);
         let forwarded_tls = parts
             .headers
             .get("x-forwarded-proto")
@@ -401,13 +406,7 @@ impl FromRequestParts<Portal> for SignedIn {
                 };
                 Err(Redirect::to(&to).into_response())
             }
-            Err(NoSession::Unavailable) => {
-                let shell = visitor.shell("");
-                let c = shell.c;
-                Err(shell
-                    .error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, "")
-                    .into_response())
-            }
+            Err(NoSession::Unavailable) => Err(visitor.shell("").unavailable().into_response()),
         }
     }
 }
@@ -419,11 +418,7 @@ pub(crate) async fn open(
     who: SessionFor,
     to: &str,
 ) -> Result<Response, PortalError> {
-    let unavailable = || {
-        let shell = visitor.shell("");
-        let c = shell.c;
-        shell.error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, "")
-    };
+    let unavailable = || visitor.shell("").unavailable();
     let (secret, csrf) = match (random_hex(), random_hex()) {
         (Ok(s), Ok(c)) => (s, c),
         _ => return Err(unavailable()),
@@ -519,13 +514,10 @@ pub(crate) async fn read_form<T: DeserializeOwned>(
     req: Request,
     shell: &Shell,
 ) -> Result<(T, String), PortalError> {
-    let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
-        shell.error(
-            StatusCode::BAD_REQUEST,
-            shell.c.error_bad_form,
-            &e.body_text(),
-        )
-    })?;
+    let bad = |detail: &str| shell.error(StatusCode::BAD_REQUEST, shell.c.error_bad_form, detail);
+    let bytes = Bytes::from_request(req, &())
+        .await
+        .map_err(|e| bad(&e.body_text()))?;
     if bytes.len() > MAX_FORM_BYTES {
         return Err(shell.error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -533,20 +525,8 @@ pub(crate) async fn read_form<T: DeserializeOwned>(
             &format!("larger than {} KiB", MAX_FORM_BYTES >> 10),
         ));
     }
-    let token: CsrfField = serde_html_form::from_bytes(&bytes).map_err(|e| {
-        shell.error(
-            StatusCode::BAD_REQUEST,
-            shell.c.error_bad_form,
-            &e.to_string(),
-        )
-    })?;
-    let form: T = serde_html_form::from_bytes(&bytes).map_err(|e| {
-        shell.error(
-            StatusCode::BAD_REQUEST,
-            shell.c.error_bad_form,
-            &e.to_string(),
-        )
-    })?;
+    let token: CsrfField = serde_html_form::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let form: T = serde_html_form::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
     Ok((form, token.csrf))
 }
 

@@ -27,8 +27,7 @@ use dagr_admin_api::axum::http::StatusCode;
 use dagr_admin_api::axum::response::Response;
 use dagr_admin_api::axum::routing::get;
 use dagr_admin_api::governance::GovError;
-use dagr_admin_api::model::{System, SystemKind, Time, Token};
-use dagr_admin_api::store::Page;
+use dagr_admin_api::model::{Organisation, System, SystemKind, Time, Token};
 use dagr_engine::Role;
 use serde::Deserialize;
 
@@ -36,7 +35,8 @@ use crate::Portal;
 use crate::i18n::{Common, texts};
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render, render_status, see_other,
+    PortalError, Shell, fmt_time, invalid, message, next_href, organisations, page_after, render,
+    render_status, see_other, split_next,
 };
 
 texts! {
@@ -119,8 +119,6 @@ texts! {
     }
 }
 
-/// Items on one page of a list.
-const PAGE: i64 = 50;
 /// Default validity of a new token, in days.
 const DEFAULT_DAYS: i64 = 365;
 /// Longest validity offered, in days.
@@ -178,24 +176,21 @@ fn refusal(c: &Common, e: &GovError, default_field: &str) -> (StatusCode, FormEr
     )
 }
 
-fn invalid(field: &str, reason: &str) -> GovError {
-    GovError::Invalid {
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
 /// A path id, or the service's not-found for `what`.
-fn parse_id(raw: &str, what: &str) -> Result<i64, GovError> {
+fn parse_id(s: &SignedIn, raw: &str, what: &str) -> Result<i64, PortalError> {
     raw.parse()
-        .map_err(|_| GovError::NotFound(format!("{what} {raw}")))
+        .map_err(|_| s.fail(GovError::NotFound(format!("{what} {raw}"))))
 }
 
-/// A list cursor (the last id of the previous page); a bad one starts at the first page.
-fn cursor(after: Option<&str>) -> Option<String> {
-    after
-        .and_then(|a| a.parse::<i64>().ok())
-        .map(|a| a.to_string())
+/// The system of path id `raw`, as the service shows it to the caller.
+async fn system(portal: &Portal, s: &SignedIn, raw: &str) -> Result<System, PortalError> {
+    let id = parse_id(s, raw, "system")?;
+    portal
+        .app
+        .gov
+        .system(&s.principal, id)
+        .await
+        .map_err(|e| s.fail(e))
 }
 
 fn kind_label(t: &SystemsText, kind: SystemKind) -> &'static str {
@@ -212,13 +207,9 @@ fn kind_long(t: &SystemsText, kind: SystemKind) -> &'static str {
     }
 }
 
-/// The confirmation for a `?done=` parameter (only known values; never the URL's text).
-fn done_notice(t: &SystemsText, done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "created" => Some(t.done_created),
-        "revoked" => Some(t.done_revoked),
-        _ => None,
-    }
+/// The confirmations of the `?done=` parameter.
+fn done_notices(t: &SystemsText) -> [(&'static str, &'static str); 2] {
+    [("created", t.done_created), ("revoked", t.done_revoked)]
 }
 
 // ---- the list ------------------------------------------------------------------------
@@ -243,18 +234,29 @@ struct SystemForm {
     description: String,
 }
 
-struct SystemRow {
+/// A system as the list and its page show it.
+struct SystemView {
     id: i64,
     name: String,
     organisation: String,
+    /// Its kind, in words.
     kind: &'static str,
     description: String,
     created: String,
 }
 
-struct OrgOption {
-    code: String,
-    name: String,
+impl SystemView {
+    /// `sys`, its kind in the words `kind` gives.
+    fn of(sys: System, kind: impl FnOnce(SystemKind) -> &'static str) -> SystemView {
+        SystemView {
+            id: sys.id,
+            kind: kind(sys.kind),
+            created: fmt_time(sys.created_at),
+            name: sys.name,
+            organisation: sys.organisation,
+            description: sys.description,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -262,9 +264,9 @@ struct OrgOption {
 struct ListPage {
     shell: Shell,
     t: &'static SystemsText,
-    rows: Vec<SystemRow>,
+    rows: Vec<SystemView>,
     admin: bool,
-    organisations: Vec<OrgOption>,
+    organisations: Vec<Organisation>,
     filter: String,
     next: Option<String>,
     show_form: bool,
@@ -290,61 +292,27 @@ async fn list_page(
         .map(str::trim)
         .filter(|o| !o.is_empty())
         .map(str::to_owned);
-    let page = Page {
-        limit: PAGE + 1,
-        after: cursor(q.after.as_deref()),
-    };
-    let mut systems = gov
-        .systems(p, filter.as_deref(), &page)
+    let systems = gov
+        .systems(p, filter.as_deref(), &page_after(q.after.as_deref()))
         .await
         .map_err(|e| s.fail(e))?;
-    let more = systems.len() as i64 > PAGE;
-    systems.truncate(PAGE as usize);
-    let next = match (more, systems.last()) {
-        (true, Some(last)) => Some(format!(
-            "/systems?organisation={}&after={}",
-            encode_component(filter.as_deref().unwrap_or("")),
-            last.id
-        )),
-        _ => None,
-    };
+    let (systems, after) = split_next(systems, |sys| sys.id);
+    let param = ("organisation", filter.as_deref().unwrap_or(""));
+    let next = next_href("/systems", Some(param), after);
     let organisations = if admin {
-        gov.organisations(
-            p,
-            &Page {
-                limit: 1000,
-                after: None,
-            },
-        )
-        .await
-        .map_err(|e| s.fail(e))?
-        .into_iter()
-        .map(|o| OrgOption {
-            code: o.code,
-            name: o.name,
-        })
-        .collect()
+        organisations(portal, s).await?
     } else {
         Vec::new()
     };
     let rows = systems
         .into_iter()
-        .map(|sys| SystemRow {
-            id: sys.id,
-            kind: kind_label(t, sys.kind),
-            created: fmt_time(sys.created_at),
-            name: sys.name,
-            organisation: sys.organisation,
-            description: sys.description,
-        })
+        .map(|sys| SystemView::of(sys, |k| kind_label(t, k)))
         .collect();
     let may_create = admin || s.role() == Role::Owner;
-    let mut shell = s.shell(t.title);
-    if let Some(n) = done_notice(t, q.done.as_deref()) {
-        shell = shell.with_notice(n);
-    }
     Ok(ListPage {
-        shell,
+        shell: s
+            .shell(t.title)
+            .with_done(q.done.as_deref(), &done_notices(t)),
         t,
         rows,
         admin,
@@ -461,15 +429,6 @@ struct TokenRow {
     reason_value: String,
 }
 
-struct SystemView {
-    id: i64,
-    name: String,
-    organisation: String,
-    kind: &'static str,
-    description: String,
-    created: String,
-}
-
 #[derive(Template)]
 #[template(path = "system.html")]
 struct DetailPage {
@@ -531,20 +490,12 @@ async fn detail_page(
 ) -> Result<DetailPage, PortalError> {
     let t = SystemsText::get(s.lang());
     let gov = &portal.app.gov;
-    let page = Page {
-        limit: PAGE + 1,
-        after: cursor(q.after.as_deref()),
-    };
-    let mut tokens = gov
-        .system_tokens(&s.principal, sys.id, &page)
+    let tokens = gov
+        .system_tokens(&s.principal, sys.id, &page_after(q.after.as_deref()))
         .await
         .map_err(|e| s.fail(e))?;
-    let more = tokens.len() as i64 > PAGE;
-    tokens.truncate(PAGE as usize);
-    let next = match (more, tokens.last()) {
-        (true, Some(last)) => Some(format!("/systems/{}?after={}", sys.id, last.id)),
-        _ => None,
-    };
+    let (tokens, after) = split_next(tokens, |tok| tok.id);
+    let next = next_href(&format!("/systems/{}", sys.id), None, after);
     let now = Time::now();
     let mut rows = Vec::with_capacity(tokens.len());
     for tok in tokens {
@@ -585,21 +536,12 @@ async fn detail_page(
     let may_issue = own && s.role() != Role::Subject;
     // Every portal session is a person: people of the organisation revoke its tokens.
     let may_revoke = admin || own;
-    let mut shell = s.shell(sys.name.clone());
-    if let Some(n) = done_notice(t, q.done.as_deref()) {
-        shell = shell.with_notice(n);
-    }
     Ok(DetailPage {
-        shell,
+        shell: s
+            .shell(sys.name.clone())
+            .with_done(q.done.as_deref(), &done_notices(t)),
         t,
-        system: SystemView {
-            id: sys.id,
-            kind: kind_long(t, sys.kind),
-            created: fmt_time(sys.created_at),
-            name: sys.name,
-            organisation: sys.organisation,
-            description: sys.description,
-        },
+        system: SystemView::of(sys, |k| kind_long(t, k)),
         tokens: rows,
         next,
         may_issue,
@@ -623,13 +565,7 @@ async fn detail(
     Path(raw): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> Result<Response, PortalError> {
-    let id = parse_id(&raw, "system").map_err(|e| s.fail(e))?;
-    let sys = portal
-        .app
-        .gov
-        .system(&s.principal, id)
-        .await
-        .map_err(|e| s.fail(e))?;
+    let sys = system(&portal, &s, &raw).await?;
     let page = detail_page(&portal, &s, sys, &q, default_token_form(), None, None).await?;
     Ok(render(&page))
 }
@@ -637,7 +573,7 @@ async fn detail(
 /// `GET /systems/{id}/tokens` (e.g. the language switch on the new token's page): the
 /// system page; the secret is not shown again.
 async fn to_system(s: SignedIn, Path(raw): Path<String>) -> Result<Response, PortalError> {
-    let id = parse_id(&raw, "system").map_err(|e| s.fail(e))?;
+    let id = parse_id(&s, &raw, "system")?;
     Ok(see_other(&format!("/systems/{id}")))
 }
 
@@ -647,7 +583,7 @@ async fn to_token_system(
     s: SignedIn,
     Path(raw): Path<String>,
 ) -> Result<Response, PortalError> {
-    let id = parse_id(&raw, "token").map_err(|e| s.fail(e))?;
+    let id = parse_id(&s, &raw, "token")?;
     let tok = portal
         .app
         .gov
@@ -693,12 +629,13 @@ async fn create_token(
     Posted { session: s, form }: Posted<TokenForm>,
 ) -> Result<Response, PortalError> {
     let t = SystemsText::get(s.lang());
-    let gov = &portal.app.gov;
-    let id = parse_id(&raw, "system").map_err(|e| s.fail(e))?;
-    let sys = gov.system(&s.principal, id).await.map_err(|e| s.fail(e))?;
+    let sys = system(&portal, &s, &raw).await?;
     let issued = match expiry(t, &form.expires_days) {
         Ok(expires) => {
-            gov.create_system_token(Some(&s.principal), id, &form.label, expires)
+            portal
+                .app
+                .gov
+                .create_system_token(Some(&s.principal), sys.id, &form.label, expires)
                 .await
         }
         Err(e) => Err(e),
@@ -739,7 +676,7 @@ async fn revoke(
     Posted { session: s, form }: Posted<RevokeForm>,
 ) -> Result<Response, PortalError> {
     let gov = &portal.app.gov;
-    let id = parse_id(&raw, "token").map_err(|e| s.fail(e))?;
+    let id = parse_id(&s, &raw, "token")?;
     match gov.revoke_token(&s.principal, id, &form.reason).await {
         Ok(tok) => Ok(see_other(&match tok.system {
             Some(sys) => format!("/systems/{sys}?done=revoked"),
@@ -801,9 +738,12 @@ mod tests {
     #[test]
     fn only_known_confirmations_are_shown() {
         let t = SystemsText::get(Lang::Lv);
-        assert_eq!(done_notice(t, Some("revoked")), Some(t.done_revoked));
-        assert_eq!(done_notice(t, Some("<script>")), None);
-        assert_eq!(cursor(Some("12")), Some("12".into()));
-        assert_eq!(cursor(Some("x")), None);
+        let shell = |done| Shell::anonymous(Lang::Lv, "/systems").with_done(done, &done_notices(t));
+        assert_eq!(
+            shell(Some("revoked")).notice.as_deref(),
+            Some(t.done_revoked)
+        );
+        assert_eq!(shell(Some("<script>")).notice, None);
+        assert_eq!(shell(None).notice, None);
     }
 }

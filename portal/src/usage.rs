@@ -44,7 +44,8 @@ use crate::chart::{self, Chart, Series};
 use crate::i18n::texts;
 use crate::session::SignedIn;
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render, render_status, riga,
+    PortalError, Shell, encode_component, fmt_time, message, organisations, render, render_status,
+    riga_day_start,
 };
 
 texts! {
@@ -116,8 +117,6 @@ texts! {
 
 /// Entries per page of the citizen view.
 const PAGE_SIZE: usize = 50;
-/// Organisations offered in the citizen's filter.
-const MAX_ORGANISATIONS: i64 = 500;
 /// Loads read per page when collecting a period's loads.
 const LOADS_PAGE: i64 = 100;
 /// Most loads read per dataset for a chart.
@@ -150,7 +149,7 @@ pub(crate) fn api_fail(s: &SignedIn, e: ApiError) -> PortalError {
         ApiError::NotFound(m) => shell.error(StatusCode::NOT_FOUND, c.error_not_found, &m),
         other => {
             tracing::error!(error = %other, "portal: the usage audit failed");
-            shell.error(StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable, "")
+            shell.unavailable()
         }
     }
 }
@@ -158,24 +157,6 @@ pub(crate) fn api_fail(s: &SignedIn, e: ApiError) -> PortalError {
 /// `None` for an empty or blank value.
 fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// The first instant (Unix ms) of a day in Latvian local time.
-fn riga_day_start(day: NaiveDate) -> i64 {
-    let local = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    for hours in [2, 3] {
-        let t = Time(
-            (local - chrono::Duration::hours(hours))
-                .and_utc()
-                .timestamp_millis(),
-        );
-        if riga(t) == local {
-            return t.0;
-        }
-    }
-    (local - chrono::Duration::hours(2))
-        .and_utc()
-        .timestamp_millis()
 }
 
 /// A `<select>` option.
@@ -282,18 +263,8 @@ async fn my_usage(
     };
     let shell = s.shell(t.me_title);
     let organisation = given(&q.organisation).map(str::to_owned);
-    let organisations = portal
-        .app
-        .gov
-        .organisations(
-            &s.principal,
-            &Page {
-                limit: MAX_ORGANISATIONS,
-                after: None,
-            },
-        )
-        .await
-        .map_err(|e| s.fail(e))?
+    let organisations = organisations(&portal, &s)
+        .await?
         .into_iter()
         .map(|o| Choice {
             selected: organisation.as_deref() == Some(o.code.as_str()),
@@ -342,8 +313,8 @@ async fn my_usage(
         },
     };
     let filter = UsageFilter {
-        from: from.map(riga_day_start),
-        to: to.and_then(|d| d.succ_opt()).map(riga_day_start),
+        from: from.map(|d| riga_day_start(d).0),
+        to: to.and_then(|d| d.succ_opt()).map(|d| riga_day_start(d).0),
         organisation: organisation.clone(),
     };
     let result = subject_usage_page(&portal.app, &subject, &filter, before, PAGE_SIZE)
@@ -471,6 +442,34 @@ pub(crate) async fn loads_since(
     Ok(all)
 }
 
+/// A chart's description: `lead`, then the first and the last of the days `labels`.
+fn period_desc(t: &UsageText, lead: &str, labels: &[String]) -> String {
+    format!(
+        "{lead} {} {} {}",
+        labels.first().map_or("", String::as_str),
+        t.until,
+        labels.last().map_or("", String::as_str)
+    )
+}
+
+/// A chart per day of the days `labels`.
+fn day_chart<'a>(
+    t: &'a UsageText,
+    id: &'a str,
+    title: &'a str,
+    desc: &'a str,
+    labels: &'a [String],
+) -> Chart<'a> {
+    Chart {
+        id,
+        title,
+        desc,
+        x_name: t.day,
+        table_label: t.show_numbers,
+        labels,
+    }
+}
+
 /// The chart of committed and refused loads per UTC day of `[from, to)`.
 pub(crate) fn loads_chart(
     t: &UsageText,
@@ -493,22 +492,9 @@ pub(crate) fn loads_chart(
             _ => {}
         }
     }
-    let desc = format!(
-        "{} {} {} {}",
-        t.chart_loads_desc,
-        labels.first().map_or("", String::as_str),
-        t.until,
-        labels.last().map_or("", String::as_str)
-    );
+    let desc = period_desc(t, t.chart_loads_desc, &labels);
     chart::stacked_bars(
-        &Chart {
-            id,
-            title: t.chart_loads_title,
-            desc: &desc,
-            x_name: t.day,
-            table_label: t.show_numbers,
-            labels: &labels,
-        },
+        &day_chart(t, id, t.chart_loads_title, &desc, &labels),
         &[
             Series {
                 name: t.series_committed,
@@ -535,22 +521,9 @@ fn usage_chart(t: &UsageText, rows: &[SummaryRow], from_ms: i64, to_ms: i64) -> 
         .iter()
         .map(|d| per_day.get(d.as_str()).copied().unwrap_or(0))
         .collect();
-    let desc = format!(
-        "{} {} {} {}",
-        t.chart_usage_desc,
-        labels.first().map_or("", String::as_str),
-        t.until,
-        labels.last().map_or("", String::as_str)
-    );
+    let desc = period_desc(t, t.chart_usage_desc, &labels);
     chart::daily_bars(
-        &Chart {
-            id: "chart-usage-svg",
-            title: t.chart_usage_title,
-            desc: &desc,
-            x_name: t.day,
-            table_label: t.show_numbers,
-            labels: &labels,
-        },
+        &day_chart(t, "chart-usage-svg", t.chart_usage_title, &desc, &labels),
         &Series {
             name: t.series_reads,
             class: "bar",
@@ -654,17 +627,8 @@ async fn usage_page(
         .map_err(|e| s.fail(e))?;
     page.loads_chart = loads_chart(t, "chart-loads-svg", &loads, from, to);
 
-    let names_of: HashMap<String, String> = app
-        .gov
-        .organisations(
-            &s.principal,
-            &Page {
-                limit: MAX_ORGANISATIONS,
-                after: None,
-            },
-        )
-        .await
-        .map_err(|e| s.fail(e))?
+    let names_of: HashMap<String, String> = organisations(&portal, &s)
+        .await?
         .into_iter()
         .map(|o| (o.code, o.name))
         .collect();
@@ -752,20 +716,6 @@ async fn records_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latvian_days_start_at_local_midnight() {
-        let winter = NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
-        assert_eq!(
-            Time(riga_day_start(winter)).to_rfc3339(),
-            "2026-01-14T22:00:00.000Z"
-        );
-        let summer = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
-        assert_eq!(
-            Time(riga_day_start(summer)).to_rfc3339(),
-            "2026-06-30T21:00:00.000Z"
-        );
-    }
 
     #[test]
     fn a_period_covers_the_days_it_touches() {

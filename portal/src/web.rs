@@ -6,10 +6,18 @@ use askama::Template;
 use dagr_admin_api::axum::http::{HeaderValue, StatusCode, header};
 use dagr_admin_api::axum::response::{Html, IntoResponse, Redirect, Response};
 use dagr_admin_api::governance::GovError;
-use dagr_admin_api::model::Time;
+use dagr_admin_api::model::{Organisation, Time};
+use dagr_admin_api::store::Page;
 use dagr_engine::Role;
 
+use crate::Portal;
 use crate::i18n::{Common, Lang};
+use crate::session::SignedIn;
+
+/// Rows a list page shows.
+pub(crate) const PAGE: i64 = 50;
+/// Most organisations a page reads to offer or to name them.
+const MAX_ORGANISATIONS: i64 = 1000;
 
 /// One link of the main navigation.
 #[derive(Debug, Clone)]
@@ -80,17 +88,28 @@ impl Shell {
         self
     }
 
+    /// The same frame with the confirmation a `?done=` parameter names: the text paired
+    /// with it in `known`, none for any other value (the URL's own text is never shown).
+    pub(crate) fn with_done(self, done: Option<&str>, known: &[(&str, &'static str)]) -> Shell {
+        match known.iter().find(|(key, _)| Some(*key) == done) {
+            Some((_, text)) => self.with_notice(*text),
+            None => self,
+        }
+    }
+
     /// The error page for `e` in this frame.
     pub(crate) fn fail(&self, e: GovError) -> PortalError {
-        let (status, lead) = match &e {
-            GovError::Forbidden(_) => (StatusCode::FORBIDDEN, self.c.error_forbidden),
-            GovError::NotFound(_) => (StatusCode::NOT_FOUND, self.c.error_not_found),
-            GovError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, self.c.error_invalid),
-            GovError::Conflict(_) => (StatusCode::CONFLICT, self.c.error_conflict),
-            GovError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, self.c.error_unavailable),
-            GovError::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, self.c.error_invalid),
-        };
+        let (status, lead) = status_lead(self.c, &e);
         self.error(status, lead, &message(&e))
+    }
+
+    /// The "try again later" page of a part DAGR needs that failed (the caller logs why).
+    pub(crate) fn unavailable(&self) -> PortalError {
+        self.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            self.c.error_unavailable,
+            "",
+        )
     }
 
     /// An error page with a status, a lead sentence and details.
@@ -102,6 +121,44 @@ impl Shell {
             detail: detail.to_owned(),
         }
     }
+}
+
+/// The status of a page refused with `e`, and the lead sentence of its message.
+pub(crate) fn status_lead(c: &Common, e: &GovError) -> (StatusCode, &'static str) {
+    match e {
+        GovError::Forbidden(_) => (StatusCode::FORBIDDEN, c.error_forbidden),
+        GovError::NotFound(_) => (StatusCode::NOT_FOUND, c.error_not_found),
+        GovError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid),
+        GovError::Conflict(_) => (StatusCode::CONFLICT, c.error_conflict),
+        GovError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, c.error_unavailable),
+        GovError::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, c.error_invalid),
+    }
+}
+
+/// The service's refusal of a form's `field`, for a check the page makes itself (e.g. a
+/// date that does not parse).
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> GovError {
+    GovError::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The ids chosen in a form's `field` (e.g. its systems); a value that is not an id is
+/// refused, `not_id` saying why.
+pub(crate) fn parse_ids(
+    field: &str,
+    values: &[String],
+    not_id: &str,
+) -> Result<Vec<i64>, GovError> {
+    values
+        .iter()
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid(field, format!("`{v}` {not_id}")))
+        })
+        .collect()
 }
 
 /// The readable part of a governance error, for a message on the page: what was wrong,
@@ -188,15 +245,7 @@ impl IntoResponse for PortalError {
 
 /// The "not found" page for a path no page or API route has.
 pub(crate) async fn not_found(req: dagr_admin_api::axum::extract::Request) -> Response {
-    let lang = crate::session::cookie(req.headers(), crate::session::LANG_COOKIE)
-        .and_then(Lang::parse)
-        .or_else(|| {
-            req.headers()
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .map(Lang::from_accept)
-        })
-        .unwrap_or_default();
+    let lang = crate::session::lang_of(req.headers());
     let shell = Shell::anonymous(lang, req.uri().path());
     let c = shell.c;
     shell
@@ -232,6 +281,95 @@ pub(crate) fn render_status(status: StatusCode, t: &impl Template) -> Response {
 /// Redirect after a successful form (303: the browser follows with GET).
 pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
+}
+
+/// The store page of a list page after cursor `after` (the last id of the page before;
+/// anything but an id starts at the first page): one row more than [`PAGE`], so that
+/// [`split_next`] knows whether a next page follows.
+pub(crate) fn page_after(after: Option<&str>) -> Page {
+    Page {
+        limit: PAGE + 1,
+        after: after
+            .and_then(|a| a.trim().parse::<i64>().ok())
+            .map(|a| a.to_string()),
+    }
+}
+
+/// The rows of a list page read by [`page_after`] (at most [`PAGE`]), and where the next
+/// page starts, if one follows: the last shown row's id.
+pub(crate) fn split_next<T>(mut items: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if items.len() as i64 > PAGE {
+        items.truncate(PAGE as usize);
+        let next = items.last().map(id);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
+/// The link to the next page of list `path`, starting after `after` (none without it),
+/// keeping the list's filter `param` (name and value).
+pub(crate) fn next_href(
+    path: &str,
+    param: Option<(&str, &str)>,
+    after: Option<i64>,
+) -> Option<String> {
+    let after = after?;
+    Some(match param {
+        Some((name, value)) => {
+            format!("{path}?{name}={}&after={after}", encode_component(value))
+        }
+        None => format!("{path}?after={after}"),
+    })
+}
+
+/// Every item of a list the service gives a page at a time: `read` gets pages of
+/// `per_page` items, each after the `cursor` of the last item read, until a page is short
+/// or `max` items are read. The items, and whether `max` cut the list short.
+pub(crate) async fn read_all<T, F, Fut>(
+    per_page: i64,
+    max: usize,
+    cursor: impl Fn(&T) -> String,
+    mut read: F,
+) -> Result<(Vec<T>, bool), GovError>
+where
+    F: FnMut(Page) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, GovError>>,
+{
+    let mut all = Vec::new();
+    loop {
+        let page = Page {
+            limit: per_page,
+            after: all.last().map(&cursor),
+        };
+        let got = read(page).await?;
+        let full = got.len() as i64 >= per_page;
+        all.extend(got);
+        if !full {
+            return Ok((all, false));
+        }
+        if all.len() >= max {
+            return Ok((all, true));
+        }
+    }
+}
+
+/// The organisations the caller may list, by code (at most [`MAX_ORGANISATIONS`]), for a
+/// choice of organisation or to name them.
+pub(crate) async fn organisations(
+    portal: &Portal,
+    s: &SignedIn,
+) -> Result<Vec<Organisation>, PortalError> {
+    let all = Page {
+        limit: MAX_ORGANISATIONS,
+        after: None,
+    };
+    portal
+        .app
+        .gov
+        .organisations(&s.principal, &all)
+        .await
+        .map_err(|e| s.fail(e))
 }
 
 /// Headers every portal response carries: a strict content security policy (only our own
@@ -280,6 +418,24 @@ pub(crate) fn riga(t: Time) -> chrono::NaiveDateTime {
     utc + chrono::Duration::hours(if summer { 3 } else { 2 })
 }
 
+/// The first instant of the Latvian local day `day`.
+pub(crate) fn riga_day_start(day: chrono::NaiveDate) -> Time {
+    let local = day.and_time(chrono::NaiveTime::MIN);
+    let at = |hours: i64| {
+        Time(
+            (local - chrono::Duration::hours(hours))
+                .and_utc()
+                .timestamp_millis(),
+        )
+    };
+    // Latvia is UTC+3 in summer, UTC+2 otherwise; midnight is never skipped or repeated.
+    [3, 2]
+        .into_iter()
+        .map(at)
+        .find(|&t| riga(t) == local)
+        .unwrap_or_else(|| at(2))
+}
+
 /// A time for people: `2026-11-27 19:20` in Latvian local time.
 pub(crate) fn fmt_time(t: Time) -> String {
     riga(t).format("%Y-%m-%d %H:%M").to_string()
@@ -309,50 +465,82 @@ pub(crate) fn role_name(c: &Common, role: Role) -> &'static str {
     }
 }
 
+/// `YYYY-MM-DD HH:MM` in UTC as a time, for tests.
+#[cfg(test)]
+pub(crate) fn utc(s: &str) -> Time {
+    Time(
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ms(s: &str) -> Time {
-        Time(
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
-                .unwrap()
-                .and_utc()
-                .timestamp_millis(),
-        )
+    #[test]
+    fn latvian_days_start_at_local_midnight() {
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Winter: UTC+2; summer: UTC+3.
+        assert_eq!(riga_day_start(day("2026-01-15")), utc("2026-01-14 22:00"));
+        assert_eq!(riga_day_start(day("2026-07-01")), utc("2026-06-30 21:00"));
+        // The days summer time starts and ends.
+        assert_eq!(riga_day_start(day("2026-03-29")), utc("2026-03-28 22:00"));
+        assert_eq!(riga_day_start(day("2026-10-25")), utc("2026-10-24 21:00"));
+    }
+
+    #[test]
+    fn list_pages_read_one_row_more_to_know_of_a_next_page() {
+        assert_eq!(page_after(Some(" 12 ")).after.as_deref(), Some("12"));
+        assert_eq!(page_after(Some("x")).after, None);
+        assert_eq!(page_after(None).limit, PAGE + 1);
+        let (rows, next) = split_next((1..=PAGE + 1).collect(), |&i| i * 10);
+        assert_eq!((rows.len() as i64, next), (PAGE, Some(PAGE * 10)));
+        assert_eq!(
+            next_href("/changes", Some(("status", "a b")), Some(7)).as_deref(),
+            Some("/changes?status=a%20b&after=7")
+        );
+        assert_eq!(
+            next_href("/x", None, Some(3)).as_deref(),
+            Some("/x?after=3")
+        );
+        assert_eq!(next_href("/x", None, None), None);
+        assert_eq!(split_next(vec![1, 2], |&i| i), (vec![1, 2], None));
     }
 
     #[test]
     fn riga_time_follows_summer_time() {
         // Winter: UTC+2.
-        assert_eq!(fmt_time(ms("2026-11-27 17:20")), "2026-11-27 19:20");
+        assert_eq!(fmt_time(utc("2026-11-27 17:20")), "2026-11-27 19:20");
         // Summer 2026 starts 29 March 01:00 UTC and ends 25 October 01:00 UTC.
-        assert_eq!(fmt_time(ms("2026-03-29 00:59")), "2026-03-29 02:59");
-        assert_eq!(fmt_time(ms("2026-03-29 01:00")), "2026-03-29 04:00");
-        assert_eq!(fmt_time(ms("2026-10-25 00:59")), "2026-10-25 03:59");
-        assert_eq!(fmt_time(ms("2026-10-25 01:00")), "2026-10-25 03:00");
+        assert_eq!(fmt_time(utc("2026-03-29 00:59")), "2026-03-29 02:59");
+        assert_eq!(fmt_time(utc("2026-03-29 01:00")), "2026-03-29 04:00");
+        assert_eq!(fmt_time(utc("2026-10-25 00:59")), "2026-10-25 03:59");
+        assert_eq!(fmt_time(utc("2026-10-25 01:00")), "2026-10-25 03:00");
     }
 
     #[test]
     fn an_end_at_latvian_midnight_is_the_last_day_it_includes() {
         // Winter: midnight 1 January 2027 in Latvia is 22:00 UTC the day before.
-        assert_eq!(fmt_end(ms("2026-12-31 22:00")), "2026-12-31");
+        assert_eq!(fmt_end(utc("2026-12-31 22:00")), "2026-12-31");
         // Summer: midnight 1 August 2026 is 21:00 UTC the day before.
-        assert_eq!(fmt_end(ms("2026-07-31 21:00")), "2026-07-31");
+        assert_eq!(fmt_end(utc("2026-07-31 21:00")), "2026-07-31");
         // Around the days summer time starts (29 March) and ends (25 October).
-        assert_eq!(fmt_end(ms("2026-03-28 22:00")), "2026-03-28");
-        assert_eq!(fmt_end(ms("2026-03-29 21:00")), "2026-03-29");
-        assert_eq!(fmt_end(ms("2026-10-24 21:00")), "2026-10-24");
-        assert_eq!(fmt_end(ms("2026-10-25 22:00")), "2026-10-25");
+        assert_eq!(fmt_end(utc("2026-03-28 22:00")), "2026-03-28");
+        assert_eq!(fmt_end(utc("2026-03-29 21:00")), "2026-03-29");
+        assert_eq!(fmt_end(utc("2026-10-24 21:00")), "2026-10-24");
+        assert_eq!(fmt_end(utc("2026-10-25 22:00")), "2026-10-25");
         // Not a Latvian midnight (a UTC midnight, one minute past, one millisecond past):
         // the time as it is.
-        assert_eq!(fmt_end(ms("2026-12-31 00:00")), "2026-12-31 02:00");
-        assert_eq!(fmt_end(ms("2026-12-31 22:01")), "2027-01-01 00:01");
+        assert_eq!(fmt_end(utc("2026-12-31 00:00")), "2026-12-31 02:00");
+        assert_eq!(fmt_end(utc("2026-12-31 22:01")), "2027-01-01 00:01");
         assert_eq!(
-            fmt_end(Time(ms("2026-12-31 22:00").0 + 1)),
+            fmt_end(Time(utc("2026-12-31 22:00").0 + 1)),
             "2027-01-01 00:00"
         );
-        assert_eq!(fmt_end(ms("2026-07-31 22:00")), "2026-08-01 01:00");
+        assert_eq!(fmt_end(utc("2026-07-31 22:00")), "2026-08-01 01:00");
     }
 
     #[test]
