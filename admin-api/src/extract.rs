@@ -185,8 +185,9 @@ pub fn paged<T: Serialize>(
     response
 }
 
-/// Percent-encode a cursor for a query string.
-fn encode(s: &str) -> String {
+/// Percent-encode a URL component (everything but RFC 3986's unreserved characters), e.g.
+/// a cursor for a query string.
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

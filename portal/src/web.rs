@@ -184,17 +184,7 @@ fn switch_href(lang: Lang, path: &str) -> String {
 }
 
 /// Percent-encode a URL component (everything but unreserved characters).
-pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use dagr_admin_api::extract::encode as encode_component;
 
 /// A same-site path to come back to: a path starting with one `/`, or `fallback`
 /// (never an absolute URL, so a crafted link cannot send a user elsewhere).
