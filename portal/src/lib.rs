@@ -99,6 +99,8 @@ pub fn router(app: AppState, config: PortalConfig) -> Router {
         .merge(systems::routes())
         .merge(usage::routes())
         .merge(dashboard::routes())
+        .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(portal)
         .layer(middleware::map_response(web::security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }

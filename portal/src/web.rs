@@ -243,6 +243,25 @@ pub(crate) async fn not_found(req: dagr_admin_api::axum::extract::Request) -> Re
         .into_response()
 }
 
+/// A request with a method a page does not answer: a GET of a form's action (a link
+/// followed, an address typed) goes to the page the action belongs to; anything else is a
+/// readable 405 page.
+pub(crate) async fn method_not_allowed(req: dagr_admin_api::axum::extract::Request) -> Response {
+    let path = req.uri().path();
+    let page = crate::session::page_of_action(path);
+    if req.method() == dagr_admin_api::axum::http::Method::GET && page != path {
+        return Redirect::to(page).into_response();
+    }
+    let lang = crate::session::lang_of(req.headers());
+    let shell = Shell::anonymous(lang, page);
+    let c = shell.c;
+    let mut r = shell
+        .error(StatusCode::METHOD_NOT_ALLOWED, c.error_not_found, path)
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
 /// Render a template as an HTML response (a template that fails to render, which only a
 /// bug can cause, is logged and answered with a plain 500).
 pub(crate) fn render(t: &impl Template) -> Response {

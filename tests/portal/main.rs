@@ -255,4 +255,25 @@ async fn both_languages() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+
+    // A form's action opened as a page leads to the page it belongs to; another method is
+    // a readable 405.
+    let action = b.get("/requests/7/approve").await;
+    assert_eq!(
+        (action.status, action.location.as_deref()),
+        (303, Some("/requests/7"))
+    );
+    let r = reqwest::Client::new()
+        .delete(format!("{}/catalog", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.headers().contains_key("content-security-policy"));
 }
