@@ -293,35 +293,12 @@ async fn reads_of_personal_data_without_purpose_are_refused_and_return_nothing()
     assert!(f.usage_of(&alice_token).await.is_empty());
 }
 
-/// Make every insert into the audit log fail, through a second connection to `audit.db`.
-async fn break_audit_log(dir: &std::path::Path) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", dir.join("audit.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: Vec<(String,)> = sqlx::query_as(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    assert!(!tables.is_empty(), "audit tables exist");
-    for (t,) in tables {
-        sqlx::query(&format!(
-            "CREATE TRIGGER fail_{t} BEFORE INSERT ON \"{t}\" BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    conn.close().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_audit_log_withholds_the_data() {
     let f = start();
     let bank = f.bank();
     let (alice, _) = f.subjects()[0].clone();
-    break_audit_log(&data_dir(&f.dir)).await;
+    common::break_audit_log(&data_dir(&f.dir)).await;
 
     let (status, body) = lookup(&f, &bank, &alice, Some("credit check")).await;
     assert_eq!(status, 503, "{body}");

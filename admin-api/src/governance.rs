@@ -383,7 +383,8 @@ impl Governance {
     }
 
     /// Admin, or an owner of `org`.
-    fn require_admin_or_owner_of(p: &Principal, org: &str) -> GovResult<()> {
+    /// Refuse anyone but an admin or an owner of `org` (e.g. who may revoke its agreements).
+    pub fn require_admin_or_owner_of(p: &Principal, org: &str) -> GovResult<()> {
         match p.role {
             Role::Admin => Ok(()),
             Role::Owner if p.organisation.as_deref() == Some(org) => Ok(()),
@@ -1096,7 +1097,7 @@ impl Governance {
         input: ApprovalInput,
     ) -> GovResult<Agreement> {
         let r = self.request(p, id).await?;
-        self.require_decider(p, &r)?;
+        Self::require_decider(p, &r)?;
         if r.status != RequestStatus::Pending {
             return Err(GovError::Conflict(format!(
                 "request {id} is {}; only a pending request can be approved",
@@ -1205,7 +1206,8 @@ impl Governance {
         Ok(agreement)
     }
 
-    fn require_decider(&self, p: &Principal, r: &AccessRequest) -> GovResult<()> {
+    /// Refuse anyone but an owner of the organisation that decides request `r`.
+    pub fn require_decider(p: &Principal, r: &AccessRequest) -> GovResult<()> {
         if p.role == Role::Owner && p.organisation.as_deref() == Some(&r.owner_organisation) {
             Ok(())
         } else {
@@ -1219,7 +1221,7 @@ impl Governance {
     /// Refuse a pending request with a reason (the dataset's owner).
     pub async fn refuse(&self, p: &Principal, id: i64, reason: &str) -> GovResult<AccessRequest> {
         let r = self.request(p, id).await?;
-        self.require_decider(p, &r)?;
+        Self::require_decider(p, &r)?;
         let reason = text("reason", reason, true)?;
         self.close(p, r, RequestStatus::Refused, Some(&reason))
             .await

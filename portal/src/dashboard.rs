@@ -258,10 +258,6 @@ async fn agreements_in_force(gov: &Governance, p: &Principal) -> Result<Vec<Agre
     Ok(active.into_iter().filter(|a| a.valid_from <= now).collect())
 }
 
-fn web_message(e: &GovError) -> String {
-    crate::web::message(e)
-}
-
 async fn dashboard(State(portal): State<Portal>, s: SignedIn) -> Result<Response, PortalError> {
     let t = DashboardText::get(s.lang());
     // The rule is the service's: the dashboard is for operators.
@@ -271,7 +267,7 @@ async fn dashboard(State(portal): State<Portal>, s: SignedIn) -> Result<Response
         return Err(shell.error(
             StatusCode::FORBIDDEN,
             c.error_forbidden,
-            &format!("{} ({})", t.admins_only, web_message(&e)),
+            &format!("{} ({})", t.admins_only, crate::web::message(&e)),
         ));
     }
     let (app, p) = (&portal.app, &s.principal);

@@ -34,8 +34,6 @@ mod systems;
 mod usage;
 mod web;
 
-use std::sync::Arc;
-
 use dagr_admin_api::AppState;
 use dagr_admin_api::axum::extract::Request;
 use dagr_admin_api::axum::routing::get;
@@ -57,9 +55,6 @@ pub(crate) struct Portal {
     pub(crate) app: AppState,
     /// Mark cookies `Secure`.
     pub(crate) secure_cookies: bool,
-    /// Kept for page modules that need shared state of their own.
-    #[allow(dead_code)]
-    pub(crate) config: Arc<PortalConfig>,
 }
 
 /// The whole HTTP application: the portal's pages, and `api` (the REST API's router) for
@@ -87,7 +82,6 @@ pub fn router(app: AppState, config: PortalConfig) -> Router {
     let portal = Portal {
         app,
         secure_cookies: config.secure_cookies,
-        config: Arc::new(config),
     };
     Router::new()
         .route("/", get(auth::start))

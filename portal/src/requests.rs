@@ -19,6 +19,7 @@
 //! [`Governance::refuse`]: dagr_admin_api::Governance::refuse
 
 use askama::Template;
+use dagr_admin_api::Governance;
 use dagr_admin_api::axum::Router;
 use dagr_admin_api::axum::extract::{Path, Query, State};
 use dagr_admin_api::axum::http::StatusCode;
@@ -659,8 +660,7 @@ impl RequestPage {
         let pending = r.status == RequestStatus::Pending;
         let can_withdraw =
             pending && s.role() == Role::Consumer && org == Some(r.consumer_organisation.as_str());
-        let can_decide =
-            pending && s.role() == Role::Owner && org == Some(r.owner_organisation.as_str());
+        let can_decide = pending && Governance::require_decider(&s.principal, &r).is_ok();
         let approve = match &forms.approve {
             Some(f) => ApproveState::posted(&r, f),
             None => ApproveState::fresh(&r),
@@ -1086,11 +1086,7 @@ impl AgreementPage {
             .map_err(|e| s.fail(e))?;
         let status = a.status_at(Time::now());
         let can_revoke = status == AgreementStatus::Active
-            && match s.role() {
-                Role::Admin => true,
-                Role::Owner => s.organisation() == Some(a.owner_organisation.as_str()),
-                _ => false,
-            };
+            && Governance::require_admin_or_owner_of(&s.principal, &a.owner_organisation).is_ok();
         let systems = system_names(portal, s, &a.systems).await;
         let view = AgreementView {
             id: a.id,

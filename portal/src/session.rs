@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use dagr_admin_api::Governance;
-use dagr_admin_api::auth::{parse_hash, to_hex};
+use dagr_admin_api::auth::{parse_hash, to_hex, token_hash};
 use dagr_admin_api::axum::body::Bytes;
 use dagr_admin_api::axum::extract::{FromRequest, FromRequestParts, Request};
 use dagr_admin_api::axum::http::request::Parts;
@@ -31,7 +31,6 @@ use dagr_admin_api::store::PortalSession;
 use dagr_engine::{Principal, Role};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use crate::Portal;
 use crate::i18n::{Common, Lang};
@@ -59,8 +58,10 @@ pub(crate) fn random_hex() -> Result<String, getrandom::Error> {
     Ok(to_hex(&bytes))
 }
 
-fn sha256_hex(s: &str) -> String {
-    to_hex(&Sha256::digest(s.as_bytes()))
+/// When a session signed in at `created` and used at `now` dies unless used again: after
+/// [`IDLE`], but never later than [`ABSOLUTE`] after sign-in.
+fn expiry(created: Time, now: Time) -> Time {
+    Time((now.0 + IDLE.as_millis() as i64).min(created.0 + ABSOLUTE.as_millis() as i64))
 }
 
 /// Compare two secrets in time independent of where they differ.
@@ -332,7 +333,7 @@ async fn resolve(parts: &Parts, portal: &Portal, visitor: &Visitor) -> Result<Si
     if secret.len() != 64 || parse_hash(secret).is_none() {
         return Err(NoSession::SignIn);
     }
-    let id_hash = sha256_hex(secret);
+    let id_hash = to_hex(&token_hash(secret));
     let gov = &portal.app.gov;
     let stored = gov
         .store()
@@ -344,7 +345,7 @@ async fn resolve(parts: &Parts, portal: &Portal, visitor: &Visitor) -> Result<Si
         })?
         .ok_or(NoSession::SignIn)?;
     let now = Time::now();
-    if stored.expires_at <= now || stored.created_at.0 + ABSOLUTE.as_millis() as i64 <= now.0 {
+    if stored.expires_at <= now {
         return Err(NoSession::SignIn);
     }
     gov.ensure_fresh().await.map_err(|e| {
@@ -377,7 +378,7 @@ async fn resolve(parts: &Parts, portal: &Portal, visitor: &Visitor) -> Result<Si
         (None, None) => return Err(NoSession::SignIn),
     };
     if now.0 - stored.last_seen.0 >= TOUCH_EVERY_MS {
-        let expires = Time(now.0 + IDLE.as_millis() as i64);
+        let expires = expiry(stored.created_at, now);
         if let Err(e) = gov.store().touch_session(&id_hash, now, expires).await {
             tracing::warn!(error = %e, "portal: cannot record use of a session");
         }
@@ -434,13 +435,13 @@ pub(crate) async fn open(
         csrf,
         created_at: now,
         last_seen: now,
-        expires_at: Time(now.0 + IDLE.as_millis() as i64),
+        expires_at: expiry(now, now),
     };
     portal
         .app
         .gov
         .store()
-        .create_session(&sha256_hex(&secret), &row)
+        .create_session(&to_hex(&token_hash(&secret)), &row)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "portal: cannot store a session");

@@ -214,3 +214,27 @@ pub async fn flight_client(
     }
     c
 }
+
+/// Make every insert into the usage audit log of `dir` fail, through a second connection to
+/// its SQLite database (a full disk, as the server sees it).
+pub async fn break_audit_log(dir: &std::path::Path) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.join("audit.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!tables.is_empty(), "audit tables exist");
+    for (t,) in tables {
+        sqlx::query(&format!(
+            "CREATE TRIGGER fail_{t} BEFORE INSERT ON \"{t}\" BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+}

@@ -7,34 +7,13 @@ use serde_json::Value;
 
 use crate::common::{credentials, get_auth, post_auth, system_token};
 use crate::demo_server;
-use crate::support::{Browser, Page, demo_password, unescape};
+use crate::support::{Browser, Page, demo_password, text};
 
 /// The HTML from `<{tag} id="{id}"` to its closing tag (no nesting of the same tag).
 fn element<'a>(html: &'a str, tag: &str, id: &str) -> Option<&'a str> {
     let start = html.find(&format!("<{tag} id=\"{id}\""))?;
     let end = start + html[start..].find(&format!("</{tag}>"))?;
     Some(&html[start..end])
-}
-
-/// Text without tags, entities decoded, whitespace collapsed.
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    unescape(&out)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A table's column names (the first word of each header) and its body's cells.
@@ -578,7 +557,7 @@ async fn owners_sample_their_own_data_others_get_no_form_and_an_unrecorded_sampl
     let fields = [("agreement", riga_agreement.as_str())];
     let shown = riga.submit(sample_path, &fields).await;
     let (_, keys, _) = page_sample(&shown);
-    break_audit_log(dir.path()).await;
+    crate::common::break_audit_log(dir.path()).await;
     riga.open("/datasets/persons").await;
     let page = riga.submit(sample_path, &fields).await;
     assert_eq!(page.status, 503, "{}", page.html);
@@ -587,30 +566,6 @@ async fn owners_sample_their_own_data_others_get_no_form_and_an_unrecorded_sampl
         keys.iter().all(|k| !page.html.contains(k.as_str())),
         "no personal code leaks"
     );
-}
-
-/// Make every insert into the usage audit log fail, through a second connection to its
-/// database (as `tests/audit.rs` does).
-async fn break_audit_log(dir: &std::path::Path) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", dir.join("audit.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: Vec<(String,)> = sqlx::query_as(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    assert!(!tables.is_empty(), "audit tables exist");
-    for (t,) in tables {
-        sqlx::query(&format!(
-            "CREATE TRIGGER fail_{t} BEFORE INSERT ON \"{t}\" BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    conn.close().await.unwrap();
 }
 
 /// RIGA's requests for `dataset`, as the API lists them to an admin.

@@ -433,20 +433,7 @@ fn text_of(page: &Page, id: &str, close: &str) -> String {
     let html = element(page, id, close);
     // From the end of the element's own start tag.
     let inner = html.split_once('>').map_or("", |(_, rest)| rest);
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in inner.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::support::text(inner)
 }
 
 #[tokio::test]

@@ -221,3 +221,24 @@ pub fn enc(s: &str) -> String {
 pub fn demo_password(login: &str) -> String {
     format!("demo-{login}-2026")
 }
+
+/// Text without tags, entities decoded, whitespace collapsed.
+pub fn text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    unescape(&out)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
