@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Most rows one SQL query may return (0 = no limit).
     #[arg(long, env = "DAGR_MAX_RESULT_ROWS", default_value_t = 0)]
     pub max_result_rows: u64,
+    /// Most operators (`+`, `=`, `AND`, ...) one SQL query may hold: a longer chain is refused
+    /// before parsing (the planner recurses once per operator).
+    #[arg(long, env = "DAGR_MAX_SQL_OPERATORS", default_value_t = dagr_engine::query::DEFAULT_MAX_SQL_OPERATORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_sql_operators: u64,
     /// Days access records and usage events are kept (0 = forever). Older ones are removed
     /// hourly; the hash chain stays verifiable.
     #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
@@ -141,12 +145,18 @@ fn exit_with(runtime: tokio::runtime::Runtime, code: i32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Stack of every runtime thread (workers and blocking threads).
+pub const WORKER_STACK_BYTES: usize = 16 << 20;
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dagr")
+        // SQL is parsed and planned on these threads: a known stack, sized for the deepest
+        // query the limits accept (`DAGR_MAX_SQL_OPERATORS`) with room to spare.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {

@@ -19,6 +19,7 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
         query: QueryConfig {
             memory_limit: (args.query_memory_mb as usize) << 20,
             max_result_rows: (args.max_result_rows > 0).then_some(args.max_result_rows as usize),
+            max_operators: args.max_sql_operators as usize,
             ..QueryConfig::default()
         },
     };

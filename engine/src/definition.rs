@@ -11,6 +11,50 @@ use crate::error::{Error, Result};
 
 /// Longest name accepted for a dataset or an attribute.
 pub const MAX_NAME_LEN: usize = 63;
+
+/// Longest type string accepted (`Dictionary(Int32, Utf8)`, `Timestamp(µs, "Europe/Riga")`).
+pub const MAX_TYPE_LEN: usize = 256;
+
+/// Deepest bracket nesting accepted in a type string. Arrow's type parser recurses per level:
+/// without a bound, a string of tens of thousands of `List(` overflows the stack and aborts
+/// the process. Attribute types are flat (a dictionary of a flat type at most), so a few
+/// levels are plenty.
+pub const MAX_TYPE_DEPTH: usize = 8;
+
+/// Parse an Arrow type string (as `DataType`'s `Display` writes it), refusing strings over
+/// [`MAX_TYPE_LEN`] bytes or nested deeper than [`MAX_TYPE_DEPTH`] before the recursive
+/// parser sees them. The error names the limit.
+pub fn parse_data_type(text: &str) -> std::result::Result<DataType, String> {
+    check_type_string(text)?;
+    DataType::from_str(text).map_err(|e| format!("unknown type `{text}`: {e}"))
+}
+
+/// The length and nesting limits of [`parse_data_type`], for other parsers of type strings
+/// (such as a type inside SQL's `arrow_cast`).
+pub fn check_type_string(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_TYPE_LEN {
+        return Err(format!(
+            "the type is {} bytes long; at most {MAX_TYPE_LEN} are accepted",
+            text.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' | '[' | '<' | '{' => {
+                depth += 1;
+                if depth > MAX_TYPE_DEPTH {
+                    return Err(format!(
+                        "the type is nested more than {MAX_TYPE_DEPTH} levels deep"
+                    ));
+                }
+            }
+            ')' | ']' | '>' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 /// Most attributes a dataset may have.
 pub const MAX_ATTRIBUTES: usize = 1024;
 
@@ -304,8 +348,7 @@ mod data_type_serde {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataType, D::Error> {
         let s = String::deserialize(d)?;
-        DataType::from_str(&s)
-            .map_err(|e| serde::de::Error::custom(format!("unknown type `{s}`: {e}")))
+        parse_data_type(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -329,6 +372,24 @@ mod tests {
 
     fn reason(d: DatasetDefinition) -> String {
         d.validated().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn deep_or_long_type_strings_are_refused_before_parsing() {
+        let deep = format!("{}Int32{}", "List(".repeat(50_000), ")".repeat(50_000));
+        let e = parse_data_type(&deep).unwrap_err();
+        assert!(e.contains("at most 256"), "{e}");
+        let nested = format!("{}Int32{}", "List(".repeat(9), ")".repeat(9));
+        assert!(parse_data_type(&nested).unwrap_err().contains("8 levels"));
+        assert_eq!(
+            parse_data_type("Dictionary(Int32, Utf8)").unwrap(),
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        );
+        let json = format!(
+            r#"{{"name":"x","owner":"o","primary_key":["a"],"attributes":[{{"name":"a","type":"{deep}","description":""}}]}}"#
+        );
+        let e = serde_json::from_str::<DatasetDefinition>(&json).unwrap_err();
+        assert!(e.to_string().contains("at most 256"), "{e}");
     }
 
     #[test]

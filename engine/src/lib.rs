@@ -45,6 +45,7 @@ pub mod prepared;
 pub mod principal;
 pub mod query;
 pub mod scope;
+mod scrub;
 pub mod snapshot;
 pub mod store;
 pub mod table;

@@ -9,18 +9,20 @@
 //!
 //! Every read path — the DataFusion scan, point lookups, Flight streams, exports — goes
 //! through [`ResolvedMask::apply_chunk`] or [`ResolvedMask::take_rows`]; there is no other
-//! copy of these rules.
+//! copy of these rules. A hidden cell is removed from the bytes, not only marked null
+//! (`crate::scrub`): nothing of it is left in any buffer that leaves the process.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, make_array};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter_record_batch, interleave};
 use arrow::datatypes::SchemaRef;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::scrub::{compact, needs_compaction, scrub};
 use crate::snapshot::{CHUNK_SHIFT, Snapshot, split_row_id};
 
 /// One grant of access to a dataset: attributes, and optionally the rows they apply to.
@@ -350,7 +352,7 @@ impl ResolvedMask {
             let col = batch.column(self.ordinals[m]);
             columns.push(match &self.column_rows[m] {
                 None => Arc::clone(col),
-                Some(cells) => null_outside(col, &bits_of(cells, base, len)),
+                Some(cells) => scrub(col, Some(&bits_of(cells, base, len)))?,
             });
         }
         let out = RecordBatch::try_new_with_options(
@@ -360,7 +362,9 @@ impl ResolvedMask {
         )?;
         Ok(Some(match row_filter {
             None => out,
-            Some(f) => filter_record_batch(&out, &f)?,
+            // A filter leaves dictionaries and view buffers whole: compact them so that the
+            // rows left out do not travel in them.
+            Some(f) => compact_batch(filter_record_batch(&out, &f)?)?,
         }))
     }
 
@@ -393,11 +397,13 @@ impl ResolvedMask {
                     chunks.iter().map(|c| c.column(ordinal).as_ref()).collect();
                 interleave(&sources, &positions)?
             };
+            // A take or a slice leaves dictionaries and view buffers whole: the scrub (or
+            // the compaction) keeps only what the taken rows show.
             columns.push(match &self.column_rows[m] {
-                None => col,
+                None => compact(&col)?,
                 Some(cells) => {
                     let bits = BooleanBuffer::from_iter(rows.iter().map(|r| cells.contains(*r)));
-                    null_outside(&col, &bits)
+                    scrub(&col, Some(&bits))?
                 }
             });
         }
@@ -442,11 +448,24 @@ fn bits_of(bitmap: &RoaringBitmap, base: u32, len: usize) -> BooleanBuffer {
     bits.finish()
 }
 
-/// `col` with every cell whose bit is unset turned to null.
-fn null_outside(col: &ArrayRef, visible: &BooleanBuffer) -> ArrayRef {
-    let keep = NullBuffer::new(visible.clone());
-    let nulls = NullBuffer::union(col.logical_nulls().as_ref(), Some(&keep));
-    let data = col.to_data().into_builder().nulls(nulls);
-    // SAFETY-free: `build` validates the new null buffer's length.
-    make_array(data.build().expect("null buffer of the column's length"))
+/// The batch with its dictionary and view columns compacted (see [`compact`]).
+fn compact_batch(batch: RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| needs_compaction(f.data_type()))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(compact)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
 }

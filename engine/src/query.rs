@@ -40,6 +40,18 @@ use crate::table::MaskedTable;
 /// Longest SQL text accepted.
 pub const MAX_SQL_LEN: usize = 64 * 1024;
 
+/// Most operators (`+`, `=`, `AND`, `||`, ...) one query may hold, by default. The parser
+/// bounds nesting by brackets (its recursion limit), but a flat chain `1+1+1+...` parses into
+/// a tree as deep as it is long, and the planner, the optimizer and the evaluation of
+/// expressions recurse over that depth: tens of thousands of terms overflow a thread's stack
+/// and abort the process.
+pub const DEFAULT_MAX_SQL_OPERATORS: usize = 1_000;
+
+/// Deepest bracket nesting accepted inside a string literal of a query: type strings (such as
+/// `arrow_cast`'s second argument) are parsed recursively by Arrow, so they are bounded like
+/// the type strings of dataset definitions.
+pub const MAX_LITERAL_NESTING: usize = crate::definition::MAX_TYPE_DEPTH;
+
 /// Limits on queries.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -51,6 +63,8 @@ pub struct QueryConfig {
     pub target_partitions: usize,
     /// Rows per batch inside DataFusion operators.
     pub batch_size: usize,
+    /// Most operators one query may hold ([`DEFAULT_MAX_SQL_OPERATORS`]).
+    pub max_operators: usize,
 }
 
 impl Default for QueryConfig {
@@ -60,6 +74,7 @@ impl Default for QueryConfig {
             max_result_rows: None,
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             batch_size: 8192,
+            max_operators: DEFAULT_MAX_SQL_OPERATORS,
         }
     }
 }
@@ -245,6 +260,7 @@ impl QueryEnv {
                 sql.len()
             )));
         }
+        check_complexity(sql, self.config.max_operators)?;
         let dialect = self.template.config().options().sql_parser.dialect;
         let statement = self
             .template
@@ -349,6 +365,97 @@ impl CallerSession {
             reads: schema.log.clone(),
         })
     }
+}
+
+/// Refuse SQL whose expressions would be too deep for the recursive planner: more than
+/// `max_operators` operators, or a string literal nested like a type string deeper than
+/// [`MAX_LITERAL_NESTING`]. Runs on the tokens (the tokenizer does not recurse), before the
+/// parser builds any tree.
+fn check_complexity(sql: &str, max_operators: usize) -> Result<()> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    // An untokenizable query is reported by the parser, with its position.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let mut operators = 0usize;
+    for t in &tokens {
+        let literal = match t {
+            Token::SingleQuotedString(s)
+            | Token::DoubleQuotedString(s)
+            | Token::TripleSingleQuotedString(s)
+            | Token::TripleDoubleQuotedString(s)
+            | Token::EscapedStringLiteral(s)
+            | Token::UnicodeStringLiteral(s)
+            | Token::NationalStringLiteral(s)
+            | Token::SingleQuotedRawStringLiteral(s)
+            | Token::DoubleQuotedRawStringLiteral(s) => Some(s.as_str()),
+            Token::DollarQuotedString(d) => Some(d.value.as_str()),
+            _ => None,
+        };
+        if let Some(text) = literal {
+            if bracket_depth(text) > MAX_LITERAL_NESTING {
+                return Err(Error::InvalidQuery(format!(
+                    "a string literal of the query nests brackets more than \
+                     {MAX_LITERAL_NESTING} levels deep (type strings are limited to that)"
+                )));
+            }
+            continue;
+        }
+        let operator = match t {
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::AND
+                    | Keyword::OR
+                    | Keyword::NOT
+                    | Keyword::IS
+                    | Keyword::LIKE
+                    | Keyword::ILIKE
+                    | Keyword::BETWEEN
+            ),
+            Token::EOF
+            | Token::Number(..)
+            | Token::Placeholder(_)
+            | Token::Comma
+            | Token::Whitespace(_)
+            | Token::LParen
+            | Token::RParen
+            | Token::LBracket
+            | Token::RBracket
+            | Token::Period
+            | Token::SemiColon => false,
+            _ => true,
+        };
+        if operator {
+            operators += 1;
+            if operators > max_operators {
+                return Err(Error::InvalidQuery(format!(
+                    "the query has more than {max_operators} operators; at most \
+                     {max_operators} are accepted (split it, or use IN (...) lists)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The deepest nesting of round and square brackets in `text` (what Arrow's type strings
+/// nest with).
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// The datasets a caller schema has resolved, with their pinned versions, sorted.

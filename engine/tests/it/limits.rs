@@ -73,3 +73,56 @@ async fn results_over_the_row_limit_fail_instead_of_being_cut_silently() {
     .unwrap();
     assert_eq!(rows(&ok), 1000);
 }
+
+/// A runtime like the server's: worker threads with the stack `dagr serve` gives them.
+fn server_like_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(16 << 20)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn deep_expressions_are_refused_by_name_and_the_deepest_accepted_one_runs() {
+    let rt = server_like_runtime();
+    // On a worker thread, as a request handler runs (`block_on` runs on the test's thread).
+    let task = rt.spawn(async {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with(dir.path(), QueryConfig::default()).await;
+        // A flat chain of 30 000 terms: before the limit, this overflowed the stack.
+        let chain = format!("SELECT 1{}", "+1".repeat(30_000));
+        let err = sql(&e, &Access::Unrestricted, &chain).await.unwrap_err();
+        assert!(err.contains("more than 1000 operators"), "{err}");
+        let ors = format!(
+            "SELECT count(*) FROM people WHERE {}",
+            vec!["income = 1"; 1_200].join(" OR ")
+        );
+        let err = sql(&e, &Access::Unrestricted, &ors).await.unwrap_err();
+        assert!(err.contains("operators"), "{err}");
+        // A nested type string inside arrow_cast.
+        let cast = format!(
+            "SELECT arrow_cast(1, '{}Int32{}')",
+            "List(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        let err = sql(&e, &Access::Unrestricted, &cast).await.unwrap_err();
+        assert!(err.contains("nests brackets more than 8 levels"), "{err}");
+        // The deepest chain the default limit accepts plans and runs on the task's stack.
+        let at_limit = format!(
+            "SELECT 1{} AS n FROM people LIMIT 1",
+            "+1".repeat(QueryConfig::default().max_operators)
+        );
+        let ok = sql_batches(&e, &Access::Unrestricted, &at_limit)
+            .await
+            .unwrap();
+        assert_eq!(rows(&ok), 1);
+        // The engine still answers.
+        let ok = sql_batches(&e, &Access::Unrestricted, "SELECT count(*) FROM people")
+            .await
+            .unwrap();
+        assert_eq!(rows(&ok), 1);
+    });
+    rt.block_on(task).unwrap();
+}
