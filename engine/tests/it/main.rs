@@ -5,6 +5,7 @@
 mod audit;
 mod changes;
 mod common;
+mod leaks;
 mod limits;
 mod masks;
 mod prepared;
