@@ -332,7 +332,11 @@ impl ReadLog {
             .into_iter()
             .filter(|&o| is_personal(view, o))
             .collect();
-        if personal.is_empty() {
+        // An answer derived from rows that carry a subject — a count, an existence check, an
+        // aggregate, a lookup by personal code that returns only other columns — is a use of
+        // those subjects' data even when no personal attribute is handed out: the read is
+        // recorded (naming the subject identifiers) and needs a purpose.
+        if personal.is_empty() && subject_columns(view).is_empty() {
             return;
         }
         let mut touches = self.touches.lock();
@@ -415,17 +419,28 @@ impl ReadLog {
             .into_iter()
             .filter(|(_, t)| !t.rows.is_empty())
             .map(|((dataset, _), t)| {
-                let columns: BTreeSet<usize> = t
-                    .personal
-                    .iter()
-                    .filter_map(|&o| subject_ordinal(&t.view, o))
-                    .collect();
+                let columns: BTreeSet<usize> = if t.personal.is_empty() {
+                    subject_columns(&t.view)
+                } else {
+                    t.personal
+                        .iter()
+                        .filter_map(|&o| subject_ordinal(&t.view, o))
+                        .collect()
+                };
+                // Rows read without a personal attribute: every agreement that let the
+                // caller read those rows was used.
+                let agreements = if t.personal.is_empty() {
+                    let granted: BTreeSet<usize> = t.view.mask.ordinals().iter().copied().collect();
+                    t.view.mask.agreements(&granted, &t.rows)
+                } else {
+                    t.view.mask.agreements(&t.personal, &t.rows)
+                };
                 AccessRecord {
                     time,
                     context: Arc::clone(context),
                     version: t.view.snapshot.version(),
                     attributes: attribute_names(&t),
-                    agreements: t.view.mask.agreements(&t.personal, &t.rows),
+                    agreements,
                     subjects: SubjectRows {
                         snapshot: Arc::clone(&t.view.snapshot),
                         rows: t.rows,
@@ -465,9 +480,26 @@ fn subject_ordinal(view: &MaskedView, o: usize) -> Option<usize> {
     current.or_else(|| a.subject.as_deref().and_then(|s| def.ordinal(s)))
 }
 
+/// The snapshot ordinals of the columns identifying the subjects of the view's personal
+/// attributes (empty when its rows carry no subject).
+fn subject_columns(view: &MaskedView) -> BTreeSet<usize> {
+    let def = view.snapshot.definition();
+    (0..def.attributes.len())
+        .filter(|&o| is_personal(view, o))
+        .filter_map(|o| subject_ordinal(view, o))
+        .collect()
+}
+
+/// The personal attributes handed out; when none was (a count, an existence check), the
+/// subject identifiers the answer was derived from.
 fn attribute_names(t: &Touch) -> Vec<String> {
     let def = t.view.snapshot.definition();
-    t.personal
+    let ordinals = if t.personal.is_empty() {
+        subject_columns(&t.view)
+    } else {
+        t.personal.clone()
+    };
+    ordinals
         .iter()
         .map(|&o| def.attributes[o].name.clone())
         .collect()

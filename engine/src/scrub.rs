@@ -34,10 +34,16 @@ use arrow_select::dictionary::garbage_collect_dictionary;
 /// `col` with every slot that is null, or outside `visible` (when given), rebuilt as an
 /// empty null: no byte of its value is left in any buffer of the result. Slots outside
 /// `visible` read as null.
-pub(crate) fn scrub(col: &ArrayRef, visible: Option<&BooleanBuffer>) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn scrub(
+    col: &ArrayRef,
+    visible: Option<&BooleanBuffer>,
+) -> Result<ArrayRef, ArrowError> {
     let nulls = match visible {
         None => col.logical_nulls(),
-        Some(v) => NullBuffer::union(col.logical_nulls().as_ref(), Some(&NullBuffer::new(v.clone()))),
+        Some(v) => NullBuffer::union(
+            col.logical_nulls().as_ref(),
+            Some(&NullBuffer::new(v.clone())),
+        ),
     };
     match col.data_type() {
         DataType::Dictionary(..) => scrub_dictionary(col, nulls),
@@ -150,7 +156,10 @@ fn scrub_dictionary_of<K: ArrowDictionaryKeyType>(
         Arc::clone(dict.values()),
     )?)?;
     let values = scrub(gc.values(), None)?;
-    Ok(Arc::new(DictionaryArray::<K>::try_new(gc.keys().clone(), values)?))
+    Ok(Arc::new(DictionaryArray::<K>::try_new(
+        gc.keys().clone(),
+        values,
+    )?))
 }
 
 #[cfg(test)]
@@ -240,8 +249,9 @@ mod tests {
 
     #[test]
     fn dictionary_keeps_only_visible_values() {
-        let dict: DictionaryArray<Int32Type> =
-            vec!["hidden-a", "seen", "hidden-b", "seen"].into_iter().collect();
+        let dict: DictionaryArray<Int32Type> = vec!["hidden-a", "seen", "hidden-b", "seen"]
+            .into_iter()
+            .collect();
         let col: ArrayRef = Arc::new(dict);
         let out = scrub(&col, Some(&bits(&[false, true, false, true]))).unwrap();
         assert!(!contains(&all_bytes(out.as_ref()), b"hidden"));
@@ -278,7 +288,10 @@ mod tests {
             Some(vec![Some(2)]),
         ]));
         let out = scrub(&list, Some(&bits(&[false, true]))).unwrap();
-        assert!(!contains(&all_bytes(out.as_ref()), &0x0EAD_BEEFi32.to_le_bytes()));
+        assert!(!contains(
+            &all_bytes(out.as_ref()),
+            &0x0EAD_BEEFi32.to_le_bytes()
+        ));
         assert_eq!(out.len(), 2);
     }
 

@@ -86,6 +86,15 @@ impl MaskedTable {
                 };
                 keys.extend(v.map(|v| vec![v]));
             }
+            // The optimizer turns a short `IN` list into `k = a OR k = b`.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                keys.extend(self.key_filter(left)?);
+                keys.extend(self.key_filter(right)?);
+            }
             Expr::InList(list) if !list.negated && is_key(&list.expr) => {
                 for e in &list.list {
                     keys.extend(literal(e)?.map(|v| vec![v]));

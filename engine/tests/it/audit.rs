@@ -58,19 +58,109 @@ async fn a_lookup_records_its_subject_attributes_and_agreements() {
 }
 
 #[tokio::test]
-async fn non_personal_reads_need_no_purpose_and_write_nothing() {
+async fn reads_without_subjects_need_no_purpose_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let e = with_people(dir.path(), 100).await;
-    let only_places = grants(vec![("people", vec![Grant::attributes(["municipality"])])]);
+    // A dataset whose rows carry no subject (no personal attribute).
+    let mut def = people_def();
+    def.name = "places".into();
+    for a in &mut def.attributes {
+        a.personal = false;
+        a.subject = None;
+    }
+    e.create_dataset(def).await.unwrap();
+    e.load_batches("places", people(100, 1)).await.unwrap();
+    let all = grants(vec![(
+        "places",
+        vec![Grant::attributes(["municipality", "given_name"])],
+    )]);
+    let log = ReadLog::new();
+    let view = e.view("places", &all).unwrap().with_log(log.clone());
+    assert_eq!(view.head(10).unwrap().num_rows(), 10);
+    assert!(!log.is_personal());
+    log.require_purpose(None).unwrap();
+    assert!(log.take_records(&context()).is_empty());
+}
+
+#[tokio::test]
+async fn rows_of_subjects_are_a_use_even_without_a_personal_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 100).await;
+    let only_places = grants(vec![(
+        "people",
+        vec![Grant::attributes(["municipality"]).with_agreement("12")],
+    )]);
     let log = ReadLog::new();
     let view = e
         .view("people", &only_places)
         .unwrap()
         .with_log(log.clone());
     assert_eq!(view.head(10).unwrap().num_rows(), 10);
-    assert!(!log.is_personal());
-    log.require_purpose(None).unwrap();
-    assert!(log.take_records(&context()).is_empty());
+    assert!(log.is_personal());
+    match log.require_purpose(None) {
+        Err(Error::PurposeRequired(m)) => assert!(m.contains("personal_code"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let records = log.take_records(&context());
+    assert_eq!(records.len(), 1);
+    // The answer is derived from these subjects' rows: they are named.
+    assert_eq!(records[0].attributes, ["personal_code"]);
+    assert_eq!(records[0].agreements, ["12"]);
+    assert_eq!(
+        records[0].subjects.values().unwrap(),
+        (0..10).map(code).collect::<BTreeSet<_>>()
+    );
+}
+
+#[tokio::test]
+async fn counts_and_key_probes_are_audited_and_need_a_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 1000).await;
+    for q in [
+        "SELECT count(*) FROM people".to_owned(),
+        "SELECT count(*) FROM people WHERE municipality = 'Rīga'".to_owned(),
+        format!(
+            "SELECT count(*) FROM people WHERE personal_code IN ('{}', '{}')",
+            code(3),
+            code(4)
+        ),
+        format!(
+            "SELECT municipality FROM people WHERE personal_code = '{}'",
+            code(5)
+        ),
+    ] {
+        let r = e.query(&q, &bank()).await.unwrap();
+        assert!(
+            matches!(
+                r.reads.require_purpose(None),
+                Err(Error::PurposeRequired(_))
+            ),
+            "{q} needs a purpose"
+        );
+        let reads = r.reads.clone();
+        let _: Vec<_> = r.stream.try_collect().await.unwrap();
+        let records = reads.take_records(&context());
+        assert_eq!(records.len(), 1, "{q}");
+        assert!(records[0].subjects.row_count() >= 1, "{q}");
+    }
+    // A key probe names exactly the subjects probed.
+    let r = e
+        .query(
+            &format!(
+                "SELECT count(*) FROM people WHERE personal_code IN ('{}', '{}')",
+                code(3),
+                code(4)
+            ),
+            &bank(),
+        )
+        .await
+        .unwrap();
+    let reads = r.reads.clone();
+    let _: Vec<_> = r.stream.try_collect().await.unwrap();
+    assert_eq!(
+        reads.take_records(&context())[0].subjects.values().unwrap(),
+        BTreeSet::from([code(3), code(4)])
+    );
 }
 
 #[tokio::test]
@@ -118,13 +208,6 @@ async fn sql_notes_what_it_plans_and_the_rows_it_reads() {
     let mut seen = 0usize;
     records[0].subjects.for_each(|_, _| seen += 1).unwrap();
     assert_eq!(seen, 200_000);
-
-    // A count reads no personal attribute.
-    let r = e
-        .query("SELECT count(*) FROM people", &bank())
-        .await
-        .unwrap();
-    assert!(!r.reads.is_personal());
 }
 
 #[tokio::test]
@@ -191,7 +274,8 @@ async fn an_attribute_marked_personal_is_audited_before_the_next_load() {
     let log = ReadLog::new();
     let view = e.view("people", &places).unwrap().with_log(log.clone());
     view.head(5).unwrap();
-    assert!(!log.is_personal(), "not personal yet");
+    let records = log.take_records(&context());
+    assert_eq!(records[0].attributes, ["personal_code"], "not personal yet");
 
     let mut def = people_def();
     def.attributes[2] = def.attributes[2].clone().personal("personal_code");

@@ -40,9 +40,7 @@ impl Rng {
     }
 }
 
-const KINDS: [&str; 7] = [
-    "int", "utf8", "large", "view", "dict", "binary", "binview",
-];
+const KINDS: [&str; 7] = ["int", "utf8", "large", "view", "dict", "binary", "binview"];
 
 fn data_type(kind: &str) -> DataType {
     match kind {
@@ -72,7 +70,9 @@ fn column(kind: &str, rng: &mut Rng, n: usize, values: &mut Vec<Vec<u8>>) -> Arr
         "large" => Arc::new(LargeStringArray::from(s)),
         "view" => Arc::new(StringViewArray::from(s)),
         "dict" => Arc::new(s.into_iter().collect::<DictionaryArray<Int32Type>>()),
-        "binary" => Arc::new(BinaryArray::from_iter_values(s.iter().map(|x| x.as_bytes()))),
+        "binary" => Arc::new(BinaryArray::from_iter_values(
+            s.iter().map(|x| x.as_bytes()),
+        )),
         "binview" => Arc::new(BinaryViewArray::from_iter_values(
             s.iter().map(|x| x.as_bytes()),
         )),
