@@ -678,7 +678,7 @@ fn validate(
         return Err(format!(
             "the change set holds a key of ({key_name}) more than once ({} repeated row(s)); a record may change once per set, first: {}",
             dups.count,
-            dups.examples_text()
+            dups.examples_text(definition)
         ));
     }
     Ok(ChangeSet {

@@ -13,7 +13,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use parking_lot::RwLock;
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::audit::ReadLog;
 use crate::definition::DatasetDefinition;
@@ -401,6 +401,8 @@ pub struct Engine {
     pub(crate) change_workers: tokio::sync::Semaphore,
     /// How long a change request waits for a worker ([`CHANGE_WAIT`]).
     pub(crate) change_wait: Duration,
+    /// Datasets that could not be restored at start, with the reason.
+    unreadable: RwLock<BTreeMap<String, String>>,
 }
 
 impl Engine {
@@ -435,40 +437,63 @@ impl Engine {
             datasets: RwLock::new(BTreeMap::new()),
             change_workers: tokio::sync::Semaphore::new(CHANGE_WORKERS),
             change_wait: CHANGE_WAIT,
+            unreadable: RwLock::new(BTreeMap::new()),
         };
         for name in engine.store.dataset_names().await? {
-            let Some(definition) = engine.store.read_definition(&name).await? else {
-                warn!(dataset = %name, "dataset directory without a definition; ignored");
-                continue;
-            };
-            let definition = Arc::new(definition.validated()?);
-            let catalog = engine.store.read_catalog(&name).await?;
-            for v in engine.store.version_dirs(&name).await? {
-                if !catalog.kept.contains(&v) {
-                    info!(dataset = %name, version = v, "removing uncommitted or expired version");
-                    engine.store.delete_version(&name, v).await?;
+            // One unreadable dataset (a corrupt file, a definition this version refuses) is
+            // reported and skipped: the others serve. Its files are left as they are, and its
+            // name stays taken until an operator repairs or removes it.
+            match engine.restore_dataset(&name).await {
+                Ok(Some(state)) => {
+                    engine.datasets.write().insert(name, state);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error!(dataset = %name, error = %e, "cannot restore this dataset; it is skipped and not served");
+                    engine.unreadable.write().insert(name, e.to_string());
                 }
             }
-            let current = if catalog.current > 0 {
-                let started = Instant::now();
-                let snap = engine.read_version(&name, catalog.current).await?;
-                info!(
-                    dataset = %name,
-                    version = snap.version(),
-                    rows = snap.num_rows(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "restored snapshot"
-                );
-                Some(Arc::new(snap))
-            } else {
-                None
-            };
-            engine.datasets.write().insert(
-                name,
-                Arc::new(DatasetState::new(definition, current, catalog)),
-            );
         }
         Ok(engine)
+    }
+
+    /// Restore one dataset's definition, catalog and current version from the store.
+    async fn restore_dataset(&self, name: &str) -> Result<Option<Arc<DatasetState>>> {
+        let Some(definition) = self.store.read_definition(name).await? else {
+            warn!(dataset = %name, "dataset directory without a definition; ignored");
+            return Ok(None);
+        };
+        let definition = Arc::new(definition.validated()?);
+        let catalog = self.store.read_catalog(name).await?;
+        for v in self.store.version_dirs(name).await? {
+            if !catalog.kept.contains(&v) {
+                info!(dataset = %name, version = v, "removing uncommitted or expired version");
+                self.store.delete_version(name, v).await?;
+            }
+        }
+        let current = if catalog.current > 0 {
+            let started = Instant::now();
+            let snap = self.read_version(name, catalog.current).await?;
+            info!(
+                dataset = %name,
+                version = snap.version(),
+                rows = snap.num_rows(),
+                ms = started.elapsed().as_millis() as u64,
+                "restored snapshot"
+            );
+            Some(Arc::new(snap))
+        } else {
+            None
+        };
+        Ok(Some(Arc::new(DatasetState::new(
+            definition, current, catalog,
+        ))))
+    }
+
+    /// The datasets that could not be restored when the engine opened, with the reason
+    /// (they are not served, and their names cannot be taken).
+    pub fn unreadable(&self) -> BTreeMap<String, String> {
+        self.unreadable.read().clone()
     }
 
     pub(crate) async fn read_version(&self, name: &str, version: u64) -> Result<Snapshot> {
@@ -514,7 +539,9 @@ impl Engine {
         definition: DatasetDefinition,
     ) -> Result<Arc<DatasetDefinition>> {
         let definition = Arc::new(definition.validated()?);
-        if self.datasets.read().contains_key(&definition.name) {
+        if self.datasets.read().contains_key(&definition.name)
+            || self.unreadable.read().contains_key(&definition.name)
+        {
             return Err(Error::DatasetExists(definition.name.clone()));
         }
         // Reserve the name before writing, so two creates of one name cannot both write.

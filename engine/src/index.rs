@@ -166,12 +166,32 @@ pub(crate) struct Duplicates {
     pub(crate) count: usize,
     /// The first few repeated keys.
     pub(crate) examples: Vec<Key>,
+    /// The (1-based) row numbers of those repeats, in the same order.
+    pub(crate) rows: Vec<usize>,
 }
 
 impl Duplicates {
-    /// The example keys for a message: each key's parts joined by `,`, the keys (at most
-    /// [`MAX_EXAMPLES`]) by `; `.
-    pub(crate) fn examples_text(&self) -> String {
+    /// The examples for a message. When a key column is personal data (a personal code),
+    /// only the row numbers are named: refusal reasons are kept in the load history and
+    /// shown to admins, who must not learn personal codes from them. Otherwise each key's
+    /// parts joined by `,`, the keys (at most [`MAX_EXAMPLES`]) by `; `.
+    pub(crate) fn examples_text(&self, definition: &crate::DatasetDefinition) -> String {
+        let personal = definition
+            .primary_key
+            .iter()
+            .any(|k| definition.attribute(k).is_some_and(|a| a.personal));
+        if personal {
+            let rows: Vec<String> = self
+                .rows
+                .iter()
+                .take(MAX_EXAMPLES)
+                .map(ToString::to_string)
+                .collect();
+            return format!(
+                "rows {} (values withheld: the key is personal data)",
+                rows.join(", ")
+            );
+        }
         self.examples
             .iter()
             .take(MAX_EXAMPLES)
@@ -226,6 +246,7 @@ impl PrimaryKeyIndex {
                     dups.count += 1;
                     if dups.examples.len() < MAX_EXAMPLES {
                         dups.examples.push(index.key_at(chunk, offset));
+                        dups.rows.push((chunk << CHUNK_SHIFT) + offset + 1);
                     }
                     continue;
                 }

@@ -123,7 +123,8 @@ impl ResolvedMask {
             resolved.push((cols, rows));
         }
         if resolved.is_empty() {
-            // Nothing granted: say why when a scope was at fault.
+            // Nothing granted: say why when a scope was at fault (evaluation errors are
+            // generic: `scope::evaluate`).
             return Err(scope_error.unwrap_or_else(|| Error::AccessDenied(dataset.to_owned())));
         }
         let columns = resolved

@@ -92,9 +92,16 @@ pub(crate) fn evaluate(snapshot: &Snapshot, predicate: &str) -> Result<RoaringBi
         let value = expr
             .evaluate(chunk)
             .and_then(|v| v.into_array(chunk.num_rows()))
-            .map_err(|e| Error::InvalidRowScope {
-                dataset: snapshot.dataset().to_owned(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                // An evaluation error can quote the cell it failed on (a failed cast), which
+                // the caller may not see: the reason shown is generic, the details logged.
+                tracing::warn!(dataset = snapshot.dataset(), error = %e, "a row scope failed on this snapshot");
+                Error::InvalidRowScope {
+                    dataset: snapshot.dataset().to_owned(),
+                    reason: "it cannot be evaluated on the current snapshot (the details are in \
+                             the server log; the data owner can correct the agreement)"
+                        .into(),
+                }
             })?;
         let mask = value.as_boolean();
         let set = mask.values()

@@ -407,6 +407,6 @@ fn duplicates_message(def: &DatasetDefinition, dups: &Duplicates) -> String {
         "primary key ({}) has {} duplicate value(s), first: {}",
         def.primary_key.join(", "),
         dups.count,
-        dups.examples_text()
+        dups.examples_text(def)
     )
 }

@@ -440,3 +440,28 @@ async fn granted_attributes_missing_from_a_snapshot_grant_nothing() {
     let err = e.view("people", &access).unwrap_err();
     assert!(matches!(err, dagr_engine::Error::AccessDenied(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_scope_that_fails_on_a_cell_does_not_quote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = with_people(dir.path(), 10).await;
+    // Valid when written; fails on the data (given names are not numbers).
+    let a = grants(vec![(
+        "people",
+        vec![Grant::attributes(["municipality"]).with_row_scope("CAST(given_name AS INT) > 0")],
+    )]);
+    let err = e.view("people", &a).unwrap_err().to_string();
+    assert!(err.contains("cannot be evaluated"), "{err}");
+    let names = sql_batches(&e, &Access::Unrestricted, "SELECT given_name FROM people")
+        .await
+        .unwrap();
+    let names = dagr_engine::arrow::util::pretty::pretty_format_batches(&names)
+        .unwrap()
+        .to_string();
+    for line in names.lines().skip(3) {
+        let name = line.trim_matches(|c| c == '|' || c == ' ' || c == '+' || c == '-');
+        if !name.is_empty() {
+            assert!(!err.contains(name), "`{name}` echoed in: {err}");
+        }
+    }
+}

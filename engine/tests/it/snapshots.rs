@@ -72,8 +72,10 @@ async fn invalid_loads_are_refused_naming_the_problem_and_change_nothing() {
             .await
             .unwrap_err(),
     );
+    // The key is a personal code: the refusal names rows, never the codes.
     assert!(
-        r.contains("3 duplicate value(s)") && r.contains("first: a; b; a"),
+        r.contains("3 duplicate value(s)")
+            && r.contains("first: rows 3, 5, 6 (values withheld: the key is personal data)"),
         "{r}"
     );
 
@@ -496,4 +498,44 @@ async fn redefine_changes_what_the_next_load_must_match_and_survives_restart() {
         ["income", "municipality"]
     );
     assert!(e.check_row_scope("people", "secret = 'x'").is_err());
+}
+
+#[tokio::test]
+async fn an_unreadable_dataset_is_skipped_and_the_others_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = with_people(dir.path(), 100).await;
+        let mut other = people_def();
+        other.name = "others".into();
+        e.create_dataset(other).await.unwrap();
+        e.load_batches("others", people(50, 1)).await.unwrap();
+    }
+    // Damage every Parquet part of `people`.
+    let mut damaged = 0;
+    let mut stack = vec![dir.path().join("datasets").join("people")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                std::fs::write(&p, b"not parquet").unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > 0, "found the parts of people");
+    let e = open(dir.path()).await;
+    let unreadable = e.unreadable();
+    assert!(unreadable.contains_key("people"), "{unreadable:?}");
+    assert_eq!(
+        rows(
+            &sql_batches(&e, &Access::Unrestricted, "SELECT * FROM others")
+                .await
+                .unwrap()
+        ),
+        50
+    );
+    // Its name stays taken: nothing overwrites the damaged files.
+    assert!(e.create_dataset(people_def()).await.is_err());
 }

@@ -1,0 +1,329 @@
+//! End to end, as a hostile caller: the real `dagr serve`, real clients (arrow-flight's
+//! `FlightClient` and `FlightSqlServiceClient`, reqwest).
+//!
+//! - a cell hidden by a mask is absent from the raw buffers a Flight client receives;
+//! - deep type strings and deep SQL are refused by name and the server keeps answering;
+//! - counts and key probes over rows of persons need a purpose and are recorded.
+
+mod common;
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{FlightClient, Ticket};
+use common::{PURPOSE, Server, credentials, get_auth, post_auth};
+use dagr_engine::arrow::array::{Array, AsArray, RecordBatch};
+use dagr_engine::arrow::datatypes::DataType;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const PERSONS: usize = 1000;
+
+async fn channel(server: &Server) -> Channel {
+    Channel::from_shared(server.flight.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn client(server: &Server, token: &str, purpose: Option<&str>) -> FlightClient {
+    let mut c = FlightClient::new(channel(server).await);
+    c.add_header("authorization", &format!("Bearer {token}"))
+        .unwrap();
+    if let Some(p) = purpose {
+        c.add_header("x-dagr-purpose", p).unwrap();
+    }
+    c
+}
+
+async fn collect(stream: FlightRecordBatchStream) -> Result<Vec<RecordBatch>, FlightError> {
+    stream.try_collect().await
+}
+
+fn code_of(e: &FlightError) -> Code {
+    match e {
+        FlightError::Tonic(s) => s.code(),
+        other => panic!("not a status: {other}"),
+    }
+}
+
+/// Give Rīga's consumer system a second agreement on `persons`: the key and the
+/// municipality on every row, beside its first one (more attributes, Rīga's rows only).
+/// Then a row outside Rīga is visible with some of its cells hidden.
+async fn second_riga_agreement(server: &Server, creds: &Value) -> String {
+    let base = &server.base;
+    let riga = common::system_token(creds, "RIGA", "consumer");
+    let owner = common::system_token(creds, "PMLP", "provider");
+    let (_, _, me) = get_auth(&format!("{base}/api/v1/me"), &riga).await;
+    let system: i64 = me["system"].as_str().unwrap().parse().unwrap();
+    let (status, _, req) = post_auth(
+        &format!("{base}/api/v1/requests"),
+        &riga,
+        &json!({
+            "dataset": "persons", "attributes": ["personal_code", "municipality"],
+            "purpose": "adrešu statistika", "legal_basis": "test",
+            "systems": [system], "valid_to": "2030-01-01",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{req}");
+    let (status, _, agreement) = post_auth(
+        &format!("{base}/api/v1/requests/{}/approve", req["id"]),
+        &owner,
+        &json!({"attributes": ["personal_code", "municipality"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{agreement}");
+    riga
+}
+
+/// Check the raw buffers of every column of `batches`: a null slot of a fixed-width column
+/// holds zeros, and a null slot of a string column holds no bytes (its offsets are equal).
+/// Returns how many null slots were checked.
+fn assert_null_slots_empty(batches: &[RecordBatch], what: &str) -> usize {
+    let mut checked = 0;
+    for b in batches {
+        for (field, col) in b.schema().fields().iter().zip(b.columns()) {
+            let data = col.to_data();
+            for i in 0..col.len() {
+                if col.is_valid(i) {
+                    continue;
+                }
+                checked += 1;
+                match field.data_type() {
+                    DataType::Utf8 => {
+                        let offsets = data.buffers()[0].typed_data::<i32>();
+                        let at = data.offset() + i;
+                        assert_eq!(
+                            offsets[at],
+                            offsets[at + 1],
+                            "{what}: hidden cell {i} of `{}` carries bytes",
+                            field.name()
+                        );
+                    }
+                    DataType::Date32 | DataType::Int32 => {
+                        let v = data.buffers()[0].typed_data::<i32>()[data.offset() + i];
+                        assert_eq!(v, 0, "{what}: hidden cell {i} of `{}`", field.name());
+                    }
+                    DataType::Int64 | DataType::Date64 => {
+                        let v = data.buffers()[0].typed_data::<i64>()[data.offset() + i];
+                        assert_eq!(v, 0, "{what}: hidden cell {i} of `{}`", field.name());
+                    }
+                    other => panic!("{what}: no buffer check for {other} (`{}`)", field.name()),
+                }
+            }
+        }
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_cells_are_absent_from_the_buffers_a_flight_client_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, PERSONS, &[]);
+    let creds = credentials(&data);
+    let riga = second_riga_agreement(&server, &creds).await;
+
+    // Every person now, with given_name etc. only on Rīga's rows.
+    let mut c = client(&server, &riga, Some(PURPOSE)).await;
+    let got = collect(
+        c.do_get(Ticket::new(json!({"dataset": "persons"}).to_string()))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        PERSONS
+    );
+    let hidden = assert_null_slots_empty(&got, "DoGet");
+    assert!(hidden > 100, "cells outside Rīga are hidden ({hidden})");
+    // The string data buffer of given_name holds only Rīga's names.
+    for b in &got {
+        let names = b.column_by_name("given_name").unwrap().as_string::<i32>();
+        let used: usize = names.iter().flatten().map(str::len).sum();
+        assert_eq!(names.to_data().buffers()[1].len(), used);
+    }
+
+    // Flight SQL: the same cells through a SQL scan.
+    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    sql.set_token(riga.clone());
+    sql.set_header("x-dagr-purpose", PURPOSE);
+    let info = sql
+        .execute("SELECT * FROM persons".into(), None)
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = sql
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(assert_null_slots_empty(&batches, "Flight SQL") > 100);
+
+    // Key lookups of persons outside Rīga: their hidden cells carry nothing.
+    let codes: Vec<String> = got
+        .iter()
+        .flat_map(|b| {
+            let m = b.column_by_name("municipality").unwrap().as_string::<i32>();
+            let k = b
+                .column_by_name("personal_code")
+                .unwrap()
+                .as_string::<i32>();
+            (0..b.num_rows())
+                .filter(|&i| m.value(i) != "Rīga")
+                .map(|i| k.value(i).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .take(20)
+        .collect();
+    assert!(!codes.is_empty());
+    let got = collect(
+        c.do_get(Ticket::new(
+            json!({"dataset": "persons", "keys": codes}).to_string(),
+        ))
+        .await
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(assert_null_slots_empty(&got, "keys ticket") >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_type_strings_and_sql_are_refused_and_the_server_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, 100, &[]);
+    let creds = credentials(&data);
+    let base = &server.base;
+    let owner = common::system_token(&creds, "PMLP", "provider");
+    let bank = common::system_token(&creds, "BANKA", "consumer");
+
+    // A dataset definition with a type nested 50 000 levels deep.
+    let deep = format!("{}Int32{}", "List(".repeat(50_000), ")".repeat(50_000));
+    let (status, ct, problem) = post_auth(
+        &format!("{base}/api/v1/datasets"),
+        &owner,
+        &json!({"definition": {
+            "name": "deep", "owner": "PMLP", "primary_key": ["a"],
+            "attributes": [{"name": "a", "type": deep, "description": "x"}],
+        }}),
+    )
+    .await;
+    assert!(matches!(status, 400 | 413 | 422), "{status} {ct} {problem}");
+    assert_eq!(ct, "application/problem+json");
+
+    // SQL: a flat chain of 30 000 operators and a deep type inside arrow_cast.
+    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    sql.set_token(bank.clone());
+    sql.set_header("x-dagr-purpose", PURPOSE);
+    for (q, needle) in [
+        (format!("SELECT 1{}", "+1".repeat(30_000)), "operators"),
+        (
+            format!(
+                "SELECT arrow_cast(1, '{}Int32{}')",
+                "List(".repeat(10_000),
+                ")".repeat(10_000)
+            ),
+            "levels deep",
+        ),
+    ] {
+        let err = sql.execute(q, None).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(needle), "{text}");
+        assert!(
+            text.contains("InvalidArgument") || text.contains("invalid"),
+            "{text}"
+        );
+    }
+    // Still serving.
+    let (status, _, health) = common::get(&format!("{base}/api/v1/health")).await;
+    assert_eq!(status, 200, "{health}");
+    let info = sql
+        .execute("SELECT count(*) FROM persons".into(), None)
+        .await
+        .unwrap();
+    assert!(!info.endpoint.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_key_probes_need_a_purpose_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, PERSONS, &[]);
+    let creds = credentials(&data);
+    let bank = common::system_token(&creds, "BANKA", "consumer");
+
+    // Without a purpose: refused, for a count and for a probe that returns no column.
+    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    sql.set_token(bank.clone());
+    let err = sql
+        .execute("SELECT count(*) FROM persons".into(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
+    let mut c = client(&server, &bank, None).await;
+    let code = {
+        let mut owner = client(
+            &server,
+            &common::system_token(&creds, "PMLP", "provider"),
+            Some(PURPOSE),
+        )
+        .await;
+        let b = collect(
+            owner
+                .do_get(Ticket::new(
+                    json!({"dataset": "persons", "columns": ["personal_code"]}).to_string(),
+                ))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        b[0].column(0).as_string::<i32>().value(0).to_owned()
+    };
+    let err = match c
+        .do_get(Ticket::new(
+            json!({"dataset": "persons", "keys": [code], "columns": []}).to_string(),
+        ))
+        .await
+    {
+        Err(e) => e,
+        Ok(stream) => collect(stream).await.unwrap_err(),
+    };
+    assert_eq!(code_of(&err), Code::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
+
+    // With a purpose: answered, and the probed person sees it in their usage log.
+    let mut c = client(&server, &bank, Some("existence check")).await;
+    let got = collect(
+        c.do_get(Ticket::new(
+            json!({"dataset": "persons", "keys": [code], "columns": []}).to_string(),
+        ))
+        .await
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+    let admin = creds["admin"]["token"].as_str().unwrap();
+    let (status, _, issued) = post_auth(
+        &format!("{}/api/v1/tokens", server.base),
+        admin,
+        &json!({"kind": "subject", "subject": code, "label": "test"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let subject = issued["secret"].as_str().unwrap();
+    let (status, _, usage) = get_auth(&format!("{}/api/v1/me/usage", server.base), subject).await;
+    assert_eq!(status, 200, "{usage}");
+    let text = usage.to_string();
+    assert!(text.contains("existence check"), "{text}");
+}
