@@ -281,9 +281,17 @@ async fn reads_of_personal_data_without_purpose_are_refused_and_return_nothing()
     };
     assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
 
-    // Non-personal results need no purpose: a count reads no personal attribute.
-    let info = sql
+    // A count over persons is derived from their rows: refused without a purpose too.
+    let Err(err) = sql
         .execute("SELECT count(*) AS n FROM persons".to_owned(), None)
+        .await
+    else {
+        panic!("a count over persons needs a purpose")
+    };
+    assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
+    // Rows that carry no subject need no purpose.
+    let info = sql
+        .execute("SELECT count(*) AS n FROM addresses".to_owned(), None)
         .await
         .unwrap();
     let batches = fetch(&mut sql, &info).await;

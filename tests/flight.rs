@@ -335,6 +335,10 @@ async fn flight_sql_queries_prepared_lookups_and_metadata_follow_the_mask() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("email"), "{err}");
+    assert!(
+        err.to_string().contains("does not have permission"),
+        "{err}"
+    );
     let err = sql
         .execute("CREATE TABLE t AS SELECT 1".into(), None)
         .await

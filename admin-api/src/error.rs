@@ -216,6 +216,11 @@ impl ApiError {
                     "Invalid row scope",
                 ),
                 E::AccessDenied(_) => (StatusCode::FORBIDDEN, "access-denied", "Access denied"),
+                E::AttributeNotVisible(_) => (
+                    StatusCode::FORBIDDEN,
+                    "attribute-not-visible",
+                    "Attribute not visible",
+                ),
                 E::QueryRefused(_) => (StatusCode::BAD_REQUEST, "query-refused", "Query refused"),
                 E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid-query", "Invalid query"),
                 E::ResourcesExhausted(_) => (

@@ -71,6 +71,10 @@ pub enum Error {
     /// The caller has no grant on the dataset at all.
     #[error("no agreement grants access to dataset `{0}`")]
     AccessDenied(String),
+    /// A query or request names an attribute the caller may not see — or one that does not
+    /// exist: the two are not told apart, so the answer is no hint that a column exists.
+    #[error("permission denied: {0}")]
+    AttributeNotVisible(String),
     /// A query was refused because it is not a read-only query.
     #[error("query refused: {0}")]
     QueryRefused(String),
@@ -136,6 +140,17 @@ impl From<arrow::error::ArrowError> for Error {
 /// rest are ours.
 pub fn from_query_error(e: DataFusionError) -> Error {
     match e.find_root() {
+        DataFusionError::SchemaError(err, _)
+            if matches!(
+                err.as_ref(),
+                datafusion::common::SchemaError::FieldNotFound { .. }
+            ) =>
+        {
+            Error::AttributeNotVisible(format!(
+                "{} (an attribute that is not granted to you reads as absent)",
+                strip_df(&e)
+            ))
+        }
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
@@ -145,6 +160,7 @@ pub fn from_query_error(e: DataFusionError) -> Error {
             Some(Error::ResourcesExhausted(m)) => Error::ResourcesExhausted(m.clone()),
             Some(Error::AccessDenied(d)) => Error::AccessDenied(d.clone()),
             Some(Error::InvalidQuery(m)) => Error::InvalidQuery(m.clone()),
+            Some(Error::AttributeNotVisible(m)) => Error::AttributeNotVisible(m.clone()),
             Some(Error::PurposeRequired(m)) => Error::PurposeRequired(m.clone()),
             Some(Error::AuditUnavailable(m)) => Error::AuditUnavailable(m.clone()),
             _ => Error::Internal(e.to_string()),

@@ -314,7 +314,7 @@ impl ResolvedMask {
     /// not visible to the caller.
     pub fn index_of(&self, dataset: &str, name: &str) -> Result<usize> {
         self.schema.index_of(name).map_err(|_| {
-            Error::InvalidQuery(format!(
+            Error::AttributeNotVisible(format!(
                 "attribute `{name}` of dataset `{dataset}` does not exist or is not granted to you"
             ))
         })

@@ -25,7 +25,7 @@ pub fn status(e: Error) -> Status {
         Error::DatasetNotFound(_) | Error::NoSnapshot(_) | Error::VersionNotKept { .. } => {
             Status::not_found(msg)
         }
-        Error::AccessDenied(_) => Status::permission_denied(msg),
+        Error::AccessDenied(_) | Error::AttributeNotVisible(_) => Status::permission_denied(msg),
         Error::ChangesUnavailable { .. } => Status::failed_precondition(msg),
         Error::PurposeRequired(_) => Status::invalid_argument(msg),
         Error::AuditUnavailable(_) => {
