@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// before parsing (the planner recurses once per operator).
     #[arg(long, env = "DAGR_MAX_SQL_OPERATORS", default_value_t = dagr_engine::query::DEFAULT_MAX_SQL_OPERATORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_sql_operators: u64,
+    /// Result streams (Flight `DoGet`s: datasets, lookups, SQL) one token may hold open at
+    /// once; more are refused with RESOURCE_EXHAUSTED until one ends.
+    #[arg(long, env = "DAGR_MAX_STREAMS_PER_TOKEN", default_value_t = dagr_flight_server::DEFAULT_MAX_STREAMS_PER_TOKEN as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_streams_per_token: u64,
+    /// Longest one SQL query may run, in seconds, from planning to its last batch (0 = no
+    /// limit); a query over it fails with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "DAGR_QUERY_TIMEOUT_SECS", default_value_t = dagr_engine::query::DEFAULT_MAX_QUERY_TIME.as_secs())]
+    pub query_timeout_secs: u64,
     /// Days access records and usage events are kept (0 = forever). Older ones are removed
     /// hourly; the hash chain stays verifiable.
     #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]

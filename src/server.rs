@@ -20,6 +20,8 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
             memory_limit: (args.query_memory_mb as usize) << 20,
             max_result_rows: (args.max_result_rows > 0).then_some(args.max_result_rows as usize),
             max_operators: args.max_sql_operators as usize,
+            max_query_time: (args.query_timeout_secs > 0)
+                .then(|| std::time::Duration::from_secs(args.query_timeout_secs)),
             ..QueryConfig::default()
         },
     };
@@ -287,6 +289,7 @@ fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightC
     Ok(dagr_flight_server::FlightConfig {
         batch_rows: args.flight_batch_rows as usize,
         max_upload_bytes: usize::try_from(args.max_upload_mb << 20).unwrap_or(usize::MAX),
+        max_streams_per_token: args.max_streams_per_token as usize,
         tls,
         ..Default::default()
     })

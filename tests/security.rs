@@ -327,3 +327,74 @@ async fn counts_and_key_probes_need_a_purpose_and_are_recorded() {
     let text = usage.to_string();
     assert!(text.contains("existence check"), "{text}");
 }
+
+/// A Flight SQL statement's ticket, planned for `token`.
+async fn statement_ticket(server: &Server, token: &str, q: &str) -> Ticket {
+    let mut sql = FlightSqlServiceClient::new(channel(server).await);
+    sql.set_token(token.to_owned());
+    let info = sql.execute(q.to_owned(), None).await.unwrap();
+    info.endpoint[0].ticket.clone().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_holds_a_bounded_number_of_streams_and_a_query_a_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        100,
+        &["--max-streams-per-token", "2", "--query-timeout-secs", "3"],
+    );
+    let creds = credentials(&data);
+    let bank = common::system_token(&creds, "BANKA", "consumer");
+    let riga = common::system_token(&creds, "RIGA", "consumer");
+
+    // Two endless results the client does not read: each holds its stream (HTTP/2
+    // back-pressure) and so one of the token's permits.
+    let endless = "SELECT value FROM range(1000000000000)";
+    let ticket = statement_ticket(&server, &bank, endless).await;
+    let mut c = client(&server, &bank, None).await;
+    let first = c.do_get(ticket.clone()).await.unwrap();
+    let second = c.do_get(ticket.clone()).await.unwrap();
+    let err = c.do_get(ticket.clone()).await.unwrap_err();
+    assert_eq!(code_of(&err), Code::ResourceExhausted, "{err}");
+    assert!(err.to_string().contains("--max-streams-per-token"), "{err}");
+    // Another token is not affected.
+    let mut other = client(&server, &riga, None).await;
+    let count = statement_ticket(&server, &riga, "SELECT count(*) FROM range(10)").await;
+    assert_eq!(
+        collect(other.do_get(count).await.unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A stream the client drops gives its permit back.
+    drop(first);
+    let started = std::time::Instant::now();
+    let third = loop {
+        match c.do_get(ticket.clone()).await {
+            Ok(s) => break s,
+            Err(e) if code_of(&e) == Code::ResourceExhausted => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(30),
+                    "the dropped stream's permit never came back"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    drop((second, third));
+
+    // A query that computes for longer than the limit fails, naming it; the server answers.
+    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    sql.set_token(riga.clone());
+    let slow = statement_ticket(&server, &riga, "SELECT count(*) FROM range(1000000000000)").await;
+    let started = std::time::Instant::now();
+    let err = collect(sql.do_get(slow).await.unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("ran longer than 3 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let (status, _, health) = common::get(&format!("{}/api/v1/health", server.base)).await;
+    assert_eq!(status, 200, "{health}");
+}

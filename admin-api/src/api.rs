@@ -14,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{Body, Caller, PageParams, Params, paged};
-use crate::governance::{ApprovalInput, GovError, IssuedToken, RequestInput};
+use crate::gate::{self, RawJson};
+use crate::governance::{ApprovalInput, GovError, Governance, IssuedToken, RequestInput};
 use crate::model::*;
 use crate::store::ListFilter;
 
@@ -92,8 +93,10 @@ pub struct CreateOrganisation {
 pub(crate) async fn create_organisation(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<CreateOrganisation>,
+    body: RawJson,
 ) -> Result<Response> {
+    Governance::require_admin(&p)?;
+    let b: CreateOrganisation = body.parse()?;
     Ok(created(
         s.gov.create_organisation(&p, &b.code, &b.name).await?,
     ))
@@ -147,8 +150,10 @@ pub(crate) async fn update_organisation(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(code): Path<String>,
-    Body(b): Body<UpdateOrganisation>,
+    body: RawJson,
 ) -> Result<Json<Organisation>> {
+    Governance::require_admin(&p)?;
+    let b: UpdateOrganisation = body.parse()?;
     Ok(Json(s.gov.rename_organisation(&p, &code, &b.name).await?))
 }
 
@@ -170,7 +175,9 @@ pub struct CreateUser {
     pub password: String,
 }
 
-/// Create a portal user (admin).
+/// Create a portal user (admin): an admin user. Persons of an organisation are created on
+/// the server (`dagr admin create-user`), so that no admin holds a password that reads an
+/// organisation's data.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = User), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
@@ -178,11 +185,13 @@ pub struct CreateUser {
 pub(crate) async fn create_user(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<CreateUser>,
+    body: RawJson,
 ) -> Result<Response> {
+    Governance::require_admin(&p)?;
+    let b: CreateUser = body.parse()?;
     let user = s
         .gov
-        .create_user(
+        .create_user_by_caller(
             &p,
             &b.login,
             &b.name,
@@ -235,8 +244,10 @@ pub struct CreateSystem {
 pub(crate) async fn create_system(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<CreateSystem>,
+    body: RawJson,
 ) -> Result<Response> {
+    gate::admin_or_owner(&p)?;
+    let b: CreateSystem = body.parse()?;
     let org = b
         .organisation
         .clone()
@@ -310,8 +321,9 @@ pub struct CreateToken {
     pub expires_at: Option<String>,
 }
 
-/// Issue a token for a system (admin, or an owner of its organisation). The secret is in
-/// this response only.
+/// Issue a token for a system: of a provider system by an owner of its organisation (a
+/// person, or a provider system's token), of a consumer system by a person of its
+/// organisation; never by an admin. The secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/systems/{id}/tokens", tag = "systems",
     params(("id" = i64, Path, description = "System id")), request_body = CreateToken,
     responses((status = 201, body = IssuedToken), (status = 403, body = Problem),
@@ -321,8 +333,11 @@ pub(crate) async fn create_system_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<CreateToken>,
+    body: RawJson,
 ) -> Result<Response> {
+    let system = s.gov.system(&p, id).await?;
+    Governance::may_issue_system_token(&p, &system)?;
+    let b: CreateToken = body.parse()?;
     let expires = time_field("expires_at", b.expires_at.as_deref(), true)?;
     Ok(created(
         s.gov
@@ -373,8 +388,10 @@ pub struct CreateOtherToken {
 pub(crate) async fn create_token(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<CreateOtherToken>,
+    body: RawJson,
 ) -> Result<Response> {
+    Governance::require_admin(&p)?;
+    let b: CreateOtherToken = body.parse()?;
     let expires = time_field("expires_at", b.expires_at.as_deref(), true)?;
     let issued = match (b.kind, b.subject.as_deref()) {
         (TokenKind::Admin, None) => {
@@ -477,8 +494,12 @@ pub struct RegisterDataset {
 pub(crate) async fn register_dataset(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<RegisterDataset>,
+    body: RawJson,
 ) -> Result<Response> {
+    // The definition's type strings are parsed (recursively) with the body: only for a
+    // caller who may register datasets at all.
+    gate::admin_or_owner(&p)?;
+    let b: RegisterDataset = body.parse()?;
     Ok(created(
         s.gov
             .register_dataset(&p, b.definition, b.sla_days, b.provider_systems)
@@ -506,8 +527,11 @@ pub(crate) async fn update_dataset(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
-    Body(b): Body<UpdateDataset>,
+    body: RawJson,
 ) -> Result<Json<DatasetMeta>> {
+    let meta = s.gov.dataset(&p, &name).await?;
+    Governance::require_admin_or_owner_of(&p, &meta.owner)?;
+    let b: UpdateDataset = body.parse()?;
     Ok(Json(
         s.gov
             .update_dataset(&p, &name, b.sla_days, b.provider_systems)
@@ -548,8 +572,10 @@ pub struct CreateRequest {
 pub(crate) async fn create_request(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<CreateRequest>,
+    body: RawJson,
 ) -> Result<Response> {
+    gate::consumer(&p)?;
+    let b: CreateRequest = body.parse()?;
     let valid_from = time_field("valid_from", b.valid_from.as_deref(), false)?;
     let valid_to = time_field("valid_to", Some(&b.valid_to), true)?.unwrap_or(Time(0));
     let input = RequestInput {
@@ -672,8 +698,10 @@ pub(crate) async fn approve_request(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<Approve>,
+    body: RawJson,
 ) -> Result<Json<Agreement>> {
+    Governance::require_decider(&p, &s.gov.request(&p, id).await?)?;
+    let b: Approve = body.parse()?;
     let input = ApprovalInput {
         attributes: b.attributes,
         row_scope: b.row_scope,
@@ -693,8 +721,10 @@ pub(crate) async fn refuse_request(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<Reason>,
+    body: RawJson,
 ) -> Result<Json<AccessRequest>> {
+    Governance::require_decider(&p, &s.gov.request(&p, id).await?)?;
+    let b: Reason = body.parse()?;
     Ok(Json(s.gov.refuse(&p, id, &b.reason).await?))
 }
 
@@ -715,7 +745,7 @@ pub(crate) async fn withdraw_request(
 
 /// The history of a governed entity.
 #[utoipa::path(get, path = "/api/v1/{kind}/{id}/history", tag = "history",
-    params(("kind" = String, Path, description = "`requests`, `agreements`, `schema-changes`, `tokens` or `systems`"),
+    params(("kind" = String, Path, description = "`requests`, `agreements`, `schema-changes`, `tokens`, `systems` or `users`"),
         ("id" = i64, Path, description = "Entity id")),
     responses((status = 200, body = Vec<HistoryEntry>), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -730,6 +760,7 @@ pub(crate) async fn history(
         "schema-changes" => "change_request",
         "tokens" => "token",
         "systems" => "system",
+        "users" => "user",
         other => return Err(ApiError::NotFound(format!("no history for `{other}`"))),
     };
     Ok(Json(s.gov.history(&p, entity, id).await?))
@@ -780,8 +811,11 @@ pub(crate) async fn revoke_agreement(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<Reason>,
+    body: RawJson,
 ) -> Result<Json<Agreement>> {
+    let a = s.gov.agreement(&p, id).await?;
+    Governance::require_admin_or_owner_of(&p, &a.owner_organisation)?;
+    let b: Reason = body.parse()?;
     Ok(Json(s.gov.revoke(&p, id, &b.reason).await?))
 }
 
@@ -807,8 +841,13 @@ pub(crate) async fn file_change(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
-    Body(b): Body<FileChange>,
+    body: RawJson,
 ) -> Result<Response> {
+    // The definition's type strings are parsed (recursively) with the body: only for an
+    // owner of the dataset.
+    let meta = s.gov.dataset(&p, &name).await?;
+    gate::owner_of(&p, &meta.owner, &name)?;
+    let b: FileChange = body.parse()?;
     Ok(created(s.gov.file_change(&p, &name, b.definition).await?))
 }
 
@@ -869,7 +908,9 @@ pub(crate) async fn reject_change(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<Reason>,
+    body: RawJson,
 ) -> Result<Json<ChangeRequest>> {
+    Governance::require_admin(&p)?;
+    let b: Reason = body.parse()?;
     Ok(Json(s.gov.reject_change(&p, id, &b.reason).await?))
 }

@@ -25,9 +25,10 @@ pub const MAX_TEXT: usize = 2000;
 /// Most items in a list field of a request (attributes, systems).
 pub const MAX_LIST: usize = 1000;
 
-/// Failed password checks in a row that lock a portal account.
+/// Failed password checks in a row of one account from one source before that source is
+/// refused for that account (see [`crate::throttle`]).
 pub const MAX_FAILED_LOGINS: i64 = 5;
-/// How long a locked portal account stays locked.
+/// How long a throttled source is refused.
 pub const LOCKOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Password checks that may run at once (each takes tens of ms of a core and 19 MiB).
@@ -36,10 +37,13 @@ pub const MAX_PASSWORD_CHECKS: usize = 2;
 /// Why a portal sign-in was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// Unknown login, wrong password, or an account locked after repeated failures
-    /// (deliberately not saying which).
-    #[error("wrong login or password, or the account is locked after repeated failures")]
+    /// Unknown login or wrong password (deliberately not saying which).
+    #[error("wrong login or password")]
     Refused,
+    /// Too many failures from this source (for this account, or for all): try again after
+    /// the time given. Says nothing about the account, which is never locked.
+    #[error("too many failed sign-ins from here; try again in {} s", .0.as_secs())]
+    Throttled(std::time::Duration),
     /// The metadata store failed.
     #[error("cannot check the sign-in now: {0}")]
     Unavailable(String),
@@ -457,7 +461,10 @@ impl Governance {
             .ok_or_else(|| GovError::NotFound(format!("organisation `{code}`")))
     }
 
-    /// Create a portal user (admin).
+    /// Create a portal user (admin): the local bootstrap (`dagr admin create-user`, the
+    /// demo). Callers of the API and the portal go through
+    /// [`Governance::create_user_by_caller`], which keeps admins from making persons of an
+    /// organisation.
     pub async fn create_user(
         &self,
         p: &Principal,
@@ -520,24 +527,33 @@ impl Governance {
         Ok(self.store.users(org, page).await?)
     }
 
-    /// Check a portal user's password, with lock-out: after [`MAX_FAILED_LOGINS`] failures
-    /// in a row the account is locked for [`LOCKOUT`], and while it is locked even the right
-    /// password is refused. A success resets the count.
+    /// Check a portal user's password, with throttling per source ([`crate::throttle`]):
+    /// after [`MAX_FAILED_LOGINS`] failures in a row on one account from one `source` (a
+    /// peer address, [`crate::throttle::source_of`]), or
+    /// [`crate::throttle::MAX_SOURCE_FAILURES`] from one source over all accounts, that
+    /// source is refused ([`LoginError::Throttled`]) for [`LOCKOUT`]. The account is never
+    /// locked: the right password from another source signs in.
     ///
     /// - Each attempt is reserved in the store before the password is checked (one atomic
-    ///   update that counts it), so parallel attempts cannot try more than
-    ///   [`MAX_FAILED_LOGINS`] passwords between two locks, and an attempt can only clear
-    ///   the count of an account that is not locked.
-    /// - Every refusal is the same [`LoginError::Refused`]: an unknown login, a wrong
-    ///   password and a locked account cannot be told apart, by the answer or by its time
-    ///   (every refusal costs one password check).
+    ///   upsert per bucket that counts it), so parallel attempts cannot try more passwords
+    ///   than a bucket allows.
+    /// - An unknown login and a wrong password are the same [`LoginError::Refused`], by the
+    ///   answer and by its time (every refusal costs one password check).
     /// - At most [`MAX_PASSWORD_CHECKS`] password checks (Argon2id: tens of ms and 19 MiB
     ///   each) run at once; an attempt that cannot get a turn within 10 s is
     ///   [`LoginError::Unavailable`], so a flood of sign-ins cannot exhaust memory.
-    pub async fn login(&self, login: &str, password: &str) -> Result<User, LoginError> {
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<User, LoginError> {
         if login.is_empty() || login.len() > 64 || password.is_empty() || password.len() > 1024 {
             return Err(LoginError::Refused);
         }
+        let pool = self.store.pool();
+        let buckets = crate::throttle::Buckets::new(login, source);
+        crate::throttle::reserve_attempt(pool, &buckets, Time::now()).await?;
         let _turn = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             password_checks().acquire(),
@@ -545,30 +561,24 @@ impl Governance {
         .await
         .map_err(|_| LoginError::Unavailable("too many sign-ins at once".into()))?
         .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-        let now = Time::now();
-        let reserved = self
-            .store
-            .reserve_login(login, now, MAX_FAILED_LOGINS)
-            .await
-            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-        let (user, hash) = match reserved {
-            Some(r) => r,
+        let account = crate::throttle::account(pool, login).await?;
+        let (id, ok) = match account {
+            Some((id, hash)) => (Some(id), check_password(password, hash).await?),
             None => {
-                // Unknown, locked, or out of attempts: the same answer, the same cost.
+                // An unknown login: the same answer, the same cost.
                 check_password(password, dummy_password_hash().to_owned()).await?;
-                return Err(LoginError::Refused);
+                (None, false)
             }
         };
-        let ok = check_password(password, hash).await?;
-        let lock = Time(now.0 + LOCKOUT.as_millis() as i64);
-        self.store
-            .finish_login(user.id, ok, MAX_FAILED_LOGINS, lock, now)
-            .await
-            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-        if ok {
-            Ok(user)
-        } else {
-            Err(LoginError::Refused)
+        crate::throttle::finish_attempt(pool, &buckets, ok, Time::now()).await?;
+        match id {
+            Some(id) if ok => self
+                .store
+                .user(id)
+                .await
+                .map_err(|e| LoginError::Unavailable(e.to_string()))?
+                .ok_or(LoginError::Refused),
+            _ => Err(LoginError::Refused),
         }
     }
 
@@ -680,10 +690,10 @@ impl Governance {
         Ok(IssuedToken { secret, token })
     }
 
-    /// Issue a token for a system: by its own organisation — an owner, or a person (portal
-    /// user) of it — never by an admin, since a system token reads data (a provider's token
-    /// reads its organisation's datasets whole; a consumer's reads under its agreements), and
-    /// admins read data only under an agreement. `None` is the local bootstrap of
+    /// Issue a token for a system: by the role of its own organisation that reads the same
+    /// data already ([`Governance::may_issue_system_token`]: an owner for a provider system,
+    /// a person of it for a consumer system), never by an admin, since a system token reads
+    /// data and admins read data only under an agreement. `None` is the local bootstrap of
     /// `dagr admin` and the demo, which have the data directory in hand anyway.
     pub async fn create_system_token(
         &self,
@@ -695,16 +705,7 @@ impl Governance {
         let (s, actor) = match p {
             Some(p) => {
                 let s = self.system(p, system).await?;
-                let own_org = p.organisation.as_deref() == Some(s.organisation.as_str());
-                let may = own_org && (p.role == Role::Owner || p.user.is_some());
-                if !may {
-                    return Err(GovError::Forbidden(format!(
-                        "tokens of `{}`'s systems are issued by `{}` itself (an owner or a \
-                         person of it); the first one comes from `dagr admin create-token` \
-                         on the server",
-                        s.organisation, s.organisation
-                    )));
-                }
+                Self::may_issue_system_token(p, &s)?;
                 (s, p.describe())
             }
             None => (
@@ -1325,7 +1326,7 @@ impl Governance {
         self.agreement(p, id).await
     }
 
-    /// The history of a request, agreement, change request, token or system, if the caller
+    /// The history of a request, agreement, change request, token, system or user, if the caller
     /// may see the entity.
     pub async fn history(
         &self,
@@ -1339,6 +1340,7 @@ impl Governance {
             "change_request" => drop(self.change_request(p, id).await?),
             "token" => drop(self.token(p, id).await?),
             "system" => drop(self.system(p, id).await?),
+            "user" => self.user_history_visible(p, id).await?,
             other => return Err(GovError::NotFound(format!("entity kind `{other}`"))),
         }
         Ok(self.store.history(entity, &id.to_string()).await?)
@@ -1348,7 +1350,8 @@ impl Governance {
 
     /// File a schema change (the dataset's owner). A change that breaks no active agreement
     /// is applied at once; one that removes or retypes an attribute an active agreement
-    /// grants (or its row scope reads) waits for an admin, listing those agreements.
+    /// grants (or its row scope reads) waits for an admin, listing those agreements; so does
+    /// one that un-marks a personal attribute (or changes its subject column).
     pub async fn file_change(
         &self,
         p: &Principal,
@@ -1423,7 +1426,9 @@ impl Governance {
         let json = serde_json::to_value(&new).map_err(|e| invalid("definition", e.to_string()))?;
         let base =
             serde_json::to_value(old.as_ref()).map_err(|e| invalid("definition", e.to_string()))?;
-        let status = if affected.is_empty() {
+        // Switching off (or re-pointing) the audit of a personal attribute is for an admin
+        // to review, whoever reads it.
+        let status = if affected.is_empty() && changes.unmarked_personal.is_empty() {
             ChangeStatus::Applied
         } else {
             ChangeStatus::Pending
@@ -1708,6 +1713,12 @@ pub fn diff(old: &DatasetDefinition, new: &DatasetDefinition) -> SchemaDiff {
                 to: a.data_type.to_string(),
             }),
             Some(_) => {}
+        }
+        if old
+            .attribute(&a.name)
+            .is_some_and(|o| o.personal && (!a.personal || a.subject != o.subject))
+        {
+            d.unmarked_personal.push(a.name.clone());
         }
     }
     for a in &old.attributes {

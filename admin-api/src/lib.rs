@@ -20,8 +20,10 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod extract;
+pub mod gate;
 pub mod governance;
 mod handlers;
 pub mod loads;
@@ -29,6 +31,7 @@ pub mod model;
 pub mod openapi;
 pub mod serve;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;

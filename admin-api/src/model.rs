@@ -538,6 +538,11 @@ pub struct SchemaDiff {
     pub removed: Vec<String>,
     /// Attributes whose type changes.
     pub retyped: Vec<Retyped>,
+    /// Personal attributes that stop being personal, or whose data subject is read from
+    /// another column: their reads would no longer be audited as before, so such a change
+    /// waits for an admin's review even when it affects no agreement.
+    #[serde(default)]
+    pub unmarked_personal: Vec<String>,
 }
 
 /// An active agreement that a schema change breaks.

@@ -1,6 +1,6 @@
 //! Serving a router on an already-bound listener, with `TCP_NODELAY` on every accepted
-//! socket (without it small responses wait for the peer's delayed ACK, ~40 ms) and graceful
-//! shutdown.
+//! socket (without it small responses wait for the peer's delayed ACK, ~40 ms), the peer's
+//! address in every request's `ConnectInfo`, and graceful shutdown.
 
 use std::future::Future;
 
@@ -19,7 +19,12 @@ pub async fn serve(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address goes with every request (`ConnectInfo<SocketAddr>`): sign-ins are
+    // throttled per source (`throttle`).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "portal_sessions",
         include_str!("migrations/0004_portal_sessions.sql"),
     ),
+    (
+        5,
+        "login_throttle",
+        include_str!("migrations/0005_login_throttle.sql"),
+    ),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).
@@ -713,70 +718,6 @@ impl MetaStore {
             role,
             created_at: now,
         })
-    }
-
-    /// Reserve a sign-in attempt for `login`: count it as a failure now (the check that
-    /// follows may clear it), in one atomic update, unless the account is locked at `now`
-    /// or already has `max` failures counted. A lock that has ended starts the count anew.
-    /// Returns the user and its password hash, or `None` (unknown login, locked, or out
-    /// of attempts).
-    pub async fn reserve_login(
-        &self,
-        login: &str,
-        now: Time,
-        max: i64,
-    ) -> StoreResult<Option<(User, String)>> {
-        let Some(r) = sqlx::query(
-            "UPDATE users SET \
-             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
-                 THEN 1 ELSE failed_logins + 1 END, \
-             locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
-                 THEN NULL ELSE locked_until END \
-             WHERE login = $1 \
-             AND (locked_until IS NULL OR locked_until <= $2) \
-             AND (failed_logins < $3 OR locked_until IS NOT NULL) \
-             RETURNING *",
-        )
-        .bind(login)
-        .bind(now.0)
-        .bind(max)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some((user_row(&r)?, r.try_get("password_hash")?)))
-    }
-
-    /// Finish a reserved sign-in attempt: a success clears the count (unless the account
-    /// was locked meanwhile); a failure stays counted and locks the account until
-    /// `lock_until` once `max` failures are counted.
-    pub async fn finish_login(
-        &self,
-        user: i64,
-        success: bool,
-        max: i64,
-        lock_until: Time,
-        now: Time,
-    ) -> StoreResult<()> {
-        let q = if success {
-            sqlx::query(
-                "UPDATE users SET failed_logins = 0, locked_until = NULL \
-                 WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
-            )
-            .bind(user)
-            .bind(now.0)
-        } else {
-            sqlx::query(
-                "UPDATE users SET locked_until = $3 \
-                 WHERE id = $1 AND failed_logins >= $2 AND locked_until IS NULL",
-            )
-            .bind(user)
-            .bind(max)
-            .bind(lock_until.0)
-        };
-        q.execute(&self.pool).await?;
-        Ok(())
     }
 
     /// One user by id.

@@ -35,6 +35,7 @@
 
 pub mod audit;
 pub mod changes;
+mod deadline;
 pub mod definition;
 pub mod demo;
 pub mod engine;

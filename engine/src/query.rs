@@ -65,7 +65,13 @@ pub struct QueryConfig {
     pub batch_size: usize,
     /// Most operators one query may hold ([`DEFAULT_MAX_SQL_OPERATORS`]).
     pub max_operators: usize,
+    /// Longest a query's result stream may run, from its start (`None` = no limit).
+    /// Exceeding it fails the stream with a resource error.
+    pub max_query_time: Option<std::time::Duration>,
 }
+
+/// Default of [`QueryConfig::max_query_time`].
+pub const DEFAULT_MAX_QUERY_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Default for QueryConfig {
     fn default() -> Self {
@@ -75,6 +81,7 @@ impl Default for QueryConfig {
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             batch_size: 8192,
             max_operators: DEFAULT_MAX_SQL_OPERATORS,
+            max_query_time: Some(DEFAULT_MAX_QUERY_TIME),
         }
     }
 }
@@ -354,8 +361,18 @@ impl CallerSession {
     /// Start executing a plan, with the result row limit applied.
     pub(crate) async fn execute(self, env: &QueryEnv, plan: LogicalPlan) -> Result<QueryResult> {
         let Self { state, schema } = self;
-        let df = datafusion::dataframe::DataFrame::new(state, plan);
-        let stream = df.execute_stream().await.map_err(from_query_error)?;
+        let task = state.task_ctx();
+        let mut physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(from_query_error)?;
+        if let Some(limit) = env.config.max_query_time {
+            physical =
+                crate::deadline::with_deadline(physical, crate::deadline::Deadline::after(limit))
+                    .map_err(from_query_error)?;
+        }
+        let stream =
+            datafusion::physical_plan::execute_stream(physical, task).map_err(from_query_error)?;
         let datasets = pinned(&schema);
         let result_schema = stream.schema();
         Ok(QueryResult {

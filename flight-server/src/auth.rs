@@ -50,7 +50,15 @@ pub fn principal(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Pr
 
 /// Authenticate a call from its metadata and resolve the grants it holds now.
 pub fn caller(policy: &dyn AccessPolicy, metadata: &MetadataMap) -> Result<Caller, Status> {
-    let principal = principal(policy, metadata)?;
+    caller_of(policy, principal(policy, metadata)?, metadata)
+}
+
+/// [`caller`] for a call already authenticated as `principal`.
+pub fn caller_of(
+    policy: &dyn AccessPolicy,
+    principal: Principal,
+    metadata: &MetadataMap,
+) -> Result<Caller, Status> {
     let access = policy.access(&principal);
     let purpose =
         dagr_engine::audit::purpose_header(metadata.get(PURPOSE_HEADER).map(|v| v.as_bytes()))

@@ -44,6 +44,7 @@ use crate::auth::{self, Caller};
 use crate::error::{bad_input, status};
 use crate::metadata;
 use crate::put::{dataset_of, put_upload};
+use crate::quota::StreamQuota;
 use crate::stream::{self as fstream, COMPRESSION_HEADER, FlightStream};
 use crate::ticket::DatasetTicket;
 
@@ -73,6 +74,7 @@ pub struct SqlService {
     audit: Arc<dyn AuditSink>,
     config: FlightConfig,
     prepared: Mutex<HashMap<Vec<u8>, PreparedEntry>>,
+    streams: Arc<StreamQuota>,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
 }
 
@@ -104,6 +106,7 @@ impl DagrFlight {
                 engine,
                 policy,
                 audit,
+                streams: StreamQuota::new(config.max_streams_per_token),
                 config,
                 prepared: Mutex::new(HashMap::new()),
                 sql_info: metadata::sql_info(),
@@ -261,9 +264,9 @@ impl SqlService {
     /// `DoGet` of a JSON ticket.
     async fn get_dataset(
         &self,
+        caller: Caller,
         request: Request<Ticket>,
     ) -> Result<Response<FlightStream>, Status> {
-        let caller = self.caller(&request)?;
         let ticket = DatasetTicket::parse(&request.get_ref().ticket)?;
         let query = String::from_utf8_lossy(&request.get_ref().ticket).into_owned();
         let reads = ReadLog::new();
@@ -539,7 +542,8 @@ impl FlightSqlService for SqlService {
         request: Request<Ticket>,
         _message: Any,
     ) -> Result<Response<FlightStream>, Status> {
-        self.get_dataset(request).await
+        let caller = self.caller(&request)?;
+        self.get_dataset(caller, request).await
     }
 
     async fn get_flight_info_fallback(
@@ -1056,12 +1060,18 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        // Authenticated first; then a stream permit of the caller's token, held by the
+        // response until it ends.
+        let principal = auth::principal(self.sql.policy.as_ref(), request.metadata())?;
+        let permit = self.sql.streams.acquire(principal.describe())?;
         // JSON tickets are ours; anything else is a Flight SQL ticket (protobuf `Any`).
-        if request.get_ref().ticket.first() == Some(&b'{') {
-            return self.sql.get_dataset(request).await;
-        }
-        self.sql.authenticate(&request)?;
-        FlightService::do_get(self.sql.as_ref(), request).await
+        let response = if request.get_ref().ticket.first() == Some(&b'{') {
+            let caller = auth::caller_of(self.sql.policy.as_ref(), principal, request.metadata())?;
+            self.sql.get_dataset(caller, request).await?
+        } else {
+            FlightService::do_get(self.sql.as_ref(), request).await?
+        };
+        Ok(response.map(|s| permit.hold(s)))
     }
 
     async fn do_put(

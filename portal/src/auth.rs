@@ -1,7 +1,8 @@
 //! Signing in and out, and the language switch.
 //!
 //! - `GET/POST /login`: organisations' people and admins, with login and password; the
-//!   lock-out rules are [`Governance::login`]'s.
+//!   throttling of failures per source (the peer address) is [`Governance::login`]'s: a
+//!   throttled source gets 429 with `Retry-After`.
 //! - `GET/POST /citizen/login`: citizens, through the subject identity seam. In the demo
 //!   the identity is a DAGR subject token (`demo-credentials.json` lists them); a national
 //!   eID provider would answer the same question, which subject this is.
@@ -13,7 +14,7 @@
 use askama::Template;
 use dagr_admin_api::auth::{TOKEN_PREFIX, to_hex, token_hash};
 use dagr_admin_api::axum::Router;
-use dagr_admin_api::axum::extract::{Path, Query, Request, State};
+use dagr_admin_api::axum::extract::{ConnectInfo, Path, Query, Request, State};
 use dagr_admin_api::axum::http::{HeaderMap, StatusCode, header};
 use dagr_admin_api::axum::response::{IntoResponse, Redirect, Response};
 use dagr_admin_api::axum::routing::{get, post};
@@ -37,7 +38,8 @@ texts! {
         login: "Lietotājvārds", "Login";
         password: "Parole", "Password";
         submit: "Pieslēgties", "Sign in";
-        refused: "Nepareizs lietotājvārds vai parole. Pēc 5 neveiksmīgiem mēģinājumiem pēc kārtas konts tiek bloķēts uz 15 minūtēm.", "Wrong login or password. After 5 failed attempts in a row an account is locked for 15 minutes.";
+        refused: "Nepareizs lietotājvārds vai parole. Pēc 5 neveiksmīgiem mēģinājumiem pēc kārtas pieslēgšanās no šīs vietas tiek apturēta uz 15 minūtēm.", "Wrong login or password. After 5 failed attempts in a row, sign-ins from this place are paused for 15 minutes.";
+        throttled: "Pārāk daudz neveiksmīgu pieslēgšanās mēģinājumu no šīs vietas. Mēģiniet vēlreiz pēc dažām minūtēm.", "Too many failed sign-ins from this place. Try again in a few minutes.";
         demo: "Demonstrācijā lietotājvārdi un paroles ir datu direktorijas failā demo-credentials.json (piemēram, banka.consumer).", "In the demo, logins and passwords are in demo-credentials.json in the data directory (for example banka.consumer).";
         citizen_link: "Iedzīvotājs? Uzziniet, kas izmantoja jūsu datus", "A citizen? See who used your data";
         citizen_title: "Iedzīvotāja pieslēgšanās", "Citizen sign-in";
@@ -172,13 +174,14 @@ async fn login(
     v: Visitor,
     req: Request,
 ) -> Result<Response, PortalError> {
+    let source = source(&req);
     let (form, csrf) = sign_in_form(&v, req).await?;
     let t = LoginText::get(v.lang);
     let next = safe_back(Some(&form.next), "");
     match portal
         .app
         .gov
-        .login(form.login.trim(), &form.password)
+        .login(form.login.trim(), &form.password, &source)
         .await
     {
         Ok(user) => {
@@ -195,11 +198,38 @@ async fn login(
             Some(t.refused.into()),
             StatusCode::UNAUTHORIZED,
         )),
+        Err(LoginError::Throttled(wait)) => {
+            let mut r = form_page(
+                &v,
+                Some(&csrf),
+                false,
+                &next,
+                &form.login,
+                Some(t.throttled.into()),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(wait.as_secs().max(1)),
+            );
+            Ok(r)
+        }
         Err(LoginError::Unavailable(e)) => {
             tracing::error!(error = %e, "portal: cannot check a sign-in");
             Err(v.shell("").unavailable())
         }
     }
+}
+
+/// The source a sign-in is throttled by: the peer address of the connection
+/// ([`dagr_admin_api::throttle::source_of`]); `X-Forwarded-For` is not trusted.
+fn source(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(
+            || dagr_admin_api::throttle::UNKNOWN_SOURCE.to_owned(),
+            |c| dagr_admin_api::throttle::source_of(c.0.ip()),
+        )
 }
 
 async fn citizen_login(

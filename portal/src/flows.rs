@@ -27,7 +27,6 @@
 //! [`Governance::reject_change`]: dagr_admin_api::Governance::reject_change
 
 use std::collections::HashSet;
-use std::str::FromStr;
 
 use askama::Template;
 use dagr_admin_api::axum::Router;
@@ -42,6 +41,7 @@ use dagr_admin_api::model::{
 };
 use dagr_admin_api::store::Page;
 use dagr_engine::arrow::datatypes::{DataType, TimeUnit};
+use dagr_engine::definition::parse_data_type;
 use dagr_engine::{Attribute, DatasetDefinition, Role};
 use serde::Deserialize;
 
@@ -171,6 +171,8 @@ texts! {
         added: "pievienoti", "added";
         removed: "noņemti", "removed";
         retyped: "mainīts tips", "retyped";
+        unmarked_personal: "vairs nav personas dati (lietojums netiktu reģistrēts kā līdz šim)", "no longer personal (its use would not be recorded as before)";
+        unmarked_title: "Vairs nav personas dati — jāizvērtē administratoram", "No longer personal data — an admin reviews this";
         only_descriptions: "tikai apraksti vai pazīmes", "descriptions or flags only";
         breaking_yes: "nesaderīgas", "breaking";
         breaking_no: "saderīgas", "compatible";
@@ -384,6 +386,10 @@ impl ChangeRow {
                 .collect();
             parts.push(format!("{}: {}", t.retyped, list.join(", ")));
         }
+        if !d.unmarked_personal.is_empty() {
+            let list = d.unmarked_personal.join(", ");
+            parts.push(format!("{}: {list}", t.unmarked_personal));
+        }
         if parts.is_empty() {
             parts.push(t.only_descriptions.to_owned());
         }
@@ -395,7 +401,9 @@ impl ChangeRow {
             filed_by: c.filed_by.clone(),
             filed_at: fmt_time(c.filed_at),
             summary: parts.join("; "),
-            breaking: !d.removed.is_empty() || !d.retyped.is_empty(),
+            breaking: !d.removed.is_empty()
+                || !d.retyped.is_empty()
+                || !d.unmarked_personal.is_empty(),
         }
     }
 }
@@ -442,7 +450,7 @@ fn type_options(t: &FlowsText, rows: &mut [Row]) -> Vec<TypeOption> {
     for r in rows.iter_mut() {
         r.other_type = (!r.data_type.is_empty() && !options.iter().any(|o| o.value == r.data_type))
             .then(|| TypeOption {
-                label: match DataType::from_str(r.data_type.trim()) {
+                label: match parse_data_type(r.data_type.trim()) {
                     Ok(_) => r.data_type.clone(),
                     Err(_) => format!("{} — {}", r.data_type, t.bad_type),
                 },
@@ -616,11 +624,13 @@ fn attributes(t: &FlowsText, rows: &mut [Row]) -> Result<(Vec<Attribute>, Vec<St
         if r.is_blank() {
             continue;
         }
-        let Ok(data_type) = DataType::from_str(r.data_type.trim()) else {
+        // Bounded (length, nesting) before Arrow's recursive parser sees it.
+        let Ok(data_type) = parse_data_type(r.data_type.trim()) else {
             r.invalid = true;
+            let shown: String = r.data_type.chars().take(64).collect();
             return Err(invalid(
                 "attr_type",
-                format!("{} {}: `{}` {}", t.row, i + 1, r.data_type, t.bad_type),
+                format!("{} {}: `{shown}` {}", t.row, i + 1, t.bad_type),
             ));
         };
         let name = r.name.trim().to_owned();
@@ -938,6 +948,9 @@ async fn register(
     State(portal): State<Portal>,
     Posted { session: s, form }: Posted<DefinitionForm>,
 ) -> Result<Response, PortalError> {
+    // Before any row is read: the rows' type strings go through a recursive parser, which
+    // must not work for a caller who may register no dataset at all.
+    dagr_admin_api::gate::admin_or_owner(&s.principal).map_err(|e| s.fail(e))?;
     let t = FlowsText::get(s.lang());
     if let Some(e) = form.too_many_rows(t) {
         let (status, r) = refusal(s.shell("").c, &e);
@@ -1240,6 +1253,8 @@ async fn file_change(
     let t = FlowsText::get(s.lang());
     let too_many = form.too_many_rows(t);
     let def = current_definition(&portal, &s, &name).await?;
+    // Before any row is read (see `register`): only an owner of the dataset changes it.
+    dagr_admin_api::gate::owner_of(&s.principal, &def.owner, &name).map_err(|e| s.fail(e))?;
     // The form again as it was filled in, with the refusal.
     let refused = |e: &GovError, inv: Invalid, rows: Vec<Row>| {
         let (status, r) = refusal(s.shell("").c, e);
@@ -1445,6 +1460,7 @@ struct ChangePage {
     removed: Vec<String>,
     /// (name, from, to).
     retyped: Vec<(String, String, String)>,
+    unmarked_personal: Vec<String>,
     affected: Vec<(i64, String, String)>,
     attributes: Vec<AttributeView>,
     history: Vec<HistoryView>,
@@ -1524,6 +1540,7 @@ async fn change_view(
         reject_reason: c.reason.clone().unwrap_or_default(),
         added: c.changes.added.clone(),
         removed: c.changes.removed.clone(),
+        unmarked_personal: c.changes.unmarked_personal.clone(),
         retyped: c
             .changes
             .retyped
@@ -1593,6 +1610,8 @@ async fn reject(
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
     use crate::i18n::Lang;
 

@@ -101,8 +101,8 @@ texts! {
         kind_invalid: "izvēlieties saņēmēja vai piegādātāja sistēmu", "choose a consumer or a provider system";
         organisation_missing: "izvēlieties organizāciju", "choose an organisation";
         create_token: "Izveidot atslēgu", "Create the token";
-        token_not_by_admin: "Sistēmu atslēgas izsniedz pati organizācija (tās datu turētājs vai darbinieks), nevis administrators, jo atslēga dod piekļuvi datiem.", "System tokens are issued by the organisation itself (an owner or a person of it), not by an administrator, since a token reads data.";
-        token_not_yours: "Šīs sistēmas atslēgas izsniedz tās organizācija.", "Tokens of this system are issued by its organisation.";
+        token_not_by_admin: "Sistēmu atslēgas izsniedz pati organizācija (piegādātāja sistēmām tās datu turētājs, patērētāja sistēmām tās darbinieks), nevis administrators, jo atslēga dod piekļuvi datiem.", "System tokens are issued by the organisation itself (for a provider system an owner of it, for a consumer system a person of it), not by an administrator, since a token reads data.";
+        token_not_yours: "Šīs sistēmas atslēgas izsniedz tās organizācija: piegādātāja sistēmas atslēgas — tās datu turētājs, patērētāja sistēmas atslēgas — tās darbinieks.", "Tokens of this system are issued by its organisation: a provider system's by an owner of it, a consumer system's by a person of it.";
         new_title: "Jaunā API atslēga", "Your new API token";
         new_warning: "Nokopējiet atslēgu tagad un glabājiet to drošā vietā. DAGR to neglabā, un tā vairs netiks parādīta. Ja atslēga pazūd vai nonāk svešās rokās, atsauciet to un izveidojiet jaunu.", "Copy the token now and keep it somewhere safe. DAGR does not store it and cannot show it again. If the token is lost or leaks, revoke it and create a new one.";
         new_secret_label: "Atslēga sistēmai", "Token for the system";
@@ -533,7 +533,7 @@ async fn detail_page(
     }
     let admin = s.role() == Role::Admin;
     let own = s.organisation() == Some(sys.organisation.as_str());
-    let may_issue = own && s.role() != Role::Subject;
+    let may_issue = dagr_admin_api::Governance::may_issue_system_token(&s.principal, &sys).is_ok();
     // Every portal session is a person: people of the organisation revoke its tokens.
     let may_revoke = admin || own;
     Ok(DetailPage {

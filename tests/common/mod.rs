@@ -238,3 +238,45 @@ pub async fn break_audit_log(dir: &std::path::Path) {
     }
     conn.close().await.unwrap();
 }
+
+/// `dagr admin create-user` on a server's data directory (the only way to make a person of
+/// an organisation: the API's admins may create admins only). Panics when it fails.
+pub fn create_user(
+    data_dir: &std::path::Path,
+    login: &str,
+    name: &str,
+    organisation: &str,
+    role: &str,
+    password: &str,
+) -> Value {
+    const VAR: &str = "DAGR_TEST_NEW_USER_PASSWORD";
+    let out = Command::new(env!("CARGO_BIN_EXE_dagr"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "create-user",
+            "--login",
+            login,
+            "--name",
+            name,
+            "--organisation",
+            organisation,
+            "--role",
+            role,
+            "--password-env",
+            VAR,
+        ])
+        .env_remove("DAGR_DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env(VAR, password)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dagr admin create-user");
+    assert!(
+        out.status.success(),
+        "dagr admin create-user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("create-user prints the user as JSON")
+}

@@ -376,19 +376,15 @@ async fn request_approve_read_and_see_it_in_the_browser() {
         json!({ "code": ORG, "name": ORG_NAME }),
     )
     .await;
-    admin_post(
-        &base,
-        admin,
-        "/api/v1/users",
-        json!({
-            "login": CONSUMER,
-            "name": "Testa Lietotājs",
-            "organisation": ORG,
-            "role": "consumer",
-            "password": CONSUMER_PASSWORD,
-        }),
-    )
-    .await;
+    // A person of an organisation is made on the server, never by an API admin.
+    common::create_user(
+        dir.path(),
+        CONSUMER,
+        "Testa Lietotājs",
+        ORG,
+        "consumer",
+        CONSUMER_PASSWORD,
+    );
     let system = admin_post(
         &base,
         admin,

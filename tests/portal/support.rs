@@ -66,10 +66,17 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Self::from_address(base, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// A browser whose connections come from `source` (another loopback address is
+    /// another place, as far as the server can tell).
+    pub fn from_address(base: &str, source: std::net::Ipv4Addr) -> Browser {
         Browser {
             base: base.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(std::net::IpAddr::V4(source))
                 .build()
                 .unwrap(),
             cookies: BTreeMap::new(),

@@ -31,7 +31,8 @@ use super::store::{
 };
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
-use crate::extract::{Body, Caller, Params};
+use crate::extract::{Caller, Params};
+use crate::gate::RawJson;
 use crate::governance::GovError;
 use crate::model::Time;
 
@@ -111,14 +112,10 @@ pub(crate) struct UsageEventsOut {
 pub(crate) async fn report_usage(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(b): Body<UsageEventsIn>,
+    body: RawJson,
 ) -> Result<Json<UsageEventsOut>> {
-    if p.system.is_none() || !matches!(p.role, Role::Consumer | Role::Owner) {
-        return Err(forbidden(
-            "usage events are reported by provider and consumer systems, with their system \
-             token",
-        ));
-    }
+    crate::gate::reporting_system(&p)?;
+    let b: UsageEventsIn = body.parse()?;
     if b.events.is_empty() || b.events.len() > MAX_USAGE_EVENTS {
         return Err(invalid(
             "events",
@@ -563,12 +560,23 @@ fn csv_stream(
     }))
 }
 
-/// One field, quoted when it holds a comma, a quote or a line break.
+/// The characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One text field: a `'` put before it when it starts like a formula ([`FORMULA_START`]), so
+/// that a spreadsheet shows it as text and never runs it; then quoted when it holds a comma, a
+/// quote or a line break. Only text goes through here: numbers are written as they are
+/// (`-5` in a number column stays a number).
 fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(FORMULA_START) {
+        std::borrow::Cow::Owned(format!("'{v}"))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    };
     if v.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
-        v.to_owned()
+        v.into_owned()
     }
 }
 
@@ -607,6 +615,34 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_formula_cells_are_neutralised() {
+        assert_eq!(csv_field("=1+2"), "'=1+2");
+        assert_eq!(csv_field("+31"), "'+31");
+        assert_eq!(csv_field("-5"), "'-5");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(
+            csv_field("=HYPERLINK(\"x\",1)"),
+            "\"'=HYPERLINK(\"\"x\"\",1)\""
+        );
+        assert_eq!(csv_field("a=b"), "a=b");
+        // Numbers are not text cells: they are written as they are.
+        let batch = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("n", DataType::Int64, false),
+                arrow::datatypes::Field::new("s", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![-5])),
+                Arc::new(arrow::array::StringArray::from(vec!["-5"])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(csv_rows(&batch).unwrap(), "-5,'-5\r\n");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod api;
 mod audit;
 mod changes;
 mod common;
+mod hardening;
 mod loads;
 mod roles;
 mod sessions;

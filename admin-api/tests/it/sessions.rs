@@ -1,15 +1,26 @@
-//! Portal sign-in rules (lock-out) and the session store, on every backend.
+//! Portal sign-in rules (throttling per source) and the session store, on every backend.
 
 use dagr_admin_api::Governance;
 use dagr_admin_api::governance::{LOCKOUT, LoginError, MAX_FAILED_LOGINS};
 use dagr_admin_api::model::{Time, UserRole};
 use dagr_admin_api::store::PortalSession;
+use dagr_admin_api::throttle::MAX_SOURCE_FAILURES;
 use dagr_engine::Role;
 
 use crate::common::{World, admin_principal, backends};
 
+/// Whether `r` is a throttling refusal that asks to wait about [`LOCKOUT`].
+fn throttled<T>(r: &Result<T, LoginError>) -> bool {
+    matches!(r, Err(LoginError::Throttled(wait))
+        if *wait <= LOCKOUT && *wait + std::time::Duration::from_secs(60) >= LOCKOUT)
+}
+
+fn refused<T>(r: &Result<T, LoginError>) -> bool {
+    matches!(r, Err(LoginError::Refused))
+}
+
 #[tokio::test]
-async fn sign_in_locks_out_after_repeated_failures() {
+async fn failed_sign_ins_throttle_their_source_never_the_account() {
     for backend in backends().await {
         let w = World::new(&backend).await;
         let gov = &w.state.gov;
@@ -24,94 +35,75 @@ async fn sign_in_locks_out_after_repeated_failures() {
             )
             .await
             .unwrap();
+        let right = "correct horse battery";
+        let (a, b) = ("192.0.2.1", "198.51.100.2");
 
-        let ok = gov
-            .login("anna.bank", "correct horse battery")
-            .await
-            .unwrap();
+        let ok = gov.login("anna.bank", right, a).await.unwrap();
         assert_eq!(ok.id, user.id);
         let p = Governance::user_principal(&ok);
         assert_eq!(
             (p.role, p.organisation.as_deref(), p.user.as_deref()),
             (Role::Consumer, Some("BANK"), Some("anna.bank"))
         );
-        assert!(matches!(
-            gov.login("nobody.here", "whatever it is").await,
-            Err(LoginError::Refused)
+        assert!(refused(
+            &gov.login("nobody.here", "whatever it is", a).await
         ));
 
         // Failures below the limit are plain refusals, and a success resets the count.
         for _ in 0..MAX_FAILED_LOGINS - 1 {
-            assert!(matches!(
-                gov.login("anna.bank", "wrong").await,
-                Err(LoginError::Refused)
-            ));
+            assert!(refused(&gov.login("anna.bank", "wrong", a).await));
         }
-        gov.login("anna.bank", "correct horse battery")
-            .await
-            .unwrap();
+        gov.login("anna.bank", right, a).await.unwrap();
+        for _ in 0..MAX_FAILED_LOGINS {
+            assert!(refused(&gov.login("anna.bank", "wrong", a).await));
+        }
+        // The limit throttles that source for that account, even with the right password;
+        // the refusal asks to wait and says nothing about the account.
+        assert!(throttled(&gov.login("anna.bank", right, a).await));
+        assert!(throttled(&gov.login("anna.bank", "wrong", a).await));
+        // The account is not locked: the right password from another source signs in, and
+        // the throttled source's failures do not count there.
+        gov.login("anna.bank", right, b).await.unwrap();
         for _ in 0..MAX_FAILED_LOGINS - 1 {
-            assert!(matches!(
-                gov.login("anna.bank", "wrong").await,
-                Err(LoginError::Refused)
-            ));
+            assert!(refused(&gov.login("anna.bank", "wrong", b).await));
         }
-        // The limit locks the account, for LOCKOUT, even against the right password; the
-        // answer is the same refusal as for a wrong password or an unknown login.
-        assert!(matches!(
-            gov.login("anna.bank", "wrong").await,
-            Err(LoginError::Refused)
-        ));
-        assert!(matches!(
-            gov.login("anna.bank", "correct horse battery").await,
-            Err(LoginError::Refused)
-        ));
-        let store = gov.store();
-        let locked_until: Option<i64> =
-            sqlx::query_scalar("SELECT locked_until FROM users WHERE id = $1")
-                .bind(user.id)
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        let locked_until = locked_until.expect("locked");
-        assert!(
-            locked_until >= Time::now().0 + LOCKOUT.as_millis() as i64 - 60_000,
-            "{}",
-            w.backend
-        );
+        gov.login("anna.bank", right, b).await.unwrap();
+        // An unknown login is throttled alike (nothing tells accounts apart).
+        for _ in 0..MAX_FAILED_LOGINS {
+            assert!(refused(&gov.login("nobody.here", "wrong", b).await));
+        }
+        assert!(throttled(&gov.login("nobody.here", "wrong", b).await));
+        gov.login("anna.bank", right, b).await.unwrap();
 
-        // Once the lock has ended, the right password works and the count starts anew.
-        sqlx::query("UPDATE users SET locked_until = $2 WHERE id = $1")
-            .bind(user.id)
+        // Once the throttle has ended, the right password works from there again.
+        let store = gov.store();
+        sqlx::query("UPDATE login_throttle SET blocked_until = $1 WHERE blocked_until IS NOT NULL")
             .bind(Time::now().0 - 1)
             .execute(store.pool())
             .await
             .unwrap();
-        gov.login("anna.bank", "correct horse battery")
-            .await
-            .unwrap();
+        gov.login("anna.bank", right, a).await.unwrap();
 
-        // Parallel attempts cannot try more than MAX_FAILED_LOGINS passwords between locks:
-        // of 12 wrong guesses at once, at most MAX are checked, then the account is locked.
-        let tries = (0..12).map(|_| gov.login("anna.bank", "wrong guess"));
+        // Parallel attempts cannot try more than MAX_FAILED_LOGINS passwords: of 12 wrong
+        // guesses at once from one source, at most MAX are checked, the others throttled.
+        let c = "203.0.113.3";
+        let tries = (0..12).map(|_| gov.login("anna.bank", "wrong guess", c));
         let results = futures::future::join_all(tries).await;
-        assert!(
-            results
-                .iter()
-                .all(|r| matches!(r, Err(LoginError::Refused)))
-        );
-        let (failed, locked): (i64, Option<i64>) =
-            sqlx::query_as("SELECT failed_logins, locked_until FROM users WHERE id = $1")
-                .bind(user.id)
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(failed, MAX_FAILED_LOGINS, "{}", w.backend);
-        assert!(locked.is_some());
-        assert!(matches!(
-            gov.login("anna.bank", "correct horse battery").await,
-            Err(LoginError::Refused)
-        ));
+        let checked = results.iter().filter(|r| refused(r)).count();
+        assert_eq!(checked as i64, MAX_FAILED_LOGINS, "{}", w.backend);
+        assert!(results.iter().all(|r| refused(r) || throttled(r)));
+        assert!(throttled(&gov.login("anna.bank", right, c).await));
+        gov.login("anna.bank", right, b).await.unwrap();
+
+        // One source spraying passwords over many accounts is throttled for all of them.
+        let d = "2001:db8:7:7::/64";
+        for i in 0..MAX_SOURCE_FAILURES {
+            let r = gov.login(&format!("guess{i}"), "wrong", d).await;
+            assert!(refused(&r), "{i}");
+        }
+        let r = gov.login("anna.bank", right, d).await;
+        assert!(throttled(&r), "{r:?}");
+        gov.login("anna.bank", right, a).await.unwrap();
     }
 }
 

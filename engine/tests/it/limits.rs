@@ -1,4 +1,5 @@
-//! Query resource limits: the shared memory pool and the result row limit.
+//! Query resource limits: the shared memory pool, the result row limit, the time limit and
+//! the bounds on expression depth.
 
 use std::sync::Arc;
 
@@ -125,4 +126,65 @@ fn deep_expressions_are_refused_by_name_and_the_deepest_accepted_one_runs() {
         assert_eq!(rows(&ok), 1);
     });
     rt.block_on(task).unwrap();
+}
+
+#[tokio::test]
+async fn a_query_over_the_time_limit_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine_with(
+        dir.path(),
+        QueryConfig {
+            max_query_time: Some(std::time::Duration::from_millis(300)),
+            ..QueryConfig::default()
+        },
+    )
+    .await;
+    // A join of 100 000 rows with itself on three values: billions of pairs.
+    let started = std::time::Instant::now();
+    let err = sql(
+        &e,
+        &Access::Unrestricted,
+        "SELECT count(*) FROM people a JOIN people b ON a.municipality = b.municipality",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("ran longer than 0.3 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // A generator: ten billion rows counted.
+    let err = sql(
+        &e,
+        &Access::Unrestricted,
+        "SELECT count(*) FROM range(10000000000)",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("ran longer than 0.3 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    // Short queries still run.
+    let ok = sql_batches(&e, &Access::Unrestricted, "SELECT count(*) FROM people")
+        .await
+        .unwrap();
+    assert_eq!(rows(&ok), 1);
+}
+
+#[tokio::test]
+async fn generated_rows_count_against_the_memory_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine_with(
+        dir.path(),
+        QueryConfig {
+            memory_limit: 8 << 20,
+            ..QueryConfig::default()
+        },
+    )
+    .await;
+    for q in [
+        "SELECT array_agg(value) FROM range(10000000)",
+        "SELECT value FROM range(10000000) ORDER BY value DESC",
+        // Not in the generator's order, so the groups are held, not streamed.
+        "SELECT value * 7919 % 10000019 AS g, count(*) FROM range(10000000) GROUP BY g",
+    ] {
+        let err = sql(&e, &Access::Unrestricted, q).await.unwrap_err();
+        assert!(err.starts_with("resource limit exceeded"), "{q}: {err}");
+    }
 }
