@@ -32,6 +32,10 @@ fn python_flight_clients_read_persons_within_agreements() {
     let creds = credentials(&data);
     let pmlp = system_token(&creds, "PMLP", "provider");
     let bank = system_token(&creds, "BANKA", "consumer");
+    // Rīga's consumer with two agreements: cells of rows outside Rīga hidden.
+    let riga = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::second_riga_agreement(&server, &creds));
 
     let script = Path::new(ROOT).join("tests/python/flight_compat.py");
     let out = Command::new(&python)
@@ -39,6 +43,7 @@ fn python_flight_clients_read_persons_within_agreements() {
         .arg(format!("grpc://{flight_addr}"))
         .args([&pmlp, &bank])
         .arg(BANK_COLUMNS)
+        .arg(&riga)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("PYTHONPATH")
         .env_remove("PYTHONHOME")

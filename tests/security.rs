@@ -50,36 +50,6 @@ fn code_of(e: &FlightError) -> Code {
     }
 }
 
-/// Give Rīga's consumer system a second agreement on `persons`: the key and the
-/// municipality on every row, beside its first one (more attributes, Rīga's rows only).
-/// Then a row outside Rīga is visible with some of its cells hidden.
-async fn second_riga_agreement(server: &Server, creds: &Value) -> String {
-    let base = &server.base;
-    let riga = common::system_token(creds, "RIGA", "consumer");
-    let owner = common::system_token(creds, "PMLP", "provider");
-    let (_, _, me) = get_auth(&format!("{base}/api/v1/me"), &riga).await;
-    let system: i64 = me["system"].as_str().unwrap().parse().unwrap();
-    let (status, _, req) = post_auth(
-        &format!("{base}/api/v1/requests"),
-        &riga,
-        &json!({
-            "dataset": "persons", "attributes": ["personal_code", "municipality"],
-            "purpose": "adrešu statistika", "legal_basis": "test",
-            "systems": [system], "valid_to": "2030-01-01",
-        }),
-    )
-    .await;
-    assert_eq!(status, 201, "{req}");
-    let (status, _, agreement) = post_auth(
-        &format!("{base}/api/v1/requests/{}/approve", req["id"]),
-        &owner,
-        &json!({"attributes": ["personal_code", "municipality"]}),
-    )
-    .await;
-    assert_eq!(status, 200, "{agreement}");
-    riga
-}
-
 /// Check the raw buffers of every column of `batches`: a null slot of a fixed-width column
 /// holds zeros, and a null slot of a string column holds no bytes (its offsets are equal).
 /// Returns how many null slots were checked.
@@ -126,7 +96,7 @@ async fn hidden_cells_are_absent_from_the_buffers_a_flight_client_receives() {
     let data = dir.path().join("data");
     let server = Server::start(&data, PERSONS, &[]);
     let creds = credentials(&data);
-    let riga = second_riga_agreement(&server, &creds).await;
+    let riga = common::second_riga_agreement(&server, &creds).await;
 
     // Every person now, with given_name etc. only on Rīga's rows.
     let mut c = client(&server, &riga, Some(PURPOSE)).await;

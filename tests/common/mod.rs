@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A running `dagr serve`; killed on drop if still running.
 pub struct Server {
@@ -279,4 +279,34 @@ pub fn create_user(
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("create-user prints the user as JSON")
+}
+
+/// Give Rīga's consumer system a second agreement on `persons`: the key and the
+/// municipality on every row, beside its first one (more attributes, Rīga's rows only).
+/// Then a row outside Rīga is visible with some of its cells hidden.
+pub async fn second_riga_agreement(server: &Server, creds: &Value) -> String {
+    let base = &server.base;
+    let riga = system_token(creds, "RIGA", "consumer");
+    let owner = system_token(creds, "PMLP", "provider");
+    let (_, _, me) = get_auth(&format!("{base}/api/v1/me"), &riga).await;
+    let system: i64 = me["system"].as_str().unwrap().parse().unwrap();
+    let (status, _, req) = post_auth(
+        &format!("{base}/api/v1/requests"),
+        &riga,
+        &json!({
+            "dataset": "persons", "attributes": ["personal_code", "municipality"],
+            "purpose": "adrešu statistika", "legal_basis": "test",
+            "systems": [system], "valid_to": "2030-01-01",
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{req}");
+    let (status, _, agreement) = post_auth(
+        &format!("{base}/api/v1/requests/{}/approve", req["id"]),
+        &owner,
+        &json!({"attributes": ["personal_code", "municipality"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{agreement}");
+    riga
 }

@@ -1,15 +1,18 @@
 """Client compatibility of DAGR's Arrow Flight / Flight SQL endpoint with the Python clients.
 
-    python flight_compat.py URI TOKEN BANK_TOKEN [GRANTED_COLUMNS]
+    python flight_compat.py URI TOKEN BANK_TOKEN [GRANTED_COLUMNS [RIGA_TOKEN]]
 
 URI is the Flight endpoint (grpc://127.0.0.1:PORT), TOKEN a token that reads `persons` whole
 (the demo's PMLP provider), BANK_TOKEN a consumer with a partial agreement on `persons`, and
 GRANTED_COLUMNS the comma-separated attributes of that agreement (default: the demo's BANKA
-agreement). Drives the server with the ADBC Flight SQL driver (DB-API) and with pyarrow.flight,
+agreement). RIGA_TOKEN, if given, is a consumer whose two agreements on `persons` grant
+some columns on Rīga's rows only and the key and municipality on every row: the raw buffers
+it receives must not carry the hidden cells. Drives the server with the ADBC Flight SQL driver (DB-API) and with pyarrow.flight,
 prints one line per check and `N passed, M failed` as the last line; exits 1 on any failure.
 Run it with the environment made by scripts/python-env.
 """
 
+import struct
 import sys
 import traceback
 
@@ -71,7 +74,8 @@ def expect(condition, message):
 
 
 class Checks:
-    def __init__(self, uri, token, bank_token, granted):
+    def __init__(self, uri, token, bank_token, granted, riga_token=None):
+        self.riga_token = riga_token
         self.uri = uri
         self.token = token
         self.bank_token = bank_token
@@ -288,6 +292,56 @@ class Checks:
             return f"SELECT {column}: {type(e).__name__}: {first_line(e)}"
         raise AssertionError(f"SELECT {column} (not granted) succeeded: {rows!r}")
 
+    # --- hidden cells, in the bytes a pyarrow client receives ---
+
+    def riga_hidden_cells_are_not_in_the_buffers(self):
+        if self.riga_token is None:
+            return "skipped: no RIGA_TOKEN given"
+        owner, owner_options = self.need("client"), self.need("options")
+        full = fetch_all(
+            owner,
+            owner.get_flight_info(flight.FlightDescriptor.for_path(DATASET), owner_options),
+            owner_options,
+        ).to_pylist()
+        client, _, options = flight_login(self.uri, self.riga_token)
+        try:
+            info = client.get_flight_info(flight.FlightDescriptor.for_path(DATASET), options)
+            batches = []
+            for ep in info.endpoints:
+                batches.extend(chunk.data for chunk in client.do_get(ep.ticket, options))
+        finally:
+            client.close()
+        expect(sum(b.num_rows for b in batches) == len(full), "Rīga sees every person")
+        checked = 0
+        for batch in batches:
+            for name, column in zip(batch.schema.names, batch.columns):
+                checked += null_slots_empty(column, name)
+        expect(checked > 100, f"only {checked} hidden cells: the masks are not as set up")
+        # Values that only hidden cells hold (rows outside Rīga), and that no visible value
+        # contains, must not occur in any buffer received.
+        visible = set()
+        for batch in batches:
+            for row in batch.to_pylist():
+                visible.update(str(v) for v in row.values() if v is not None)
+        hidden = set()
+        for row in full:
+            if row["municipality"] == "Rīga":
+                continue
+            for key in ("given_name", "family_name", "declared_address_code"):
+                v = row.get(key)
+                if isinstance(v, str) and len(v) >= 6 and not any(v in w for w in visible):
+                    hidden.add(v.encode())
+        expect(len(hidden) > 10, f"only {len(hidden)} values to look for")
+        raw = [
+            buf.to_pybytes()
+            for batch in batches
+            for column in batch.columns
+            for buf in all_buffers(column)
+        ]
+        leaked = sorted(v for v in hidden if any(v in r for r in raw))
+        expect(not leaked, f"hidden values in the buffers: {leaked[:5]}")
+        return f"{checked} hidden cells empty; {len(hidden)} hidden values absent from the bytes"
+
     def close(self):
         for key in ("conn", "bank_conn", "client"):
             if key in self.state:
@@ -297,18 +351,71 @@ class Checks:
                     pass
 
 
+def all_buffers(array):
+    """Every buffer of an array, its children's and its dictionary's included."""
+    out = [b for b in array.buffers() if b is not None]
+    if pa.types.is_dictionary(array.type):
+        out.extend(all_buffers(array.dictionary))
+    return out
+
+
+def null_slots_empty(array, name):
+    """Check the raw buffers of the null slots of `array`: a fixed-width slot holds zeros, a
+    variable-width slot no bytes (equal offsets), a view slot zeros. Returns how many."""
+    nulls = [i for i, valid in enumerate(array.is_valid().to_pylist()) if not valid]
+    if not nulls:
+        return 0
+    t = array.type
+    buffers = array.buffers()
+    at = array.offset
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        offsets = struct.unpack_from(f"<{at + len(array) + 1}i", buffers[1])
+        for i in nulls:
+            expect(
+                offsets[at + i] == offsets[at + i + 1],
+                f"hidden cell {i} of `{name}` carries bytes",
+            )
+    elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        offsets = struct.unpack_from(f"<{at + len(array) + 1}q", buffers[1])
+        for i in nulls:
+            expect(offsets[at + i] == offsets[at + i + 1], f"hidden cell {i} of `{name}`")
+    elif pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        views = buffers[1].to_pybytes()
+        for i in nulls:
+            slot = views[(at + i) * 16 : (at + i + 1) * 16]
+            expect(slot == bytes(16), f"hidden view {i} of `{name}` is not zero")
+    elif pa.types.is_dictionary(t):
+        width = t.index_type.bit_width // 8
+        data = buffers[1].to_pybytes()
+        for i in nulls:
+            slot = data[(at + i) * width : (at + i + 1) * width]
+            expect(slot == bytes(width), f"hidden index {i} of `{name}` is not zero")
+    elif pa.types.is_boolean(t):
+        pass  # one bit; its value says nothing once the row is known to be there
+    elif t.bit_width is not None and t.bit_width % 8 == 0:
+        width = t.bit_width // 8
+        data = buffers[1].to_pybytes()
+        for i in nulls:
+            slot = data[(at + i) * width : (at + i + 1) * width]
+            expect(slot == bytes(width), f"hidden cell {i} of `{name}` is {slot.hex()}")
+    else:
+        raise AssertionError(f"no buffer check for {t} (`{name}`)")
+    return len(nulls)
+
+
 def first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(argv):
-    if len(argv) not in (4, 5):
+    if len(argv) not in (4, 5, 6):
         print(__doc__, file=sys.stderr)
         return 2
     uri, token, bank_token = argv[1:4]
-    granted = (argv[4] if len(argv) == 5 else DEMO_BANK_COLUMNS).split(",")
-    checks = Checks(uri, token, bank_token, granted)
+    granted = (argv[4] if len(argv) >= 5 else DEMO_BANK_COLUMNS).split(",")
+    riga_token = argv[5] if len(argv) == 6 else None
+    checks = Checks(uri, token, bank_token, granted, riga_token)
     order = [
         checks.adbc_connect_with_handshake,
         checks.adbc_get_objects_lists_persons,
@@ -325,6 +432,7 @@ def main(argv):
         checks.bank_select_star_is_the_agreement,
         checks.bank_flight_info_is_the_agreement,
         checks.bank_non_granted_column_fails,
+        checks.riga_hidden_cells_are_not_in_the_buffers,
     ]
     print(f"Flight compatibility against {uri}")
     passed = failed = 0
