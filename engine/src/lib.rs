@@ -34,6 +34,7 @@
 //! - [`demo`]: the deterministic generator of the four demo registers.
 
 pub mod audit;
+pub mod bounded;
 pub mod changes;
 mod deadline;
 pub mod definition;

@@ -115,11 +115,12 @@ impl QueryEnv {
             .with_batch_size(config.batch_size.max(1))
             .with_default_catalog_and_schema("dagr", "public")
             .with_create_default_catalog_and_schema(false);
-        let template = SessionStateBuilder::new()
+        let mut template = SessionStateBuilder::new()
             .with_config(session)
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
+        crate::bounded::bound_functions(&mut template).map_err(Error::internal)?;
         Ok(Self {
             template,
             config: config.clone(),
