@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, Result};
-use crate::extract::{Body, Caller, PageParams, Params, paged};
+use crate::extract::{Caller, PageParams, Params, paged};
 use crate::gate::{self, RawJson};
 use crate::governance::{ApprovalInput, GovError, Governance, IssuedToken, RequestInput};
 use crate::model::*;
@@ -456,15 +456,17 @@ pub struct Reason {
 /// It is refused on every server within a second.
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/revoke", tag = "tokens",
     params(("id" = i64, Path, description = "Token id")), request_body = OptionalReason,
-    responses((status = 200, body = Token), (status = 404, body = Problem),
-        (status = 409, body = Problem)),
+    responses((status = 200, body = Token), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<OptionalReason>,
+    body: RawJson,
 ) -> Result<Json<Token>> {
+    s.gov.revocable_token(&p, id).await?;
+    let b: OptionalReason = body.parse()?;
     let reason = b.reason.unwrap_or_default();
     Ok(Json(s.gov.revoke_token(&p, id, &reason).await?))
 }
@@ -738,8 +740,10 @@ pub(crate) async fn withdraw_request(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<i64>,
-    Body(b): Body<OptionalReason>,
+    body: RawJson,
 ) -> Result<Json<AccessRequest>> {
+    Governance::require_requester(&p, &s.gov.request(&p, id).await?)?;
+    let b: OptionalReason = body.parse()?;
     Ok(Json(s.gov.withdraw(&p, id, b.reason.as_deref()).await?))
 }
 

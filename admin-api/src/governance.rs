@@ -799,9 +799,11 @@ impl Governance {
         Ok(self.store.tokens(Some(system), page).await?)
     }
 
-    /// Revoke a token (admin; an owner of its system's organisation; or the token itself).
-    /// Refused when it is already revoked.
-    pub async fn revoke_token(&self, p: &Principal, id: i64, reason: &str) -> GovResult<Token> {
+    /// Token `id`, if `p` may revoke it (admin; an owner or a person of its system's
+    /// organisation; or the token itself): 404 for a token `p` does not see, 403 for one it
+    /// sees but may not revoke. The role check of [`Governance::revoke_token`], for callers
+    /// that check before they read the request body.
+    pub async fn revocable_token(&self, p: &Principal, id: i64) -> GovResult<Token> {
         let t = self.token(p, id).await?;
         let own = p.token_id.as_deref() == Some(&id.to_string());
         if !own && p.role != Role::Admin {
@@ -814,6 +816,13 @@ impl Governance {
                 Self::require_admin_or_owner_of(p, &s.organisation)?;
             }
         }
+        Ok(t)
+    }
+
+    /// Revoke a token (admin; an owner of its system's organisation; or the token itself).
+    /// Refused when it is already revoked.
+    pub async fn revoke_token(&self, p: &Principal, id: i64, reason: &str) -> GovResult<Token> {
+        let t = self.revocable_token(p, id).await?;
         let reason = text("reason", reason, false)?;
         if !self.store.revoke_token(id, &p.describe(), &reason).await? {
             return Err(GovError::Conflict(format!("token {id} is already revoked")));
@@ -1219,6 +1228,18 @@ impl Governance {
         }
     }
 
+    /// Refuse anyone but a consumer of the organisation that filed request `r` (who may
+    /// withdraw it).
+    pub fn require_requester(p: &Principal, r: &AccessRequest) -> GovResult<()> {
+        if p.role == Role::Consumer && p.organisation.as_deref() == Some(&r.consumer_organisation) {
+            Ok(())
+        } else {
+            Err(GovError::Forbidden(
+                "only the requesting organisation withdraws a request".into(),
+            ))
+        }
+    }
+
     /// Refuse a pending request with a reason (the dataset's owner).
     pub async fn refuse(&self, p: &Principal, id: i64, reason: &str) -> GovResult<AccessRequest> {
         let r = self.request(p, id).await?;
@@ -1236,13 +1257,7 @@ impl Governance {
         reason: Option<&str>,
     ) -> GovResult<AccessRequest> {
         let r = self.request(p, id).await?;
-        if !(p.role == Role::Consumer
-            && p.organisation.as_deref() == Some(&r.consumer_organisation))
-        {
-            return Err(GovError::Forbidden(
-                "only the requesting organisation withdraws a request".into(),
-            ));
-        }
+        Self::require_requester(p, &r)?;
         let reason = reason.map(|r| text("reason", r, false)).transpose()?;
         self.close(p, r, RequestStatus::Withdrawn, reason.as_deref())
             .await
