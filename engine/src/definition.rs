@@ -50,6 +50,12 @@ pub fn check_type_string(text: &str) -> std::result::Result<(), String> {
                 }
             }
             ')' | ']' | '>' | '}' => depth = depth.saturating_sub(1),
+            // Arrow writes a time zone escaped and reads it back unescaped: a backslash or a
+            // control character would not survive a save and a restart (found by fuzzing).
+            '\\' => return Err("a type may not contain a backslash".into()),
+            c if c.is_control() => {
+                return Err("a type may not contain control characters".into());
+            }
             _ => {}
         }
     }

@@ -52,6 +52,39 @@ pub const DEFAULT_MAX_SQL_OPERATORS: usize = 1_000;
 /// the type strings of dataset definitions.
 pub const MAX_LITERAL_NESTING: usize = crate::definition::MAX_TYPE_DEPTH;
 
+/// Deepest nesting of brackets (round or square) accepted in SQL and in row scopes and
+/// ticket filters. sqlparser's time grows exponentially with the nesting of some constructs
+/// (`CAST(CAST(...`, `POSITION(`, `CASE(`, `ARRAY[`: about 3x a level, seconds by 14-20
+/// levels), well below its recursion limit, so nesting is refused on the tokens first.
+pub const MAX_SQL_NESTING: usize = 12;
+
+/// Refuse SQL text whose brackets nest deeper than [`MAX_SQL_NESTING`] (on the tokens, before
+/// any parser runs). An untokenizable text is left to the parser, which reports it.
+pub(crate) fn check_nesting(sql: &str) -> Result<()> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let mut depth = 0usize;
+    for t in &tokens {
+        match t {
+            Token::LParen | Token::LBracket => {
+                depth += 1;
+                if depth > MAX_SQL_NESTING {
+                    return Err(Error::InvalidQuery(format!(
+                        "the expression nests brackets more than {MAX_SQL_NESTING} levels deep; \
+                         at most {MAX_SQL_NESTING} are accepted"
+                    )));
+                }
+            }
+            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Limits on queries.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -269,6 +302,7 @@ impl QueryEnv {
             )));
         }
         check_complexity(sql, self.config.max_operators)?;
+        check_nesting(sql)?;
         let dialect = self.template.config().options().sql_parser.dialect;
         let statement = self
             .template

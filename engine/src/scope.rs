@@ -27,6 +27,7 @@ pub fn parse(dataset: &str, schema: &arrow::datatypes::Schema, predicate: &str) 
     if predicate.len() > MAX_SCOPE_LEN {
         return Err(invalid(format!("longer than {MAX_SCOPE_LEN} bytes")));
     }
+    crate::query::check_nesting(predicate).map_err(|e| invalid(e.to_string()))?;
     let df_schema = DFSchema::try_from(schema.clone()).map_err(|e| invalid(e.to_string()))?;
     let ctx = SessionContext::new();
     let expr = ctx.parse_sql_expr(predicate, &df_schema).map_err(|e| {

@@ -110,6 +110,23 @@ fn deep_expressions_are_refused_by_name_and_the_deepest_accepted_one_runs() {
         );
         let err = sql(&e, &Access::Unrestricted, &cast).await.unwrap_err();
         assert!(err.contains("nests brackets more than 8 levels"), "{err}");
+        // Nested constructs the parser takes exponential time over are refused by depth.
+        let nested = format!(
+            "SELECT {}1{} FROM people",
+            "CAST(".repeat(20),
+            " AS BIGINT)".repeat(20)
+        );
+        let err = sql(&e, &Access::Unrestricted, &nested).await.unwrap_err();
+        assert!(err.contains("more than 12 levels deep"), "{err}");
+        let ok = format!(
+            "SELECT {}1{} AS n FROM people LIMIT 1",
+            "CAST(".repeat(12),
+            " AS BIGINT)".repeat(12)
+        );
+        assert_eq!(
+            rows(&sql_batches(&e, &Access::Unrestricted, &ok).await.unwrap()),
+            1
+        );
         // The deepest chain the default limit accepts plans and runs on the task's stack.
         let at_limit = format!(
             "SELECT 1{} AS n FROM people LIMIT 1",

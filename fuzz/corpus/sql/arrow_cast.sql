@@ -1,0 +1,1 @@
+SELECT arrow_cast(1, 'Int64'), arrow_cast('2024-01-01', 'Date32'), arrow_cast(1, 'Dictionary(Int32, Utf8)')

@@ -1,0 +1,1 @@
+SELECT arrow_cast(1, 'List(List(List(List(List(List(List(List(List(Int64)))))))))')

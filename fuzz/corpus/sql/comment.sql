@@ -1,0 +1,2 @@
+SELECT 1 -- trailing
+/* block /* nested */ */

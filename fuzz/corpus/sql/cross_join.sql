@@ -1,0 +1,1 @@
+SELECT count(*) FROM persons a CROSS JOIN persons b CROSS JOIN persons c

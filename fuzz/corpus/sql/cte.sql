@@ -1,0 +1,1 @@
+WITH x AS (SELECT * FROM companies WHERE employees > 5) SELECT name FROM x UNION ALL SELECT name FROM x

@@ -1,0 +1,1 @@
+SELECT to_date('99999-01-01'), to_timestamp(9223372036854775807), date_trunc('year', birth_date) FROM persons LIMIT 3

@@ -1,0 +1,1 @@
+SELECT municipality, count(*), min(birth_date), array_agg(given_name) FROM persons GROUP BY municipality ORDER BY 2 DESC

@@ -1,0 +1,1 @@
+SELECT p.given_name, a.full_address FROM persons p JOIN addresses a ON p.declared_address_code = a.address_code LIMIT 10

@@ -1,0 +1,1 @@
+SELECT * FROM persons WHERE personal_code = '010190-12345'

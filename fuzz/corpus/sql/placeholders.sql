@@ -1,0 +1,1 @@
+SELECT * FROM persons WHERE personal_code = $1 AND birth_date > $2

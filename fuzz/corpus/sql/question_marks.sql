@@ -1,0 +1,1 @@
+SELECT ? + ?, * FROM companies WHERE registration_number = ?

@@ -1,0 +1,1 @@
+SELECT "personal_code", "given""name" FROM "persons"

@@ -1,0 +1,1 @@
+SELECT regexp_replace(given_name, '(((((((((a*)*)*)*)*)*)*)*)*)*$', 'x') FROM persons

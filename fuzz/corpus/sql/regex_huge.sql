@@ -1,0 +1,1 @@
+SELECT regexp_like('a', 'a{1000}{1000}{1000}')

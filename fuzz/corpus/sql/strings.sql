@@ -1,0 +1,1 @@
+SELECT substr(given_name, -9223372036854775808, 9223372036854775807), left(given_name, -5), split_part(given_name, '', -1), chr(1114112) FROM persons LIMIT 2

@@ -1,0 +1,1 @@
+SELECT named_struct('a', 1, 'b', [1, 2]), {'x': 1}['x'], make_map(['a'], [1])

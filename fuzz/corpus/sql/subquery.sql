@@ -1,0 +1,1 @@
+SELECT * FROM persons WHERE personal_code IN (SELECT owner_code FROM real_estate) AND EXISTS (SELECT 1 FROM companies)

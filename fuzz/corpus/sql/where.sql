@@ -1,0 +1,1 @@
+SELECT personal_code, given_name FROM persons WHERE municipality = 'Rīga' AND birth_date < DATE '1990-01-01'

@@ -1,0 +1,1 @@
+SELECT personal_code, row_number() OVER (PARTITION BY municipality ORDER BY birth_date) FROM persons

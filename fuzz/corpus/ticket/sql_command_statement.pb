@@ -1,0 +1,4 @@
+
+Ctype.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery
+
+SELECT 1

@@ -1,0 +1,3 @@
+
+Atype.googleapis.com/arrow.flight.protocol.sql.CommandGetDbSchemas
+dagrpub%

@@ -1,0 +1,3 @@
+
+Ktype.googleapis.com/arrow.flight.protocol.sql.CommandPreparedStatementQuery
+no such handle

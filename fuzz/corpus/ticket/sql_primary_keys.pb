@@ -1,0 +1,3 @@
+
+Ctype.googleapis.com/arrow.flight.protocol.sql.CommandGetPrimaryKeys
+dagrpublicpersons

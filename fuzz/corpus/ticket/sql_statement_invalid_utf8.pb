@@ -1,0 +1,3 @@
+
+Btype.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery
+SELECT 'ÿþ' FROM persons

@@ -1,0 +1,4 @@
+
+Btype.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery
+
+SELEC

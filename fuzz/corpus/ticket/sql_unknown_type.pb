@@ -1,0 +1,3 @@
+
+type.googleapis.com/nope.Nope
+abc

@@ -1,0 +1,2 @@
+
+Dtype.googleapis.com/arrow.flight.protocol.sql.CommandGetXdbcTypeInfoÿÿÿÿÿÿÿÿÿ
