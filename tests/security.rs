@@ -15,7 +15,7 @@ use common::{PURPOSE, Server, credentials, get_auth, post_auth};
 use dagr_engine::arrow::array::{Array, AsArray, RecordBatch};
 use dagr_engine::arrow::datatypes::DataType;
 use futures::TryStreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::Code;
 use tonic::transport::Channel;
 
