@@ -877,7 +877,7 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     assert_eq!(status, 201, "a pending request: {pending}");
 
     // An applied schema change of `persons`: its description, which breaks nothing.
-    let mut c = FlightServiceClient::new(channel(server).await);
+    let mut c = FlightServiceClient::new(common::flight_channel(server).await);
     let definition = drain(
         c.do_action(request(
             Action::new("dagr.definition", "persons"),
@@ -942,14 +942,6 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     (Fixtures(fx), tokens)
 }
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.flight.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 fn row_name(row: &Row) -> String {
     match row.call {
         Call::Rest { method, path, .. } => format!("{method} {}", template(path)),
@@ -991,7 +983,7 @@ async fn every_role_gets_the_decided_status_on_every_route() {
     ));
 
     // ... and for every action type the server offers.
-    let mut c = FlightServiceClient::new(channel(&server).await);
+    let mut c = FlightServiceClient::new(common::flight_channel(&server).await);
     let offered: BTreeSet<String> = drain(
         c.list_actions(request(Empty {}, tokens[6].as_deref()))
             .await,
@@ -1016,7 +1008,7 @@ async fn every_role_gets_the_decided_status_on_every_route() {
 
     // Every cell.
     let http = reqwest::Client::new();
-    let flight = channel(&server).await;
+    let flight = common::flight_channel(&server).await;
     let mut observed: Vec<Vec<Observed>> = Vec::new();
     for row in MATRIX {
         let cells = tokens.iter().map(|token| {

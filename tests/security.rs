@@ -7,37 +7,18 @@
 
 mod common;
 
+use arrow_flight::Ticket;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::{FlightClient, Ticket};
 use common::{PURPOSE, Server, credentials, get_auth, post_auth};
 use dagr_engine::arrow::array::{Array, AsArray, RecordBatch};
 use dagr_engine::arrow::datatypes::DataType;
 use futures::TryStreamExt;
 use serde_json::json;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const PERSONS: usize = 1000;
-
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.flight.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn client(server: &Server, token: &str, purpose: Option<&str>) -> FlightClient {
-    let mut c = FlightClient::new(channel(server).await);
-    c.add_header("authorization", &format!("Bearer {token}"))
-        .unwrap();
-    if let Some(p) = purpose {
-        c.add_header("x-dagr-purpose", p).unwrap();
-    }
-    c
-}
 
 async fn collect(stream: FlightRecordBatchStream) -> Result<Vec<RecordBatch>, FlightError> {
     stream.try_collect().await
@@ -99,7 +80,7 @@ async fn hidden_cells_are_absent_from_the_buffers_a_flight_client_receives() {
     let riga = common::second_riga_agreement(&server, &creds).await;
 
     // Every person now, with given_name etc. only on Rīga's rows.
-    let mut c = client(&server, &riga, Some(PURPOSE)).await;
+    let mut c = common::flight_client(&server, &riga, Some(PURPOSE)).await;
     let got = collect(
         c.do_get(Ticket::new(json!({"dataset": "persons"}).to_string()))
             .await
@@ -121,7 +102,7 @@ async fn hidden_cells_are_absent_from_the_buffers_a_flight_client_receives() {
     }
 
     // Flight SQL: the same cells through a SQL scan.
-    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    let mut sql = FlightSqlServiceClient::new(common::flight_channel(&server).await);
     sql.set_token(riga.clone());
     sql.set_header("x-dagr-purpose", PURPOSE);
     let info = sql
@@ -191,7 +172,7 @@ async fn hostile_type_strings_and_sql_are_refused_and_the_server_keeps_answering
     assert_eq!(ct, "application/problem+json");
 
     // SQL: a flat chain of 30 000 operators and a deep type inside arrow_cast.
-    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    let mut sql = FlightSqlServiceClient::new(common::flight_channel(&server).await);
     sql.set_token(bank.clone());
     sql.set_header("x-dagr-purpose", PURPOSE);
     for (q, needle) in [
@@ -232,16 +213,16 @@ async fn counts_and_key_probes_need_a_purpose_and_are_recorded() {
     let bank = common::system_token(&creds, "BANKA", "consumer");
 
     // Without a purpose: refused, for a count and for a probe that returns no column.
-    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    let mut sql = FlightSqlServiceClient::new(common::flight_channel(&server).await);
     sql.set_token(bank.clone());
     let err = sql
         .execute("SELECT count(*) FROM persons".into(), None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
-    let mut c = client(&server, &bank, None).await;
+    let mut c = common::flight_client(&server, &bank, None).await;
     let code = {
-        let mut owner = client(
+        let mut owner = common::flight_client(
             &server,
             &common::system_token(&creds, "PMLP", "provider"),
             Some(PURPOSE),
@@ -272,7 +253,7 @@ async fn counts_and_key_probes_need_a_purpose_and_are_recorded() {
     assert!(err.to_string().contains("x-dagr-purpose"), "{err}");
 
     // With a purpose: answered, and the probed person sees it in their usage log.
-    let mut c = client(&server, &bank, Some("existence check")).await;
+    let mut c = common::flight_client(&server, &bank, Some("existence check")).await;
     let got = collect(
         c.do_get(Ticket::new(
             json!({"dataset": "persons", "keys": [code], "columns": []}).to_string(),
@@ -300,7 +281,7 @@ async fn counts_and_key_probes_need_a_purpose_and_are_recorded() {
 
 /// A Flight SQL statement's ticket, planned for `token`.
 async fn statement_ticket(server: &Server, token: &str, q: &str) -> Ticket {
-    let mut sql = FlightSqlServiceClient::new(channel(server).await);
+    let mut sql = FlightSqlServiceClient::new(common::flight_channel(server).await);
     sql.set_token(token.to_owned());
     let info = sql.execute(q.to_owned(), None).await.unwrap();
     info.endpoint[0].ticket.clone().unwrap()
@@ -323,14 +304,14 @@ async fn a_token_holds_a_bounded_number_of_streams_and_a_query_a_bounded_time() 
     // back-pressure) and so one of the token's permits.
     let endless = "SELECT value FROM range(1000000000000)";
     let ticket = statement_ticket(&server, &bank, endless).await;
-    let mut c = client(&server, &bank, None).await;
+    let mut c = common::flight_client(&server, &bank, None).await;
     let first = c.do_get(ticket.clone()).await.unwrap();
     let second = c.do_get(ticket.clone()).await.unwrap();
     let err = c.do_get(ticket.clone()).await.unwrap_err();
     assert_eq!(code_of(&err), Code::ResourceExhausted, "{err}");
     assert!(err.to_string().contains("--max-streams-per-token"), "{err}");
     // Another token is not affected.
-    let mut other = client(&server, &riga, None).await;
+    let mut other = common::flight_client(&server, &riga, None).await;
     let count = statement_ticket(&server, &riga, "SELECT count(*) FROM range(10)").await;
     assert_eq!(
         collect(other.do_get(count).await.unwrap())
@@ -358,7 +339,7 @@ async fn a_token_holds_a_bounded_number_of_streams_and_a_query_a_bounded_time() 
     drop((second, third));
 
     // A query that computes for longer than the limit fails, naming it; the server answers.
-    let mut sql = FlightSqlServiceClient::new(channel(&server).await);
+    let mut sql = FlightSqlServiceClient::new(common::flight_channel(&server).await);
     sql.set_token(riga.clone());
     let slow = statement_ticket(&server, &riga, "SELECT count(*) FROM range(1000000000000)").await;
     let started = std::time::Instant::now();

@@ -195,18 +195,22 @@ pub fn system_token(creds: &Value, organisation: &str, role: &str) -> String {
         .to_owned()
 }
 
+/// A connected channel to `server`'s Flight endpoint.
+pub async fn flight_channel(server: &Server) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(server.flight.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// A Flight client of `server` with a bearer token and, when given, a declared purpose.
 pub async fn flight_client(
     server: &Server,
     token: &str,
     purpose: Option<&str>,
 ) -> arrow_flight::FlightClient {
-    let channel = tonic::transport::Channel::from_shared(server.flight.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut c = arrow_flight::FlightClient::new(channel);
+    let mut c = arrow_flight::FlightClient::new(flight_channel(server).await);
     c.add_header("authorization", &format!("Bearer {token}"))
         .unwrap();
     if let Some(p) = purpose {
