@@ -1,0 +1,802 @@
+//! Generation of each register's rows, with the indexes later registers draw keys from.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------------------
+
+/// What later registers need to know about the addresses.
+pub(super) struct AddressIndex {
+    pub(super) codes: Vec<i64>,
+    pub(super) municipality: Vec<u8>,
+    /// Indices of addresses with an apartment, and of those without.
+    pub(super) with_apartment: Vec<usize>,
+    pub(super) without_apartment: Vec<usize>,
+}
+
+impl AddressIndex {
+    pub(super) fn pick(&self, rng: &mut Rng, apartment: bool) -> usize {
+        let list = if apartment {
+            &self.with_apartment
+        } else {
+            &self.without_apartment
+        };
+        if list.is_empty() {
+            rng.index(self.codes.len())
+        } else {
+            *rng.pick(list)
+        }
+    }
+}
+
+/// Personal codes, 12 ASCII bytes each, back to back, and birth days.
+pub(super) struct PersonIndex {
+    pub(super) codes: String,
+    pub(super) birth: Vec<i32>,
+}
+
+impl PersonIndex {
+    pub(super) fn code(&self, i: usize) -> &str {
+        &self.codes[i * 12..i * 12 + 12]
+    }
+}
+
+pub(super) struct CompanyIndex {
+    pub(super) numbers: Vec<u64>,
+    pub(super) registered: Vec<i32>,
+}
+
+/// Appends rows to column builders and cuts a batch every [`MAX_BATCH_ROWS`] rows.
+pub(super) struct Batcher {
+    pub(super) schema: SchemaRef,
+    pub(super) rows: usize,
+    pub(super) batches: Vec<RecordBatch>,
+}
+
+impl Batcher {
+    pub(super) fn new(def: &DatasetDefinition) -> Self {
+        Self {
+            schema: def.arrow_schema(),
+            rows: 0,
+            batches: Vec::new(),
+        }
+    }
+
+    /// Count a row; true when the batch is full and must be cut.
+    pub(super) fn row_done(&mut self) -> bool {
+        self.rows += 1;
+        self.rows == MAX_BATCH_ROWS
+    }
+
+    pub(super) fn cut(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
+        self.batches
+            .push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        self.rows = 0;
+        Ok(())
+    }
+}
+
+pub(super) fn cap(rows: usize) -> usize {
+    rows.min(MAX_BATCH_ROWS)
+}
+
+pub(super) fn decimal_builder(rows: usize) -> Decimal128Builder {
+    Decimal128Builder::with_capacity(cap(rows)).with_data_type(DataType::Decimal128(18, 2))
+}
+
+/// Round to `1 / scale`, exactly reproducibly.
+pub(super) fn round_to(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
+}
+
+pub(super) fn to_cents(eur: f64) -> i128 {
+    (eur * 100.0).round() as i128
+}
+
+/// Lower-case ASCII form of a Latvian name, for e-mail addresses.
+pub(super) fn push_ascii_lower(out: &mut String, s: &str) {
+    for c in s.chars() {
+        let f = match c {
+            'ā' | 'Ā' => 'a',
+            'č' | 'Č' => 'c',
+            'ē' | 'Ē' => 'e',
+            'ģ' | 'Ģ' => 'g',
+            'ī' | 'Ī' => 'i',
+            'ķ' | 'Ķ' => 'k',
+            'ļ' | 'Ļ' => 'l',
+            'ņ' | 'Ņ' => 'n',
+            'š' | 'Š' => 's',
+            'ū' | 'Ū' => 'u',
+            'ž' | 'Ž' => 'z',
+            other => other.to_ascii_lowercase(),
+        };
+        if f.is_ascii_alphanumeric() {
+            out.push(f);
+        }
+    }
+}
+
+/// Weights of the personal-code check digit.
+pub(super) const CHECK_WEIGHTS: [u32; 10] = [1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/// The check digit of a personal code's first ten digits, or `None` when the rule gives 10
+/// (no valid code has those ten digits).
+pub(super) fn check_digit(digits: &[u8; 10]) -> Option<u8> {
+    let sum: u32 = digits
+        .iter()
+        .zip(CHECK_WEIGHTS)
+        .map(|(&d, w)| u32::from(d) * w)
+        .sum();
+    let c = (1101 - sum) % 11;
+    (c < 10).then_some(c as u8)
+}
+
+/// Draw a unique personal code: old form from the birth date, or new form `32NNNN-NNNNN`.
+pub(super) fn draw_personal_code(
+    rng: &mut Rng,
+    birth: i32,
+    new_form: bool,
+    seen: &mut HashSet<u64>,
+) -> [u8; 12] {
+    let (y, m, d) = civil_from_days(birth);
+    loop {
+        let mut digits = [0u8; 10];
+        if new_form {
+            digits[0] = 3;
+            digits[1] = 2;
+            for x in &mut digits[2..] {
+                *x = rng.digit();
+            }
+        } else {
+            let yy = y.rem_euclid(100) as u32;
+            digits[0] = (d / 10) as u8;
+            digits[1] = (d % 10) as u8;
+            digits[2] = (m / 10) as u8;
+            digits[3] = (m % 10) as u8;
+            digits[4] = (yy / 10) as u8;
+            digits[5] = (yy % 10) as u8;
+            digits[6] = (y / 100 - 18) as u8;
+            for x in &mut digits[7..] {
+                *x = rng.digit();
+            }
+        }
+        let Some(check) = check_digit(&digits) else {
+            continue;
+        };
+        let number =
+            digits.iter().fold(0u64, |acc, &x| acc * 10 + u64::from(x)) * 10 + u64::from(check);
+        if !seen.insert(number) {
+            continue;
+        }
+        let mut code = [b'-'; 12];
+        for (i, &x) in digits.iter().enumerate() {
+            code[if i < 6 { i } else { i + 1 }] = b'0' + x;
+        }
+        code[11] = b'0' + check;
+        return code;
+    }
+}
+
+pub(super) fn generate_addresses(
+    n: usize,
+    seed: u64,
+    def: &DatasetDefinition,
+) -> Result<(Vec<RecordBatch>, AddressIndex)> {
+    let mut rng = Rng::new(seed, 1);
+    let weights = Weights::new(MUNI.iter().map(|m| u64::from(m.population)));
+    let mut batcher = Batcher::new(def);
+    let c = cap(n);
+    let mut code_b = Int64Builder::with_capacity(c);
+    let mut full_b = StringBuilder::with_capacity(c, c * 40);
+    let mut street_b = StringBuilder::with_capacity(c, c * 14);
+    let mut house_b = StringBuilder::with_capacity(c, c * 4);
+    let mut apt_b = StringBuilder::with_capacity(c, c * 2);
+    let mut muni_b = StringBuilder::with_capacity(c, c * 10);
+    let mut post_b = StringBuilder::with_capacity(c, c * 7);
+    let mut lat_b = Float64Builder::with_capacity(c);
+    let mut lon_b = Float64Builder::with_capacity(c);
+
+    let mut index = AddressIndex {
+        codes: Vec::with_capacity(n),
+        municipality: Vec::with_capacity(n),
+        with_apartment: Vec::new(),
+        without_apartment: Vec::new(),
+    };
+    let mut full = String::with_capacity(96);
+    let mut house = String::with_capacity(16);
+    let mut apt = String::with_capacity(8);
+    let mut post = String::with_capacity(8);
+    let mut code: i64 = 100_000_000 + rng.below(1_000) as i64;
+
+    for i in 0..n {
+        code += 1 + rng.below(64) as i64;
+        let mi = weights.pick(&mut rng);
+        let m = &MUNI[mi];
+        full.clear();
+        house.clear();
+        apt.clear();
+        post.clear();
+        let postcode = rng.range(i64::from(m.post.0), i64::from(m.post.1));
+        write!(post, "LV-{postcode:04}").expect("write to String");
+
+        // A town address (street, number, maybe an apartment) or a rural named house.
+        let rural = !m.city && rng.chance(0.5);
+        let street: Option<&str>;
+        if rural {
+            street = None;
+            let home = *rng.pick(HOMESTEADS);
+            let parish = *rng.pick(m.parishes);
+            let stem = m.name.strip_suffix(" novads").unwrap_or(m.name);
+            house.push_str(home);
+            write!(full, "“{home}”, {parish} pag., {stem} nov., {post}").expect("write");
+        } else {
+            let s = if mi == RIGA && rng.chance(0.6) {
+                *rng.pick(RIGA_STREETS)
+            } else {
+                *rng.pick(TOWN_STREETS)
+            };
+            street = Some(s);
+            let u = rng.unit();
+            let number = 1 + (u * u * 140.0) as u32;
+            write!(house, "{number}").expect("write");
+            if rng.chance(0.07) {
+                house.push(if rng.chance(0.7) { 'A' } else { 'B' });
+            } else if mi == RIGA && rng.chance(0.06) {
+                write!(house, " k-{}", 1 + rng.below(5)).expect("write");
+            }
+            let apartment_share = match (mi == RIGA, m.city) {
+                (true, _) => 0.72,
+                (false, true) => 0.58,
+                (false, false) => 0.35,
+            };
+            if rng.chance(apartment_share) {
+                let u = rng.unit();
+                write!(apt, "{}", 1 + (u * u * 120.0) as u32).expect("write");
+            }
+            write!(full, "{s} {house}").expect("write");
+            if !apt.is_empty() {
+                write!(full, " - {apt}").expect("write");
+            }
+            if m.city {
+                write!(full, ", {}, {post}", m.name).expect("write");
+            } else {
+                let stem = m.name.strip_suffix(" novads").unwrap_or(m.name);
+                write!(full, ", {}, {stem} nov., {post}", m.town).expect("write");
+            }
+        }
+
+        // Near the centre: tighter in a city, wider in a novads.
+        let (dlat, dlon) = if m.city { (0.035, 0.06) } else { (0.17, 0.30) };
+        let lat = m.lat + dlat * (rng.unit() + rng.unit() - 1.0);
+        let lon = m.lon + dlon * (rng.unit() + rng.unit() - 1.0);
+
+        code_b.append_value(code);
+        full_b.append_value(&full);
+        street_b.append_option(street);
+        house_b.append_value(&house);
+        if apt.is_empty() {
+            apt_b.append_null();
+            index.without_apartment.push(i);
+        } else {
+            apt_b.append_value(&apt);
+            index.with_apartment.push(i);
+        }
+        muni_b.append_value(m.name);
+        post_b.append_value(&post);
+        lat_b.append_value(round_to(lat.clamp(55.68, 58.08), 1e6));
+        lon_b.append_value(round_to(lon.clamp(20.98, 28.23), 1e6));
+        index.codes.push(code);
+        index.municipality.push(mi as u8);
+
+        if batcher.row_done() || i + 1 == n {
+            batcher.cut(vec![
+                Arc::new(code_b.finish()),
+                Arc::new(full_b.finish()),
+                Arc::new(street_b.finish()),
+                Arc::new(house_b.finish()),
+                Arc::new(apt_b.finish()),
+                Arc::new(muni_b.finish()),
+                Arc::new(post_b.finish()),
+                Arc::new(lat_b.finish()),
+                Arc::new(lon_b.finish()),
+            ])?;
+        }
+    }
+    Ok((batcher.batches, index))
+}
+
+pub(super) fn generate_persons(
+    n: usize,
+    seed: u64,
+    def: &DatasetDefinition,
+    addresses: &AddressIndex,
+) -> Result<(Vec<RecordBatch>, PersonIndex)> {
+    let mut rng = Rng::new(seed, 2);
+    let muni_weights = Weights::new(MUNI.iter().map(|m| u64::from(m.population)));
+    let years: Vec<i32> = BIRTH_PERIODS.iter().flat_map(|&(a, b, _)| a..=b).collect();
+    let year_weights = Weights::new(
+        BIRTH_PERIODS
+            .iter()
+            .flat_map(|&(a, b, w)| (a..=b).map(move |_| w)),
+    );
+    let new_form_from = days_from_civil(2017, 7, 1);
+
+    let mut batcher = Batcher::new(def);
+    let c = cap(n);
+    let mut code_b = StringBuilder::with_capacity(c, c * 12);
+    let mut given_b = StringBuilder::with_capacity(c, c * 7);
+    let mut family_b = StringBuilder::with_capacity(c, c * 9);
+    let mut birth_b = Date32Builder::with_capacity(c);
+    let mut sex_b = StringBuilder::with_capacity(c, c);
+    let mut addr_b = Int64Builder::with_capacity(c);
+    let mut muni_b = StringBuilder::with_capacity(c, c * 10);
+    let mut cit_b = StringBuilder::with_capacity(c, c * 3);
+    let mut phone_b = StringBuilder::with_capacity(c, c * 13);
+    let mut email_b = StringBuilder::with_capacity(c, c * 24);
+
+    let mut index = PersonIndex {
+        codes: String::with_capacity(n * 12),
+        birth: Vec::with_capacity(n),
+    };
+    let mut seen = HashSet::with_capacity(n);
+    let mut phone = String::with_capacity(16);
+    let mut email = String::with_capacity(48);
+
+    for i in 0..n {
+        let year = years[year_weights.pick(&mut rng)];
+        let first = days_from_civil(year, 1, 1);
+        let last = (days_from_civil(year + 1, 1, 1) - 1).min(LAST_DAY);
+        let birth = random_day(&mut rng, first, last);
+        let new_form = birth >= new_form_from || rng.chance(0.065);
+        let code = draw_personal_code(&mut rng, birth, new_form, &mut seen);
+        let code = std::str::from_utf8(&code).expect("personal codes are ASCII");
+        index.codes.push_str(code);
+        index.birth.push(birth);
+
+        let female = rng.chance(0.53);
+        let slavic = rng.chance(0.22);
+        let given = match (female, slavic) {
+            (false, false) => *rng.pick(MALE_LV),
+            (false, true) => *rng.pick(MALE_SLAVIC),
+            (true, false) => *rng.pick(FEMALE_LV),
+            (true, true) => *rng.pick(FEMALE_SLAVIC),
+        };
+        let (male_family, female_family) = if slavic {
+            *rng.pick(FAMILY_SLAVIC)
+        } else {
+            *rng.pick(FAMILY_LV)
+        };
+        let family = if female { female_family } else { male_family };
+
+        let (address, municipality) = if addresses.codes.is_empty() || rng.chance(0.03) {
+            (None, MUNI[muni_weights.pick(&mut rng)].name)
+        } else {
+            let a = rng.index(addresses.codes.len());
+            (
+                Some(addresses.codes[a]),
+                MUNI[usize::from(addresses.municipality[a])].name,
+            )
+        };
+        let citizenship = pick_weighted(
+            &mut rng,
+            if slavic {
+                CITIZENSHIP_SLAVIC
+            } else {
+                CITIZENSHIP_LV
+            },
+        );
+
+        let (birth_year, _, _) = civil_from_days(birth);
+        phone.clear();
+        let has_phone = birth_year <= 2015 && rng.chance(0.9);
+        if has_phone {
+            phone.push_str("+371 2");
+            for _ in 0..7 {
+                phone.push(char::from(b'0' + rng.digit()));
+            }
+        }
+        email.clear();
+        let has_email = birth_year <= 2011 && rng.chance(0.55);
+        if has_email {
+            match rng.below(4) {
+                0 => {
+                    push_ascii_lower(&mut email, given);
+                    email.push('.');
+                    push_ascii_lower(&mut email, family);
+                }
+                1 => {
+                    push_ascii_lower(&mut email, given);
+                    email.push('.');
+                    push_ascii_lower(&mut email, family);
+                    write!(email, "{:02}", birth_year.rem_euclid(100)).expect("write");
+                }
+                2 => {
+                    let mut initial = [0u8; 4];
+                    let g = given.chars().next().expect("non-empty name");
+                    push_ascii_lower(&mut email, g.encode_utf8(&mut initial));
+                    push_ascii_lower(&mut email, family);
+                }
+                _ => {
+                    push_ascii_lower(&mut email, family);
+                    email.push('.');
+                    push_ascii_lower(&mut email, given);
+                    write!(email, "{}", rng.below(100)).expect("write");
+                }
+            }
+            email.push('@');
+            email.push_str(pick_weighted(&mut rng, EMAIL_DOMAINS));
+        }
+
+        code_b.append_value(code);
+        given_b.append_value(given);
+        family_b.append_value(family);
+        birth_b.append_value(birth);
+        sex_b.append_value(if female { "F" } else { "M" });
+        addr_b.append_option(address);
+        muni_b.append_value(municipality);
+        cit_b.append_option(citizenship);
+        if has_phone {
+            phone_b.append_value(&phone);
+        } else {
+            phone_b.append_null();
+        }
+        if has_email {
+            email_b.append_value(&email);
+        } else {
+            email_b.append_null();
+        }
+
+        if batcher.row_done() || i + 1 == n {
+            batcher.cut(vec![
+                Arc::new(code_b.finish()),
+                Arc::new(given_b.finish()),
+                Arc::new(family_b.finish()),
+                Arc::new(birth_b.finish()),
+                Arc::new(sex_b.finish()),
+                Arc::new(addr_b.finish()),
+                Arc::new(muni_b.finish()),
+                Arc::new(cit_b.finish()),
+                Arc::new(phone_b.finish()),
+                Arc::new(email_b.finish()),
+            ])?;
+        }
+    }
+    Ok((batcher.batches, index))
+}
+
+pub(super) fn employees(rng: &mut Rng, form: &str) -> i32 {
+    let (lo, hi) = match form {
+        "IK" => (0, 3),
+        "ZS" => (0, 12),
+        "Biedrība" => (0, 5),
+        "Nodibinājums" => (0, 25),
+        "AS" => match rng.below(10) {
+            0..=3 => (10, 249),
+            4..=8 => (250, 1_500),
+            _ => (1_500, 6_000),
+        },
+        _ => match rng.below(100) {
+            0..=39 => (0, 1),
+            40..=69 => (2, 9),
+            70..=89 => (10, 49),
+            90..=97 => (50, 249),
+            _ => (250, 2_500),
+        },
+    };
+    rng.range(lo, hi) as i32
+}
+
+pub(super) fn share_capital(rng: &mut Rng, form: &str) -> Option<i128> {
+    let eur = match form {
+        "SIA" => match rng.below(10) {
+            0..=2 => 2_800.0,
+            3 => rng.range(1, 2_799) as f64,
+            4..=7 => rng.range(2_800, 50_000) as f64,
+            _ => {
+                let u = rng.unit();
+                50_000.0 + u * u * u * 5_000_000.0
+            }
+        },
+        "AS" => {
+            let u = rng.unit();
+            35_000.0 + u * u * u * 50_000_000.0
+        }
+        _ => return None,
+    };
+    Some(to_cents(eur.round()))
+}
+
+pub(super) fn generate_companies(
+    n: usize,
+    seed: u64,
+    def: &DatasetDefinition,
+    addresses: &AddressIndex,
+) -> Result<(Vec<RecordBatch>, CompanyIndex)> {
+    let mut rng = Rng::new(seed, 3);
+    let first_day = days_from_civil(1991, 1, 1);
+    let boom = days_from_civil(2004, 1, 1);
+
+    let mut batcher = Batcher::new(def);
+    let c = cap(n);
+    let mut reg_b = StringBuilder::with_capacity(c, c * 11);
+    let mut name_b = StringBuilder::with_capacity(c, c * 24);
+    let mut form_b = StringBuilder::with_capacity(c, c * 4);
+    let mut date_b = Date32Builder::with_capacity(c);
+    let mut status_b = StringBuilder::with_capacity(c, c * 7);
+    let mut addr_b = Int64Builder::with_capacity(c);
+    let mut nace_b = StringBuilder::with_capacity(c, c * 5);
+    let mut capital_b = decimal_builder(n);
+    let mut emp_b = Int32Builder::with_capacity(c);
+
+    let mut index = CompanyIndex {
+        numbers: Vec::with_capacity(n),
+        registered: Vec::with_capacity(n),
+    };
+    let mut seen = HashSet::with_capacity(n);
+    let mut reg = String::with_capacity(12);
+    let mut name = String::with_capacity(64);
+
+    for i in 0..n {
+        let form = pick_weighted(&mut rng, LEGAL_FORMS);
+        let registered = if rng.chance(0.25) {
+            random_day(&mut rng, first_day, boom - 1)
+        } else {
+            random_day(&mut rng, boom, LAST_DAY)
+        };
+        let (reg_year, _, _) = civil_from_days(registered);
+
+        // 4 or 5, a block that depends on the form and the era, then six digits.
+        let block: u64 = match form {
+            "Biedrība" | "Nodibinājums" => 8,
+            "IK" | "ZS" => 2,
+            _ if reg_year >= 2018 => 203,
+            _ if reg_year >= 2010 => 103,
+            _ => 3,
+        };
+        let number = loop {
+            let lead: u64 = if rng.chance(0.85) { 4 } else { 5 };
+            let candidate = lead * 10_000_000_000 + block * 1_000_000 + rng.below(1_000_000);
+            if seen.insert(candidate) {
+                break candidate;
+            }
+        };
+        reg.clear();
+        write!(reg, "{number:011}").expect("write");
+
+        name.clear();
+        match form {
+            "SIA" | "AS" | "IK" if rng.chance(0.2) => {
+                write!(name, "{form} \"{}\"", rng.pick(NAME_BRANDS)).expect("write");
+            }
+            "ZS" => write!(name, "ZS \"{}\"", rng.pick(HOMESTEADS)).expect("write"),
+            "Biedrība" => write!(
+                name,
+                "Biedrība \"{} {}\"",
+                rng.pick(NAME_PLACES),
+                rng.pick(NAME_ASSOCIATIONS)
+            )
+            .expect("write"),
+            "Nodibinājums" => write!(
+                name,
+                "Nodibinājums \"{} {}\"",
+                rng.pick(NAME_PLACES),
+                rng.pick(NAME_FOUNDATIONS)
+            )
+            .expect("write"),
+            _ => write!(
+                name,
+                "{form} \"{} {}\"",
+                rng.pick(NAME_PLACES),
+                rng.pick(NAME_TRADES)
+            )
+            .expect("write"),
+        }
+
+        let status = if registered > days_from_civil(2024, 1, 1) {
+            "active"
+        } else {
+            pick_weighted(&mut rng, STATUSES)
+        };
+        let nace = pick_weighted(
+            &mut rng,
+            match form {
+                "ZS" => NACE_FARM,
+                "Biedrība" => NACE_ASSOCIATION,
+                "Nodibinājums" => NACE_FOUNDATION,
+                _ => NACE,
+            },
+        );
+        // Companies cluster in Rīga more than people do.
+        let mut a = addresses.pick(&mut rng, false);
+        if usize::from(addresses.municipality[a]) != RIGA && rng.chance(0.3) {
+            a = addresses.pick(&mut rng, false);
+        }
+        let staff = if status == "liquidated" {
+            0
+        } else {
+            employees(&mut rng, form)
+        };
+
+        reg_b.append_value(&reg);
+        name_b.append_value(&name);
+        form_b.append_value(form);
+        date_b.append_value(registered);
+        status_b.append_value(status);
+        addr_b.append_value(addresses.codes[a]);
+        nace_b.append_value(nace);
+        capital_b.append_option(share_capital(&mut rng, form));
+        emp_b.append_value(staff);
+        index.numbers.push(number);
+        index.registered.push(registered);
+
+        if batcher.row_done() || i + 1 == n {
+            batcher.cut(vec![
+                Arc::new(reg_b.finish()),
+                Arc::new(name_b.finish()),
+                Arc::new(form_b.finish()),
+                Arc::new(date_b.finish()),
+                Arc::new(status_b.finish()),
+                Arc::new(addr_b.finish()),
+                Arc::new(nace_b.finish()),
+                Arc::new(capital_b.finish()),
+                Arc::new(emp_b.finish()),
+            ])?;
+        }
+    }
+    Ok((batcher.batches, index))
+}
+
+pub(super) fn generate_real_estate(
+    n: usize,
+    seed: u64,
+    def: &DatasetDefinition,
+    addresses: &AddressIndex,
+    persons: &PersonIndex,
+    companies: &CompanyIndex,
+) -> Result<Vec<RecordBatch>> {
+    let mut rng = Rng::new(seed, 4);
+    let muni_weights = Weights::new(MUNI.iter().map(|m| u64::from(m.population)));
+    let cadastre_start = days_from_civil(1993, 1, 1);
+
+    let mut batcher = Batcher::new(def);
+    let c = cap(n);
+    let mut cad_b = StringBuilder::with_capacity(c, c * 11);
+    let mut type_b = StringBuilder::with_capacity(c, c * 9);
+    let mut area_b = Float64Builder::with_capacity(c);
+    let mut addr_b = Int64Builder::with_capacity(c);
+    let mut owner_b = StringBuilder::with_capacity(c, c * 12);
+    let mut kind_b = StringBuilder::with_capacity(c, c * 7);
+    let mut value_b = decimal_builder(n);
+    let mut date_b = Date32Builder::with_capacity(c);
+
+    let mut seen = HashSet::with_capacity(n);
+    let mut cad = String::with_capacity(12);
+    let mut company_code = String::with_capacity(12);
+
+    for i in 0..n {
+        let kind = pick_weighted(&mut rng, PROPERTY_TYPES);
+        let addressed = match kind {
+            "apartment" => true,
+            "land" => rng.chance(0.88),
+            _ => rng.chance(0.98),
+        };
+        let (address, mi) = if addressed && !addresses.codes.is_empty() {
+            let a = addresses.pick(&mut rng, kind == "apartment");
+            (
+                Some(addresses.codes[a]),
+                usize::from(addresses.municipality[a]),
+            )
+        } else {
+            (None, muni_weights.pick(&mut rng))
+        };
+        let m = &MUNI[mi];
+
+        let territory = if m.city {
+            u64::from(m.cadastre)
+        } else {
+            u64::from(m.cadastre) * 100 + 1 + rng.below(60)
+        };
+        let number = loop {
+            let candidate = territory * 10_000_000 + rng.below(10_000_000);
+            if seen.insert(candidate) {
+                break candidate;
+            }
+        };
+        cad.clear();
+        write!(cad, "{number:011}").expect("write");
+
+        // Price level: Rīga, then Pierīga (former Rīga district), other cities, the rest.
+        let level = if mi == RIGA {
+            1.0
+        } else if m.cadastre == 80 {
+            0.65
+        } else if m.city {
+            0.5
+        } else {
+            0.3
+        };
+        let u = rng.unit();
+        let v = 0.6 + 0.8 * rng.unit();
+        let (area, value) = match kind {
+            "apartment" => {
+                let area = round_to(22.0 + u * u * 110.0 + 10.0 * rng.unit(), 10.0);
+                (area, area * 900.0 * level * v)
+            }
+            "building" => {
+                let area = round_to(15.0 + u * u * 700.0, 1.0);
+                (area, area * 220.0 * level * v)
+            }
+            "land" if m.city || m.cadastre == 80 => {
+                let area = round_to(300.0 + u * u * 4_000.0, 1.0);
+                (area, area * 35.0 * level * v)
+            }
+            "land" => {
+                let area = round_to(600.0 + u * u * u * 250_000.0, 1.0);
+                (area, area * 0.3 * v)
+            }
+            _ => {
+                let area = if m.city {
+                    round_to(400.0 + u * u * 2_500.0, 1.0)
+                } else {
+                    round_to(1_500.0 + u * u * 60_000.0, 1.0)
+                };
+                let house = 70.0 + 230.0 * rng.unit();
+                let land_rate = if m.city || m.cadastre == 80 {
+                    35.0
+                } else {
+                    0.5
+                };
+                (area, (area * land_rate + house * 400.0) * level * v)
+            }
+        };
+
+        // Owners: mostly persons; registration after the cadastre started, after the
+        // company was founded, and for a person usually once of age.
+        let person_owner = !persons.birth.is_empty() && rng.chance(0.75);
+        let (owner, owner_kind, earliest) = if person_owner {
+            let p = rng.index(persons.birth.len());
+            let birth = persons.birth[p];
+            let of_age = birth + 18 * 365 + 4;
+            let earliest = if of_age <= LAST_DAY && rng.chance(0.97) {
+                of_age.max(cadastre_start)
+            } else {
+                birth.max(cadastre_start)
+            };
+            (persons.code(p), "person", earliest)
+        } else {
+            let k = rng.index(companies.numbers.len());
+            company_code.clear();
+            write!(company_code, "{:011}", companies.numbers[k]).expect("write");
+            (
+                company_code.as_str(),
+                "company",
+                companies.registered[k].max(cadastre_start),
+            )
+        };
+        let registered = random_day(&mut rng, earliest, LAST_DAY);
+
+        cad_b.append_value(&cad);
+        type_b.append_value(kind);
+        area_b.append_value(area);
+        addr_b.append_option(address);
+        owner_b.append_value(owner);
+        kind_b.append_value(owner_kind);
+        value_b.append_value(to_cents(value.max(50.0)));
+        date_b.append_value(registered);
+
+        if batcher.row_done() || i + 1 == n {
+            batcher.cut(vec![
+                Arc::new(cad_b.finish()),
+                Arc::new(type_b.finish()),
+                Arc::new(area_b.finish()),
+                Arc::new(addr_b.finish()),
+                Arc::new(owner_b.finish()),
+                Arc::new(kind_b.finish()),
+                Arc::new(value_b.finish()),
+                Arc::new(date_b.finish()),
+            ])?;
+        }
+    }
+    Ok(batcher.batches)
+}

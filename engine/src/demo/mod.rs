@@ -1,0 +1,522 @@
+//! Synthetic but realistic Latvian registers for demos, tests and benchmarks.
+//!
+//! Four datasets are generated as Arrow record batches: the population register
+//! (`persons`, PMLP), the enterprise register (`companies`, UR), the address register
+//! (`addresses`, VZD) and the real-estate cadastre (`real_estate`, VZD). Their sizes scale
+//! with the number of persons, their foreign keys are consistent (declared and legal
+//! addresses, property addresses and owners all exist) and the data are a pure function of
+//! [`DemoConfig`]: the same persons count and seed always give byte-identical batches.
+//!
+//! The generator uses its own small PRNG (SplitMix64) and only exact floating-point
+//! arithmetic, so the output does not change with the version of a random-number crate or
+//! with the platform's maths library.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::definition::{Attribute, DatasetDefinition};
+use crate::error::{Error, Result};
+
+mod definitions;
+mod generate;
+mod reference;
+mod rng;
+
+pub use definitions::definitions;
+use generate::*;
+pub use reference::MUNICIPALITIES;
+use reference::*;
+use rng::*;
+
+/// The seed used when none is given.
+pub const DEFAULT_SEED: u64 = 20_261_127;
+
+/// Most rows in one generated record batch.
+pub const MAX_BATCH_ROWS: usize = 65_536;
+
+/// How much demo data to generate, and from which seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoConfig {
+    /// Number of persons; the other registers scale with it.
+    pub persons: usize,
+    /// PRNG seed: the same seed and size always give the same data.
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            persons: 200_000,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+/// One generated register: its definition and its rows.
+#[derive(Debug, Clone)]
+pub struct DemoDataset {
+    /// The validated dataset definition.
+    pub definition: DatasetDefinition,
+    /// The rows, in batches of at most [`MAX_BATCH_ROWS`] rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Row counts `(addresses, companies, real_estate)` for a number of persons.
+fn sizes(persons: usize) -> (usize, usize, usize) {
+    (
+        (persons / 2).max(10),
+        (persons / 10).max(5),
+        (persons / 2).max(10),
+    )
+}
+
+/// Generate the four registers, in the order persons, companies, addresses, real_estate.
+///
+/// The result is a pure function of `cfg`. Batches hold at most [`MAX_BATCH_ROWS`] rows;
+/// a register with no rows has no batches.
+pub fn generate(cfg: &DemoConfig) -> Result<Vec<DemoDataset>> {
+    let mut defs = definitions().into_iter();
+    let (Some(persons_def), Some(companies_def), Some(addresses_def), Some(real_estate_def)) =
+        (defs.next(), defs.next(), defs.next(), defs.next())
+    else {
+        return Err(Error::Internal("demo definitions are incomplete".into()));
+    };
+    let (n_addresses, n_companies, n_real_estate) = sizes(cfg.persons);
+
+    let (address_batches, addresses) = generate_addresses(n_addresses, cfg.seed, &addresses_def)?;
+    let (company_batches, companies) =
+        generate_companies(n_companies, cfg.seed, &companies_def, &addresses)?;
+    let (person_batches, persons) =
+        generate_persons(cfg.persons, cfg.seed, &persons_def, &addresses)?;
+    let real_estate_batches = generate_real_estate(
+        n_real_estate,
+        cfg.seed,
+        &real_estate_def,
+        &addresses,
+        &persons,
+        &companies,
+    )?;
+
+    Ok(vec![
+        DemoDataset {
+            definition: persons_def,
+            batches: person_batches,
+        },
+        DemoDataset {
+            definition: companies_def,
+            batches: company_batches,
+        },
+        DemoDataset {
+            definition: addresses_def,
+            batches: address_batches,
+        },
+        DemoDataset {
+            definition: real_estate_def,
+            batches: real_estate_batches,
+        },
+    ])
+}
+
+/// Write each dataset to `dir/{name}.parquet` (Snappy-compressed) and its definition to
+/// `dir/{name}.definition.json`, creating `dir` if needed.
+///
+/// Returns the written paths: for each dataset its Parquet file, then its definition.
+pub fn write_parquet(datasets: &[DemoDataset], dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Store(format!("cannot create directory {}: {e}", dir.display())))?;
+    let mut written = Vec::with_capacity(datasets.len() * 2);
+    for ds in datasets {
+        let name = &ds.definition.name;
+
+        let path = dir.join(format!("{name}.parquet"));
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::Store(format!("cannot write {}: {e}", path.display()))
+        };
+        let file = File::create(&path).map_err(|e| fail(&e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let schema = ds
+            .batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| ds.definition.arrow_schema());
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| fail(&e))?;
+        for batch in &ds.batches {
+            writer.write(batch).map_err(|e| fail(&e))?;
+        }
+        writer.close().map_err(|e| fail(&e))?;
+        written.push(path);
+
+        let path = dir.join(format!("{name}.definition.json"));
+        let json = serde_json::to_string_pretty(&ds.definition)
+            .map_err(|e| Error::Internal(format!("cannot serialise definition `{name}`: {e}")))?;
+        std::fs::write(&path, json)
+            .map_err(|e| Error::Store(format!("cannot write {}: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Date32Type, Int64Type};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+
+    fn small(persons: usize, seed: u64) -> Vec<DemoDataset> {
+        generate(&DemoConfig { persons, seed }).unwrap()
+    }
+
+    fn rows(ds: &DemoDataset) -> usize {
+        ds.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    fn strings(ds: &DemoDataset, col: &str) -> Vec<Option<String>> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(i).as_string::<i32>();
+                (0..a.len())
+                    .map(|r| a.is_valid(r).then(|| a.value(r).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn ints(ds: &DemoDataset, col: &str) -> Vec<Option<i64>> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(i).as_primitive::<Int64Type>();
+                (0..a.len())
+                    .map(|r| a.is_valid(r).then(|| a.value(r)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn dates(ds: &DemoDataset, col: &str) -> Vec<i32> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| b.column(i).as_primitive::<Date32Type>().values().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn calendar_round_trips() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+        for z in days_from_civil(1899, 12, 1)..days_from_civil(2031, 1, 1) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
+    fn definitions_validate_in_order() {
+        let defs = definitions();
+        let names: Vec<_> = defs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["persons", "companies", "addresses", "real_estate"]);
+        let owners: Vec<_> = defs.iter().map(|d| d.owner.as_str()).collect();
+        assert_eq!(owners, ["PMLP", "UR", "VZD", "VZD"]);
+        for d in &defs {
+            assert_eq!(d.clone().validated().unwrap(), *d);
+            assert!(!d.description.is_empty());
+            assert!(d.attributes.iter().all(|a| !a.description.is_empty()));
+        }
+        assert!(
+            defs[0]
+                .attributes
+                .iter()
+                .all(|a| a.personal && a.subject.as_deref() == Some("personal_code"))
+        );
+        assert!(defs[1].attributes.iter().all(|a| !a.personal));
+        assert!(defs[2].attributes.iter().all(|a| !a.personal));
+        let personal: Vec<_> = defs[3]
+            .attributes
+            .iter()
+            .filter(|a| a.personal)
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(personal, ["owner_code"]);
+    }
+
+    #[test]
+    fn municipalities_are_43_distinct() {
+        let set: HashSet<_> = MUNICIPALITIES.iter().collect();
+        assert_eq!(set.len(), 43);
+        assert_eq!(MUNICIPALITIES[0], "Rīga");
+        assert_eq!(
+            MUNICIPALITIES
+                .iter()
+                .filter(|m| m.ends_with(" novads"))
+                .count(),
+            36
+        );
+        for m in &MUNI {
+            assert!(m.post.0 <= m.post.1 && m.post.1 <= 5999, "{}", m.name);
+            assert!((55.67..=58.09).contains(&m.lat) && (20.97..=28.24).contains(&m.lon));
+            assert!(m.city || !m.parishes.is_empty());
+        }
+    }
+
+    #[test]
+    fn deterministic_per_seed() {
+        let a = small(3_000, 7);
+        let b = small(3_000, 7);
+        let c = small(3_000, 8);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.batches, y.batches);
+        }
+        for (x, z) in a.iter().zip(&c) {
+            assert_ne!(x.batches, z.batches, "{}", x.definition.name);
+        }
+    }
+
+    #[test]
+    fn sizes_scale_and_batches_are_bounded() {
+        for (n, expect) in [
+            (0, [0, 5, 10, 10]),
+            (7, [7, 5, 10, 10]),
+            (5_000, [5_000, 500, 2_500, 2_500]),
+        ] {
+            let ds = small(n, DEFAULT_SEED);
+            let got: Vec<_> = ds.iter().map(rows).collect();
+            assert_eq!(got, expect, "persons = {n}");
+        }
+        let ds = small(140_000, 1);
+        assert_eq!(rows(&ds[0]), 140_000);
+        assert_eq!(ds[0].batches.len(), 3);
+        for d in &ds {
+            for b in &d.batches {
+                assert!(b.num_rows() <= MAX_BATCH_ROWS && b.num_rows() > 0);
+                assert_eq!(b.schema(), d.definition.arrow_schema());
+            }
+        }
+    }
+
+    #[test]
+    fn keys_unique_and_foreign_keys_consistent() {
+        let ds = small(20_000, DEFAULT_SEED);
+        let (persons, companies, addresses, real_estate) = (&ds[0], &ds[1], &ds[2], &ds[3]);
+
+        let codes: HashSet<String> = strings(persons, "personal_code")
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(codes.len(), rows(persons));
+        let regs: HashSet<String> = strings(companies, "registration_number")
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(regs.len(), rows(companies));
+        assert!(
+            regs.iter()
+                .all(|r| r.len() == 11 && (r.starts_with('4') || r.starts_with('5')))
+        );
+        let cads: HashSet<String> = strings(real_estate, "cadastre_number")
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(cads.len(), rows(real_estate));
+        assert!(
+            cads.iter()
+                .all(|c| c.len() == 11 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
+
+        let address_muni: HashMap<i64, String> = ints(addresses, "address_code")
+            .into_iter()
+            .map(Option::unwrap)
+            .zip(
+                strings(addresses, "municipality")
+                    .into_iter()
+                    .map(Option::unwrap),
+            )
+            .collect();
+        assert_eq!(address_muni.len(), rows(addresses));
+        assert!(
+            address_muni
+                .keys()
+                .all(|&c| (100_000_000..1_000_000_000).contains(&c))
+        );
+        assert!(
+            address_muni
+                .values()
+                .all(|m| MUNICIPALITIES.contains(&m.as_str()))
+        );
+
+        // Persons: declared address exists and the municipality matches it.
+        let mut nulls = 0;
+        for (addr, muni) in ints(persons, "declared_address_code")
+            .into_iter()
+            .zip(strings(persons, "municipality"))
+        {
+            let muni = muni.unwrap();
+            match addr {
+                Some(a) => assert_eq!(address_muni[&a], muni),
+                None => {
+                    nulls += 1;
+                    assert!(MUNICIPALITIES.contains(&muni.as_str()));
+                }
+            }
+        }
+        assert!(nulls > 0 && nulls < rows(persons) / 10);
+        let riga = strings(persons, "municipality")
+            .into_iter()
+            .filter(|m| m.as_deref() == Some("Rīga"))
+            .count();
+        assert!((0.25..0.40).contains(&(riga as f64 / rows(persons) as f64)));
+
+        for a in ints(companies, "legal_address_code") {
+            assert!(address_muni.contains_key(&a.unwrap()));
+        }
+        for a in ints(real_estate, "address_code").into_iter().flatten() {
+            assert!(address_muni.contains_key(&a));
+        }
+        let mut kinds = HashMap::new();
+        for (owner, kind) in strings(real_estate, "owner_code")
+            .into_iter()
+            .zip(strings(real_estate, "owner_kind"))
+        {
+            let (owner, kind) = (owner.unwrap(), kind.unwrap());
+            match kind.as_str() {
+                "person" => assert!(codes.contains(&owner)),
+                "company" => assert!(regs.contains(&owner)),
+                other => panic!("owner kind {other}"),
+            }
+            *kinds.entry(kind).or_insert(0usize) += 1;
+        }
+        let share = kinds["person"] as f64 / rows(real_estate) as f64;
+        assert!((0.7..0.8).contains(&share));
+    }
+
+    #[test]
+    fn personal_codes_are_valid_and_match_birth_dates() {
+        let ds = small(20_000, 99);
+        let persons = &ds[0];
+        let codes = strings(persons, "personal_code");
+        let births = dates(persons, "birth_date");
+        let mut new_form = 0;
+        for (code, birth) in codes.iter().zip(births) {
+            let code = code.as_deref().unwrap();
+            let b = code.as_bytes();
+            assert_eq!(b.len(), 12);
+            assert_eq!(b[6], b'-');
+            let digits: Vec<u32> = code
+                .bytes()
+                .filter(|c| *c != b'-')
+                .map(|c| u32::from(c - b'0'))
+                .collect();
+            assert_eq!(digits.len(), 11);
+            let sum: u32 = digits[..10]
+                .iter()
+                .zip(CHECK_WEIGHTS)
+                .map(|(d, w)| d * w)
+                .sum();
+            assert_eq!((1101 - sum) % 11, digits[10], "{code}");
+            if code.starts_with("32") {
+                new_form += 1;
+                continue;
+            }
+            let (y, m, d) = civil_from_days(birth);
+            let expect = format!("{d:02}{m:02}{:02}-{}", y % 100, y / 100 - 18);
+            assert_eq!(&code[..8], expect, "{code}");
+        }
+        let share = f64::from(new_form) / codes.len() as f64;
+        assert!((0.1..0.2).contains(&share), "new-form share {share}");
+        let first = days_from_civil(1930, 1, 1);
+        assert!(
+            dates(persons, "birth_date")
+                .iter()
+                .all(|&d| (first..=LAST_DAY).contains(&d))
+        );
+    }
+
+    #[test]
+    fn names_and_contacts_look_right() {
+        let ds = small(5_000, 3);
+        let persons = &ds[0];
+        for ((sex, family), email) in strings(persons, "sex")
+            .into_iter()
+            .zip(strings(persons, "family_name"))
+            .zip(strings(persons, "email"))
+        {
+            let (sex, family) = (sex.unwrap(), family.unwrap());
+            let known = FAMILY_LV
+                .iter()
+                .chain(FAMILY_SLAVIC)
+                .any(|&(m, f)| if sex == "M" { m == family } else { f == family });
+            assert!(known, "{sex} {family}");
+            if let Some(e) = email {
+                assert!(e.is_ascii() && e.contains('@'), "{e}");
+            }
+        }
+        for phone in strings(persons, "phone").into_iter().flatten() {
+            assert!(phone.starts_with("+371 2") && phone.len() == 13, "{phone}");
+        }
+        let companies = &ds[1];
+        let caps = companies.batches[0]
+            .column(7)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
+        for (r, form) in strings(companies, "legal_form").into_iter().enumerate() {
+            let form = form.unwrap();
+            assert_eq!(caps.is_valid(r), form == "SIA" || form == "AS", "{form}");
+        }
+        for name in strings(companies, "name").into_iter().flatten() {
+            assert!(
+                name.ends_with('"') && name.matches('"').count() == 2,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_parquet_round_trip() {
+        let ds = small(2_000, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("demo");
+        let paths = write_parquet(&ds, &out).unwrap();
+        assert_eq!(paths.len(), 8);
+        for d in &ds {
+            let name = &d.definition.name;
+            let file = File::open(out.join(format!("{name}.parquet"))).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            let mut n = 0;
+            for b in reader {
+                let b = b.unwrap();
+                assert_eq!(b.schema().fields(), d.definition.arrow_schema().fields());
+                n += b.num_rows();
+            }
+            assert_eq!(n, rows(d), "{name}");
+            let json =
+                std::fs::read_to_string(out.join(format!("{name}.definition.json"))).unwrap();
+            let back: DatasetDefinition = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, d.definition);
+        }
+    }
+}
