@@ -1,6 +1,6 @@
 //! `dagr admin`: bootstrap and maintain the metadata store from the command line, without a
-//! running server: the first admin token, organisations, systems, their tokens and portal
-//! users.
+//! running server: the first admin token, organisations, systems, their tokens, portal
+//! users and their (persons') tokens.
 //!
 //! This module owns the flags of `dagr admin` and their execution. It opens only the
 //! metadata store (never the engine: a server may be running on the same data directory,
@@ -93,6 +93,20 @@ pub enum AdminCommand {
         #[arg(long, value_parser = parse_end_time)]
         expires_at: Option<Time>,
     },
+    /// Issue a person's token (kind `user`) for the portal user `--login`: it calls the API
+    /// as that person (their role, organisation and reads). Prints its `id` and the secret
+    /// `token`, shown only this once. Over the API only the person mints their own.
+    CreateUserToken {
+        /// Login of the person.
+        #[arg(long)]
+        login: String,
+        /// Free label, to recognise the token later.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// When the token stops working: RFC 3339, or YYYY-MM-DD (end of that day, UTC).
+        #[arg(long, value_parser = parse_end_time)]
+        expires_at: Option<Time>,
+    },
     /// Create a portal user. The password is read from an environment variable
     /// (--password-env) or from stdin (--password-stdin), never from the command line.
     CreateUser {
@@ -123,11 +137,14 @@ pub enum AdminCommand {
         #[arg(long)]
         organisation: Option<String>,
     },
-    /// List all tokens of a system (metadata only; secrets are not stored).
+    /// List all tokens of a system, or of a person (metadata only; secrets are not stored).
     ListTokens {
         /// Id of the system.
+        #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+        system: Option<i64>,
+        /// Login of the person (their user tokens).
         #[arg(long)]
-        system: i64,
+        user: Option<String>,
     },
     /// Revoke a token; a running server refuses it within a fraction of a second.
     RevokeToken {
@@ -196,6 +213,9 @@ fn new_token(t: IssuedToken) -> serde_json::Value {
     });
     if let Some(system) = t.token.system {
         v["system"] = system.into();
+    }
+    if let Some(login) = t.token.user_login {
+        v["user"] = login.into();
     }
     v
 }
@@ -319,6 +339,18 @@ async fn command(
             tracing::info!(id = t.token.id, system, "system token created");
             new_token(t)
         }
+        AdminCommand::CreateUserToken {
+            login,
+            label,
+            expires_at,
+        } => {
+            let t = gov
+                .create_user_token(None, login, label, *expires_at)
+                .await
+                .with_context(|| format!("creating a token for user `{login}`"))?;
+            tracing::info!(id = t.token.id, login = %login, "user token created");
+            new_token(t)
+        }
         AdminCommand::CreateUser {
             login,
             name,
@@ -362,13 +394,22 @@ async fn command(
             .context("listing systems")?;
             serde_json::to_value(&all)?
         }
-        AdminCommand::ListTokens { system } => {
-            let all = collect(
-                async |page| gov.system_tokens(p, *system, &page).await,
-                |t| t.id.to_string(),
-            )
-            .await
-            .with_context(|| format!("listing the tokens of system {system}"))?;
+        AdminCommand::ListTokens { system, user } => {
+            let all = match (system, user) {
+                (Some(system), _) => collect(
+                    async |page| gov.system_tokens(p, *system, &page).await,
+                    |t| t.id.to_string(),
+                )
+                .await
+                .with_context(|| format!("listing the tokens of system {system}"))?,
+                (None, Some(login)) => collect(
+                    async |page| gov.user_tokens(p, login, &page).await,
+                    |t| t.id.to_string(),
+                )
+                .await
+                .with_context(|| format!("listing the tokens of user `{login}`"))?,
+                (None, None) => bail!("list-tokens needs --system ID or --user LOGIN"),
+            };
             serde_json::to_value(&all)?
         }
         AdminCommand::RevokeToken { id, reason } => {

@@ -37,7 +37,8 @@ pub enum Command {
     #[command(subcommand)]
     Demo(DemoCommand),
     /// Manage the metadata store without a server: admin tokens, organisations, systems,
-    /// tokens and users (safe while a server runs on the same data directory).
+    /// tokens, users and persons' tokens (safe while a server runs on the same data
+    /// directory).
     Admin(crate::admin::AdminArgs),
     /// Check the usage audit log (hash chain) without a server.
     Audit(crate::audit::AuditArgs),

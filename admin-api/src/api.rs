@@ -365,14 +365,17 @@ pub(crate) async fn list_system_tokens(
     }))
 }
 
-/// A new admin or subject token.
+/// A new admin, subject or person's (user) token.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOtherToken {
-    /// `admin` or `subject` (system tokens are made under `/systems/{id}/tokens`).
+    /// `admin`, `subject` or `user` (system tokens are made under `/systems/{id}/tokens`).
     pub kind: TokenKind,
     /// Personal code, for subject tokens.
     pub subject: Option<String>,
+    /// The person's login, for user tokens: the caller's own (the default), since a
+    /// person's token is minted only by that person.
+    pub login: Option<String>,
     /// Free label.
     #[serde(default)]
     pub label: String,
@@ -380,19 +383,32 @@ pub struct CreateOtherToken {
     pub expires_at: Option<String>,
 }
 
-/// Issue an admin or a subject token (admin).
+/// Issue an admin or a subject token (admin), or a person's token (kind `user`: by that
+/// person, signed in to the portal; never by an admin for someone else, never by a token).
+/// A person's token authenticates as the person: their role, organisation and reads, as
+/// their portal session. The secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateOtherToken,
     responses((status = 201, body = IssuedToken), (status = 403, body = Problem),
-        (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn create_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     body: RawJson,
 ) -> Result<Response> {
-    Governance::require_admin(&p)?;
+    gate::token_minter(&p)?;
     let b: CreateOtherToken = body.parse()?;
     let expires = time_field("expires_at", b.expires_at.as_deref(), true)?;
+    let only_for = |field: &str, kind: &str| -> ApiError {
+        GovError::Invalid {
+            field: field.into(),
+            reason: format!("required for {kind} tokens, and only for them"),
+        }
+        .into()
+    };
+    if b.login.is_some() && b.kind != TokenKind::User {
+        return Err(only_for("login", "user"));
+    }
     let issued = match (b.kind, b.subject.as_deref()) {
         (TokenKind::Admin, None) => {
             s.gov
@@ -404,12 +420,14 @@ pub(crate) async fn create_token(
                 .create_subject_token(Some(&p), code, &b.label, expires)
                 .await?
         }
-        (TokenKind::Subject, None) | (TokenKind::Admin, Some(_)) => {
-            return Err(GovError::Invalid {
-                field: "subject".into(),
-                reason: "required for subject tokens, and only for them".into(),
-            }
-            .into());
+        (TokenKind::User, None) => {
+            let login = b.login.as_deref().or(p.user.as_deref()).unwrap_or("");
+            s.gov
+                .create_user_token(Some(&p), login, &b.label, expires)
+                .await?
+        }
+        (TokenKind::Subject, None) | (TokenKind::Admin | TokenKind::User, Some(_)) => {
+            return Err(only_for("subject", "subject"));
         }
         (TokenKind::System, _) => {
             return Err(GovError::Invalid {

@@ -112,8 +112,8 @@ impl PolicyState {
         };
         for t in tokens {
             let id = t.token.id.to_string();
-            let principal = match (t.token.kind, &t.system) {
-                (TokenKind::Admin, _) => Principal {
+            let principal = match (t.token.kind, &t.system, &t.user) {
+                (TokenKind::Admin, _, _) => Principal {
                     role: Role::Admin,
                     organisation: None,
                     system: None,
@@ -121,7 +121,7 @@ impl PolicyState {
                     user: None,
                     token_id: Some(id),
                 },
-                (TokenKind::System, Some(s)) => Principal {
+                (TokenKind::System, Some(s), _) => Principal {
                     role: match s.kind {
                         SystemKind::Provider => Role::Owner,
                         SystemKind::Consumer => Role::Consumer,
@@ -132,7 +132,7 @@ impl PolicyState {
                     user: None,
                     token_id: Some(id),
                 },
-                (TokenKind::Subject, _) if t.token.subject.is_some() => Principal {
+                (TokenKind::Subject, _, _) if t.token.subject.is_some() => Principal {
                     role: Role::Subject,
                     organisation: None,
                     system: None,
@@ -140,10 +140,17 @@ impl PolicyState {
                     user: None,
                     token_id: Some(id),
                 },
+                // A person's token acts as the person's portal session does, with the
+                // person's role and organisation as stored now.
+                (TokenKind::User, _, Some(u)) => Principal {
+                    token_id: Some(id),
+                    ..crate::Governance::user_principal(u)
+                },
                 _ => {
                     tracing::warn!(
                         token = t.token.id,
-                        "token without its system or subject; ignored"
+                        kind = t.token.kind.as_str(),
+                        "token without its system, subject or person; ignored"
                     );
                     continue;
                 }
@@ -356,6 +363,57 @@ mod tests {
         let h = token_hash(&a);
         assert_eq!(parse_hash(&to_hex(&h)), Some(h));
         assert_eq!(parse_hash("zz"), None);
+    }
+
+    #[test]
+    fn a_persons_token_is_the_persons_principal_and_ignored_without_the_person() {
+        use crate::model::{Token, User, UserRole};
+        let user = User {
+            id: 7,
+            login: "anna.bank".into(),
+            name: "Anna".into(),
+            organisation: Some("BANK".into()),
+            role: UserRole::Owner,
+            created_at: Time(0),
+        };
+        let entry = |id: i64, secret: &str, user: Option<User>| TokenAuth {
+            token: Token {
+                id,
+                prefix: String::new(),
+                kind: TokenKind::User,
+                system: None,
+                subject: None,
+                user: Some(7),
+                user_login: user.as_ref().map(|u| u.login.clone()),
+                label: String::new(),
+                created_at: Time(0),
+                created_by: String::new(),
+                expires_at: None,
+                revoked_at: None,
+            },
+            hash: token_hash(secret),
+            system: None,
+            user,
+        };
+        let (live, gone) = (
+            format!("{TOKEN_PREFIX}{}", "1".repeat(64)),
+            format!("{TOKEN_PREFIX}{}", "2".repeat(64)),
+        );
+        let policy = Policy::new(None);
+        policy.replace(PolicyState::new(
+            1,
+            vec![entry(1, &live, Some(user.clone())), entry(2, &gone, None)],
+            vec![],
+            vec![],
+        ));
+        assert_eq!(
+            policy.authenticate(&live),
+            Ok(Principal {
+                token_id: Some("1".into()),
+                ..crate::Governance::user_principal(&user)
+            })
+        );
+        assert_eq!(policy.authenticate(&gone), Err(AuthError::Invalid));
     }
 
     #[test]

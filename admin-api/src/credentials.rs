@@ -17,6 +17,17 @@
 //!   such a credential. Persons of an organisation, and each organisation's first system
 //!   token, are made on the server (`dagr admin create-user`, `dagr admin create-token`), by
 //!   whoever holds the data directory anyway. Over the API an admin creates admin users only.
+//! - **a person's token** (kind `user`, [`Governance::create_user_token`]) is minted only by
+//!   that person, signed in to the portal (a session: a principal with the person's login and
+//!   no token), or on the server (`dagr admin create-user-token`). Nobody mints one for
+//!   someone else, an admin included: it would let its maker act as the person, with the
+//!   person's reads and the person's name in every record;
+//! - **a person's token mints no credential** ([`Governance::refuse_person_token`]): no token
+//!   of any kind (not its own successor, not a system token, not an admin token) and no
+//!   user. It exists so that a program acts as the person; if it leaks, revoking it must
+//!   end all it can do, and a credential it had minted would outlive it. Otherwise it acts as
+//!   the person's session does: same role, organisation and reads, and it may revoke what
+//!   the person may revoke.
 //!
 //! Every credential created (a token minted, a user created with its password) is written to
 //! the governance history in the same transaction as the credential itself, with who made
@@ -27,9 +38,44 @@ use dagr_engine::{Principal, Role};
 use crate::governance::{GovError, GovResult, Governance};
 use crate::model::{System, SystemKind, User, UserRole};
 
+/// Whether `p` is a person acting through one of their tokens (kind `user`): the only
+/// principal with both a login and a token.
+pub fn is_person_token(p: &Principal) -> bool {
+    p.user.is_some() && p.token_id.is_some()
+}
+
 impl Governance {
+    /// Refuse a person's token (kind `user`): it mints no credential (see the
+    /// [module](self) docs). The first check of every rule here.
+    pub fn refuse_person_token(p: &Principal) -> GovResult<()> {
+        if is_person_token(p) {
+            return Err(GovError::Forbidden(
+                "a person's token mints no credential: tokens are minted from a portal \
+                 session (or with `dagr admin` on the server)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse `p` unless it may mint a token for the person whose login is `login`: only
+    /// that person, signed in to the portal (a principal with that login and no token);
+    /// never an admin for someone else, never a token (see the [module](self) docs).
+    pub fn may_issue_user_token(p: &Principal, login: &str) -> GovResult<()> {
+        Self::refuse_person_token(p)?;
+        if p.token_id.is_none() && p.user.as_deref() == Some(login) {
+            return Ok(());
+        }
+        Err(GovError::Forbidden(format!(
+            "a person's token is minted only by that person, signed in to the portal (or \
+             with `dagr admin create-user-token` on the server); nobody, an admin included, \
+             mints one for `{login}`"
+        )))
+    }
+
     /// Refuse `p` unless it may mint a token for system `s` (see the [module](self) docs).
     pub fn may_issue_system_token(p: &Principal, s: &System) -> GovResult<()> {
+        Self::refuse_person_token(p)?;
         let own_org = p.organisation.as_deref() == Some(s.organisation.as_str());
         let may = own_org
             && match s.kind {
@@ -61,6 +107,7 @@ impl Governance {
         organisation: Option<&str>,
         role: UserRole,
     ) -> GovResult<()> {
+        Self::refuse_person_token(p)?;
         Self::require_admin(p)?;
         if role != UserRole::Admin || organisation.is_some() {
             return Err(GovError::Forbidden(

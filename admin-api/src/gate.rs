@@ -105,6 +105,24 @@ pub fn consumer(p: &Principal) -> GovResult<()> {
     }
 }
 
+/// Refuse anyone who mints no token at `POST /api/v1/tokens`, whatever the body names: an
+/// admin (admin and subject tokens) and a person signed in to the portal (their own
+/// person's token) pass; each kind's rule follows once the body is read
+/// ([`crate::credentials`]). A person's token mints nothing, so it is refused here.
+pub fn token_minter(p: &Principal) -> GovResult<()> {
+    crate::Governance::refuse_person_token(p)?;
+    if p.role == Role::Admin || p.user.is_some() {
+        Ok(())
+    } else {
+        Err(GovError::Forbidden(
+            "only an admin (admin and subject tokens) or a person signed in to the portal \
+             (their own person's token) mints tokens here; system tokens are issued under \
+             /api/v1/systems/{id}/tokens"
+                .into(),
+        ))
+    }
+}
+
 /// Refuse anyone but a provider or consumer system (its system token), who reports usage.
 pub fn reporting_system(p: &Principal) -> GovResult<()> {
     if p.system.is_some() && matches!(p.role, Role::Consumer | Role::Owner) {

@@ -140,6 +140,9 @@ string_enum! {
         System => "system",
         /// A citizen (demo subject login; a national eID provider later).
         Subject => "subject",
+        /// A person (portal user) of an organisation, acting as themselves: their role and
+        /// organisation, read from the user whenever the access policy is built.
+        User => "user",
     }
 }
 
@@ -352,6 +355,10 @@ pub struct Token {
     pub system: Option<i64>,
     /// The subject's personal code, for subject tokens.
     pub subject: Option<String>,
+    /// The person's user id, for user tokens.
+    pub user: Option<i64>,
+    /// The person's login, for user tokens (for display; `None` if the user is gone).
+    pub user_login: Option<String>,
     /// Free label.
     pub label: String,
     /// When it was made.
@@ -373,6 +380,8 @@ pub struct TokenAuth {
     pub hash: [u8; 32],
     /// The system's organisation and kind, for system tokens.
     pub system: Option<System>,
+    /// The person, for user tokens: their role and organisation as stored now.
+    pub user: Option<User>,
 }
 
 /// Governance metadata of a dataset (its schema lives in the engine).

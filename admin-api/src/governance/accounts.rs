@@ -248,12 +248,18 @@ impl Governance {
         Ok(self.store.systems(org, page).await?)
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "whom the token is for, by kind, and its fields; private, called by the \
+                  create_*_token rules"
+    )]
     async fn issue(
         &self,
         actor: &str,
         kind: TokenKind,
         system: Option<i64>,
         subject: Option<&str>,
+        user: Option<&User>,
         label: &str,
         expires_at: Option<Time>,
     ) -> GovResult<IssuedToken> {
@@ -272,6 +278,7 @@ impl Governance {
                 kind,
                 system,
                 subject,
+                user,
                 &label,
                 expires_at,
                 &hash,
@@ -314,6 +321,7 @@ impl Governance {
             TokenKind::System,
             Some(s.id),
             None,
+            None,
             label,
             expires_at,
         )
@@ -329,13 +337,22 @@ impl Governance {
     ) -> GovResult<IssuedToken> {
         let actor = match p {
             Some(p) => {
+                Self::refuse_person_token(p)?;
                 Self::require_admin(p)?;
                 p.describe()
             }
             None => "dagr admin (bootstrap)".to_owned(),
         };
-        self.issue(&actor, TokenKind::Admin, None, None, label, expires_at)
-            .await
+        self.issue(
+            &actor,
+            TokenKind::Admin,
+            None,
+            None,
+            None,
+            label,
+            expires_at,
+        )
+        .await
     }
 
     /// Issue a subject token for a citizen (admin; demo sign-in until an eID provider).
@@ -348,6 +365,7 @@ impl Governance {
     ) -> GovResult<IssuedToken> {
         let actor = match p {
             Some(p) => {
+                Self::refuse_person_token(p)?;
                 Self::require_admin(p)?;
                 p.describe()
             }
@@ -359,20 +377,93 @@ impl Governance {
             TokenKind::Subject,
             None,
             Some(&code),
+            None,
             label,
             expires_at,
         )
         .await
     }
 
-    /// One token's metadata (admin, or anyone of its system's organisation).
+    /// Issue a person's token (kind `user`): it authenticates as the person whose login is
+    /// `login` — the person's role and organisation, as their portal session does — so that
+    /// a program calls the API as that person. Minted only by the person, signed in to the
+    /// portal ([`Governance::may_issue_user_token`]): never by an admin for someone else,
+    /// never by a token. `None` is the local bootstrap of `dagr admin` and the demo.
+    ///
+    /// An unknown login is 404 for the bootstrap and for admins (who see every user
+    /// anyway); anyone else gets the 403 of a login not their own, whether it exists or not.
+    pub async fn create_user_token(
+        &self,
+        p: Option<&Principal>,
+        login: &str,
+        label: &str,
+        expires_at: Option<Time>,
+    ) -> GovResult<IssuedToken> {
+        if let Some(p) = p {
+            Self::refuse_person_token(p)?;
+        }
+        let login = login.trim();
+        if login.is_empty() {
+            return Err(invalid("login", "name the person's login"));
+        }
+        let user = if login.len() > 64 {
+            None
+        } else {
+            self.store.user_by_login(login).await?
+        };
+        let actor = match p {
+            Some(p) => {
+                if user.is_some() || p.role != Role::Admin {
+                    Self::may_issue_user_token(p, login)?;
+                }
+                p.describe()
+            }
+            None => "dagr admin (bootstrap)".to_owned(),
+        };
+        let user = user.ok_or_else(|| GovError::NotFound(format!("user `{login}`")))?;
+        self.issue(
+            &actor,
+            TokenKind::User,
+            None,
+            None,
+            Some(&user),
+            label,
+            expires_at,
+        )
+        .await
+    }
+
+    /// The tokens of the person whose login is `login` (admin, or the person themselves).
+    pub async fn user_tokens(
+        &self,
+        p: &Principal,
+        login: &str,
+        page: &Page,
+    ) -> GovResult<Vec<Token>> {
+        let not_found = || GovError::NotFound(format!("user `{login}`"));
+        if p.role != Role::Admin && p.user.as_deref() != Some(login) {
+            return Err(not_found());
+        }
+        let user = self
+            .store
+            .user_by_login(login)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(self.store.user_tokens(user.id, page).await?)
+    }
+
+    /// One token's metadata (admin; anyone of its system's organisation; the person of a
+    /// person's token; or the token itself).
     pub async fn token(&self, p: &Principal, id: i64) -> GovResult<Token> {
         let t = self
             .store
             .token(id)
             .await?
             .ok_or_else(|| GovError::NotFound(format!("token {id}")))?;
-        if p.role == Role::Admin || p.token_id.as_deref() == Some(id.to_string().as_str()) {
+        if p.role == Role::Admin
+            || p.token_id.as_deref() == Some(id.to_string().as_str())
+            || Self::is_persons_own(p, &t)
+        {
             return Ok(t);
         }
         match t.system {
@@ -392,13 +483,31 @@ impl Governance {
         Ok(self.store.tokens(Some(system), page).await?)
     }
 
+    /// Whether `t` is a person's token and `p` that person (by their session or by one of
+    /// their tokens).
+    fn is_persons_own(p: &Principal, t: &Token) -> bool {
+        t.kind == TokenKind::User
+            && t.user_login.is_some()
+            && t.user_login.as_deref() == p.user.as_deref()
+    }
+
     /// Token `id`, if `p` may revoke it (admin; an owner or a person of its system's
-    /// organisation; or the token itself): 404 for a token `p` does not see, 403 for one it
-    /// sees but may not revoke. The role check of [`Governance::revoke_token`], for callers
-    /// that check before they read the request body.
+    /// organisation; the person of a person's token; or the token itself): 404 for a token
+    /// `p` does not see, 403 for one it sees but may not revoke. The role check of
+    /// [`Governance::revoke_token`], for callers that check before they read the request
+    /// body.
     pub async fn revocable_token(&self, p: &Principal, id: i64) -> GovResult<Token> {
         let t = self.token(p, id).await?;
         let own = p.token_id.as_deref() == Some(&id.to_string());
+        if t.kind == TokenKind::User {
+            // A person's token: the person, an admin, or the token itself.
+            if own || p.role == Role::Admin || Self::is_persons_own(p, &t) {
+                return Ok(t);
+            }
+            return Err(GovError::Forbidden(format!(
+                "token {id} is a person's: it is revoked by that person or an admin"
+            )));
+        }
         if !own && p.role != Role::Admin {
             let s = self.system(p, t.system.unwrap_or_default()).await?;
             // Whoever may issue the organisation's tokens may revoke them: a person of the
@@ -412,8 +521,9 @@ impl Governance {
         Ok(t)
     }
 
-    /// Revoke a token (admin; an owner of its system's organisation; or the token itself).
-    /// Refused when it is already revoked.
+    /// Revoke a token (as [`Governance::revocable_token`] allows: admin; an owner or a
+    /// person of its system's organisation; the person of a person's token; or the token
+    /// itself). Refused when it is already revoked.
     pub async fn revoke_token(&self, p: &Principal, id: i64, reason: &str) -> GovResult<Token> {
         let t = self.revocable_token(p, id).await?;
         let reason = text("reason", reason, false)?;

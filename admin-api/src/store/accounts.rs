@@ -32,6 +32,12 @@ fn system_row(r: &AnyRow) -> StoreResult<System> {
     })
 }
 
+/// Tokens with their person's login (`user_login`, NULL but for user tokens), as
+/// [`token_row`] reads them; the table is `t`, alone in the outer query, so `id` is the
+/// token's.
+const TOKENS: &str = "SELECT t.*, (SELECT u.login FROM users u WHERE u.id = t.user_id) \
+                      AS user_login FROM tokens t";
+
 fn token_row(r: &AnyRow) -> StoreResult<Token> {
     Ok(Token {
         id: r.try_get("id")?,
@@ -39,6 +45,8 @@ fn token_row(r: &AnyRow) -> StoreResult<Token> {
         kind: enum_col(r, "kind", TokenKind::parse)?,
         system: r.try_get("system_id")?,
         subject: r.try_get("subject")?,
+        user: r.try_get("user_id")?,
+        user_login: r.try_get("user_login")?,
         label: r.try_get("label")?,
         created_at: time_col(r, "created_at")?,
         created_by: r.try_get("created_by")?,
@@ -182,6 +190,17 @@ impl MetaStore {
     pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    /// One user by login.
+    pub async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE login = $1")
+            .bind(login)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -352,7 +371,8 @@ impl MetaStore {
 
     // ---- tokens --------------------------------------------------------------------
 
-    /// Store a new token (its secret already hashed).
+    /// Store a new token (its secret already hashed). `system`, `subject` and `user` name
+    /// whom it authenticates, by kind (at most one of them).
     #[expect(
         clippy::too_many_arguments,
         reason = "one column each; called by one service"
@@ -362,6 +382,7 @@ impl MetaStore {
         kind: TokenKind,
         system: Option<i64>,
         subject: Option<&str>,
+        user: Option<&User>,
         label: &str,
         expires_at: Option<Time>,
         hash_hex: &str,
@@ -371,15 +392,16 @@ impl MetaStore {
         let now = Time::now();
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tokens (secret_hash, prefix, kind, system_id, subject, label, \
+            "INSERT INTO tokens (secret_hash, prefix, kind, system_id, subject, user_id, label, \
              created_at, created_by, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(hash_hex)
         .bind(prefix)
         .bind(kind.as_str())
         .bind(system)
         .bind(subject)
+        .bind(user.map(|u| u.id))
         .bind(label)
         .bind(now.0)
         .bind(actor)
@@ -392,7 +414,8 @@ impl MetaStore {
             Event::new("token", id, "created", actor)
                 .status(None, Some("active"))
                 .details(serde_json::json!({
-                    "kind": kind.as_str(), "system": system, "label": label,
+                    "kind": kind.as_str(), "system": system,
+                    "user": user.map(|u| u.id), "label": label,
                     "expires_at": expires_at.map(Time::to_rfc3339),
                 })),
         )
@@ -404,6 +427,8 @@ impl MetaStore {
             kind,
             system,
             subject: subject.map(str::to_owned),
+            user: user.map(|u| u.id),
+            user_login: user.map(|u| u.login.clone()),
             label: label.to_owned(),
             created_at: now,
             created_by: actor.to_owned(),
@@ -414,7 +439,7 @@ impl MetaStore {
 
     /// One token's metadata.
     pub async fn token(&self, id: i64) -> StoreResult<Option<Token>> {
-        sqlx::query("SELECT * FROM tokens WHERE id = $1")
+        sqlx::query(&format!("{TOKENS} WHERE t.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -425,7 +450,7 @@ impl MetaStore {
 
     /// Tokens, optionally of one system.
     pub async fn tokens(&self, system: Option<i64>, page: &Page) -> StoreResult<Vec<Token>> {
-        let mut sql = Sql::new("SELECT * FROM tokens WHERE 1 = 1");
+        let mut sql = Sql::new(&format!("{TOKENS} WHERE 1 = 1"));
         if let Some(s) = system {
             sql.and("system_id = ?", Arg::I(s));
         }
@@ -462,12 +487,30 @@ impl MetaStore {
         Ok(true)
     }
 
-    /// Every token that is not revoked, with its hash and system, for the authenticator.
+    /// The tokens of the person `user` (user tokens), by id.
+    pub async fn user_tokens(&self, user: i64, page: &Page) -> StoreResult<Vec<Token>> {
+        let mut sql = Sql::new(&format!("{TOKENS} WHERE 1 = 1"));
+        sql.and("user_id = ?", Arg::I(user));
+        id_page(&mut sql, page, false)?;
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_row)
+            .collect()
+    }
+
+    /// Every token that is not revoked, with its hash and its system or person (as stored
+    /// now: a person's current role and organisation), for the authenticator. A token whose
+    /// system or person is gone comes without it, and the authenticator ignores it.
     pub async fn live_tokens(&self) -> StoreResult<Vec<TokenAuth>> {
         let rows = sqlx::query(
             "SELECT t.*, s.organisation AS s_organisation, s.name AS s_name, s.kind AS s_kind, \
-             s.description AS s_description, s.created_at AS s_created_at \
+             s.description AS s_description, s.created_at AS s_created_at, \
+             u.id AS u_id, u.login AS user_login, u.name AS u_name, \
+             u.organisation AS u_organisation, u.role AS u_role, u.created_at AS u_created_at \
              FROM tokens t LEFT JOIN systems s ON s.id = t.system_id \
+             LEFT JOIN users u ON u.id = t.user_id \
              WHERE t.revoked_at IS NULL",
         )
         .fetch_all(&self.pool)
@@ -489,10 +532,23 @@ impl MetaStore {
                     }),
                     None => None,
                 };
+                let user_id: Option<i64> = r.try_get("u_id")?;
+                let user = match (token.user, user_id) {
+                    (Some(_), Some(id)) => Some(User {
+                        id,
+                        login: r.try_get("user_login")?,
+                        name: r.try_get("u_name")?,
+                        organisation: r.try_get("u_organisation")?,
+                        role: enum_col(r, "u_role", UserRole::parse)?,
+                        created_at: time_col(r, "u_created_at")?,
+                    }),
+                    _ => None,
+                };
                 Ok(TokenAuth {
                     token,
                     hash,
                     system,
+                    user,
                 })
             })
             .collect()

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login_throttle",
         include_str!("../migrations/0005_login_throttle.sql"),
     ),
+    (
+        6,
+        "user_tokens",
+        include_str!("../migrations/0006_user_tokens.sql"),
+    ),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).

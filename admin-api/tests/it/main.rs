@@ -12,4 +12,5 @@ mod hardening;
 mod loads;
 mod roles;
 mod sessions;
+mod user_tokens;
 mod workflow;
