@@ -1,6 +1,6 @@
 //! Seeding the demo into an empty data directory.
 //!
-//! Seeding is resumable: a marker file is written only when all four registers are loaded
+//! Seeding is resumable: a marker file is written only when all five registers are loaded
 //! and the demo governance (organisations, systems, tokens, agreements) is in place,
 //! and a start that finds no marker (a seeding killed half-way) finishes the job, loading the
 //! registers that have no snapshot yet and leaving committed ones alone.
@@ -28,7 +28,7 @@ pub fn should_seed(engine: &Engine, data_dir: &Path) -> bool {
     engine.dataset_names().iter().all(|n| demo.contains(n))
 }
 
-/// Generate the four demo registers and load each one that has no snapshot yet as its next
+/// Generate the five demo registers and load each one that has no snapshot yet as its next
 /// version. The caller seeds the demo governance next and then calls [`finish`].
 pub async fn seed(engine: &Engine, data_dir: &Path, persons: usize) -> anyhow::Result<()> {
     let started = Instant::now();

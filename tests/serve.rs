@@ -35,7 +35,16 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["addresses", "companies", "persons", "real_estate"]);
+    assert_eq!(
+        names,
+        [
+            "addresses",
+            "companies",
+            "officials",
+            "persons",
+            "real_estate"
+        ]
+    );
     let persons = list
         .as_array()
         .unwrap()
@@ -185,7 +194,13 @@ fn demo_generate_writes_parquet_and_bad_flags_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for name in ["persons", "companies", "addresses", "real_estate"] {
+    for name in [
+        "persons",
+        "companies",
+        "addresses",
+        "real_estate",
+        "officials",
+    ] {
         assert!(dir.path().join(format!("{name}.parquet")).exists());
         assert!(dir.path().join(format!("{name}.definition.json")).exists());
     }
@@ -214,7 +229,7 @@ async fn a_server_killed_while_seeding_recovers_on_restart() {
     let pmlp = common::system_token(&creds, "PMLP", "provider");
     let (_, _, list) = get_auth(&format!("{}/api/v1/datasets", server.base), &pmlp).await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(list.len(), 5, "{list:?}");
     for d in list {
         assert_eq!(
             d["version"], 1,
@@ -227,7 +242,7 @@ async fn a_server_killed_while_seeding_recovers_on_restart() {
     assert!(committed_before >= 1, "{before}");
     let log = server.logged();
     assert!(log.contains("demo seeded"), "{log}");
-    if committed_before < 4 {
+    if committed_before < 5 {
         assert!(log.contains("seeding the demo registers"), "{log}");
     }
     // The resumed seeding used the size the first start asked for.

@@ -202,14 +202,75 @@ pub(super) fn real_estate_definition() -> DatasetDefinition {
     }
 }
 
-/// The four demo dataset definitions, validated, in the order persons, companies,
-/// addresses, real_estate.
+pub(super) fn officials_definition() -> DatasetDefinition {
+    let p = |a: Attribute| a.personal("personal_code");
+    DatasetDefinition {
+        name: "officials".into(),
+        owner: "UR".into(),
+        description: "Enterprise register: officials of companies, associations and foundations \
+             (board members, shareholders, beneficial owners) and their right to represent"
+            .into(),
+        primary_key: vec![
+            "registration_number".into(),
+            "personal_code".into(),
+            "role".into(),
+        ],
+        attributes: vec![
+            Attribute::new(
+                "registration_number",
+                DataType::Utf8,
+                "Registration number of the company (companies.registration_number)",
+            )
+            .required(),
+            p(Attribute::new(
+                "personal_code",
+                DataType::Utf8,
+                "Personal code of the official (persons.personal_code)",
+            )
+            .required()),
+            p(Attribute::new(
+                "person_name",
+                DataType::Utf8,
+                "Given and family name of the official",
+            )),
+            Attribute::new(
+                "role",
+                DataType::Utf8,
+                "Role: board_member, shareholder or beneficial_owner",
+            )
+            .required(),
+            Attribute::new(
+                "share",
+                DataType::Decimal128(5, 2),
+                "Share of the capital in per cent, for shareholders and beneficial owners \
+                 (the shares of a company sum to 100.00); null for board members and for a \
+                 beneficial owner by control",
+            ),
+            Attribute::new(
+                "represents",
+                DataType::Boolean,
+                "Whether the person may represent the company alone (board members only)",
+            )
+            .required(),
+            Attribute::new(
+                "since",
+                DataType::Date32,
+                "Date from which the person holds the role",
+            )
+            .required(),
+        ],
+    }
+}
+
+/// The five demo dataset definitions, validated, in the order persons, companies,
+/// addresses, real_estate, officials.
 pub fn definitions() -> Vec<DatasetDefinition> {
     [
         persons_definition(),
         companies_definition(),
         addresses_definition(),
         real_estate_definition(),
+        officials_definition(),
     ]
     .into_iter()
     .map(|d| d.validated().expect("the demo definitions are valid"))

@@ -30,10 +30,12 @@ impl AddressIndex {
     }
 }
 
-/// Personal codes, 12 ASCII bytes each, back to back, and birth days.
+/// Personal codes, 12 ASCII bytes each, back to back, birth days and names.
 pub(super) struct PersonIndex {
     pub(super) codes: String,
     pub(super) birth: Vec<i32>,
+    /// Given and family name.
+    pub(super) names: Vec<(&'static str, &'static str)>,
 }
 
 impl PersonIndex {
@@ -45,6 +47,7 @@ impl PersonIndex {
 pub(super) struct CompanyIndex {
     pub(super) numbers: Vec<u64>,
     pub(super) registered: Vec<i32>,
+    pub(super) forms: Vec<&'static str>,
 }
 
 /// Appends rows to column builders and cuts a batch every [`MAX_BATCH_ROWS`] rows.
@@ -338,6 +341,7 @@ pub(super) fn generate_persons(
     let mut index = PersonIndex {
         codes: String::with_capacity(n * 12),
         birth: Vec::with_capacity(n),
+        names: Vec::with_capacity(n),
     };
     let mut seen = HashSet::with_capacity(n);
     let mut phone = String::with_capacity(16);
@@ -368,6 +372,7 @@ pub(super) fn generate_persons(
             *rng.pick(FAMILY_LV)
         };
         let family = if female { female_family } else { male_family };
+        index.names.push((given, family));
 
         let (address, municipality) = if addresses.codes.is_empty() || rng.chance(0.03) {
             (None, MUNI[muni_weights.pick(&mut rng)].name)
@@ -532,6 +537,7 @@ pub(super) fn generate_companies(
     let mut index = CompanyIndex {
         numbers: Vec::with_capacity(n),
         registered: Vec::with_capacity(n),
+        forms: Vec::with_capacity(n),
     };
     let mut seen = HashSet::with_capacity(n);
     let mut reg = String::with_capacity(12);
@@ -629,6 +635,7 @@ pub(super) fn generate_companies(
         emp_b.append_value(staff);
         index.numbers.push(number);
         index.registered.push(registered);
+        index.forms.push(form);
 
         if batcher.row_done() || i + 1 == n {
             batcher.cut(vec![
@@ -799,4 +806,341 @@ pub(super) fn generate_real_estate(
         }
     }
     Ok(batcher.batches)
+}
+
+// ---------------------------------------------------------------------------------------
+// Officials
+// ---------------------------------------------------------------------------------------
+
+/// The day a person born on `birth` turns 18 (a 29 February birthday falls on 1 March).
+pub(super) fn of_age(birth: i32) -> i32 {
+    let (y, m, d) = civil_from_days(birth);
+    if m == 2 && d == 29 {
+        days_from_civil(y + 18, 3, 1)
+    } else {
+        days_from_civil(y + 18, m, d)
+    }
+}
+
+/// Companies have declared their beneficial owners to the register since 1 December 2017.
+pub(super) const BENEFICIAL_OWNERS_FROM: i32 = days_from_civil(2017, 12, 1);
+
+/// A whole company in hundredths of a per cent.
+pub(super) const WHOLE_SHARE: i64 = 10_000;
+
+/// A shareholder is a beneficial owner with more than this share (25 %, in hundredths).
+pub(super) const BENEFICIAL_SHARE: i64 = 2_500;
+
+/// Split [`WHOLE_SHARE`] among `n` shareholders, largest first, into `out`: equal partners
+/// (the first takes the odd hundredth, 3 × 33.33 + 0.01), or unequal shares, mostly in
+/// whole per cent. Integer arithmetic only, so the shares sum to exactly 100.00.
+pub(super) fn split_shares(rng: &mut Rng, n: usize, out: &mut Vec<i64>) {
+    out.clear();
+    match n {
+        0 => {}
+        1 => out.push(WHOLE_SHARE),
+        _ if rng.chance(0.3) => {
+            let each = WHOLE_SHARE / n as i64;
+            out.resize(n, each);
+            out[0] += WHOLE_SHARE - each * n as i64;
+        }
+        _ => {
+            let unit = if rng.chance(0.8) { 100 } else { 1 };
+            let total = WHOLE_SHARE / unit;
+            for _ in 0..n {
+                let u = rng.unit();
+                out.push(1 + (u * u * 100.0) as i64);
+            }
+            let weights: i64 = out.iter().sum();
+            for s in out.iter_mut() {
+                *s = (total * *s / weights).max(1);
+            }
+            out.sort_unstable_by(|a, b| b.cmp(a));
+            let rest: i64 = out[1..].iter().sum();
+            out[0] = total - rest;
+            out.sort_unstable_by(|a, b| b.cmp(a));
+            for s in out.iter_mut() {
+                *s *= unit;
+            }
+        }
+    }
+}
+
+/// Draw an adult for a position, not one for whom `taken` is true. One draw in ten comes
+/// from the `busy` few (professional directors and investors, on many boards); officials
+/// are seldom under 21 or over 80. `None` when no free person turns up in a few tries (a
+/// tiny population).
+pub(super) fn draw_official(
+    rng: &mut Rng,
+    adults: &[u32],
+    busy: &[u32],
+    persons: &PersonIndex,
+    taken: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    for _ in 0..16 {
+        let p = if rng.chance(0.1) {
+            *rng.pick(busy)
+        } else {
+            *rng.pick(adults)
+        };
+        if taken(p) {
+            continue;
+        }
+        let age = (LAST_DAY - persons.birth[p as usize]) / 365;
+        if !(21..=80).contains(&age) && rng.chance(0.8) {
+            continue;
+        }
+        return Some(p);
+    }
+    None
+}
+
+/// One row of the officials register, before it is written.
+pub(super) struct Official {
+    pub(super) person: u32,
+    pub(super) role: &'static str,
+    pub(super) share: Option<i64>,
+    pub(super) represents: bool,
+    pub(super) since: i32,
+}
+
+/// Column builders of the officials register.
+pub(super) struct OfficialRows {
+    batcher: Batcher,
+    reg_b: StringBuilder,
+    code_b: StringBuilder,
+    name_b: StringBuilder,
+    role_b: StringBuilder,
+    share_b: Decimal128Builder,
+    represents_b: BooleanBuilder,
+    since_b: Date32Builder,
+    name: String,
+}
+
+impl OfficialRows {
+    pub(super) fn new(def: &DatasetDefinition, expected_rows: usize) -> Self {
+        let c = cap(expected_rows);
+        Self {
+            batcher: Batcher::new(def),
+            reg_b: StringBuilder::with_capacity(c, c * 11),
+            code_b: StringBuilder::with_capacity(c, c * 12),
+            name_b: StringBuilder::with_capacity(c, c * 16),
+            role_b: StringBuilder::with_capacity(c, c * 12),
+            share_b: Decimal128Builder::with_capacity(c).with_data_type(DataType::Decimal128(5, 2)),
+            represents_b: BooleanBuilder::with_capacity(c),
+            since_b: Date32Builder::with_capacity(c),
+            name: String::with_capacity(48),
+        }
+    }
+
+    pub(super) fn push(&mut self, reg: &str, persons: &PersonIndex, o: &Official) -> Result<()> {
+        let p = o.person as usize;
+        let (given, family) = persons.names[p];
+        self.name.clear();
+        self.name.push_str(given);
+        self.name.push(' ');
+        self.name.push_str(family);
+        self.reg_b.append_value(reg);
+        self.code_b.append_value(persons.code(p));
+        self.name_b.append_value(&self.name);
+        self.role_b.append_value(o.role);
+        self.share_b.append_option(o.share.map(i128::from));
+        self.represents_b.append_value(o.represents);
+        self.since_b.append_value(o.since);
+        if self.batcher.row_done() {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> Result<()> {
+        self.batcher.cut(vec![
+            Arc::new(self.reg_b.finish()),
+            Arc::new(self.code_b.finish()),
+            Arc::new(self.name_b.finish()),
+            Arc::new(self.role_b.finish()),
+            Arc::new(self.share_b.finish()),
+            Arc::new(self.represents_b.finish()),
+            Arc::new(self.since_b.finish()),
+        ])
+    }
+
+    pub(super) fn finish(mut self) -> Result<Vec<RecordBatch>> {
+        if self.batcher.rows > 0 {
+            self.cut()?;
+        }
+        Ok(self.batcher.batches)
+    }
+}
+
+/// The officials of every company: 1–3 board members (the first is the chair, who may
+/// always represent the company alone); for SIA and AS 1–4 shareholders whose shares sum to
+/// exactly 100.00 and the beneficial owners (shareholders with more than 25 %, or the chair
+/// when none has); for IK and ZS one owner who is board member, sole shareholder and
+/// beneficial owner; for associations and foundations a board only. Officials are adults
+/// from `persons`, in a role never before the company's registration or their 18th birthday;
+/// in a tiny population with too few free adults some positions stay empty.
+pub(super) fn generate_officials(
+    seed: u64,
+    def: &DatasetDefinition,
+    persons: &PersonIndex,
+    companies: &CompanyIndex,
+) -> Result<Vec<RecordBatch>> {
+    let mut rng = Rng::new(seed, 5);
+    let mut out = OfficialRows::new(def, companies.numbers.len() * 4);
+    let adults: Vec<u32> = (0..persons.birth.len())
+        .filter(|&p| of_age(persons.birth[p]) <= LAST_DAY)
+        .map(|p| p as u32)
+        .collect();
+    if adults.is_empty() {
+        return out.finish();
+    }
+    // About one adult in a hundred sits on several boards or holds several companies.
+    let busy: Vec<u32> = (0..(adults.len() / 100).max(1))
+        .map(|_| *rng.pick(&adults))
+        .collect();
+
+    let mut reg = String::with_capacity(12);
+    let mut board: Vec<(u32, i32)> = Vec::with_capacity(3);
+    let mut holders: Vec<(u32, i32)> = Vec::with_capacity(4);
+    let mut shares: Vec<i64> = Vec::with_capacity(4);
+
+    for k in 0..companies.numbers.len() {
+        let form = companies.forms[k];
+        let registered = companies.registered[k];
+        reg.clear();
+        write!(reg, "{:011}", companies.numbers[k]).expect("write");
+        board.clear();
+        holders.clear();
+
+        let sole = matches!(form, "IK" | "ZS");
+        let (board_size, holder_count, chair_holds, alone) = match form {
+            "IK" | "ZS" => (1, 1, 1.0, 1.0),
+            "SIA" => (
+                pick_weighted(&mut rng, &[(1, 70), (2, 20), (3, 10)]),
+                pick_weighted(&mut rng, &[(1, 62), (2, 25), (3, 9), (4, 4)]),
+                0.6,
+                0.5,
+            ),
+            "AS" => (
+                pick_weighted(&mut rng, &[(1, 20), (2, 30), (3, 50)]),
+                pick_weighted(&mut rng, &[(1, 30), (2, 25), (3, 25), (4, 20)]),
+                0.3,
+                0.5,
+            ),
+            _ => (
+                pick_weighted(&mut rng, &[(1, 45), (2, 15), (3, 40)]),
+                0,
+                0.0,
+                0.25,
+            ),
+        };
+
+        for i in 0..board_size {
+            let Some(p) = draw_official(&mut rng, &adults, &busy, persons, |p| {
+                board.iter().any(|&(b, _)| b == p)
+            }) else {
+                break;
+            };
+            let earliest = registered.max(of_age(persons.birth[p as usize]));
+            let since = if sole || (i == 0 && rng.chance(0.6)) {
+                earliest
+            } else {
+                random_day(&mut rng, earliest, LAST_DAY)
+            };
+            board.push((p, since));
+        }
+        let Some(&(chair, chair_since)) = board.first() else {
+            continue;
+        };
+
+        for i in 0..holder_count {
+            if i == 0 && rng.chance(chair_holds) {
+                let since = if sole {
+                    chair_since
+                } else {
+                    registered.max(of_age(persons.birth[chair as usize]))
+                };
+                holders.push((chair, since));
+                continue;
+            }
+            let Some(p) = draw_official(&mut rng, &adults, &busy, persons, |p| {
+                holders.iter().any(|&(h, _)| h == p)
+            }) else {
+                break;
+            };
+            let earliest = registered.max(of_age(persons.birth[p as usize]));
+            let since = if rng.chance(0.5) {
+                earliest
+            } else {
+                random_day(&mut rng, earliest, LAST_DAY)
+            };
+            holders.push((p, since));
+        }
+        split_shares(&mut rng, holders.len(), &mut shares);
+
+        for (i, &(person, since)) in board.iter().enumerate() {
+            let represents = i == 0 || rng.chance(alone);
+            out.push(
+                &reg,
+                persons,
+                &Official {
+                    person,
+                    role: "board_member",
+                    share: None,
+                    represents,
+                    since,
+                },
+            )?;
+        }
+        for (&(person, since), &share) in holders.iter().zip(&shares) {
+            out.push(
+                &reg,
+                persons,
+                &Official {
+                    person,
+                    role: "shareholder",
+                    share: Some(share),
+                    represents: false,
+                    since,
+                },
+            )?;
+        }
+        if holders.is_empty() {
+            continue;
+        }
+        let mut owners = 0;
+        for (&(person, since), &share) in holders.iter().zip(&shares) {
+            if share > BENEFICIAL_SHARE {
+                owners += 1;
+                out.push(
+                    &reg,
+                    persons,
+                    &Official {
+                        person,
+                        role: "beneficial_owner",
+                        share: Some(share),
+                        represents: false,
+                        since: since.max(BENEFICIAL_OWNERS_FROM),
+                    },
+                )?;
+            }
+        }
+        if owners == 0 {
+            // No one owns more than 25 %: the chair is registered as the beneficial owner
+            // by control (the senior managing official).
+            out.push(
+                &reg,
+                persons,
+                &Official {
+                    person: chair,
+                    role: "beneficial_owner",
+                    share: None,
+                    represents: false,
+                    since: chair_since.max(BENEFICIAL_OWNERS_FROM),
+                },
+            )?;
+        }
+    }
+    out.finish()
 }

@@ -1,11 +1,33 @@
 //! Synthetic but realistic Latvian registers for demos, tests and benchmarks.
 //!
-//! Four datasets are generated as Arrow record batches: the population register
+//! Five datasets are generated as Arrow record batches: the population register
 //! (`persons`, PMLP), the enterprise register (`companies`, UR), the address register
-//! (`addresses`, VZD) and the real-estate cadastre (`real_estate`, VZD). Their sizes scale
-//! with the number of persons, their foreign keys are consistent (declared and legal
-//! addresses, property addresses and owners all exist) and the data are a pure function of
-//! [`DemoConfig`]: the same persons count and seed always give byte-identical batches.
+//! (`addresses`, VZD), the real-estate cadastre (`real_estate`, VZD) and the enterprise
+//! register's officials (`officials`, UR: board members, shareholders and beneficial owners
+//! of each company, and who may represent it alone). Their sizes scale with the number of
+//! persons, their foreign keys are consistent (declared and legal addresses, property
+//! addresses and owners, officials' companies and persons all exist) and the data are a pure
+//! function of [`DemoConfig`]: the same persons count and seed always give byte-identical
+//! batches.
+//!
+//! | register | owner | primary key | rows |
+//! |---|---|---|---|
+//! | `persons` | PMLP | `personal_code` | `persons` |
+//! | `companies` | UR | `registration_number` | `persons / 10`, at least 5 |
+//! | `addresses` | VZD | `address_code` | `persons / 2`, at least 10 |
+//! | `real_estate` | VZD | `cadastre_number` | `persons / 2`, at least 10 |
+//! | `officials` | UR | `registration_number`, `personal_code`, `role` | about 3.8 per company |
+//!
+//! `officials` has the attributes `registration_number` (the company), `personal_code` and
+//! `person_name` (personal data about the official, subject `personal_code`), `role`
+//! (`board_member`, `shareholder` or `beneficial_owner`), `share` (per cent of the capital,
+//! `Decimal128(5, 2)`; the shareholders of a company hold exactly 100.00 together; null for
+//! board members), `represents` (may represent the company alone) and `since`. Every
+//! company has a board of one to three whose first member, the chair, may represent it
+//! alone; SIA and AS have one to four shareholders and their beneficial owners (holders of
+//! more than 25 %, or the chair when no one holds that much); the single owner of an IK or
+//! ZS is board member, sole shareholder and beneficial owner; associations and foundations
+//! have a board only. Officials are adults, and some sit on several boards.
 //!
 //! The generator uses its own small PRNG (SplitMix64) and only exact floating-point
 //! arithmetic, so the output does not change with the version of a random-number crate or
@@ -18,8 +40,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
-    StringBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -65,7 +87,8 @@ impl Default for DemoConfig {
     }
 }
 
-/// One generated register: its definition and its rows.
+/// One generated register (persons, companies, addresses, real_estate or officials): its
+/// definition and its rows.
 #[derive(Debug, Clone)]
 pub struct DemoDataset {
     /// The validated dataset definition.
@@ -83,14 +106,26 @@ fn sizes(persons: usize) -> (usize, usize, usize) {
     )
 }
 
-/// Generate the four registers, in the order persons, companies, addresses, real_estate.
+/// Generate the five registers, in the order persons, companies, addresses, real_estate,
+/// officials.
 ///
 /// The result is a pure function of `cfg`. Batches hold at most [`MAX_BATCH_ROWS`] rows;
 /// a register with no rows has no batches.
 pub fn generate(cfg: &DemoConfig) -> Result<Vec<DemoDataset>> {
     let mut defs = definitions().into_iter();
-    let (Some(persons_def), Some(companies_def), Some(addresses_def), Some(real_estate_def)) =
-        (defs.next(), defs.next(), defs.next(), defs.next())
+    let (
+        Some(persons_def),
+        Some(companies_def),
+        Some(addresses_def),
+        Some(real_estate_def),
+        Some(officials_def),
+    ) = (
+        defs.next(),
+        defs.next(),
+        defs.next(),
+        defs.next(),
+        defs.next(),
+    )
     else {
         return Err(Error::Internal("demo definitions are incomplete".into()));
     };
@@ -109,6 +144,7 @@ pub fn generate(cfg: &DemoConfig) -> Result<Vec<DemoDataset>> {
         &persons,
         &companies,
     )?;
+    let official_batches = generate_officials(cfg.seed, &officials_def, &persons, &companies)?;
 
     Ok(vec![
         DemoDataset {
@@ -126,6 +162,10 @@ pub fn generate(cfg: &DemoConfig) -> Result<Vec<DemoDataset>> {
         DemoDataset {
             definition: real_estate_def,
             batches: real_estate_batches,
+        },
+        DemoDataset {
+            definition: officials_def,
+            batches: official_batches,
         },
     ])
 }
@@ -176,7 +216,7 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Date32Type, Int64Type};
+    use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
@@ -215,6 +255,30 @@ mod tests {
             .collect()
     }
 
+    fn decimals(ds: &DemoDataset, col: &str) -> Vec<Option<i128>> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(i).as_primitive::<Decimal128Type>();
+                (0..a.len())
+                    .map(|r| a.is_valid(r).then(|| a.value(r)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn bools(ds: &DemoDataset, col: &str) -> Vec<bool> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| {
+                let a = b.column(i).as_boolean();
+                (0..a.len()).map(|r| a.value(r)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn dates(ds: &DemoDataset, col: &str) -> Vec<i32> {
         let i = ds.definition.ordinal(col).unwrap();
         ds.batches
@@ -238,9 +302,18 @@ mod tests {
     fn definitions_validate_in_order() {
         let defs = definitions();
         let names: Vec<_> = defs.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["persons", "companies", "addresses", "real_estate"]);
+        assert_eq!(
+            names,
+            [
+                "persons",
+                "companies",
+                "addresses",
+                "real_estate",
+                "officials"
+            ]
+        );
         let owners: Vec<_> = defs.iter().map(|d| d.owner.as_str()).collect();
-        assert_eq!(owners, ["PMLP", "UR", "VZD", "VZD"]);
+        assert_eq!(owners, ["PMLP", "UR", "VZD", "VZD", "UR"]);
         for d in &defs {
             assert_eq!(d.clone().validated().unwrap(), *d);
             assert!(!d.description.is_empty());
@@ -261,6 +334,41 @@ mod tests {
             .map(|a| a.name.as_str())
             .collect();
         assert_eq!(personal, ["owner_code"]);
+        let officials = &defs[4];
+        assert_eq!(
+            officials.primary_key,
+            ["registration_number", "personal_code", "role"]
+        );
+        let personal: Vec<_> = officials
+            .attributes
+            .iter()
+            .filter(|a| a.personal)
+            .map(|a| (a.name.as_str(), a.subject.as_deref()))
+            .collect();
+        assert_eq!(
+            personal,
+            [
+                ("personal_code", Some("personal_code")),
+                ("person_name", Some("personal_code"))
+            ]
+        );
+        let types: Vec<_> = officials
+            .attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.data_type.clone(), a.nullable))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("registration_number", DataType::Utf8, false),
+                ("personal_code", DataType::Utf8, false),
+                ("person_name", DataType::Utf8, true),
+                ("role", DataType::Utf8, false),
+                ("share", DataType::Decimal128(5, 2), true),
+                ("represents", DataType::Boolean, false),
+                ("since", DataType::Date32, false),
+            ]
+        );
     }
 
     #[test]
@@ -298,9 +406,9 @@ mod tests {
     #[test]
     fn sizes_scale_and_batches_are_bounded() {
         for (n, expect) in [
-            (0, [0, 5, 10, 10]),
-            (7, [7, 5, 10, 10]),
-            (5_000, [5_000, 500, 2_500, 2_500]),
+            (0, [0, 5, 10, 10, 0]),
+            (7, [7, 5, 10, 10, 17]),
+            (5_000, [5_000, 500, 2_500, 2_500, 1_878]),
         ] {
             let ds = small(n, DEFAULT_SEED);
             let got: Vec<_> = ds.iter().map(rows).collect();
@@ -412,6 +520,172 @@ mod tests {
         assert!((0.7..0.8).contains(&share));
     }
 
+    /// The officials of one company, as read back from the batches.
+    #[derive(Default)]
+    struct Officers {
+        board: Vec<(String, bool)>,
+        holders: Vec<(String, i128)>,
+        owners: Vec<(String, Option<i128>)>,
+    }
+
+    #[test]
+    fn officials_reference_companies_and_adults_and_keys_are_unique() {
+        let ds = small(20_000, DEFAULT_SEED);
+        let (persons, companies, officials) = (&ds[0], &ds[1], &ds[4]);
+        assert_eq!(officials.definition.name, "officials");
+
+        let people: HashMap<String, (i32, String)> = strings(persons, "personal_code")
+            .into_iter()
+            .map(Option::unwrap)
+            .zip(
+                dates(persons, "birth_date").into_iter().zip(
+                    strings(persons, "given_name")
+                        .into_iter()
+                        .zip(strings(persons, "family_name"))
+                        .map(|(g, f)| format!("{} {}", g.unwrap(), f.unwrap())),
+                ),
+            )
+            .collect();
+        let firms: HashMap<String, (String, i32)> = strings(companies, "registration_number")
+            .into_iter()
+            .map(Option::unwrap)
+            .zip(
+                strings(companies, "legal_form")
+                    .into_iter()
+                    .map(Option::unwrap)
+                    .zip(dates(companies, "registration_date")),
+            )
+            .collect();
+
+        let regs = strings(officials, "registration_number");
+        let codes = strings(officials, "personal_code");
+        let names = strings(officials, "person_name");
+        let roles = strings(officials, "role");
+        let shares = decimals(officials, "share");
+        let represents = bools(officials, "represents");
+        let since = dates(officials, "since");
+        let n = rows(officials);
+        assert!(
+            (2.0..4.5).contains(&(n as f64 / rows(companies) as f64)),
+            "{n} officials"
+        );
+
+        let mut keys = HashSet::new();
+        let mut by_company: HashMap<&str, Officers> = HashMap::new();
+        let mut seats: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for r in 0..n {
+            let (reg, code) = (regs[r].as_deref().unwrap(), codes[r].as_deref().unwrap());
+            let role = roles[r].as_deref().unwrap();
+            assert!(
+                keys.insert((reg, code, role)),
+                "duplicate key {reg} {code} {role}"
+            );
+            let (form, registered) = &firms[reg];
+            let (birth, name) = &people[code];
+            assert_eq!(names[r].as_deref(), Some(name.as_str()));
+            assert!(
+                since[r] >= *registered && since[r] <= LAST_DAY,
+                "{reg} {code}"
+            );
+            assert!(
+                since[r] >= of_age(*birth),
+                "{code} is a minor on {}",
+                since[r]
+            );
+            let o = by_company.entry(reg).or_default();
+            match role {
+                "board_member" => {
+                    assert_eq!(shares[r], None);
+                    o.board.push((code.to_owned(), represents[r]));
+                    seats.entry(code).or_default().insert(reg);
+                }
+                "shareholder" => {
+                    assert!(!represents[r]);
+                    let share = shares[r].expect("a shareholder has a share");
+                    assert!(share > 0 && share <= 10_000, "{form} {share}");
+                    o.holders.push((code.to_owned(), share));
+                }
+                "beneficial_owner" => {
+                    assert!(!represents[r]);
+                    assert!(since[r] >= BENEFICIAL_OWNERS_FROM);
+                    o.owners.push((code.to_owned(), shares[r]));
+                }
+                other => panic!("role {other}"),
+            }
+        }
+        assert_eq!(keys.len(), n);
+        assert_eq!(by_company.len(), firms.len(), "every company has officials");
+
+        let mut by_control = 0;
+        for (reg, o) in &by_company {
+            let (form, _) = &firms[*reg];
+            // A board of one to three, whose chair may represent the company alone.
+            assert!((1..=3).contains(&o.board.len()), "{reg}");
+            assert!(o.board.iter().any(|(_, alone)| *alone), "{reg}");
+            match form.as_str() {
+                "SIA" | "AS" => {
+                    assert!((1..=4).contains(&o.holders.len()), "{reg}");
+                    let total: i128 = o.holders.iter().map(|(_, s)| s).sum();
+                    assert_eq!(total, 10_000, "{reg}: shares sum to 100.00");
+                    let mut expect: Vec<_> = o
+                        .holders
+                        .iter()
+                        .filter(|(_, s)| *s > 2_500)
+                        .map(|(c, s)| (c.clone(), Some(*s)))
+                        .collect();
+                    if expect.is_empty() {
+                        by_control += 1;
+                        expect.push((o.board[0].0.clone(), None));
+                    }
+                    assert_eq!(o.owners, expect, "{reg}");
+                }
+                "IK" | "ZS" => {
+                    let owner = &o.board[0].0;
+                    assert_eq!(o.board, [(owner.clone(), true)], "{reg}");
+                    assert_eq!(o.holders, [(owner.clone(), 10_000)], "{reg}");
+                    assert_eq!(o.owners, [(owner.clone(), Some(10_000))], "{reg}");
+                }
+                "Biedrība" | "Nodibinājums" => {
+                    assert!(o.holders.is_empty() && o.owners.is_empty(), "{reg}");
+                }
+                other => panic!("legal form {other}"),
+            }
+        }
+        assert!(
+            by_control > 0,
+            "no company has a beneficial owner by control"
+        );
+        // Some people sit on several boards.
+        let busy = seats.values().filter(|s| s.len() >= 2).count();
+        assert!(busy > 20, "{busy} people on several boards");
+        assert!(seats.values().any(|s| s.len() >= 4));
+    }
+
+    #[test]
+    fn shares_split_exactly() {
+        let mut rng = Rng::new(1, 99);
+        let mut out = Vec::new();
+        for n in 0..=4 {
+            for _ in 0..2_000 {
+                split_shares(&mut rng, n, &mut out);
+                assert_eq!(out.len(), n);
+                if n > 0 {
+                    assert_eq!(out.iter().sum::<i64>(), WHOLE_SHARE);
+                    assert!(out.iter().all(|&s| s > 0));
+                    assert!(out.windows(2).all(|w| w[0] >= w[1]), "{out:?}");
+                }
+            }
+        }
+        assert_eq!(
+            of_age(days_from_civil(2000, 2, 29)),
+            days_from_civil(2018, 3, 1)
+        );
+        assert_eq!(
+            of_age(days_from_civil(2001, 7, 4)),
+            days_from_civil(2019, 7, 4)
+        );
+    }
+
     #[test]
     fn personal_codes_are_valid_and_match_birth_dates() {
         let ds = small(20_000, 99);
@@ -498,7 +772,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("demo");
         let paths = write_parquet(&ds, &out).unwrap();
-        assert_eq!(paths.len(), 8);
+        assert_eq!(paths.len(), 10);
         for d in &ds {
             let name = &d.definition.name;
             let file = File::open(out.join(format!("{name}.parquet"))).unwrap();
