@@ -119,7 +119,7 @@ pub struct ServeArgs {
 /// `dagr demo ...`
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
-    /// Write the four demo registers as Parquet (with their definitions as JSON).
+    /// Write the five demo registers as Parquet (with their definitions as JSON).
     Generate {
         /// Persons to generate; the other registers scale with it.
         #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(10..=50_000_000))]

@@ -1,7 +1,8 @@
-//! Seeding the demo governance on top of the four demo registers: consumer organisations,
+//! Seeding the demo governance on top of the demo registers: consumer organisations,
 //! provider and consumer systems, portal users, access requests (most approved into
 //! agreements, some left pending), API tokens, and `DATA_DIR/demo-credentials.json` with
-//! every secret a demo user needs.
+//! every secret a demo user needs. The MAP module's demo (grantor, staff, applicants,
+//! programmes, seeded applications) is seeded last, by [`crate::demo_map`].
 //!
 //! This module owns the demo's governance *layout* (which organisations, systems, users,
 //! requests and agreements exist) and the credentials file. It makes every change through
@@ -62,6 +63,7 @@ const CONSUMERS: &[(&str, &str)] = &[
     ("RIGA", "Rīgas valstspilsētas pašvaldība"),
     ("LM", "Labklājības ministrija"),
     ("APDR", "AAS Demo Apdrošināšana"),
+    (crate::demo_map::GRANTOR, crate::demo_map::GRANTOR_NAME),
 ];
 
 /// The provider system of each register owner: owner code, system name, description.
@@ -121,6 +123,11 @@ const CONSUMER_SYSTEMS: &[(&str, &str, &str)] = &[
         "Atlīdzību regulēšanas sistēma",
         "Apdrošināšanas atlīdzību lietu izskatīšana",
     ),
+    (
+        crate::demo_map::GRANTOR,
+        crate::demo_map::MAP_SYSTEM,
+        "Valsts atbalsta programmu administrēšana: pieteikumi, vērtēšana, līgumi, maksājumi",
+    ),
 ];
 
 /// What the owner does with a demo request.
@@ -155,6 +162,8 @@ const RIGA_SOCIAL: &str = "Rīgas Sociālā dienesta informācijas sistēma";
 const LM_SOCIAL: &str = "Sociālās palīdzības administrēšanas sistēma";
 const POLICIES: &str = "Polišu pārvaldības sistēma";
 const CLAIMS: &str = "Atlīdzību regulēšanas sistēma";
+const MAP: &str = crate::demo_map::MAP_SYSTEM;
+const AID_LAW: &str = "Komercdarbības atbalsta kontroles likums; Komisijas Regula (ES) 2023/2831";
 
 /// The AML law, the bank's legal basis.
 const AML_LAW: &str = "Noziedzīgi iegūtu līdzekļu legalizācijas un terorisma un proliferācijas \
@@ -336,6 +345,51 @@ const REQUESTS: &[RequestPlan] = &[
         legal_basis: "Sociālā uzņēmuma likums",
         systems: &[LM_SOCIAL],
         decision: Decision::Pending,
+    },
+    RequestPlan {
+        consumer: crate::demo_map::GRANTOR,
+        dataset: "companies",
+        attributes: &[
+            "registration_number",
+            "name",
+            "legal_form",
+            "registration_date",
+            "status",
+            "legal_address_code",
+            "nace_code",
+            "employees",
+        ],
+        row_scope: None,
+        purpose: "Atbalsta pretendenta datu aizpilde un atbilstības pārbaude",
+        legal_basis: AID_LAW,
+        systems: &[MAP],
+        decision: Decision::Approve,
+    },
+    RequestPlan {
+        consumer: crate::demo_map::GRANTOR,
+        dataset: "officials",
+        attributes: &[
+            "registration_number",
+            "personal_code",
+            "role",
+            "share",
+            "represents",
+        ],
+        row_scope: None,
+        purpose: "Pārstāvības tiesību un vērtētāju interešu konflikta pārbaude",
+        legal_basis: AID_LAW,
+        systems: &[MAP],
+        decision: Decision::Approve,
+    },
+    RequestPlan {
+        consumer: crate::demo_map::GRANTOR,
+        dataset: "addresses",
+        attributes: &["address_code", "full_address", "municipality", "postcode"],
+        row_scope: None,
+        purpose: "Atbalsta pretendenta juridiskās adreses pārbaude",
+        legal_basis: AID_LAW,
+        systems: &[MAP],
+        decision: Decision::Approve,
     },
 ];
 
@@ -583,8 +637,20 @@ pub async fn seed_governance(gov: &Governance, data_dir: &Path) -> anyhow::Resul
         }));
     }
 
+    let map_system = systems
+        .get(&(
+            crate::demo_map::GRANTOR.to_owned(),
+            crate::demo_map::MAP_SYSTEM.to_owned(),
+        ))
+        .ok_or_else(|| anyhow!("the demo MAP system is missing"))?
+        .id;
+    let map = crate::demo_map::seed(gov, &admin, map_system)
+        .await
+        .context("seeding the MAP demo")?;
+
     let credentials = json!({
         "admin": { "token": admin_token.secret, "token_id": admin_token.token.id },
+        "map": map,
         "systems": system_entries,
         "users": users,
         "subjects": subjects,
@@ -668,7 +734,7 @@ async fn system(
     Ok(s)
 }
 
-async fn user(
+pub(crate) async fn user(
     gov: &Governance,
     admin: &Principal,
     login: &str,

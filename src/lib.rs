@@ -19,4 +19,5 @@ pub mod cli;
 pub mod connector;
 pub mod demo;
 pub mod demo_governance;
+pub mod demo_map;
 pub mod server;

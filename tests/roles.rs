@@ -302,6 +302,27 @@ const MATRIX: &[Row] = &[
     get("/api/v1/me/usage",                                                         [401,  200,  403,  403,  403,  403,  403]),
     get("/api/v1/usage/summary?dataset=persons",                                    [401,  403,  403,  200,  403,  200,  200]),
     get("/api/v1/usage/records?dataset=persons&format=csv",                         [401,  403,  403,  200,  403,  200,  200]),
+    // ---- MAP (grant management): its staff (persons of a grantor with MAP roles, with
+    // personal tokens) and applicants (subject tokens); none of the columns is MAP staff, so
+    // organisations' system tokens are refused, the citizen is an applicant (of nothing
+    // here), the admin only registers grantors and staff. tests/map.rs covers the staff.
+    post("/api/v1/map/grantors", BAD,                                               [401,  403,  403,  403,  403,  403,  400]),
+    post("/api/v1/map/staff", BAD,                                                  [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/map/programmes",                                                   [401,  200,  403,  403,  403,  403,  403]),
+    post("/api/v1/map/programmes", BAD,                                             [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/programmes/{id=map_programme}",                                [401,  200,  403,  403,  403,  403,  403]),
+    post("/api/v1/map/programmes/{id=map_programme}/scoresheet", BAD,               [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/applications",                                                 [401,  200,  403,  403,  403,  403,  403]),
+    post("/api/v1/map/applications", BAD,                                           [401,  400,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/applications/{id=map_application}",                            [401,  404,  403,  403,  403,  403,  404]),
+    patch("/api/v1/map/applications/{id=map_application}",                          [401,  404,  403,  403,  403,  403,  404]),
+    post("/api/v1/map/applications/{id=map_application}/submit", Body::None,        [401,  404,  403,  403,  403,  403,  404]),
+    post("/api/v1/map/applications/{id=map_application}/transitions", BAD,          [401,  404,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/applications/{id=map_application}/history",                    [401,  404,  403,  403,  403,  403,  404]),
+    get("/api/v1/map/applications/{id=map_application}/access-log",                 [401,  404,  403,  403,  403,  403,  404]),
+    get("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid",       [401,  200,  403,  403,  403,  403,  403]),
+    post("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid", BAD, [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/inbox",                                                        [401,  200,  403,  403,  403,  403,  403]),
     // ---- Arrow Flight and Flight SQL ------------------------------------------------------------------------
     rpc(Rpc::Handshake,                                                             [UNAUTH, OK,       OK,     OK,     OK,       OK,     OK]),
     rpc(Rpc::ListFlights,                                                           [UNAUTH, UNLISTED, LISTED, LISTED, UNLISTED, LISTED, UNLISTED]),
@@ -912,7 +933,27 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     let (status, _, dataset) = get_auth(&format!("{base}/api/v1/datasets/persons"), &admin).await;
     assert_eq!(status, 200, "{dataset}");
 
+    // MAP: an application of the second demo applicant, in the open programme.
+    let map = &creds["map"];
+    let (status, _, application) = post_auth(
+        &format!("{base}/api/v1/map/applications"),
+        map["applicants"][1]["token"].as_str().expect("MAP demo applicants"),
+        &json!({"programme": map["programmes"]["open"], "title": "role matrix",
+                "registration_number": map["applicants"][1]["companies"][0], "requested_amount": 1000}),
+    )
+    .await;
+    assert_eq!(status, 201, "a MAP application: {application}");
+
     let mut fx: HashMap<&'static str, String> = HashMap::new();
+    fx.insert("map_programme", map["programmes"]["open"].to_string());
+    fx.insert("map_application", application["id"].to_string());
+    fx.insert(
+        "map_undertaking",
+        map["applicants"][0]["companies"][0]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
     fx.insert("owner_org", "PMLP".into());
     fx.insert("dataset", "persons".into());
     fx.insert("person_key", person_key);

@@ -27,6 +27,7 @@ pub mod gate;
 pub mod governance;
 mod handlers;
 pub mod loads;
+pub mod map;
 pub mod model;
 pub mod openapi;
 pub mod serve;
@@ -202,6 +203,7 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         )
         .route("/api/v1/{kind}/{id}/history", get(api::history))
         .merge(audit::api::routes())
+        .merge(map::routes())
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

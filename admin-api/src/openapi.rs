@@ -6,6 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::audit::api as usage;
 use crate::loads::api as loads;
+use crate::map::api as map;
 use crate::{api, handlers};
 
 /// The API description.
@@ -65,6 +66,23 @@ use crate::{api, handlers};
         usage::my_usage,
         usage::usage_summary,
         usage::usage_records,
+        map::set_grantor,
+        map::add_staff,
+        map::create_programme,
+        map::list_programmes,
+        map::get_programme,
+        map::set_scoresheet,
+        map::create_application,
+        map::list_applications,
+        map::get_application,
+        map::edit_application,
+        map::submit,
+        map::transition,
+        map::history,
+        map::access_log,
+        map::get_aid,
+        map::add_aid,
+        map::inbox,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -80,6 +98,8 @@ use crate::{api, handlers};
         (name = "history", description = "Every state change: who, when, why"),
         (name = "usage", description = "The personal-data usage audit: usage events, the \
             citizen's view of who used their data, owners' and admins' summaries and exports"),
+        (name = "map", description = "MAP, grant management: programmes, applications from \
+            application to closure, evaluation, payments, de minimis (docs/map.md)"),
     )
 )]
 pub struct ApiDoc;

@@ -31,7 +31,7 @@
 //! - [`audit`]: the audit seam — every view can note the personal attributes and rows it
 //!   hands out in a [`ReadLog`], which becomes [`AccessRecord`]s for an [`AuditSink`].
 //! - [`task`]: [`task::SpawnedTask`], background tasks that stop with their owner.
-//! - [`demo`]: the deterministic generator of the four demo registers.
+//! - [`demo`]: the deterministic generator of the five demo registers.
 
 pub mod audit;
 pub mod bounded;

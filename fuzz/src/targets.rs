@@ -63,7 +63,7 @@ const BATCH_ROWS: usize = 16;
 /// billions of rows is refused before decoding by the HTTP upload path, not by this reader.
 const MAX_ENGINE_PARQUET_ROWS: u64 = 100_000;
 
-/// What the targets share: a runtime, an engine holding the four demo registers (persons
+/// What the targets share: a runtime, an engine holding the five demo registers (persons
 /// in two versions, for the change feed), the Flight service over it, and the grants of a
 /// masked caller.
 struct Harness {

@@ -364,6 +364,7 @@ impl MetaStore {
                 .await?;
         }
         store.migrate().await?;
+        crate::map::MapStore::migrate(&store.pool, store.backend).await?;
         Ok(store)
     }
 

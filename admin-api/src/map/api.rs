@@ -1,0 +1,565 @@
+//! MAP's REST resources under `/api/v1/map` (docs/map.md). Every handler first finds out
+//! who the caller is in MAP ([`Actor::of`]: staff with MAP roles, an applicant, or an
+//! admin) and refuses callers MAP does not serve before it reads the body.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::{ApiError, Problem, Result};
+use crate::extract::{Caller, Params};
+use crate::gate::RawJson;
+use crate::governance::GovError;
+use crate::model::Time;
+
+use super::model::*;
+use super::rules::{self, Action, Actor, NewApplication};
+use super::store::{
+    AccessEntry, AidTotals, AppFilter, ApplicationSummary, HistoryEntry, InboxMessage, MapStore,
+    StaffRole,
+};
+
+/// The MAP routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/map/grantors", post(set_grantor))
+        .route("/api/v1/map/staff", post(add_staff))
+        .route(
+            "/api/v1/map/programmes",
+            get(list_programmes).post(create_programme),
+        )
+        .route("/api/v1/map/programmes/{id}", get(get_programme))
+        .route(
+            "/api/v1/map/programmes/{id}/scoresheet",
+            post(set_scoresheet),
+        )
+        .route(
+            "/api/v1/map/applications",
+            get(list_applications).post(create_application),
+        )
+        .route(
+            "/api/v1/map/applications/{id}",
+            get(get_application).patch(edit_application),
+        )
+        .route("/api/v1/map/applications/{id}/submit", post(submit))
+        .route(
+            "/api/v1/map/applications/{id}/transitions",
+            post(transition),
+        )
+        .route("/api/v1/map/applications/{id}/history", get(history))
+        .route("/api/v1/map/applications/{id}/access-log", get(access_log))
+        .route(
+            "/api/v1/map/undertakings/{registration_number}/aid",
+            get(get_aid).post(add_aid),
+        )
+        .route("/api/v1/map/inbox", get(inbox))
+}
+
+async fn actor(s: &AppState, p: &dagr_engine::Principal) -> Result<(MapStore, Actor)> {
+    let store = MapStore::new(s.gov.store());
+    let actor = Actor::of(&store, p).await?;
+    Ok((store, actor))
+}
+
+fn created<T: serde::Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// A grantor: an organisation and the consumer system MAP reads the registers under for it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantorInput {
+    /// The organisation's code.
+    organisation: String,
+    /// One of its consumer systems; MAP reads under that system's agreements.
+    system: i64,
+}
+
+/// Register (or re-point) a grantor (admin).
+#[utoipa::path(post, path = "/api/v1/map/grantors", tag = "map", request_body = GrantorInput,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn set_grantor(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: RawJson,
+) -> Result<StatusCode> {
+    let (store, actor) = actor(&s, &p).await?;
+    if !matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden("grantors are registered by an admin".into()).into());
+    }
+    let b: GrantorInput = body.parse()?;
+    rules::set_grantor(&s, &store, &actor, &b.organisation, b.system).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A MAP role for a person.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaffInput {
+    /// The user's login (of a grantor organisation).
+    login: String,
+    /// The role.
+    role: MapRole,
+    /// Their personal code, for conflict-of-interest detection.
+    personal_code: String,
+}
+
+/// Give a person of a grantor a MAP role (admin).
+#[utoipa::path(post, path = "/api/v1/map/staff", tag = "map", request_body = StaffInput,
+    responses((status = 201, body = StaffRole), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_staff(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: RawJson,
+) -> Result<Response> {
+    let (store, actor) = actor(&s, &p).await?;
+    if !matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden("MAP roles are given by an admin".into()).into());
+    }
+    let b: StaffInput = body.parse()?;
+    let r = rules::add_staff(&s, &store, &actor, &b.login, b.role, &b.personal_code).await?;
+    Ok(created(r))
+}
+
+/// Create a programme (programme manager).
+#[utoipa::path(post, path = "/api/v1/map/programmes", tag = "map", request_body = NewProgramme,
+    responses((status = 201, body = Programme), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn create_programme(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: RawJson,
+) -> Result<Response> {
+    let (store, actor) = actor(&s, &p).await?;
+    match &actor {
+        Actor::Staff { organisation, .. } => {
+            actor.require(MapRole::ProgrammeManager, organisation)?;
+        }
+        _ => {
+            return Err(
+                GovError::Forbidden("programmes are made by programme managers".into()).into(),
+            );
+        }
+    }
+    let input: NewProgramme = body.parse()?;
+    Ok(created(
+        rules::create_programme(&s, &store, &actor, input).await?,
+    ))
+}
+
+/// Programmes: staff see their organisation's, applicants all.
+#[utoipa::path(get, path = "/api/v1/map/programmes", tag = "map",
+    responses((status = 200, body = Vec<Programme>), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_programmes(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Vec<Programme>>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let org = match &actor {
+        Actor::Staff { organisation, .. } => Some(organisation.as_str()),
+        Actor::Applicant { .. } => None,
+        Actor::Admin => {
+            return Err(
+                GovError::Forbidden("programmes are for MAP staff and applicants".into()).into(),
+            );
+        }
+    };
+    Ok(Json(
+        store
+            .programmes(org)
+            .await?
+            .iter()
+            .map(|p| p.view())
+            .collect(),
+    ))
+}
+
+/// One programme, with what is committed, paid and remaining.
+#[utoipa::path(get, path = "/api/v1/map/programmes/{id}", tag = "map",
+    params(("id" = i64, Path, description = "Programme")),
+    responses((status = 200, body = Programme), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_programme(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Programme>> {
+    let (store, actor) = actor(&s, &p).await?;
+    if matches!(actor, Actor::Admin) {
+        return Err(
+            GovError::Forbidden("programmes are for MAP staff and applicants".into()).into(),
+        );
+    }
+    Ok(Json(rules::programme(&store, &actor, id).await?))
+}
+
+/// A new scoresheet.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScoresheetInput {
+    /// The criteria.
+    criteria: Vec<Criterion>,
+}
+
+/// Change the scoresheet (programme manager): a new version once anything was scored on the
+/// current one.
+#[utoipa::path(post, path = "/api/v1/map/programmes/{id}/scoresheet", tag = "map", request_body = ScoresheetInput,
+    params(("id" = i64, Path, description = "Programme")),
+    responses((status = 200, body = Programme), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn set_scoresheet(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<Programme>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let prog = rules::programme_row(&store, id).await?;
+    actor.require(MapRole::ProgrammeManager, &prog.organisation)?;
+    let b: ScoresheetInput = body.parse()?;
+    rules::check_scoresheet(&b.criteria)?;
+    store
+        .set_scoresheet(
+            id,
+            &b.criteria,
+            &actor.describe(Some(MapRole::ProgrammeManager)),
+        )
+        .await?;
+    Ok(Json(rules::programme(&store, &actor, id).await?))
+}
+
+/// File a draft application (a person acting for a company, with a subject token): the
+/// right to represent is checked and the company's data pre-filled from the registers.
+#[utoipa::path(post, path = "/api/v1/map/applications", tag = "map", request_body = NewApplication,
+    responses((status = 201, body = Application), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn create_application(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: RawJson,
+) -> Result<Response> {
+    let (store, actor) = actor(&s, &p).await?;
+    if !matches!(actor, Actor::Applicant { .. }) {
+        return Err(GovError::Forbidden(
+            "applications are filed by a person acting for a company".into(),
+        )
+        .into());
+    }
+    let input: NewApplication = body.parse()?;
+    Ok(created(
+        rules::create_application(&s, &store, &actor, input).await?,
+    ))
+}
+
+/// Filters of the application list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only this programme's.
+    programme: Option<i64>,
+    /// Only in this status.
+    status: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    limit: Option<i64>,
+    /// Only ids below this (the last id of the previous page).
+    before: Option<i64>,
+}
+
+/// Applications: staff see their organisation's (evaluators those assigned to them),
+/// applicants their own; newest first.
+#[utoipa::path(get, path = "/api/v1/map/applications", tag = "map", params(ListParams),
+    responses((status = 200, body = Vec<ApplicationSummary>), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_applications(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<ListParams>,
+) -> Result<Json<Vec<ApplicationSummary>>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and 1000; got {limit}"
+        )));
+    }
+    let status = match q.status.as_deref() {
+        Some(st) => Some(
+            Status::parse(st)
+                .ok_or_else(|| ApiError::BadRequest(format!("status: `{st}` is not a status")))?,
+        ),
+        None => None,
+    };
+    let mut f = AppFilter {
+        programme: q.programme,
+        status,
+        before: q.before,
+        limit,
+        ..AppFilter::default()
+    };
+    match &actor {
+        Actor::Staff {
+            organisation,
+            roles,
+            login,
+            ..
+        } => {
+            f.organisation = Some(organisation.clone());
+            if roles.iter().all(|r| *r == MapRole::Evaluator) {
+                f.evaluator = Some(login.clone());
+            }
+        }
+        Actor::Applicant { code } => f.applicant_code = Some(code.clone()),
+        Actor::Admin => {
+            return Err(GovError::Forbidden(
+                "applications are for MAP staff and applicants".into(),
+            )
+            .into());
+        }
+    }
+    Ok(Json(store.applications(&f).await?))
+}
+
+/// As-of replay.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AsOf {
+    /// Show the application as it was at this time (staff).
+    as_of: Option<String>,
+}
+
+/// One application as the caller may see it (blind scores; an evaluator only after
+/// declaring); staff openings are logged for the applicant.
+#[utoipa::path(get, path = "/api/v1/map/applications/{id}", tag = "map",
+    params(("id" = i64, Path, description = "Application"), AsOf),
+    responses((status = 200, body = Application), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_application(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+    Params(q): Params<AsOf>,
+) -> Result<Json<Application>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let as_of = match q.as_of.as_deref() {
+        Some(t) => Some(Time::parse(t).ok_or_else(|| {
+            ApiError::BadRequest(format!("as_of: `{t}` is not RFC 3339 or a date"))
+        })?),
+        None => None,
+    };
+    Ok(Json(rules::view(&store, &actor, id, as_of).await?))
+}
+
+/// Changes to a draft or returned application.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditInput {
+    /// Title.
+    title: Option<String>,
+    /// Requested amount (EUR).
+    requested_amount: Option<f64>,
+}
+
+/// Edit a draft or returned application (its applicant).
+#[utoipa::path(patch, path = "/api/v1/map/applications/{id}", tag = "map", request_body = EditInput,
+    params(("id" = i64, Path, description = "Application")),
+    responses((status = 200, body = Application), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn edit_application(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<Application>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let app = rules::app_row(&store, &actor, id).await?;
+    actor.require_applicant(&app)?;
+    let b: EditInput = body.parse()?;
+    Ok(Json(
+        rules::edit(&store, &actor, id, b.title, b.requested_amount).await?,
+    ))
+}
+
+/// Submit (or resubmit) an application (its applicant): eligibility is checked against the
+/// registers; a failed condition is a 422 naming it.
+#[utoipa::path(post, path = "/api/v1/map/applications/{id}/submit", tag = "map",
+    params(("id" = i64, Path, description = "Application")),
+    responses((status = 200, body = Application), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn submit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Application>> {
+    let (store, actor) = actor(&s, &p).await?;
+    Ok(Json(rules::submit(&s, &store, &actor, id).await?))
+}
+
+/// Act on an application: `{"action": ..., ...}` (docs/map.md lists actions and roles).
+#[utoipa::path(post, path = "/api/v1/map/applications/{id}/transitions", tag = "map", request_body = Action,
+    params(("id" = i64, Path, description = "Application")),
+    responses((status = 200, body = Application), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "State, budget, ceiling or conflict"), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn transition(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<Application>> {
+    let (store, actor) = actor(&s, &p).await?;
+    if matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden("admins take no part in grant decisions".into()).into());
+    }
+    // The caller must see the application before the body is read.
+    rules::app_row(&store, &actor, id).await?;
+    let action: Action = body.parse()?;
+    Ok(Json(rules::act(&s, &store, &actor, id, action).await?))
+}
+
+/// The history of an application: every transition with its actor.
+#[utoipa::path(get, path = "/api/v1/map/applications/{id}/history", tag = "map",
+    params(("id" = i64, Path, description = "Application")),
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn history(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<HistoryEntry>>> {
+    let (store, actor) = actor(&s, &p).await?;
+    rules::app_row(&store, &actor, id).await?;
+    rules::require_declared(&store, &actor, id).await?;
+    let mut h = store.history(id).await?;
+    if matches!(actor, Actor::Applicant { .. }) {
+        // Staff are named by role and organisation to the applicant, not by login.
+        for e in &mut h {
+            if let Some((role, rest)) = e.by.split_once(' ') {
+                let org = rest
+                    .rsplit_once('(')
+                    .map(|(_, o)| o.trim_end_matches(')'))
+                    .unwrap_or("");
+                e.by = if org.is_empty() {
+                    role.to_owned()
+                } else {
+                    format!("{role} ({org})")
+                };
+            }
+        }
+    }
+    Ok(Json(h))
+}
+
+/// Who opened the application (role, organisation, time) and the register reads made for
+/// it: for its applicant and the grantor's staff.
+#[utoipa::path(get, path = "/api/v1/map/applications/{id}/access-log", tag = "map",
+    params(("id" = i64, Path, description = "Application")),
+    responses((status = 200, body = Vec<AccessEntry>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn access_log(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<AccessEntry>>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let app = rules::app_row(&store, &actor, id).await?;
+    if let Actor::Staff {
+        roles,
+        organisation,
+        ..
+    } = &actor
+        && !roles.contains(&MapRole::ProgrammeManager)
+    {
+        return Err(GovError::Forbidden(format!(
+            "the access log is for the applicant and programme managers of {organisation}"
+        ))
+        .into());
+    }
+    let prog = rules::programme_row(&store, app.programme).await?;
+    Ok(Json(store.access_log(id, &prog.organisation).await?))
+}
+
+/// De minimis aid of an undertaking over the last three years, against the ceiling.
+#[utoipa::path(get, path = "/api/v1/map/undertakings/{registration_number}/aid", tag = "map",
+    params(("registration_number" = String, Path, description = "The undertaking")),
+    responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_aid(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(rn): Path<String>,
+) -> Result<Json<AidTotals>> {
+    let (store, actor) = actor(&s, &p).await?;
+    Ok(Json(rules::aid(&store, &actor, &rn).await?))
+}
+
+/// Aid granted outside MAP.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AidInput {
+    /// Amount (EUR).
+    amount: f64,
+    /// When it was granted (RFC 3339 or a date).
+    granted_at: String,
+}
+
+/// Record de minimis aid granted outside MAP (a programme manager), counted in the ceiling.
+#[utoipa::path(post, path = "/api/v1/map/undertakings/{registration_number}/aid", tag = "map", request_body = AidInput,
+    params(("registration_number" = String, Path, description = "The undertaking")),
+    responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_aid(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(rn): Path<String>,
+    body: RawJson,
+) -> Result<Json<AidTotals>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let Actor::Staff { organisation, .. } = &actor else {
+        return Err(GovError::Forbidden(
+            "aid outside MAP is recorded by a programme manager".into(),
+        )
+        .into());
+    };
+    actor.require(MapRole::ProgrammeManager, organisation)?;
+    super::registers::check_registration_number(&rn)?;
+    let b: AidInput = body.parse()?;
+    let amount = cents("amount", b.amount)?;
+    let at = Time::parse(&b.granted_at).ok_or_else(|| GovError::Invalid {
+        field: "granted_at".into(),
+        reason: "not RFC 3339 or a date".into(),
+    })?;
+    if at > Time::now() {
+        return Err(GovError::Invalid {
+            field: "granted_at".into(),
+            reason: "is in the future".into(),
+        }
+        .into());
+    }
+    store.add_external_aid(&rn, amount, at).await?;
+    Ok(Json(rules::aid(&store, &actor, &rn).await?))
+}
+
+/// The caller's MAP inbox, newest first (programme managers also get their organisation's).
+#[utoipa::path(get, path = "/api/v1/map/inbox", tag = "map",
+    responses((status = 200, body = Vec<InboxMessage>), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn inbox(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Vec<InboxMessage>>> {
+    let (store, actor) = actor(&s, &p).await?;
+    let mut all = Vec::new();
+    for k in rules::inbox_key(&actor)? {
+        all.extend(store.inbox(&k, 100).await?);
+    }
+    all.sort_by_key(|m| std::cmp::Reverse(m.id));
+    all.truncate(100);
+    Ok(Json(all))
+}

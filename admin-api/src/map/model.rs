@@ -1,0 +1,449 @@
+//! MAP's vocabulary: statuses, roles, amounts, inputs and the application as the API shows
+//! it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::governance::{GovError, GovResult};
+
+/// The state of an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Being written by the applicant; saved, not filed.
+    Draft,
+    /// Filed; waiting for the completeness check.
+    Submitted,
+    /// Sent back to the applicant to complete; they edit and submit again.
+    Returned,
+    /// Complete; waiting for evaluators.
+    Complete,
+    /// Evaluators are assigned and scoring.
+    InEvaluation,
+    /// Every evaluator scored; waiting for the decision.
+    Evaluated,
+    /// Granted an amount; waiting for the contract.
+    Approved,
+    /// Refused.
+    Rejected,
+    /// Under contract: payments and reports.
+    Contracted,
+    /// Final report approved; the unpaid rest released.
+    Closed,
+    /// Withdrawn by the applicant before a contract.
+    Withdrawn,
+    /// Contract terminated, with recovery of what was paid unduly.
+    Terminated,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 12] = [
+        Status::Draft,
+        Status::Submitted,
+        Status::Returned,
+        Status::Complete,
+        Status::InEvaluation,
+        Status::Evaluated,
+        Status::Approved,
+        Status::Rejected,
+        Status::Contracted,
+        Status::Closed,
+        Status::Withdrawn,
+        Status::Terminated,
+    ];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Submitted => "submitted",
+            Status::Returned => "returned",
+            Status::Complete => "complete",
+            Status::InEvaluation => "in_evaluation",
+            Status::Evaluated => "evaluated",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Contracted => "contracted",
+            Status::Closed => "closed",
+            Status::Withdrawn => "withdrawn",
+            Status::Terminated => "terminated",
+        }
+    }
+
+    /// Parse [`Status::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A person's role in MAP (a user of the grantor organisation may hold several).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MapRole {
+    /// Runs programmes: completeness, assignment, contracts, reports, closure.
+    ProgrammeManager,
+    /// Scores the applications assigned to them.
+    Evaluator,
+    /// Decides: approves an amount or rejects.
+    Approver,
+    /// Approves and executes payments.
+    Accountant,
+}
+
+impl MapRole {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapRole::ProgrammeManager => "programme_manager",
+            MapRole::Evaluator => "evaluator",
+            MapRole::Approver => "approver",
+            MapRole::Accountant => "accountant",
+        }
+    }
+
+    /// Parse [`MapRole::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "programme_manager" => MapRole::ProgrammeManager,
+            "evaluator" => MapRole::Evaluator,
+            "approver" => MapRole::Approver,
+            "accountant" => MapRole::Accountant,
+            _ => return None,
+        })
+    }
+}
+
+/// The aid regime of a programme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AidRegime {
+    /// De minimis aid (Regulation (EU) 2023/2831): a ceiling per undertaking over any three
+    /// years.
+    DeMinimis,
+    /// Not state aid.
+    None,
+}
+
+impl AidRegime {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AidRegime::DeMinimis => "de_minimis",
+            AidRegime::None => "none",
+        }
+    }
+
+    /// Parse [`AidRegime::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "de_minimis" => Some(AidRegime::DeMinimis),
+            "none" => Some(AidRegime::None),
+            _ => None,
+        }
+    }
+}
+
+/// The de minimis ceiling per undertaking over three years, in cents: EUR 300 000
+/// (Regulation (EU) 2023/2831, Article 3(2)).
+pub const DE_MINIMIS_CEILING: i64 = 30_000_000;
+/// The period the ceiling covers, in days (three years).
+pub const DE_MINIMIS_DAYS: i64 = 3 * 365 + 1;
+
+/// Largest amount MAP accepts, in cents (EUR 10 billion): far above any programme, far
+/// below where sums of cents overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// An amount in euro (a JSON number, at most two decimals) as cents; 422 naming `field`
+/// when negative, not finite, too precise or too large.
+pub fn cents(field: &str, eur: f64) -> GovResult<i64> {
+    let invalid = |reason: &str| GovError::Invalid {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !eur.is_finite() || eur < 0.0 {
+        return Err(invalid("must be a non-negative amount in euro"));
+    }
+    let c = (eur * 100.0).round();
+    if (c - eur * 100.0).abs() > 1e-6 * c.max(1.0) {
+        return Err(invalid("has more than two decimals (cents)"));
+    }
+    if c > MAX_AMOUNT as f64 {
+        return Err(invalid("exceeds EUR 10 000 000 000"));
+    }
+    Ok(c as i64)
+}
+
+/// Cents as euro, for JSON.
+pub fn eur(cents: i64) -> f64 {
+    cents as f64 / 100.0
+}
+
+/// A named eligibility condition: a predicate over the attributes of `companies`, like a
+/// row scope (`status = 'active' AND employees < 250`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Short name, shown in refusals.
+    pub name: String,
+    /// The predicate.
+    pub predicate: String,
+}
+
+/// Eligibility as given: one predicate, or named conditions.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EligibilityInput {
+    /// One predicate, named `eligibility`.
+    One(String),
+    /// Named conditions, all of which must hold.
+    Many(Vec<Condition>),
+}
+
+/// A scoring criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    /// Code, unique in the scoresheet.
+    pub code: String,
+    /// Weight (> 0).
+    pub weight: f64,
+    /// Lowest points (default 0).
+    #[serde(default)]
+    pub min: f64,
+    /// Highest points.
+    pub max: f64,
+}
+
+/// A level of payment approval: who approves, from which amount on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalLevel {
+    /// The role that approves at this level.
+    pub role: MapRole,
+    /// The level applies to payments of at least this amount (EUR; default 0: all).
+    #[serde(default)]
+    pub from_amount: f64,
+}
+
+/// A report due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportDue {
+    /// `interim` or `final`.
+    pub kind: String,
+    /// Months after the contract.
+    pub months_after_contract: u32,
+}
+
+/// A new programme.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProgramme {
+    /// Title.
+    pub title: String,
+    /// Budget (EUR).
+    pub budget: f64,
+    /// Largest grant to one application (EUR).
+    pub max_grant: f64,
+    /// Share of eligible costs the grant may cover, 0–1 (default 1).
+    #[serde(default)]
+    pub co_financing_rate: Option<f64>,
+    /// Applications are accepted from (RFC 3339 or a date).
+    pub opens_at: String,
+    /// Applications are accepted until (RFC 3339, or a date meaning its end).
+    pub closes_at: String,
+    /// `de_minimis` or `none`.
+    pub aid_regime: AidRegime,
+    /// Eligibility conditions over `companies`.
+    pub eligibility: EligibilityInput,
+    /// The scoresheet.
+    pub criteria: Vec<Criterion>,
+    /// Evaluators per application (1–9).
+    pub evaluators_per_application: u32,
+    /// Cost categories (free names).
+    #[serde(default)]
+    pub cost_categories: Vec<String>,
+    /// Payment approval levels; default: a programme manager, then an accountant.
+    #[serde(default)]
+    pub approval_levels: Option<Vec<ApprovalLevel>>,
+    /// Reports due.
+    #[serde(default)]
+    pub report_schedule: Vec<ReportDue>,
+}
+
+/// A programme as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Programme {
+    /// Id.
+    pub id: i64,
+    /// The grantor organisation.
+    pub organisation: String,
+    /// Title.
+    pub title: String,
+    /// Budget (EUR).
+    pub budget: f64,
+    /// Largest grant (EUR).
+    pub max_grant: f64,
+    /// Co-financing rate, 0–1.
+    pub co_financing_rate: f64,
+    /// Opens.
+    pub opens_at: String,
+    /// Closes.
+    pub closes_at: String,
+    /// Aid regime.
+    pub aid_regime: AidRegime,
+    /// Eligibility conditions.
+    pub eligibility: Vec<Condition>,
+    /// The current scoresheet.
+    pub criteria: Vec<Criterion>,
+    /// Its version.
+    pub scoresheet_version: i64,
+    /// Evaluators per application.
+    pub evaluators_per_application: i64,
+    /// Cost categories.
+    pub cost_categories: Vec<String>,
+    /// Payment approval levels.
+    pub approval_levels: Vec<ApprovalLevel>,
+    /// Reports due.
+    pub report_schedule: Vec<ReportDue>,
+    /// Granted by decisions and not released (EUR).
+    pub committed: f64,
+    /// Paid (EUR).
+    pub paid: f64,
+    /// Recovered (EUR).
+    pub recovered: f64,
+    /// Budget not committed (EUR).
+    pub remaining: f64,
+    /// Who made it.
+    pub created_by: String,
+    /// When.
+    pub created_at: String,
+}
+
+/// The applicant company, pre-filled from `companies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Applicant {
+    /// Registration number.
+    pub registration_number: String,
+    /// Registered name.
+    pub name: String,
+    /// Legal form.
+    pub legal_form: String,
+    /// Register status.
+    pub status: String,
+}
+
+/// The register read behind a check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Evidence {
+    /// `prefill`, `represent`, `submit`, `decision`, `payment`, `closure`, `conflict`.
+    pub step: String,
+    /// The dataset read.
+    pub dataset: String,
+    /// Its snapshot version.
+    pub version: i64,
+    /// When.
+    pub read_at: String,
+    /// Ids of the access records in the usage audit (empty when nothing personal was read).
+    pub access_record: Vec<String>,
+    /// Whether the check held.
+    pub passed: bool,
+    /// The values read.
+    #[schema(value_type = Object)]
+    pub values: serde_json::Value,
+}
+
+/// One evaluator's scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Score {
+    /// The evaluator's login.
+    pub evaluator: String,
+    /// Points per criterion code.
+    #[schema(value_type = Object)]
+    pub points: std::collections::BTreeMap<String, f64>,
+    /// Why.
+    pub justification: String,
+    /// When.
+    pub at: String,
+}
+
+/// A payment request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    /// Id.
+    pub id: i64,
+    /// Amount (EUR).
+    pub amount: f64,
+    /// `submitted`, `in_approval`, `approved` or `paid`.
+    pub status: String,
+    /// Approval levels passed.
+    pub approvals: Vec<String>,
+}
+
+/// A report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    /// Id.
+    pub id: i64,
+    /// `interim` or `final`.
+    pub kind: String,
+    /// `submitted` or `approved`.
+    pub status: String,
+    /// Eligible costs (EUR).
+    pub eligible_costs: f64,
+}
+
+/// A registered document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Document {
+    /// Registration number (`MAP-2026/000123`), gapless per year.
+    pub number: String,
+    /// Date (YYYY-MM-DD).
+    pub date: String,
+    /// `incoming` or `outgoing`.
+    pub direction: String,
+    /// What it is.
+    pub kind: String,
+}
+
+/// An application as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Application {
+    /// Id.
+    pub id: i64,
+    /// The programme.
+    pub programme: i64,
+    /// Status.
+    pub status: Status,
+    /// Title.
+    pub title: String,
+    /// Requested amount (EUR).
+    pub requested_amount: f64,
+    /// Granted amount (EUR), once approved.
+    pub granted_amount: Option<f64>,
+    /// Σ weight × mean points / Σ weights, once every evaluator scored.
+    pub score: Option<f64>,
+    /// The applicant company, from the register.
+    pub applicant: Applicant,
+    /// The scoresheet version it is scored on.
+    pub scoresheet_version: Option<i64>,
+    /// The evaluators assigned.
+    pub evaluators: Vec<String>,
+    /// Register reads behind each check.
+    pub evidence: Vec<Evidence>,
+    /// Scores: each evaluator sees their own until every score is in; then all see all.
+    pub scores: Vec<Score>,
+    /// Payments.
+    pub payments: Vec<Payment>,
+    /// Reports.
+    pub reports: Vec<Report>,
+    /// Registered documents.
+    pub documents: Vec<Document>,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: String,
+}

@@ -1,0 +1,1516 @@
+//! Who may do what to an application in which state, and the checks each step makes:
+//! register checks (through [`super::registers`]), money (budget, contract amount, de
+//! minimis), conflicts of interest and blind scoring. Every refusal is an error before any
+//! write, or inside the transition's transaction (which then rolls back): a refused action
+//! changes nothing.
+
+use std::collections::BTreeMap;
+
+use dagr_engine::{Principal, Role};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::governance::{GovError, GovResult};
+use crate::model::Time;
+
+use super::model::*;
+use super::registers::{self, Grantor, Registers};
+use super::store::{MapStore, ProgrammeRow, StaffRole};
+
+/// Longest title, reason or justification accepted.
+pub(crate) const MAX_TEXT: usize = 4000;
+/// Most criteria in a scoresheet, conditions in a programme, costs in a report.
+pub(crate) const MAX_ITEMS: usize = 50;
+
+/// Who acts in MAP.
+#[derive(Debug, Clone)]
+pub(crate) enum Actor {
+    /// A person of a grantor organisation with MAP roles.
+    Staff {
+        /// Login.
+        login: String,
+        /// Their organisation.
+        organisation: String,
+        /// Their roles.
+        roles: Vec<MapRole>,
+        /// Their personal code.
+        personal_code: String,
+    },
+    /// A person acting for a company (a subject).
+    Applicant {
+        /// Their personal code.
+        code: String,
+    },
+    /// A DAGR operator: registers grantors and staff, reads no application.
+    Admin,
+}
+
+impl Actor {
+    /// Who the caller is in MAP; 403 for callers MAP does not know.
+    pub(crate) async fn of(store: &MapStore, p: &Principal) -> GovResult<Actor> {
+        match p.role {
+            Role::Admin => return Ok(Actor::Admin),
+            Role::Subject => {
+                if let Some(code) = &p.subject {
+                    return Ok(Actor::Applicant { code: code.clone() });
+                }
+            }
+            _ => {}
+        }
+        if let (Some(login), Some(org)) = (&p.user, &p.organisation) {
+            let staff: Vec<StaffRole> = store
+                .staff_roles(login)
+                .await?
+                .into_iter()
+                .filter(|s| &s.organisation == org)
+                .collect();
+            if let Some(first) = staff.first() {
+                return Ok(Actor::Staff {
+                    login: login.clone(),
+                    organisation: org.clone(),
+                    personal_code: first.personal_code.clone(),
+                    roles: staff.iter().map(|s| s.role).collect(),
+                });
+            }
+        }
+        Err(GovError::Forbidden(
+            "MAP serves its staff (people of a grantor organisation with a MAP role, signed in with their own token) \
+             and applicants (citizens with a subject token)"
+                .into(),
+        ))
+    }
+
+    /// The actor as history shows it.
+    pub(crate) fn describe(&self, role: Option<MapRole>) -> String {
+        match self {
+            Actor::Staff {
+                login,
+                organisation,
+                ..
+            } => format!(
+                "{} {login} ({organisation})",
+                role.map_or("staff", MapRole::as_str)
+            ),
+            Actor::Applicant { .. } => "applicant".into(),
+            Actor::Admin => "admin".into(),
+        }
+    }
+
+    /// The staff login, when staff.
+    pub(crate) fn login(&self) -> Option<&str> {
+        match self {
+            Actor::Staff { login, .. } => Some(login),
+            _ => None,
+        }
+    }
+
+    /// The staff's organisation and login when they hold `role` in `organisation`; 403
+    /// otherwise.
+    pub(crate) fn require(&self, role: MapRole, organisation: &str) -> GovResult<&str> {
+        match self {
+            Actor::Staff {
+                login,
+                organisation: o,
+                roles,
+                ..
+            } if o == organisation && roles.contains(&role) => Ok(login),
+            _ => Err(GovError::Forbidden(format!(
+                "this action is for a {} of {organisation}",
+                role.as_str()
+            ))),
+        }
+    }
+
+    /// The applicant's code when the actor is the applicant of `app`.
+    pub(crate) fn require_applicant(&self, app: &super::store::AppRow) -> GovResult<&str> {
+        match self {
+            Actor::Applicant { code } if *code == app.applicant_code => Ok(code),
+            _ => Err(GovError::Forbidden(format!(
+                "this action is for the person who filed application {}",
+                app.id
+            ))),
+        }
+    }
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> GovError {
+    GovError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A required, trimmed text of at most [`MAX_TEXT`] characters without control characters
+/// (new lines allowed).
+pub(crate) fn text(field: &str, value: &str) -> GovResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if v.chars().count() > MAX_TEXT {
+        return Err(invalid(
+            field,
+            format!("is longer than {MAX_TEXT} characters"),
+        ));
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+pub(crate) fn check_scoresheet(criteria: &[Criterion]) -> GovResult<()> {
+    if criteria.is_empty() || criteria.len() > MAX_ITEMS {
+        return Err(invalid(
+            "criteria",
+            format!("give 1 to {MAX_ITEMS} criteria"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in criteria {
+        if c.code.is_empty()
+            || c.code.len() > 64
+            || !c
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                "criteria",
+                format!("code `{}` must be 1–64 letters, digits, `_` or `-`", c.code),
+            ));
+        }
+        if !seen.insert(c.code.as_str()) {
+            return Err(invalid(
+                "criteria",
+                format!("code `{}` appears twice", c.code),
+            ));
+        }
+        if !(c.weight.is_finite() && c.weight > 0.0 && c.weight <= 1000.0) {
+            return Err(invalid(
+                "criteria",
+                format!("`{}`: weight must be in (0, 1000]", c.code),
+            ));
+        }
+        if !(c.min.is_finite()
+            && c.max.is_finite()
+            && c.min < c.max
+            && c.min >= 0.0
+            && c.max <= 1000.0)
+        {
+            return Err(invalid(
+                "criteria",
+                format!("`{}`: need 0 <= min < max <= 1000", c.code),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Create a programme (a programme manager of a grantor organisation).
+pub(crate) async fn create_programme(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    input: NewProgramme,
+) -> GovResult<Programme> {
+    let Actor::Staff { organisation, .. } = actor else {
+        return Err(GovError::Forbidden(
+            "programmes are made by programme managers".into(),
+        ));
+    };
+    let login = actor
+        .require(MapRole::ProgrammeManager, organisation)?
+        .to_owned();
+    if store.grantor(organisation).await?.is_none() {
+        return Err(GovError::Conflict(format!(
+            "{organisation} is not set up as a grantor: an admin names its MAP system first"
+        )));
+    }
+    let title = text("title", &input.title)?;
+    let budget = cents("budget", input.budget)?;
+    let max_grant = cents("max_grant", input.max_grant)?;
+    if budget == 0 || max_grant == 0 || max_grant > budget {
+        return Err(invalid("max_grant", "need 0 < max_grant <= budget"));
+    }
+    let rate = input.co_financing_rate.unwrap_or(1.0);
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) {
+        return Err(invalid("co_financing_rate", "must be in (0, 1]"));
+    }
+    let opens = Time::parse(&input.opens_at)
+        .ok_or_else(|| invalid("opens_at", "not RFC 3339 or a date"))?;
+    let closes = Time::parse_end(&input.closes_at)
+        .ok_or_else(|| invalid("closes_at", "not RFC 3339 or a date"))?;
+    if closes <= opens {
+        return Err(invalid("closes_at", "must be after opens_at"));
+    }
+    let eligibility = match input.eligibility {
+        EligibilityInput::One(p) => vec![Condition {
+            name: "eligibility".into(),
+            predicate: p,
+        }],
+        EligibilityInput::Many(v) => v,
+    };
+    if eligibility.len() > MAX_ITEMS {
+        return Err(invalid(
+            "eligibility",
+            format!("at most {MAX_ITEMS} conditions"),
+        ));
+    }
+    for c in &eligibility {
+        text("eligibility", &c.name)?;
+    }
+    registers::check_conditions(state, &eligibility)?;
+    check_scoresheet(&input.criteria)?;
+    if !(1..=9).contains(&input.evaluators_per_application) {
+        return Err(invalid("evaluators_per_application", "must be 1 to 9"));
+    }
+    if input.cost_categories.len() > MAX_ITEMS {
+        return Err(invalid("cost_categories", format!("at most {MAX_ITEMS}")));
+    }
+    let levels = input.approval_levels.unwrap_or_else(|| {
+        vec![
+            ApprovalLevel {
+                role: MapRole::ProgrammeManager,
+                from_amount: 0.0,
+            },
+            ApprovalLevel {
+                role: MapRole::Accountant,
+                from_amount: 0.0,
+            },
+        ]
+    });
+    if levels.is_empty() || levels.len() > 5 {
+        return Err(invalid("approval_levels", "give 1 to 5 levels"));
+    }
+    for l in &levels {
+        cents("approval_levels", l.from_amount)?;
+    }
+    for r in &input.report_schedule {
+        if r.kind != "interim" && r.kind != "final" {
+            return Err(invalid("report_schedule", "kind is `interim` or `final`"));
+        }
+    }
+    let row = ProgrammeRow {
+        id: 0,
+        organisation: organisation.clone(),
+        title,
+        budget,
+        max_grant,
+        co_financing_bp: (rate * 10_000.0).round() as i64,
+        opens_at: opens.0,
+        closes_at: closes.0,
+        aid_regime: input.aid_regime,
+        eligibility,
+        cost_categories: input.cost_categories,
+        approval_levels: levels,
+        report_schedule: input.report_schedule,
+        evaluators_per_application: i64::from(input.evaluators_per_application),
+        scoresheet_version: 1,
+        criteria: input.criteria,
+        committed: 0,
+        paid: 0,
+        recovered: 0,
+        created_by: actor.describe(Some(MapRole::ProgrammeManager)),
+        created_at: Time::now().0,
+    };
+    let _ = login;
+    let id = store.create_programme(&row).await?;
+    programme(store, actor, id).await
+}
+
+/// A programme as the caller may see it: staff of its organisation see everything;
+/// applicants see the programmes (they apply to them).
+pub(crate) async fn programme(store: &MapStore, actor: &Actor, id: i64) -> GovResult<Programme> {
+    let p = programme_row(store, id).await?;
+    match actor {
+        Actor::Staff { organisation, .. } if *organisation != p.organisation => {
+            Err(GovError::NotFound(format!("programme {id}")))
+        }
+        _ => Ok(p.view()),
+    }
+}
+
+pub(crate) async fn programme_row(store: &MapStore, id: i64) -> GovResult<ProgrammeRow> {
+    store
+        .programme(id)
+        .await?
+        .ok_or_else(|| GovError::NotFound(format!("programme {id}")))
+}
+
+/// A new application, as the applicant files it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewApplication {
+    /// The programme.
+    pub(crate) programme: i64,
+    /// The company's registration number; its data comes from the register.
+    pub(crate) registration_number: String,
+    /// Title.
+    pub(crate) title: String,
+    /// Requested amount (EUR).
+    pub(crate) requested_amount: f64,
+}
+
+async fn grantor_of(store: &MapStore, p: &ProgrammeRow) -> GovResult<Grantor> {
+    store.grantor(&p.organisation).await?.ok_or_else(|| {
+        GovError::Conflict(format!(
+            "{} is no longer set up as a grantor: MAP has no system to read the registers under",
+            p.organisation
+        ))
+    })
+}
+
+/// The person's right to represent the company, from `officials`: the read, and whether a
+/// row says they may represent it.
+async fn represents(
+    regs: &Registers<'_>,
+    rn: &str,
+    code: &str,
+    purpose: String,
+) -> GovResult<(registers::Read, bool)> {
+    let read = regs.relations(rn, code, purpose).await?;
+    let ok = read
+        .rows
+        .iter()
+        .any(|r| r.get("represents").and_then(serde_json::Value::as_bool) == Some(true));
+    Ok((read, ok))
+}
+
+/// File a draft: the applicant's right to represent the company is checked in `officials`,
+/// the company's data pre-filled from `companies`.
+pub(crate) async fn create_application(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    input: NewApplication,
+) -> GovResult<Application> {
+    let Actor::Applicant { code } = actor else {
+        return Err(GovError::Forbidden(
+            "applications are filed by a person acting for a company (a subject token)".into(),
+        ));
+    };
+    let title = text("title", &input.title)?;
+    let requested = cents("requested_amount", input.requested_amount)?;
+    registers::check_registration_number(&input.registration_number)?;
+    let p = programme_row(store, input.programme).await?;
+    if requested > p.max_grant {
+        return Err(invalid(
+            "requested_amount",
+            format!(
+                "exceeds the programme's maximum grant of EUR {:.2}",
+                eur(p.max_grant)
+            ),
+        ));
+    }
+    let grantor = grantor_of(store, &p).await?;
+    let regs = Registers::new(state, &grantor, None);
+    let rn = &input.registration_number;
+    let (rep, ok) = represents(
+        &regs,
+        rn,
+        code,
+        format!(
+            "MAP programme {}: right to represent {rn} for a new application",
+            p.id
+        ),
+    )
+    .await?;
+    if !ok {
+        return Err(GovError::Forbidden(format!(
+            "the enterprise register does not record you as entitled to represent {rn}"
+        )));
+    }
+    let (company, applicant) = regs
+        .company(
+            rn,
+            format!(
+                "MAP programme {}: pre-fill of a new application of {rn}",
+                p.id
+            ),
+        )
+        .await?;
+    let Some(applicant) = applicant else {
+        return Err(invalid(
+            "registration_number",
+            format!("no company {rn} in the register"),
+        ));
+    };
+    let app = store
+        .create_application(
+            &super::store::Draft {
+                programme: p.id,
+                title: &title,
+                requested,
+                applicant_code: code,
+                applicant: &applicant,
+            },
+            &[("represent", &rep, true), ("prefill", &company, true)],
+            &actor.describe(None),
+        )
+        .await?;
+    Ok(app)
+}
+
+/// Edit a draft or returned application (its applicant).
+pub(crate) async fn edit(
+    store: &MapStore,
+    actor: &Actor,
+    id: i64,
+    title: Option<String>,
+    requested: Option<f64>,
+) -> GovResult<Application> {
+    let app = app_row(store, actor, id).await?;
+    actor.require_applicant(&app)?;
+    let title = title.map(|t| text("title", &t)).transpose()?;
+    let requested = requested
+        .map(|r| cents("requested_amount", r))
+        .transpose()?;
+    if let Some(r) = requested {
+        let p = programme_row(store, app.programme).await?;
+        if r > p.max_grant {
+            return Err(invalid(
+                "requested_amount",
+                format!(
+                    "exceeds the programme's maximum grant of EUR {:.2}",
+                    eur(p.max_grant)
+                ),
+            ));
+        }
+    }
+    if !store.edit(id, title.as_deref(), requested).await? {
+        return Err(GovError::Conflict(format!(
+            "application {id} is {}; only a draft or a returned application can be edited",
+            app.status.as_str()
+        )));
+    }
+    store.application(id).await
+}
+
+/// The stored core of an application the actor may see (404 otherwise).
+pub(crate) async fn app_row(
+    store: &MapStore,
+    actor: &Actor,
+    id: i64,
+) -> GovResult<super::store::AppRow> {
+    let not_found = || GovError::NotFound(format!("application {id}"));
+    let app = store.app_row(id).await?.ok_or_else(not_found)?;
+    match actor {
+        Actor::Applicant { code } if *code == app.applicant_code => Ok(app),
+        Actor::Staff { organisation, .. } => {
+            let p = programme_row(store, app.programme).await?;
+            if p.organisation == *organisation {
+                Ok(app)
+            } else {
+                Err(not_found())
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// Evaluate the programme's conditions on the company; the read and the names of the
+/// conditions that failed.
+async fn eligibility(
+    regs: &Registers<'_>,
+    p: &ProgrammeRow,
+    app: &super::store::AppRow,
+    step: &str,
+) -> GovResult<(registers::Read, Vec<String>)> {
+    let (read, outcome) = regs
+        .eligibility(
+            &app.registration_number,
+            &p.eligibility,
+            format!("MAP application {}: eligibility check at {step}", app.id),
+        )
+        .await?;
+    let failed = if read.rows.is_empty() {
+        vec!["the company is no longer in the register".to_owned()]
+    } else {
+        outcome
+            .into_iter()
+            .filter(|(_, held)| !held)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    Ok((read, failed))
+}
+
+fn failed_conditions(p: &ProgrammeRow, failed: &[String]) -> String {
+    failed
+        .iter()
+        .map(|n| match p.eligibility.iter().find(|c| &c.name == n) {
+            Some(c) => format!("`{n}` ({})", c.predicate),
+            None => n.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Submit (or resubmit) an application: the window, the amount, the right to represent and
+/// every eligibility condition are checked; a failed condition is a 422 naming it.
+pub(crate) async fn submit(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    id: i64,
+) -> GovResult<Application> {
+    let app = app_row(store, actor, id).await?;
+    let code = actor.require_applicant(&app)?.to_owned();
+    if !matches!(app.status, Status::Draft | Status::Returned) {
+        return Err(GovError::Conflict(format!(
+            "application {id} is {}; only a draft or a returned application can be submitted",
+            app.status.as_str()
+        )));
+    }
+    let p = programme_row(store, app.programme).await?;
+    let now = Time::now().0;
+    if app.status == Status::Draft && !(p.opens_at <= now && now <= p.closes_at) {
+        return Err(GovError::Conflict(format!(
+            "programme {} accepts applications from {} to {}",
+            p.id,
+            Time(p.opens_at).to_rfc3339(),
+            Time(p.closes_at).to_rfc3339()
+        )));
+    }
+    if app.requested > p.max_grant || app.requested == 0 {
+        return Err(invalid(
+            "requested_amount",
+            format!(
+                "must be more than 0 and at most EUR {:.2}",
+                eur(p.max_grant)
+            ),
+        ));
+    }
+    let grantor = grantor_of(store, &p).await?;
+    let regs = Registers::new(state, &grantor, None);
+    let (rep, ok) = represents(
+        &regs,
+        &app.registration_number,
+        &code,
+        format!("MAP application {id}: right to represent at submit"),
+    )
+    .await?;
+    if !ok {
+        return Err(GovError::Forbidden(format!(
+            "the enterprise register no longer records you as entitled to represent {}",
+            app.registration_number
+        )));
+    }
+    let (read, failed) = eligibility(&regs, &p, &app, "submit").await?;
+    if !failed.is_empty() {
+        return Err(invalid(
+            "eligibility",
+            format!(
+                "the company does not meet {}",
+                failed_conditions(&p, &failed)
+            ),
+        ));
+    }
+    let action = if app.status == Status::Returned {
+        "resubmit"
+    } else {
+        "submit"
+    };
+    let mut t = store
+        .begin(id, &[Status::Draft, Status::Returned], Status::Submitted)
+        .await?;
+    t.evidence("represent", &rep, true).await?;
+    t.evidence("submit", &read, true).await?;
+    t.document("incoming", "application").await?;
+    let out = t.finish(action, &actor.describe(None), None).await?;
+    notify_staff_of(
+        store,
+        &p,
+        MapRole::ProgrammeManager,
+        id,
+        &format!("Application {id} was submitted"),
+    )
+    .await;
+    Ok(out)
+}
+
+async fn notify_staff_of(
+    store: &MapStore,
+    _p: &ProgrammeRow,
+    _role: MapRole,
+    app: i64,
+    text: &str,
+) {
+    // Staff inboxes are per programme organisation; delivery failures never undo an action.
+    if let Err(e) = store
+        .notify(&format!("org:{}", _p.organisation), Some(app), text)
+        .await
+    {
+        tracing::warn!(error = %e, application = app, "MAP notification not stored");
+    }
+}
+
+async fn notify_applicant(store: &MapStore, app: &super::store::AppRow, text: &str) {
+    if let Err(e) = store
+        .notify(
+            &format!("subject:{}", app.applicant_code),
+            Some(app.id),
+            text,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, application = app.id, "MAP notification not stored");
+    }
+}
+
+/// An action on an application (`POST /applications/{id}/transitions`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Action {
+    /// Programme manager: back to the applicant to complete.
+    Return {
+        /// Why.
+        reason: String,
+    },
+    /// Programme manager: complete; ready for evaluators.
+    Accept,
+    /// Programme manager: assign an evaluator (conflicts detected).
+    Assign {
+        /// The evaluator's login.
+        evaluator: String,
+    },
+    /// Evaluator: declare whether they have a conflict of interest (before opening).
+    Declare {
+        /// `true` withdraws them from the application.
+        conflict: bool,
+    },
+    /// Evaluator: score every criterion.
+    Score {
+        /// Points per criterion code.
+        points: BTreeMap<String, f64>,
+        /// Why.
+        justification: String,
+    },
+    /// Approver: grant an amount.
+    Approve {
+        /// Amount (EUR).
+        amount: f64,
+        /// Why.
+        reason: String,
+    },
+    /// Approver: refuse.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+    /// Programme manager: sign the contract.
+    Contract,
+    /// Applicant: ask for a payment.
+    RequestPayment {
+        /// Amount (EUR).
+        amount: f64,
+    },
+    /// The role of the payment's next approval level: approve it.
+    ApprovePayment {
+        /// The payment.
+        payment: i64,
+    },
+    /// Accountant: pay an approved payment.
+    Pay {
+        /// The payment.
+        payment: i64,
+    },
+    /// Applicant: file a report.
+    Report {
+        /// `interim` or `final`.
+        kind: String,
+        /// Eligible costs (EUR).
+        eligible_costs: f64,
+        /// The report.
+        text: String,
+        /// The invoices claimed; an invoice may be claimed in one project only.
+        #[serde(default)]
+        costs: Vec<Cost>,
+    },
+    /// Programme manager: approve a report.
+    ApproveReport {
+        /// The report.
+        report: i64,
+    },
+    /// Programme manager: close after the final report; the unpaid rest is released.
+    Close,
+    /// Programme manager: terminate the contract, recovering what was paid unduly.
+    Terminate {
+        /// Why.
+        reason: String,
+        /// Amount to recover (EUR), at most what was paid.
+        recovery: f64,
+    },
+    /// Applicant: withdraw before a contract.
+    Withdraw,
+}
+
+/// An invoice claimed in a report.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Cost {
+    /// The supplier's registration number.
+    pub(crate) supplier: String,
+    /// The invoice number.
+    pub(crate) invoice: String,
+    /// Amount (EUR).
+    pub(crate) amount: f64,
+}
+
+/// Carry out an action.
+pub(crate) async fn act(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    id: i64,
+    action: Action,
+) -> GovResult<Application> {
+    let app = app_row(store, actor, id).await?;
+    let p = programme_row(store, app.programme).await?;
+    let org = p.organisation.clone();
+    use Status::*;
+    match action {
+        Action::Return { reason } => {
+            actor.require(MapRole::ProgrammeManager, &org)?;
+            let reason = text("reason", &reason)?;
+            let mut t = store.begin(id, &[Submitted], Returned).await?;
+            t.document("outgoing", "request to complete").await?;
+            let out = t
+                .finish(
+                    "return",
+                    &actor.describe(Some(MapRole::ProgrammeManager)),
+                    Some(&reason),
+                )
+                .await?;
+            notify_applicant(
+                store,
+                &app,
+                &format!("Application {id} was returned: {reason}"),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::Accept => {
+            actor.require(MapRole::ProgrammeManager, &org)?;
+            let t = store.begin(id, &[Submitted], Complete).await?;
+            t.finish(
+                "accept",
+                &actor.describe(Some(MapRole::ProgrammeManager)),
+                None,
+            )
+            .await
+        }
+        Action::Assign { evaluator } => {
+            let pm = actor.require(MapRole::ProgrammeManager, &org)?.to_owned();
+            let staff = store.staff_roles(&evaluator).await?;
+            let Some(ev) = staff
+                .iter()
+                .find(|s| s.role == MapRole::Evaluator && s.organisation == org)
+            else {
+                return Err(invalid(
+                    "evaluator",
+                    format!("{evaluator} is not an evaluator of {org}"),
+                ));
+            };
+            if !matches!(app.status, Complete | InEvaluation) {
+                return Err(GovError::Conflict(format!(
+                    "application {id} is {}; evaluators are assigned to a complete application",
+                    app.status.as_str()
+                )));
+            }
+            let grantor = grantor_of(store, &p).await?;
+            let regs = Registers::new(state, &grantor, Some(&pm));
+            let read =
+                conflict_check(&regs, &app, &evaluator, &ev.personal_code, "assignment").await?;
+            let mut t = store
+                .begin(id, &[Complete, InEvaluation], InEvaluation)
+                .await?;
+            let n = t.assign(&evaluator, &pm).await?;
+            if n > p.evaluators_per_application {
+                return Err(GovError::Conflict(format!(
+                    "application {id} already has its {} evaluators",
+                    p.evaluators_per_application
+                )));
+            }
+            t.set_scoresheet(p.scoresheet_version).await?;
+            t.evidence("conflict", &read, true).await?;
+            let out = t
+                .finish(
+                    "assign",
+                    &actor.describe(Some(MapRole::ProgrammeManager)),
+                    Some(&format!("evaluator {evaluator}")),
+                )
+                .await?;
+            let _ = store
+                .notify(&format!("user:{evaluator}"), Some(id), &format!("You were assigned application {id}; declare any conflict of interest before opening it"))
+                .await;
+            Ok(out)
+        }
+        Action::Declare { conflict } => {
+            let ev = actor.require(MapRole::Evaluator, &org)?.to_owned();
+            let mut t = store.begin(id, &[InEvaluation], InEvaluation).await?;
+            match t.assignment(&ev).await? {
+                None => {
+                    return Err(GovError::Forbidden(format!(
+                        "{ev} is not assigned to application {id}"
+                    )));
+                }
+                Some(true) => {
+                    return Err(GovError::Conflict(format!(
+                        "{ev} already declared for application {id}"
+                    )));
+                }
+                Some(false) => {}
+            }
+            if conflict {
+                t.unassign(&ev).await?;
+            } else {
+                t.declare(&ev).await?;
+            }
+            let what = if conflict {
+                "declared a conflict of interest; withdrawn"
+            } else {
+                "declared no conflict of interest"
+            };
+            let out = t
+                .finish(
+                    "declare",
+                    &actor.describe(Some(MapRole::Evaluator)),
+                    Some(what),
+                )
+                .await?;
+            if conflict {
+                notify_staff_of(
+                    store,
+                    &p,
+                    MapRole::ProgrammeManager,
+                    id,
+                    &format!(
+                        "An evaluator of application {id} declared a conflict; assign another"
+                    ),
+                )
+                .await;
+            }
+            Ok(out)
+        }
+        Action::Score {
+            points,
+            justification,
+        } => {
+            let ev = actor.require(MapRole::Evaluator, &org)?.to_owned();
+            let justification = text("justification", &justification)?;
+            let version = app.scoresheet_version.unwrap_or(p.scoresheet_version);
+            let criteria = store.scoresheet(p.id, version).await?;
+            check_points(&criteria, &points)?;
+            let Actor::Staff { personal_code, .. } = actor else {
+                return Err(GovError::Forbidden("scores are given by evaluators".into()));
+            };
+            let grantor = grantor_of(store, &p).await?;
+            let regs = Registers::new(state, &grantor, Some(&ev));
+            let read = conflict_check(&regs, &app, &ev, personal_code, "scoring").await?;
+            let mut t = store.begin(id, &[InEvaluation], InEvaluation).await?;
+            match t.assignment(&ev).await? {
+                None => {
+                    return Err(GovError::Forbidden(format!(
+                        "{ev} is not assigned to application {id}"
+                    )));
+                }
+                Some(false) => {
+                    return Err(GovError::Conflict(format!(
+                        "{ev} has not declared on conflicts of interest for application {id}; declare first"
+                    )));
+                }
+                Some(true) => {}
+            }
+            let all = t.score(&ev, &points, &justification).await?;
+            t.evidence("conflict", &read, true).await?;
+            if all.len() as i64 >= p.evaluators_per_application {
+                t.set_score(final_score(&criteria, &all)).await?;
+                t.set_status(Evaluated).await?;
+            }
+            t.finish("score", &actor.describe(Some(MapRole::Evaluator)), None)
+                .await
+        }
+        Action::Approve { amount, reason } => {
+            actor.require(MapRole::Approver, &org)?;
+            let reason = text("reason", &reason)?;
+            let amount = cents("amount", amount)?;
+            if amount == 0 || amount > app.requested || amount > p.max_grant {
+                return Err(invalid(
+                    "amount",
+                    format!(
+                        "must be more than 0 and at most the requested EUR {:.2} and the maximum grant EUR {:.2}",
+                        eur(app.requested),
+                        eur(p.max_grant)
+                    ),
+                ));
+            }
+            if app.status != Evaluated {
+                return Err(GovError::Conflict(format!(
+                    "application {id} is {}; a decision needs it evaluated",
+                    app.status.as_str()
+                )));
+            }
+            let grantor = grantor_of(store, &p).await?;
+            let regs = Registers::new(state, &grantor, actor.login());
+            let (read, failed) = eligibility(&regs, &p, &app, "decision").await?;
+            if !failed.is_empty() {
+                return Err(GovError::Conflict(format!(
+                    "the company no longer meets {}",
+                    failed_conditions(&p, &failed)
+                )));
+            }
+            let mut t = store.begin(id, &[Evaluated], Approved).await?;
+            t.commit_budget(&p, amount).await?;
+            if p.aid_regime == AidRegime::DeMinimis {
+                t.grant_aid(&app.registration_number, amount, DE_MINIMIS_CEILING)
+                    .await?;
+            }
+            t.set_granted(amount).await?;
+            t.evidence("decision", &read, true).await?;
+            t.document("outgoing", "decision").await?;
+            let out = t
+                .finish(
+                    "approve",
+                    &actor.describe(Some(MapRole::Approver)),
+                    Some(&reason),
+                )
+                .await?;
+            notify_applicant(
+                store,
+                &app,
+                &format!("Application {id} was approved: EUR {:.2}", eur(amount)),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::Reject { reason } => {
+            actor.require(MapRole::Approver, &org)?;
+            let reason = text("reason", &reason)?;
+            let mut t = store.begin(id, &[Evaluated], Rejected).await?;
+            t.document("outgoing", "decision").await?;
+            let out = t
+                .finish(
+                    "reject",
+                    &actor.describe(Some(MapRole::Approver)),
+                    Some(&reason),
+                )
+                .await?;
+            notify_applicant(
+                store,
+                &app,
+                &format!("Application {id} was rejected: {reason}"),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::Contract => {
+            actor.require(MapRole::ProgrammeManager, &org)?;
+            let mut t = store.begin(id, &[Approved], Contracted).await?;
+            t.document("outgoing", "contract").await?;
+            t.finish(
+                "contract",
+                &actor.describe(Some(MapRole::ProgrammeManager)),
+                None,
+            )
+            .await
+        }
+        Action::RequestPayment { amount } => {
+            actor.require_applicant(&app)?;
+            let amount = cents("amount", amount)?;
+            if amount == 0 {
+                return Err(invalid("amount", "must be more than 0"));
+            }
+            let mut t = store.begin(id, &[Contracted], Contracted).await?;
+            let pid = t
+                .request_payment(amount, app.granted.unwrap_or(0), &actor.describe(None))
+                .await?;
+            t.document("incoming", "payment request").await?;
+            let out = t
+                .finish(
+                    "request_payment",
+                    &actor.describe(None),
+                    Some(&format!("payment {pid}")),
+                )
+                .await?;
+            notify_staff_of(
+                store,
+                &p,
+                MapRole::ProgrammeManager,
+                id,
+                &format!("Payment {pid} of application {id} waits for approval"),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::ApprovePayment { payment } => {
+            let mut t = store.begin(id, &[Contracted], Contracted).await?;
+            let (amount, status, level) = t.payment(payment).await?;
+            if status != "submitted" && status != "in_approval" {
+                return Err(GovError::Conflict(format!("payment {payment} is {status}")));
+            }
+            let levels: Vec<&ApprovalLevel> = p
+                .approval_levels
+                .iter()
+                .filter(|l| cents("from_amount", l.from_amount).unwrap_or(0) <= amount)
+                .collect();
+            let next = level as usize;
+            let Some(l) = levels.get(next) else {
+                return Err(GovError::Conflict(format!(
+                    "payment {payment} passed every approval level"
+                )));
+            };
+            let login = actor.require(l.role, &org)?.to_owned();
+            t.approve_payment(payment, level + 1, &login, next + 1 == levels.len())
+                .await?;
+            t.finish(
+                "approve_payment",
+                &actor.describe(Some(l.role)),
+                Some(&format!("payment {payment}, level {}", level + 1)),
+            )
+            .await
+        }
+        Action::Pay { payment } => {
+            let login = actor.require(MapRole::Accountant, &org)?.to_owned();
+            let grantor = grantor_of(store, &p).await?;
+            let regs = Registers::new(state, &grantor, Some(&login));
+            let (read, failed) = eligibility(&regs, &p, &app, "payment").await?;
+            if !failed.is_empty() {
+                return Err(GovError::Conflict(format!(
+                    "the company no longer meets {}; the payment is held",
+                    failed_conditions(&p, &failed)
+                )));
+            }
+            let mut t = store.begin(id, &[Contracted], Contracted).await?;
+            let (amount, _, _) = t.payment(payment).await?;
+            t.pay(payment, amount, p.id).await?;
+            t.evidence("payment", &read, true).await?;
+            t.document("outgoing", "payment order").await?;
+            let out = t
+                .finish(
+                    "pay",
+                    &actor.describe(Some(MapRole::Accountant)),
+                    Some(&format!("payment {payment}")),
+                )
+                .await?;
+            notify_applicant(
+                store,
+                &app,
+                &format!("Payment {payment} of EUR {:.2} was paid", eur(amount)),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::Report {
+            kind,
+            eligible_costs,
+            text: body,
+            costs,
+        } => {
+            actor.require_applicant(&app)?;
+            if kind != "interim" && kind != "final" {
+                return Err(invalid("kind", "is `interim` or `final`"));
+            }
+            let eligible = cents("eligible_costs", eligible_costs)?;
+            let body = text("text", &body)?;
+            if costs.len() > MAX_ITEMS {
+                return Err(invalid(
+                    "costs",
+                    format!("at most {MAX_ITEMS} invoices per report"),
+                ));
+            }
+            let mut claimed = Vec::with_capacity(costs.len());
+            for c in &costs {
+                let supplier = text("costs", &c.supplier)?;
+                let invoice = text("costs", &c.invoice)?;
+                if supplier.len() > 64 || invoice.len() > 64 {
+                    return Err(invalid(
+                        "costs",
+                        "supplier and invoice are at most 64 characters",
+                    ));
+                }
+                claimed.push((supplier, invoice, cents("costs", c.amount)?));
+            }
+            let mut t = store.begin(id, &[Contracted], Contracted).await?;
+            let rid = t.report(&kind, eligible, &body, &claimed).await?;
+            t.document("incoming", &format!("{kind} report")).await?;
+            t.finish(
+                "report",
+                &actor.describe(None),
+                Some(&format!("report {rid} ({kind})")),
+            )
+            .await
+        }
+        Action::ApproveReport { report } => {
+            actor.require(MapRole::ProgrammeManager, &org)?;
+            let mut t = store.begin(id, &[Contracted], Contracted).await?;
+            let kind = t.approve_report(report).await?;
+            t.finish(
+                "approve_report",
+                &actor.describe(Some(MapRole::ProgrammeManager)),
+                Some(&format!("report {report} ({kind})")),
+            )
+            .await
+        }
+        Action::Close => {
+            let login = actor.require(MapRole::ProgrammeManager, &org)?.to_owned();
+            if app.status != Contracted {
+                return Err(GovError::Conflict(format!(
+                    "application {id} is {}; only a contract is closed",
+                    app.status.as_str()
+                )));
+            }
+            let grantor = grantor_of(store, &p).await?;
+            let regs = Registers::new(state, &grantor, Some(&login));
+            let (read, failed) = eligibility(&regs, &p, &app, "closure").await?;
+            if !failed.is_empty() {
+                return Err(GovError::Conflict(format!(
+                    "the company no longer meets {}; terminate instead",
+                    failed_conditions(&p, &failed)
+                )));
+            }
+            let mut t = store.begin(id, &[Contracted], Closed).await?;
+            if !t.final_report_approved().await? {
+                return Err(GovError::Conflict(format!(
+                    "application {id} has no approved final report"
+                )));
+            }
+            let paid = t.paid().await?;
+            let granted = app.granted.unwrap_or(0);
+            t.release_budget(p.id, (granted - paid).max(0)).await?;
+            if p.aid_regime == AidRegime::DeMinimis {
+                t.settle_aid(paid).await?;
+            }
+            t.cancel_open_payments().await?;
+            t.evidence("closure", &read, true).await?;
+            t.document("outgoing", "closure").await?;
+            t.finish(
+                "close",
+                &actor.describe(Some(MapRole::ProgrammeManager)),
+                None,
+            )
+            .await
+        }
+        Action::Terminate { reason, recovery } => {
+            actor.require(MapRole::ProgrammeManager, &org)?;
+            let reason = text("reason", &reason)?;
+            let recovery = cents("recovery", recovery)?;
+            let mut t = store.begin(id, &[Contracted], Terminated).await?;
+            let paid = t.paid().await?;
+            if recovery > paid {
+                return Err(invalid(
+                    "recovery",
+                    format!("exceeds what was paid (EUR {:.2})", eur(paid)),
+                ));
+            }
+            let granted = app.granted.unwrap_or(0);
+            t.release_budget(p.id, (granted - paid).max(0)).await?;
+            t.recover(p.id, recovery).await?;
+            if p.aid_regime == AidRegime::DeMinimis {
+                t.settle_aid(paid - recovery).await?;
+            }
+            t.cancel_open_payments().await?;
+            t.document("outgoing", "termination").await?;
+            let out = t
+                .finish(
+                    "terminate",
+                    &actor.describe(Some(MapRole::ProgrammeManager)),
+                    Some(&reason),
+                )
+                .await?;
+            notify_applicant(
+                store,
+                &app,
+                &format!("The contract of application {id} was terminated: {reason}"),
+            )
+            .await;
+            Ok(out)
+        }
+        Action::Withdraw => {
+            actor.require_applicant(&app)?;
+            let mut t = store
+                .begin(
+                    id,
+                    &[
+                        Draft,
+                        Submitted,
+                        Returned,
+                        Complete,
+                        InEvaluation,
+                        Evaluated,
+                        Approved,
+                    ],
+                    Withdrawn,
+                )
+                .await?;
+            if t.from() == Approved {
+                t.release_budget(p.id, app.granted.unwrap_or(0)).await?;
+                if p.aid_regime == AidRegime::DeMinimis {
+                    t.settle_aid(0).await?;
+                }
+            }
+            t.finish("withdraw", &actor.describe(None), None).await
+        }
+    }
+}
+
+/// Detect a conflict of interest: the evaluator's rows in `officials` for the applicant
+/// company; 409 naming the relation when there is one.
+async fn conflict_check(
+    regs: &Registers<'_>,
+    app: &super::store::AppRow,
+    evaluator: &str,
+    code: &str,
+    step: &str,
+) -> GovResult<registers::Read> {
+    let read = regs
+        .relations(
+            &app.registration_number,
+            code,
+            format!(
+                "MAP application {}: conflict-of-interest check of evaluator {evaluator} at {step}",
+                app.id
+            ),
+        )
+        .await?;
+    if let Some(r) = read.rows.first() {
+        let role = r
+            .get("role")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("official");
+        return Err(GovError::Conflict(format!(
+            "conflict of interest: evaluator {evaluator} is {role} of {} (enterprise register, officials version {})",
+            app.registration_number, read.version
+        )));
+    }
+    Ok(read)
+}
+
+fn check_points(criteria: &[Criterion], points: &BTreeMap<String, f64>) -> GovResult<()> {
+    for c in criteria {
+        let Some(v) = points.get(&c.code) else {
+            return Err(invalid("points", format!("no points for `{}`", c.code)));
+        };
+        if !(v.is_finite() && *v >= c.min && *v <= c.max) {
+            return Err(invalid(
+                "points",
+                format!("`{}` takes {} to {}", c.code, c.min, c.max),
+            ));
+        }
+    }
+    if let Some(extra) = points
+        .keys()
+        .find(|k| !criteria.iter().any(|c| &c.code == *k))
+    {
+        return Err(invalid(
+            "points",
+            format!("`{extra}` is not a criterion of this scoresheet"),
+        ));
+    }
+    Ok(())
+}
+
+/// Σ weight × mean points / Σ weights.
+pub(crate) fn final_score(criteria: &[Criterion], all: &[BTreeMap<String, f64>]) -> f64 {
+    let n = all.len().max(1) as f64;
+    let weights: f64 = criteria.iter().map(|c| c.weight).sum();
+    let total: f64 = criteria
+        .iter()
+        .map(|c| {
+            let mean = all.iter().filter_map(|p| p.get(&c.code)).sum::<f64>() / n;
+            c.weight * mean
+        })
+        .sum();
+    let s = if weights > 0.0 { total / weights } else { 0.0 };
+    (s * 1000.0).round() / 1000.0
+}
+
+/// The application as the actor sees it: blind scores (an evaluator sees only their own
+/// until every score is in; others see none until then), an evaluator only after they
+/// declared. Staff openings are logged for the applicant.
+pub(crate) async fn view(
+    store: &MapStore,
+    actor: &Actor,
+    id: i64,
+    as_of: Option<Time>,
+) -> GovResult<Application> {
+    let row = app_row(store, actor, id).await?;
+    let p = programme_row(store, row.programme).await?;
+    require_declared(store, actor, id).await?;
+    let mut app = match as_of {
+        Some(t) => {
+            if !matches!(actor, Actor::Staff { .. }) {
+                return Err(GovError::Forbidden("the as-of replay is for staff".into()));
+            }
+            store.application_as_of(id, t).await?.ok_or_else(|| {
+                GovError::NotFound(format!(
+                    "application {id} did not exist at {}",
+                    t.to_rfc3339()
+                ))
+            })?
+        }
+        None => store.application(id).await?,
+    };
+    let complete = app.scores.len() as i64 >= p.evaluators_per_application;
+    if !complete {
+        match actor {
+            Actor::Staff { login, .. } => app.scores.retain(|s| &s.evaluator == login),
+            _ => app.scores.clear(),
+        }
+    }
+    if let Actor::Applicant { .. } = actor {
+        // Evaluators stay anonymous to the applicant.
+        app.evaluators.clear();
+        for s in &mut app.scores {
+            s.evaluator = "evaluator".into();
+        }
+    }
+    if let Actor::Staff {
+        login,
+        organisation,
+        roles,
+        ..
+    } = actor
+    {
+        let role = roles.first().map_or("staff", |r| r.as_str());
+        let what = if as_of.is_some() {
+            "replayed"
+        } else {
+            "opened"
+        };
+        store
+            .note_opened(id, role, Some(organisation), Some(login), what)
+            .await?;
+    }
+    Ok(app)
+}
+
+/// The gate of evaluators: an evaluator may open an application only after declaring.
+pub(crate) async fn require_declared(store: &MapStore, actor: &Actor, id: i64) -> GovResult<()> {
+    if let Actor::Staff { roles, login, .. } = actor
+        && !roles.iter().any(|r| *r != MapRole::Evaluator)
+    {
+        let app = store.application(id).await?;
+        if !app.evaluators.contains(login) {
+            return Err(GovError::NotFound(format!("application {id}")));
+        }
+        let declared = store.declared(id, login).await?;
+        if !declared {
+            return Err(GovError::Conflict(format!(
+                "declare whether you have a conflict of interest before opening application {id}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Staff of a grantor, or the admin, may see the aid of an undertaking; applicants their
+/// companies' (any company: aid is public under the transparency rules).
+pub(crate) async fn aid(
+    store: &MapStore,
+    actor: &Actor,
+    undertaking: &str,
+) -> GovResult<AidTotals> {
+    registers::check_registration_number(undertaking)?;
+    if matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden(
+            "aid totals are for MAP staff and applicants".into(),
+        ));
+    }
+    let granted = store.aid_granted(undertaking, Time::now()).await?;
+    Ok(AidTotals {
+        undertaking: undertaking.to_owned(),
+        ceiling: eur(DE_MINIMIS_CEILING),
+        granted: eur(granted),
+        remaining: eur((DE_MINIMIS_CEILING - granted).max(0)),
+    })
+}
+
+pub(crate) use super::store::AidTotals;
+
+/// The actor's inbox key.
+pub(crate) fn inbox_key(actor: &Actor) -> GovResult<Vec<String>> {
+    Ok(match actor {
+        Actor::Staff {
+            login,
+            organisation,
+            roles,
+            ..
+        } => {
+            let mut keys = vec![format!("user:{login}")];
+            if roles.contains(&MapRole::ProgrammeManager) {
+                keys.push(format!("org:{organisation}"));
+            }
+            keys
+        }
+        Actor::Applicant { code } => vec![format!("subject:{code}")],
+        Actor::Admin => return Err(GovError::Forbidden("admins have no MAP inbox".into())),
+    })
+}
+
+/// Register a grantor (admin): the organisation and its consumer system MAP reads under.
+pub(crate) async fn set_grantor(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    organisation: &str,
+    system: i64,
+) -> GovResult<()> {
+    if !matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden(
+            "grantors are registered by an admin".into(),
+        ));
+    }
+    let sys = state
+        .gov
+        .store()
+        .system(system)
+        .await?
+        .ok_or_else(|| invalid("system", format!("no system {system}")))?;
+    if sys.organisation != organisation || sys.kind != crate::model::SystemKind::Consumer {
+        return Err(invalid(
+            "system",
+            format!("system {system} is not a consumer system of {organisation}"),
+        ));
+    }
+    store.set_grantor(organisation, system).await
+}
+
+/// Give a person a MAP role (admin).
+pub(crate) async fn add_staff(
+    state: &AppState,
+    store: &MapStore,
+    actor: &Actor,
+    login: &str,
+    role: MapRole,
+    personal_code: &str,
+) -> GovResult<StaffRole> {
+    if !matches!(actor, Actor::Admin) {
+        return Err(GovError::Forbidden(
+            "MAP roles are given by an admin".into(),
+        ));
+    }
+    registers::check_personal_code("personal_code", personal_code)?;
+    let users = state.gov.store().user_by_login(login).await?;
+    let user = users.ok_or_else(|| invalid("login", format!("no user {login}")))?;
+    let Some(organisation) = user.organisation else {
+        return Err(invalid(
+            "login",
+            format!("{login} belongs to no organisation"),
+        ));
+    };
+    if store.grantor(&organisation).await?.is_none() {
+        return Err(GovError::Conflict(format!(
+            "{organisation} is not a grantor"
+        )));
+    }
+    let s = StaffRole {
+        login: login.to_owned(),
+        role,
+        organisation,
+        personal_code: personal_code.to_owned(),
+    };
+    store.add_staff(&s).await?;
+    Ok(s)
+}

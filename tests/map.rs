@@ -1,0 +1,827 @@
+//! End to end: MAP, grant management, on the real `dagr serve` with the embedded demo, over
+//! REST with the demo's tokens (`demo-credentials.json`, section `map`). One server for the
+//! whole lifecycle and its refusals; the budget, the de minimis ceiling and revocation each
+//! work on programmes and agreements of their own so the tests do not depend on each other's
+//! order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, credentials, send};
+use serde_json::{Value, json};
+
+const DEMO_ROWS: usize = 3000;
+
+struct Map {
+    base: String,
+    creds: Value,
+    http: reqwest::Client,
+}
+
+impl Map {
+    fn token(&self, group: &str, i: usize) -> String {
+        self.creds["map"][group][i]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no map.{group}[{i}] in the demo credentials"))
+            .to_owned()
+    }
+
+    fn pm(&self) -> String {
+        self.token("programme_managers", 0)
+    }
+
+    fn login(&self, group: &str, i: usize) -> String {
+        self.creds["map"][group][i]["login"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn company(&self, applicant: usize) -> String {
+        self.creds["map"]["applicants"][applicant]["companies"][0]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}/api/v1/map{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "PATCH" => self.http.patch(url),
+            m => panic!("method {m}"),
+        }
+        .bearer_auth(token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let (status, _, v) = send(req).await;
+        (status, v)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (s, v) = self.call("GET", path, token, None).await;
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+
+    async fn ok(&self, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.call("POST", path, token, Some(body.clone())).await;
+        assert!(s == 200 || s == 201, "POST {path} {body}: {s} {v}");
+        v
+    }
+
+    async fn act(&self, app: i64, token: &str, body: Value) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/applications/{app}/transitions"),
+            token,
+            Some(body),
+        )
+        .await
+    }
+
+    async fn act_ok(&self, app: i64, token: &str, body: Value) -> Value {
+        let (s, v) = self.act(app, token, body.clone()).await;
+        assert_eq!(s, 200, "{body}: {v}");
+        v
+    }
+
+    /// A refused call changes nothing: the application reads the same before and after
+    /// (seen by the programme manager, whose openings do not change the application).
+    async fn refused(&self, app: i64, token: &str, body: Value, status: u16, needle: &str) {
+        let before = self.get(&format!("/applications/{app}"), &self.pm()).await;
+        let (s, v) = self.act(app, token, body.clone()).await;
+        assert_eq!(s, status, "{body}: {v}");
+        assert_eq!(v["status"], json!(status), "problem+json: {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(needle), "`{needle}` not in `{detail}`");
+        let after = self.get(&format!("/applications/{app}"), &self.pm()).await;
+        assert_eq!(before, after, "a refused {body} changed the application");
+    }
+
+    /// A programme of the demo grantor with `budget` and `regime`, scored by one evaluator.
+    async fn programme(
+        &self,
+        title: &str,
+        budget: f64,
+        max_grant: f64,
+        regime: &str,
+        evaluators: u32,
+    ) -> i64 {
+        let p = self
+            .ok(
+                "/programmes",
+                &self.pm(),
+                json!({
+                    "title": title, "budget": budget, "max_grant": max_grant,
+                    "opens_at": "2020-01-01", "closes_at": "2099-12-31", "aid_regime": regime,
+                    "eligibility": [{"name": "active", "predicate": "status = 'active'"}],
+                    "criteria": [{"code": "quality", "weight": 2, "max": 10}, {"code": "value", "weight": 1, "max": 5}],
+                    "evaluators_per_application": evaluators,
+                }),
+            )
+            .await;
+        p["id"].as_i64().unwrap()
+    }
+
+    /// An application of `applicant` brought to `evaluated` in programme `p` (one evaluator:
+    /// the second, who has no conflict).
+    async fn evaluated(&self, p: i64, applicant: usize, amount: f64) -> i64 {
+        let tok = self.token("applicants", applicant);
+        let a = self
+            .ok(
+                "/applications",
+                &tok,
+                json!({"programme": p, "registration_number": self.company(applicant), "title": "Jauna iekārta", "requested_amount": amount}),
+            )
+            .await;
+        let id = a["id"].as_i64().unwrap();
+        self.ok(&format!("/applications/{id}/submit"), &tok, json!({}))
+            .await;
+        self.act_ok(id, &self.pm(), json!({"action": "accept"}))
+            .await;
+        let ev = self.token("evaluators", 1);
+        self.act_ok(
+            id,
+            &self.pm(),
+            json!({"action": "assign", "evaluator": self.login("evaluators", 1)}),
+        )
+        .await;
+        self.act_ok(id, &ev, json!({"action": "declare", "conflict": false}))
+            .await;
+        let a = self
+            .act_ok(id, &ev, json!({"action": "score", "points": {"quality": 8, "value": 4}, "justification": "labi"}))
+            .await;
+        assert_eq!(a["status"], "evaluated");
+        id
+    }
+}
+
+async fn start(dir: &std::path::Path) -> (Server, Map) {
+    let server = Server::start(dir, DEMO_ROWS, &[]);
+    let creds = credentials(dir);
+    let map = Map {
+        base: server.base.clone(),
+        creds,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    };
+    (server, map)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grant_lifecycle_refusals_and_money() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let c = &m.creds["map"];
+    assert!(c["evaluators"].as_array().unwrap().len() >= 3, "{c}");
+    assert!(c["applicants"].as_array().unwrap().len() >= 2, "{c}");
+    let open = c["programmes"]["open"].as_i64().unwrap();
+    let pm = m.pm();
+    let applicant = m.token("applicants", 1);
+    let (ev1, ev2, ev3) = (
+        m.token("evaluators", 0),
+        m.token("evaluators", 1),
+        m.token("evaluators", 2),
+    );
+    let approver = m.token("approvers", 0);
+    let accountant = m.token("accountants", 0);
+
+    // --- Filing: the right to represent is checked and the company pre-filled. ---
+    let rn = m.company(1);
+    let (s, v) = m
+        .call("POST", "/applications", &m.token("applicants", 0), Some(json!({"programme": open, "registration_number": rn, "title": "x", "requested_amount": 1000})))
+        .await;
+    assert_eq!(
+        s, 403,
+        "applicant 0 does not represent applicant 1's company: {v}"
+    );
+    let a = m
+        .ok("/applications", &applicant, json!({"programme": open, "registration_number": rn, "title": "Digitālā pārveide", "requested_amount": 40000}))
+        .await;
+    let id = a["id"].as_i64().unwrap();
+    assert_eq!(a["status"], "draft");
+    assert_eq!(a["applicant"]["registration_number"], json!(rn));
+    assert!(!a["applicant"]["name"].as_str().unwrap().is_empty(), "{a}");
+    let steps: Vec<&str> = a["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["represent", "prefill"]);
+    assert!(
+        !a["evidence"][0]["access_record"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "reading who represents the company is a read of personal data: {a}"
+    );
+    let (s, v) = m
+        .call(
+            "PATCH",
+            &format!("/applications/{id}"),
+            &applicant,
+            Some(json!({"requested_amount": 500000})),
+        )
+        .await;
+    assert_eq!(s, 422, "over the maximum grant: {v}");
+    let (s, _) = m
+        .call(
+            "PATCH",
+            &format!("/applications/{id}"),
+            &applicant,
+            Some(json!({"requested_amount": 45000})),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // --- Refusals before submission change nothing. ---
+    m.refused(id, &pm, json!({"action": "accept"}), 409, "submitted")
+        .await;
+    m.refused(
+        id,
+        &applicant,
+        json!({"action": "return", "reason": "x"}),
+        403,
+        "programme_manager",
+    )
+    .await;
+    m.refused(
+        id,
+        &approver,
+        json!({"action": "approve", "amount": 1000, "reason": "x"}),
+        409,
+        "evaluated",
+    )
+    .await;
+
+    // --- Submit, return, resubmit, accept. ---
+    let a = m
+        .ok(&format!("/applications/{id}/submit"), &applicant, json!({}))
+        .await;
+    assert_eq!(a["status"], "submitted");
+    assert!(
+        a["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["step"] == "submit")
+    );
+    assert_eq!(a["documents"][0]["direction"], "incoming");
+    let before_return = a["updated_at"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    m.act_ok(
+        id,
+        &pm,
+        json!({"action": "return", "reason": "Pievienojiet tāmi"}),
+    )
+    .await;
+    let (s, _) = m
+        .call(
+            "PATCH",
+            &format!("/applications/{id}"),
+            &applicant,
+            Some(json!({"title": "Digitālā pārveide (ar tāmi)"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    m.ok(&format!("/applications/{id}/submit"), &applicant, json!({}))
+        .await;
+    m.act_ok(id, &pm, json!({"action": "accept"})).await;
+
+    // --- Evaluation: declared, blind, conflicts detected. ---
+    let (s, v) = m.get_status(&format!("/applications/{id}"), &ev2).await;
+    assert_eq!(s, 404, "not assigned: {v}");
+    m.act_ok(
+        id,
+        &pm,
+        json!({"action": "assign", "evaluator": m.login("evaluators", 1)}),
+    )
+    .await;
+    let (s, v) = m.get_status(&format!("/applications/{id}"), &ev2).await;
+    assert_eq!(s, 409, "an evaluator declares before opening: {v}");
+    m.refused(id, &ev2, json!({"action": "score", "points": {"innovation": 5, "impact": 5, "capacity": 5}, "justification": "x"}), 409, "declare").await;
+    m.act_ok(id, &ev2, json!({"action": "declare", "conflict": false}))
+        .await;
+    m.act_ok(
+        id,
+        &pm,
+        json!({"action": "assign", "evaluator": m.login("evaluators", 2)}),
+    )
+    .await;
+    m.refused(
+        id,
+        &pm,
+        json!({"action": "assign", "evaluator": m.login("evaluators", 0)}),
+        409,
+        "already has",
+    )
+    .await;
+    m.refused(id, &ev2, json!({"action": "score", "points": {"innovation": 11, "impact": 5, "capacity": 5}, "justification": "x"}), 422, "innovation").await;
+    let a = m.act_ok(id, &ev2, json!({"action": "score", "points": {"innovation": 8, "impact": 6, "capacity": 7}, "justification": "Skaidrs plāns"})).await;
+    assert_eq!(a["status"], "in_evaluation");
+    let seen = m.get(&format!("/applications/{id}"), &ev2).await;
+    assert_eq!(
+        seen["scores"].as_array().unwrap().len(),
+        1,
+        "an evaluator sees their own score: {seen}"
+    );
+    let seen = m.get(&format!("/applications/{id}"), &pm).await;
+    assert!(
+        seen["scores"].as_array().unwrap().is_empty(),
+        "blind: the manager sees no points before all are in: {seen}"
+    );
+    assert!(seen["score"].is_null());
+    m.act_ok(id, &ev3, json!({"action": "declare", "conflict": false}))
+        .await;
+    let seen = m.get(&format!("/applications/{id}"), &ev3).await;
+    assert!(
+        seen["scores"].as_array().unwrap().is_empty(),
+        "blind: another evaluator's points stay hidden: {seen}"
+    );
+    let a = m.act_ok(id, &ev3, json!({"action": "score", "points": {"innovation": 6, "impact": 8, "capacity": 5}, "justification": "Labs"})).await;
+    assert_eq!(a["status"], "evaluated");
+    // (40×7 + 35×7 + 25×6) / 100
+    assert_eq!(a["score"], json!(6.75));
+    let seen = m.get(&format!("/applications/{id}"), &pm).await;
+    assert_eq!(seen["scores"].as_array().unwrap().len(), 2);
+
+    // --- Decision. ---
+    m.refused(
+        id,
+        &approver,
+        json!({"action": "approve", "amount": 50000, "reason": "x"}),
+        422,
+        "requested",
+    )
+    .await;
+    m.refused(
+        id,
+        &pm,
+        json!({"action": "approve", "amount": 40000, "reason": "x"}),
+        403,
+        "approver",
+    )
+    .await;
+    let p0 = m.get(&format!("/programmes/{open}"), &pm).await;
+    let a = m
+        .act_ok(
+            id,
+            &approver,
+            json!({"action": "approve", "amount": 40000, "reason": "Atbilst"}),
+        )
+        .await;
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["granted_amount"], json!(40000.0));
+    assert!(
+        a["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["step"] == "decision")
+    );
+    let p1 = m.get(&format!("/programmes/{open}"), &pm).await;
+    assert_eq!(
+        p1["committed"].as_f64().unwrap() - p0["committed"].as_f64().unwrap(),
+        40000.0
+    );
+    let aid = m.get(&format!("/undertakings/{rn}/aid"), &pm).await;
+    assert_eq!(
+        aid["granted"],
+        json!(40000.0),
+        "de minimis programme: {aid}"
+    );
+
+    // --- Contract, payments with two levels by two people, reports, closure. ---
+    m.act_ok(id, &pm, json!({"action": "contract"})).await;
+    m.refused(
+        id,
+        &applicant,
+        json!({"action": "request_payment", "amount": 40000.01}),
+        409,
+        "contract amount",
+    )
+    .await;
+    let a = m
+        .act_ok(
+            id,
+            &applicant,
+            json!({"action": "request_payment", "amount": 15000}),
+        )
+        .await;
+    let pay = a["payments"][0]["id"].as_i64().unwrap();
+    m.refused(
+        id,
+        &accountant,
+        json!({"action": "approve_payment", "payment": pay}),
+        403,
+        "programme_manager",
+    )
+    .await;
+    m.act_ok(
+        id,
+        &pm,
+        json!({"action": "approve_payment", "payment": pay}),
+    )
+    .await;
+    m.refused(
+        id,
+        &accountant,
+        json!({"action": "pay", "payment": pay}),
+        409,
+        "not approved",
+    )
+    .await;
+    let a = m
+        .act_ok(
+            id,
+            &accountant,
+            json!({"action": "approve_payment", "payment": pay}),
+        )
+        .await;
+    assert_eq!(a["payments"][0]["status"], "approved");
+    let a = m
+        .act_ok(id, &accountant, json!({"action": "pay", "payment": pay}))
+        .await;
+    assert_eq!(a["payments"][0]["status"], "paid");
+    m.refused(id, &pm, json!({"action": "close"}), 409, "final report")
+        .await;
+    let a = m
+        .act_ok(id, &applicant, json!({"action": "report", "kind": "final", "eligible_costs": 17647.06, "text": "Paveikts",
+            "costs": [{"supplier": "40003000001", "invoice": "INV-1", "amount": 17647.06}]}))
+        .await;
+    let report = a["reports"][0]["id"].as_i64().unwrap();
+    m.act_ok(
+        id,
+        &pm,
+        json!({"action": "approve_report", "report": report}),
+    )
+    .await;
+    let before_close = m.get(&format!("/programmes/{open}"), &pm).await;
+    let a = m.act_ok(id, &pm, json!({"action": "close"})).await;
+    assert_eq!(a["status"], "closed");
+    let after_close = m.get(&format!("/programmes/{open}"), &pm).await;
+    assert_eq!(
+        before_close["committed"].as_f64().unwrap() - after_close["committed"].as_f64().unwrap(),
+        25000.0,
+        "closure releases the unpaid rest"
+    );
+    assert_eq!(
+        after_close["paid"].as_f64().unwrap() - p0["paid"].as_f64().unwrap(),
+        15000.0
+    );
+    let aid = m.get(&format!("/undertakings/{rn}/aid"), &pm).await;
+    assert_eq!(
+        aid["granted"],
+        json!(15000.0),
+        "the aid is what was paid: {aid}"
+    );
+    let steps: Vec<&str> = a["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    for step in ["prefill", "submit", "decision", "payment", "closure"] {
+        assert!(steps.contains(&step), "{step} missing in {steps:?}");
+    }
+    let numbers: Vec<&str> = a["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["number"].as_str().unwrap())
+        .collect();
+    let mut unique = numbers.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), numbers.len(), "{numbers:?}");
+
+    // --- History, as-of replay, access log, inbox. ---
+    let h = m.get(&format!("/applications/{id}/history"), &pm).await;
+    let actions: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..5],
+        ["create", "submit", "return", "resubmit", "accept"]
+    );
+    assert!(
+        h[2]["by"]
+            .as_str()
+            .unwrap()
+            .contains(&m.login("programme_managers", 0))
+    );
+    let h = m
+        .get(&format!("/applications/{id}/history"), &applicant)
+        .await;
+    assert!(
+        !h.to_string().contains(&m.login("programme_managers", 0)),
+        "staff logins stay hidden from the applicant: {h}"
+    );
+    let then = m
+        .get(&format!("/applications/{id}?as_of={before_return}"), &pm)
+        .await;
+    assert_eq!(then["status"], "submitted", "{then}");
+    let (s, _) = m
+        .get_status(
+            &format!("/applications/{id}?as_of={before_return}"),
+            &applicant,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let log = m
+        .get(&format!("/applications/{id}/access-log"), &applicant)
+        .await;
+    let text = log.to_string();
+    assert!(
+        text.contains("opened") && text.contains("evaluator") && text.contains("officials"),
+        "{log}"
+    );
+    let inbox = m.get("/inbox", &applicant).await;
+    assert!(inbox.to_string().contains("approved"), "{inbox}");
+
+    // --- The conflict of interest of the first evaluator is detected. ---
+    let rn0 = m.company(0);
+    let applicant0 = m.token("applicants", 0);
+    let b = m.ok("/applications", &applicant0, json!({"programme": open, "registration_number": rn0, "title": "Eksports", "requested_amount": 20000})).await;
+    let b = b["id"].as_i64().unwrap();
+    m.ok(&format!("/applications/{b}/submit"), &applicant0, json!({}))
+        .await;
+    m.act_ok(b, &pm, json!({"action": "accept"})).await;
+    m.refused(
+        b,
+        &pm,
+        json!({"action": "assign", "evaluator": m.login("evaluators", 0)}),
+        409,
+        "conflict of interest",
+    )
+    .await;
+    let (s, v) = m
+        .act(b, &ev1, json!({"action": "declare", "conflict": false}))
+        .await;
+    assert_eq!(s, 409, "{v}");
+
+    // --- Withdrawal before a contract; not after. ---
+    let w = m
+        .act_ok(b, &applicant0, json!({"action": "withdraw"}))
+        .await;
+    assert_eq!(w["status"], "withdrawn");
+    m.refused(id, &applicant, json!({"action": "withdraw"}), 409, "closed")
+        .await;
+
+    // --- Double funding: the invoice claimed above cannot be claimed again. ---
+    let p = m
+        .programme("Dubultā finansējuma pārbaude", 100000.0, 50000.0, "none", 1)
+        .await;
+    let d = m.evaluated(p, 1, 10000.0).await;
+    m.act_ok(
+        d,
+        &approver,
+        json!({"action": "approve", "amount": 10000, "reason": "ok"}),
+    )
+    .await;
+    m.act_ok(d, &pm, json!({"action": "contract"})).await;
+    m.refused(
+        d,
+        &applicant,
+        json!({"action": "report", "kind": "interim", "eligible_costs": 100, "text": "x",
+        "costs": [{"supplier": "40003000001", "invoice": "INV-1", "amount": 100}]}),
+        409,
+        "double funding",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budget_and_de_minimis_hold_under_concurrent_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let pm = m.pm();
+
+    // Budget: six evaluated applications of 40 000 against 100 000, approved by two
+    // approvers at once: exactly two fit.
+    let p = m
+        .programme("Budžeta sacensība", 100000.0, 50000.0, "none", 1)
+        .await;
+    let mut apps = Vec::new();
+    for _ in 0..6 {
+        apps.push(m.evaluated(p, 1, 40000.0).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in apps.iter().enumerate() {
+        let (base, http) = (m.base.clone(), m.http.clone());
+        let tok = m.token("approvers", i % 2);
+        let id = *id;
+        tasks.spawn(async move {
+            let r = http
+                .post(format!("{base}/api/v1/map/applications/{id}/transitions"))
+                .bearer_auth(tok)
+                .json(&json!({"action": "approve", "amount": 40000, "reason": "ok"}))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        });
+    }
+    let mut passed = 0;
+    while let Some(t) = tasks.join_next().await {
+        let (s, v) = t.unwrap();
+        match s {
+            200 => passed += 1,
+            409 => assert!(v["detail"].as_str().unwrap().contains("budget"), "{v}"),
+            _ => panic!("{s} {v}"),
+        }
+    }
+    assert_eq!(passed, 2);
+    let prog = m.get(&format!("/programmes/{p}"), &pm).await;
+    assert_eq!(prog["committed"], json!(80000.0));
+    let approved = m
+        .get(&format!("/applications?programme={p}&status=approved"), &pm)
+        .await;
+    assert_eq!(approved.as_array().unwrap().len(), 2);
+
+    // De minimis: 270 000 granted outside MAP; two applications of 20 000 at once: one fits
+    // under 300 000, the other is refused naming the totals.
+    let rn = m.company(1);
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/undertakings/{rn}/aid"),
+            &pm,
+            Some(json!({"amount": 270000, "granted_at": "2025-06-01"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let q = m
+        .programme(
+            "De minimis sacensība",
+            10000000.0,
+            100000.0,
+            "de_minimis",
+            1,
+        )
+        .await;
+    let a = m.evaluated(q, 1, 20000.0).await;
+    let b = m.evaluated(q, 1, 20000.0).await;
+    let (ap0, ap1) = (m.token("approvers", 0), m.token("approvers", 1));
+    let (ra, rb) = tokio::join!(
+        m.act(
+            a,
+            &ap0,
+            json!({"action": "approve", "amount": 20000, "reason": "ok"})
+        ),
+        m.act(
+            b,
+            &ap1,
+            json!({"action": "approve", "amount": 20000, "reason": "ok"})
+        ),
+    );
+    let statuses = [ra.0, rb.0];
+    assert!(
+        statuses.contains(&200) && statuses.contains(&409),
+        "{ra:?} {rb:?}"
+    );
+    let refused = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("de minimis") && detail.contains("290000.00"),
+        "{detail}"
+    );
+    let aid = m.get(&format!("/undertakings/{rn}/aid"), &pm).await;
+    assert_eq!(aid["granted"], json!(290000.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_reads_are_audited_and_stop_with_the_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, m) = start(dir.path()).await;
+    let open = m.creds["map"]["programmes"]["open"].as_i64().unwrap();
+    let tok = m.token("applicants", 1);
+    let rn = m.company(1);
+    let a = m
+        .ok("/applications", &tok, json!({"programme": open, "registration_number": rn, "title": "Audits", "requested_amount": 1000}))
+        .await;
+    let record = a["evidence"][0]["access_record"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The applicant sees the read in "who used my data", by LIAA's MAP system, with a
+    // purpose naming MAP.
+    let (s, _, usage) = common::get_auth(&format!("{}/api/v1/me/usage", server.base), &tok).await;
+    assert_eq!(s, 200);
+    let entry = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == json!(record))
+        .unwrap_or_else(|| panic!("access record {record} not in the applicant's usage: {usage}"));
+    assert_eq!(entry["organisation"], "LIAA", "{entry}");
+    assert_eq!(entry["dataset"], "officials", "{entry}");
+    assert_eq!(
+        entry["system"],
+        json!(m.creds["map"]["system_id"].to_string()),
+        "{entry}"
+    );
+    assert!(
+        entry["purpose"].as_str().unwrap().contains("MAP programme"),
+        "{entry}"
+    );
+
+    // The register owner revokes LIAA's agreement on officials: MAP can no longer check
+    // the right to represent, and says so; nothing is filed.
+    let agreement = m.creds["agreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["consumer_organisation"] == "LIAA" && a["dataset"] == "officials")
+        .expect("the demo agreement of LIAA on officials")["id"]
+        .as_i64()
+        .unwrap();
+    let owner = common::system_token(&m.creds, "UR", "provider");
+    let (s, _, v) = common::post_auth(
+        &format!("{}/api/v1/agreements/{agreement}/revoke", server.base),
+        &owner,
+        &json!({"reason": "end-to-end test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let before = m.get("/applications", &tok).await.as_array().unwrap().len();
+    let (s, v) = m
+        .call("POST", "/applications", &tok, Some(json!({"programme": open, "registration_number": rn, "title": "Pēc atsaukuma", "requested_amount": 1000})))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("officials"), "{v}");
+    assert_eq!(
+        m.get("/applications", &tok).await.as_array().unwrap().len(),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_applications_list_and_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let seeded = m.creds["map"]["programmes"]["seeded"].as_i64().unwrap();
+    let pm = m.pm();
+    let mut total = 0;
+    let mut before: Option<i64> = None;
+    loop {
+        let path = match before {
+            Some(b) => format!("/applications?programme={seeded}&limit=1000&before={b}"),
+            None => format!("/applications?programme={seeded}&limit=1000"),
+        };
+        let page = m.get(&path, &pm).await;
+        let page = page.as_array().unwrap();
+        total += page.len();
+        if page.len() < 1000 {
+            break;
+        }
+        before = page.last().unwrap()["id"].as_i64();
+    }
+    assert_eq!(total, 2000);
+    let rejected = m
+        .get(
+            &format!("/applications?programme={seeded}&status=rejected&limit=1000"),
+            &pm,
+        )
+        .await;
+    let rejected = rejected.as_array().unwrap();
+    assert!(!rejected.is_empty());
+    assert!(rejected.iter().all(|a| a["status"] == "rejected"));
+    let (s, v) = m
+        .call("GET", "/applications?status=nonsense", &pm, None)
+        .await;
+    assert_eq!(s, 400, "{v}");
+    // Evaluators see only what is assigned to them; the admin sees nothing of MAP.
+    let ev = m.get("/applications", &m.token("evaluators", 2)).await;
+    assert!(ev.as_array().unwrap().is_empty(), "{ev}");
+    let admin = m.creds["admin"]["token"].as_str().unwrap().to_owned();
+    let (s, _) = m.call("GET", "/applications", &admin, None).await;
+    assert_eq!(s, 403);
+    let prog = m.get(&format!("/programmes/{seeded}"), &pm).await;
+    assert!(prog["committed"].as_f64().unwrap() > 0.0);
+    assert!(prog["committed"].as_f64().unwrap() <= prog["budget"].as_f64().unwrap());
+}
+
+impl Map {
+    async fn get_status(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, token, None).await
+    }
+}
