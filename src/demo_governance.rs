@@ -1106,6 +1106,17 @@ mod tests {
             .unwrap()
             .iter()
             .chain(second["subjects"].as_array().unwrap())
+            .chain(
+                [
+                    "programme_managers",
+                    "approvers",
+                    "accountants",
+                    "evaluators",
+                    "applicants",
+                ]
+                .iter()
+                .flat_map(|group| second["map"][*group].as_array().unwrap()),
+            )
             .map(|t| t["token_id"].as_i64().unwrap())
             .chain([second["admin"]["token_id"].as_i64().unwrap()])
             .collect();

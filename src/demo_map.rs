@@ -436,7 +436,12 @@ pub async fn seed(gov: &Governance, admin: &Principal, map_system: i64) -> anyho
             .create_user_token(None, login, "demo map staff", None)
             .await
             .with_context(|| format!("issuing the demo token of {login}"))?;
-        let mut entry = json!({ "login": login, "token": token.secret, "password": password });
+        let mut entry = json!({
+            "login": login,
+            "token": token.secret,
+            "token_id": token.token.id,
+            "password": password,
+        });
         if *role == "evaluator" {
             entry["personal_code"] = json!(code);
         }
@@ -450,7 +455,12 @@ pub async fn seed(gov: &Governance, admin: &Principal, map_system: i64) -> anyho
             .create_subject_token(None, code, "demo map applicant", None)
             .await
             .context("issuing a demo applicant token")?;
-        applicants.push(json!({ "token": t.secret, "personal_code": code, "companies": cs }));
+        applicants.push(json!({
+            "token": t.secret,
+            "token_id": t.token.id,
+            "personal_code": code,
+            "companies": cs,
+        }));
     }
 
     // Programmes.

@@ -1,0 +1,410 @@
+//! MAP end-to-end bench: `cargo bench --bench map` (`DAGR_BENCH_PERSONS` sets the demo's
+//! persons, default 20 000). Starts the real `dagr serve` with the embedded demo (2 000 seeded
+//! applications) and measures over REST, each figure against a baseline measured in the same
+//! run on the same server and client:
+//!
+//! 1. list and filter pages of applications (p50/p95 of 300 requests each) against
+//!    `GET /api/v1/me` (authentication and JSON, no query);
+//! 2. pre-fill (`POST /applications`: two register reads, one audited, and the insert)
+//!    against one audited REST record lookup of the same company's official by LIAA's MAP
+//!    system token;
+//! 3. decisions per second (`approve`: eligibility read, budget, de minimis, document,
+//!    history) with 1, 2 and 4 concurrent approvers against the same number of concurrent
+//!    `contract` actions (conditional update, document, history; no register read, no money).
+//!
+//! Nothing is asserted on times; a failed call fails the bench.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn persons() -> usize {
+    std::env::var("DAGR_BENCH_PERSONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+fn start_server(data: &Path) -> (Serve, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--flight-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--demo-rows", &persons().to_string()])
+        .env("DAGR_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("DAGR_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dagr serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let http = loop {
+        let line = lines
+            .next()
+            .expect("dagr serve exited before listening")
+            .expect("read the log");
+        if line.contains("DAGR listening") {
+            break line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("http="))
+                .expect("http= in the listening line")
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (Serve(child), format!("http://{http}"))
+}
+
+/// Nearest-rank percentile of sorted latencies.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        }
+        .bearer_auth(token)
+        .header("x-dagr-purpose", "MAP bench");
+        let req = match body {
+            Some(b) => req.json(b),
+            None => req,
+        };
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    /// Latencies of `n` sequential calls of `path`.
+    async fn latencies(&self, path: &str, token: &str, n: usize) -> Vec<Duration> {
+        for _ in 0..20 {
+            self.call("GET", path, token, None).await;
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            self.call("GET", path, token, None).await;
+            out.push(t.elapsed());
+        }
+        out.sort();
+        out
+    }
+
+    async fn act(&self, app: i64, token: &str, body: Value) -> Value {
+        self.call(
+            "POST",
+            &format!("/api/v1/map/applications/{app}/transitions"),
+            token,
+            Some(&body),
+        )
+        .await
+    }
+}
+
+/// Row of a latency table: label, p50, p95, baseline p50, p95, ratio of p95s.
+fn latency_row(label: &str, what: &[Duration], base_label: &str, base: &[Duration]) -> String {
+    format!(
+        "| {label} | {:.2} ms | {:.2} ms | {base_label} | {:.2} ms | {:.2} ms | {:.2}× |",
+        ms(percentile(what, 0.5)),
+        ms(percentile(what, 0.95)),
+        ms(percentile(base, 0.5)),
+        ms(percentile(base, 0.95)),
+        ms(percentile(what, 0.95)) / ms(percentile(base, 0.95)).max(1e-9)
+    )
+}
+
+/// Applications of `applicant` in programme `p`, brought to `evaluated`.
+async fn evaluated(api: &Api, creds: &Value, p: i64, n: usize) -> Vec<i64> {
+    let m = &creds["map"];
+    let tok = m["applicants"][1]["token"].as_str().unwrap();
+    let rn = &m["applicants"][1]["companies"][0];
+    let pm = m["programme_managers"][0]["token"].as_str().unwrap();
+    let ev = m["evaluators"][1]["token"].as_str().unwrap();
+    let ev_login = &m["evaluators"][1]["login"];
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = api
+            .call(
+                "POST",
+                "/api/v1/map/applications",
+                tok,
+                Some(&json!({"programme": p, "registration_number": rn, "title": "bench", "requested_amount": 1000})),
+            )
+            .await;
+        let id = a["id"].as_i64().unwrap();
+        api.call(
+            "POST",
+            &format!("/api/v1/map/applications/{id}/submit"),
+            tok,
+            Some(&json!({})),
+        )
+        .await;
+        api.act(id, pm, json!({"action": "accept"})).await;
+        api.act(id, pm, json!({"action": "assign", "evaluator": ev_login}))
+            .await;
+        api.act(id, ev, json!({"action": "declare", "conflict": false}))
+            .await;
+        api.act(
+            id,
+            ev,
+            json!({"action": "score", "points": {"q": 5}, "justification": "bench"}),
+        )
+        .await;
+        ids.push(id);
+    }
+    ids
+}
+
+/// Run `action` on every application with `clients` concurrent callers (tokens taken in
+/// turn); returns actions per second.
+async fn throughput(
+    api: &Api,
+    ids: &[i64],
+    tokens: &[String],
+    clients: usize,
+    action: Value,
+) -> f64 {
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let mine: Vec<i64> = ids.iter().copied().skip(c).step_by(clients).collect();
+        let token = tokens[c % tokens.len()].clone();
+        let (base, http, action) = (api.base.clone(), api.http.clone(), action.clone());
+        set.spawn(async move {
+            let api = Api { base, http };
+            for id in mine {
+                api.act(id, &token, action.clone()).await;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("client task");
+    }
+    ids.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let started = Instant::now();
+    let (_server, base) = start_server(dir.path());
+    eprintln!(
+        "map bench: server with {} persons up in {:.1} s",
+        persons(),
+        started.elapsed().as_secs_f64()
+    );
+    let creds: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("demo-credentials.json")).unwrap())
+            .unwrap();
+    let m = &creds["map"];
+    assert!(
+        !m.is_null(),
+        "the demo has no MAP section (too few persons?)"
+    );
+    let api = Api {
+        base,
+        http: reqwest::Client::new(),
+    };
+    let pm = m["programme_managers"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seeded = m["programmes"]["seeded"].as_i64().unwrap();
+    let mut out = Vec::new();
+
+    // 1. Lists.
+    let me = api.latencies("/api/v1/me", &pm, 300).await;
+    let page = api
+        .latencies(
+            &format!("/api/v1/map/applications?programme={seeded}&limit=100"),
+            &pm,
+            300,
+        )
+        .await;
+    let filter = api
+        .latencies(
+            &format!("/api/v1/map/applications?programme={seeded}&status=rejected&limit=100"),
+            &pm,
+            300,
+        )
+        .await;
+    let last = api
+        .latencies(
+            &format!("/api/v1/map/applications?programme={seeded}&limit=100&before=200"),
+            &pm,
+            300,
+        )
+        .await;
+    out.push("| request | p50 | p95 | baseline | p50 | p95 | p95 / baseline p95 |".to_owned());
+    out.push("| --- | --- | --- | --- | --- | --- | --- |".to_owned());
+    out.push(latency_row(
+        "first page of 100 of 2 000",
+        &page,
+        "`GET /me`",
+        &me,
+    ));
+    out.push(latency_row(
+        "filtered by status, 100",
+        &filter,
+        "`GET /me`",
+        &me,
+    ));
+    out.push(latency_row(
+        "a deep page (`before=200`)",
+        &last,
+        "`GET /me`",
+        &me,
+    ));
+
+    // 2. Pre-fill against one audited lookup of the same company's official.
+    let app_tok = m["applicants"][1]["token"].as_str().unwrap().to_owned();
+    let rn = m["applicants"][1]["companies"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = m["applicants"][1]["personal_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let map_system = creds["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["organisation"] == "LIAA")
+        .and_then(|s| s["token"].as_str())
+        .expect("LIAA's MAP system token")
+        .to_owned();
+    let open = m["programmes"]["open"].as_i64().unwrap();
+    let lookup_path = format!("/api/v1/datasets/officials/records/{rn},{code},board_member");
+    let mut prefill = Vec::new();
+    let mut lookup = Vec::new();
+    for i in 0..220 {
+        let t = Instant::now();
+        api.call("GET", &lookup_path, &map_system, None).await;
+        let l = t.elapsed();
+        let t = Instant::now();
+        api.call(
+            "POST",
+            "/api/v1/map/applications",
+            &app_tok,
+            Some(&json!({"programme": open, "registration_number": rn, "title": "bench", "requested_amount": 1000})),
+        )
+        .await;
+        let p = t.elapsed();
+        if i >= 20 {
+            lookup.push(l);
+            prefill.push(p);
+        }
+    }
+    prefill.sort();
+    lookup.sort();
+    out.push(String::new());
+    out.push("| request | p50 | p95 | baseline | p50 | p95 | p95 / baseline p95 |".to_owned());
+    out.push("| --- | --- | --- | --- | --- | --- | --- |".to_owned());
+    out.push(latency_row(
+        "pre-fill (`POST /applications`)",
+        &prefill,
+        "audited record lookup",
+        &lookup,
+    ));
+
+    // 3. Decisions per second.
+    let approvers: Vec<String> = m["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["token"].as_str().unwrap().to_owned())
+        .collect();
+    let pms: Vec<String> = m["programme_managers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["token"].as_str().unwrap().to_owned())
+        .collect();
+    out.push(String::new());
+    out.push(
+        "| concurrent callers | decisions (`approve`) /s | baseline: `contract` /s | ratio |"
+            .to_owned(),
+    );
+    out.push("| --- | --- | --- | --- |".to_owned());
+    for clients in [1usize, 2, 4] {
+        let p = api
+            .call(
+                "POST",
+                "/api/v1/map/programmes",
+                &pm,
+                Some(&json!({"title": format!("bench {clients}"), "budget": 1e9, "max_grant": 1e6,
+                    "opens_at": "2020-01-01", "closes_at": "2099-12-31", "aid_regime": "de_minimis",
+                    "eligibility": "status = 'active'", "criteria": [{"code": "q", "weight": 1, "max": 10}],
+                    "evaluators_per_application": 1})),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let ids = evaluated(&api, &creds, p, 120).await;
+        let decisions = throughput(
+            &api,
+            &ids,
+            &approvers,
+            clients,
+            json!({"action": "approve", "amount": 1, "reason": "bench"}),
+        )
+        .await;
+        let contracts = throughput(&api, &ids, &pms, clients, json!({"action": "contract"})).await;
+        eprintln!("{clients} client(s): {decisions:.0} decisions/s, {contracts:.0} contracts/s");
+        out.push(format!(
+            "| {clients} | {decisions:.0} | {contracts:.0} | {:.2}× |",
+            decisions / contracts
+        ));
+    }
+    println!(
+        "\n## MAP ({} persons, {:.0} s)\n",
+        persons(),
+        started.elapsed().as_secs_f64()
+    );
+    for l in out {
+        println!("{l}");
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run());
+}
