@@ -13,7 +13,7 @@ use serde_json::Value;
 
 const DEMO_ROWS: usize = 1000;
 const OWNERS: [&str; 3] = ["PMLP", "UR", "VZD"];
-const CONSUMERS: [&str; 4] = ["APDR", "BANKA", "LM", "RIGA"];
+const CONSUMERS: [&str; 5] = ["APDR", "BANKA", "LIAA", "LM", "RIGA"];
 const AGREEMENT_FIELDS: [&str; 9] = [
     "id",
     "dataset",

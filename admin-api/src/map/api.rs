@@ -17,10 +17,9 @@ use crate::governance::GovError;
 use crate::model::Time;
 
 use super::model::*;
-use super::rules::{self, Action, Actor, NewApplication};
+use super::service::{self, ListQuery, MapCaller};
 use super::store::{
-    AccessEntry, AidTotals, AppFilter, ApplicationSummary, HistoryEntry, InboxMessage, MapStore,
-    StaffRole,
+    AccessEntry, AidTotals, ApplicationSummary, HistoryEntry, InboxMessage, StaffRole,
 };
 
 /// The MAP routes.
@@ -59,12 +58,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/map/inbox", get(inbox))
 }
 
-async fn actor(s: &AppState, p: &dagr_engine::Principal) -> Result<(MapStore, Actor)> {
-    let store = MapStore::new(s.gov.store());
-    let actor = Actor::of(&store, p).await?;
-    Ok((store, actor))
-}
-
 fn created<T: serde::Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
@@ -88,12 +81,12 @@ pub(crate) async fn set_grantor(
     Caller(p): Caller,
     body: RawJson,
 ) -> Result<StatusCode> {
-    let (store, actor) = actor(&s, &p).await?;
-    if !matches!(actor, Actor::Admin) {
+    let c = MapCaller::of(&s, &p).await?;
+    if !c.is_admin() {
         return Err(GovError::Forbidden("grantors are registered by an admin".into()).into());
     }
     let b: GrantorInput = body.parse()?;
-    rules::set_grantor(&s, &store, &actor, &b.organisation, b.system).await?;
+    service::set_grantor(&s, &c, &b.organisation, b.system).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,12 +111,12 @@ pub(crate) async fn add_staff(
     Caller(p): Caller,
     body: RawJson,
 ) -> Result<Response> {
-    let (store, actor) = actor(&s, &p).await?;
-    if !matches!(actor, Actor::Admin) {
+    let c = MapCaller::of(&s, &p).await?;
+    if !c.is_admin() {
         return Err(GovError::Forbidden("MAP roles are given by an admin".into()).into());
     }
     let b: StaffInput = body.parse()?;
-    let r = rules::add_staff(&s, &store, &actor, &b.login, b.role, &b.personal_code).await?;
+    let r = service::add_staff(&s, &c, &b.login, b.role, &b.personal_code).await?;
     Ok(created(r))
 }
 
@@ -136,21 +129,10 @@ pub(crate) async fn create_programme(
     Caller(p): Caller,
     body: RawJson,
 ) -> Result<Response> {
-    let (store, actor) = actor(&s, &p).await?;
-    match &actor {
-        Actor::Staff { organisation, .. } => {
-            actor.require(MapRole::ProgrammeManager, organisation)?;
-        }
-        _ => {
-            return Err(
-                GovError::Forbidden("programmes are made by programme managers".into()).into(),
-            );
-        }
-    }
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_programme_manager(&c)?;
     let input: NewProgramme = body.parse()?;
-    Ok(created(
-        rules::create_programme(&s, &store, &actor, input).await?,
-    ))
+    Ok(created(service::create_programme(&s, &c, input).await?))
 }
 
 /// Programmes: staff see their organisation's, applicants all.
@@ -161,24 +143,8 @@ pub(crate) async fn list_programmes(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<Vec<Programme>>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let org = match &actor {
-        Actor::Staff { organisation, .. } => Some(organisation.as_str()),
-        Actor::Applicant { .. } => None,
-        Actor::Admin => {
-            return Err(
-                GovError::Forbidden("programmes are for MAP staff and applicants".into()).into(),
-            );
-        }
-    };
-    Ok(Json(
-        store
-            .programmes(org)
-            .await?
-            .iter()
-            .map(|p| p.view())
-            .collect(),
-    ))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::programmes(&c).await?))
 }
 
 /// One programme, with what is committed, paid and remaining.
@@ -191,13 +157,8 @@ pub(crate) async fn get_programme(
     Caller(p): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Programme>> {
-    let (store, actor) = actor(&s, &p).await?;
-    if matches!(actor, Actor::Admin) {
-        return Err(
-            GovError::Forbidden("programmes are for MAP staff and applicants".into()).into(),
-        );
-    }
-    Ok(Json(rules::programme(&store, &actor, id).await?))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::programme(&c, id).await?))
 }
 
 /// A new scoresheet.
@@ -220,19 +181,10 @@ pub(crate) async fn set_scoresheet(
     Path(id): Path<i64>,
     body: RawJson,
 ) -> Result<Json<Programme>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let prog = rules::programme_row(&store, id).await?;
-    actor.require(MapRole::ProgrammeManager, &prog.organisation)?;
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_programme_manager(&c)?;
     let b: ScoresheetInput = body.parse()?;
-    rules::check_scoresheet(&b.criteria)?;
-    store
-        .set_scoresheet(
-            id,
-            &b.criteria,
-            &actor.describe(Some(MapRole::ProgrammeManager)),
-        )
-        .await?;
-    Ok(Json(rules::programme(&store, &actor, id).await?))
+    Ok(Json(service::set_scoresheet(&c, id, &b.criteria).await?))
 }
 
 /// File a draft application (a person acting for a company, with a subject token): the
@@ -245,17 +197,15 @@ pub(crate) async fn create_application(
     Caller(p): Caller,
     body: RawJson,
 ) -> Result<Response> {
-    let (store, actor) = actor(&s, &p).await?;
-    if !matches!(actor, Actor::Applicant { .. }) {
+    let c = MapCaller::of(&s, &p).await?;
+    if !c.is_applicant() {
         return Err(GovError::Forbidden(
             "applications are filed by a person acting for a company".into(),
         )
         .into());
     }
     let input: NewApplication = body.parse()?;
-    Ok(created(
-        rules::create_application(&s, &store, &actor, input).await?,
-    ))
+    Ok(created(service::create_application(&s, &c, input).await?))
 }
 
 /// Filters of the application list.
@@ -282,7 +232,7 @@ pub(crate) async fn list_applications(
     Caller(p): Caller,
     Params(q): Params<ListParams>,
 ) -> Result<Json<Vec<ApplicationSummary>>> {
-    let (store, actor) = actor(&s, &p).await?;
+    let c = MapCaller::of(&s, &p).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -296,34 +246,13 @@ pub(crate) async fn list_applications(
         ),
         None => None,
     };
-    let mut f = AppFilter {
+    let query = ListQuery {
         programme: q.programme,
         status,
         before: q.before,
         limit,
-        ..AppFilter::default()
     };
-    match &actor {
-        Actor::Staff {
-            organisation,
-            roles,
-            login,
-            ..
-        } => {
-            f.organisation = Some(organisation.clone());
-            if roles.iter().all(|r| *r == MapRole::Evaluator) {
-                f.evaluator = Some(login.clone());
-            }
-        }
-        Actor::Applicant { code } => f.applicant_code = Some(code.clone()),
-        Actor::Admin => {
-            return Err(GovError::Forbidden(
-                "applications are for MAP staff and applicants".into(),
-            )
-            .into());
-        }
-    }
-    Ok(Json(store.applications(&f).await?))
+    Ok(Json(service::applications(&c, &query).await?))
 }
 
 /// As-of replay.
@@ -346,14 +275,14 @@ pub(crate) async fn get_application(
     Path(id): Path<i64>,
     Params(q): Params<AsOf>,
 ) -> Result<Json<Application>> {
-    let (store, actor) = actor(&s, &p).await?;
+    let c = MapCaller::of(&s, &p).await?;
     let as_of = match q.as_of.as_deref() {
         Some(t) => Some(Time::parse(t).ok_or_else(|| {
             ApiError::BadRequest(format!("as_of: `{t}` is not RFC 3339 or a date"))
         })?),
         None => None,
     };
-    Ok(Json(rules::view(&store, &actor, id, as_of).await?))
+    Ok(Json(service::application(&c, id, as_of).await?))
 }
 
 /// Changes to a draft or returned application.
@@ -377,12 +306,17 @@ pub(crate) async fn edit_application(
     Path(id): Path<i64>,
     body: RawJson,
 ) -> Result<Json<Application>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let app = rules::app_row(&store, &actor, id).await?;
-    actor.require_applicant(&app)?;
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_visible(&c, id).await?;
+    if !c.is_applicant() {
+        return Err(GovError::Forbidden(format!(
+            "this action is for the person who filed application {id}"
+        ))
+        .into());
+    }
     let b: EditInput = body.parse()?;
     Ok(Json(
-        rules::edit(&store, &actor, id, b.title, b.requested_amount).await?,
+        service::edit(&c, id, b.title, b.requested_amount).await?,
     ))
 }
 
@@ -397,8 +331,8 @@ pub(crate) async fn submit(
     Caller(p): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Application>> {
-    let (store, actor) = actor(&s, &p).await?;
-    Ok(Json(rules::submit(&s, &store, &actor, id).await?))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::submit(&s, &c, id).await?))
 }
 
 /// Act on an application: `{"action": ..., ...}` (docs/map.md lists actions and roles).
@@ -413,14 +347,11 @@ pub(crate) async fn transition(
     Path(id): Path<i64>,
     body: RawJson,
 ) -> Result<Json<Application>> {
-    let (store, actor) = actor(&s, &p).await?;
-    if matches!(actor, Actor::Admin) {
-        return Err(GovError::Forbidden("admins take no part in grant decisions".into()).into());
-    }
+    let c = MapCaller::of(&s, &p).await?;
     // The caller must see the application before the body is read.
-    rules::app_row(&store, &actor, id).await?;
+    service::require_visible(&c, id).await?;
     let action: Action = body.parse()?;
-    Ok(Json(rules::act(&s, &store, &actor, id, action).await?))
+    Ok(Json(service::act(&s, &c, id, action).await?))
 }
 
 /// The history of an application: every transition with its actor.
@@ -433,27 +364,8 @@ pub(crate) async fn history(
     Caller(p): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<HistoryEntry>>> {
-    let (store, actor) = actor(&s, &p).await?;
-    rules::app_row(&store, &actor, id).await?;
-    rules::require_declared(&store, &actor, id).await?;
-    let mut h = store.history(id).await?;
-    if matches!(actor, Actor::Applicant { .. }) {
-        // Staff are named by role and organisation to the applicant, not by login.
-        for e in &mut h {
-            if let Some((role, rest)) = e.by.split_once(' ') {
-                let org = rest
-                    .rsplit_once('(')
-                    .map(|(_, o)| o.trim_end_matches(')'))
-                    .unwrap_or("");
-                e.by = if org.is_empty() {
-                    role.to_owned()
-                } else {
-                    format!("{role} ({org})")
-                };
-            }
-        }
-    }
-    Ok(Json(h))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::history(&c, id).await?))
 }
 
 /// Who opened the application (role, organisation, time) and the register reads made for
@@ -467,22 +379,8 @@ pub(crate) async fn access_log(
     Caller(p): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<AccessEntry>>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let app = rules::app_row(&store, &actor, id).await?;
-    if let Actor::Staff {
-        roles,
-        organisation,
-        ..
-    } = &actor
-        && !roles.contains(&MapRole::ProgrammeManager)
-    {
-        return Err(GovError::Forbidden(format!(
-            "the access log is for the applicant and programme managers of {organisation}"
-        ))
-        .into());
-    }
-    let prog = rules::programme_row(&store, app.programme).await?;
-    Ok(Json(store.access_log(id, &prog.organisation).await?))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::access_log(&c, id).await?))
 }
 
 /// De minimis aid of an undertaking over the last three years, against the ceiling.
@@ -495,8 +393,8 @@ pub(crate) async fn get_aid(
     Caller(p): Caller,
     Path(rn): Path<String>,
 ) -> Result<Json<AidTotals>> {
-    let (store, actor) = actor(&s, &p).await?;
-    Ok(Json(rules::aid(&store, &actor, &rn).await?))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::aid(&c, &rn).await?))
 }
 
 /// Aid granted outside MAP.
@@ -520,30 +418,12 @@ pub(crate) async fn add_aid(
     Path(rn): Path<String>,
     body: RawJson,
 ) -> Result<Json<AidTotals>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let Actor::Staff { organisation, .. } = &actor else {
-        return Err(GovError::Forbidden(
-            "aid outside MAP is recorded by a programme manager".into(),
-        )
-        .into());
-    };
-    actor.require(MapRole::ProgrammeManager, organisation)?;
-    super::registers::check_registration_number(&rn)?;
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_programme_manager(&c)?;
     let b: AidInput = body.parse()?;
-    let amount = cents("amount", b.amount)?;
-    let at = Time::parse(&b.granted_at).ok_or_else(|| GovError::Invalid {
-        field: "granted_at".into(),
-        reason: "not RFC 3339 or a date".into(),
-    })?;
-    if at > Time::now() {
-        return Err(GovError::Invalid {
-            field: "granted_at".into(),
-            reason: "is in the future".into(),
-        }
-        .into());
-    }
-    store.add_external_aid(&rn, amount, at).await?;
-    Ok(Json(rules::aid(&store, &actor, &rn).await?))
+    Ok(Json(
+        service::add_external_aid(&c, &rn, b.amount, &b.granted_at).await?,
+    ))
 }
 
 /// The caller's MAP inbox, newest first (programme managers also get their organisation's).
@@ -554,12 +434,6 @@ pub(crate) async fn inbox(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<Vec<InboxMessage>>> {
-    let (store, actor) = actor(&s, &p).await?;
-    let mut all = Vec::new();
-    for k in rules::inbox_key(&actor)? {
-        all.extend(store.inbox(&k, 100).await?);
-    }
-    all.sort_by_key(|m| std::cmp::Reverse(m.id));
-    all.truncate(100);
-    Ok(Json(all))
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::inbox(&c).await?))
 }

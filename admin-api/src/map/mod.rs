@@ -14,6 +14,8 @@
 //!   system's agreements (a masked view, never unrestricted), each committed to the usage
 //!   audit before it is used, kept as evidence;
 //! - [`rules`]: who may do what in which state, money and ceilings;
+//! - [`service`]: MAP as the REST handlers and the portal call it ([`service::MapCaller`]
+//!   and one function per read or action);
 //! - [`api`]: the handlers and the router under `/api/v1/map`;
 //! - [`seed`]: bulk writes for the demo seeder.
 //!
@@ -25,6 +27,7 @@ pub mod model;
 pub(crate) mod registers;
 pub(crate) mod rules;
 pub mod seed;
+pub mod service;
 pub mod store;
 
 pub use api::routes;

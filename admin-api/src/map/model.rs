@@ -1,6 +1,8 @@
 //! MAP's vocabulary: statuses, roles, amounts, inputs and the application as the API shows
 //! it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -446,4 +448,117 @@ pub struct Application {
     pub created_at: String,
     /// Last changed.
     pub updated_at: String,
+}
+
+/// A new application, as the applicant files it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplication {
+    /// The programme.
+    pub programme: i64,
+    /// The company's registration number; its data comes from the register.
+    pub registration_number: String,
+    /// Title.
+    pub title: String,
+    /// Requested amount (EUR).
+    pub requested_amount: f64,
+}
+
+/// An action on an application (`POST /applications/{id}/transitions`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Programme manager: back to the applicant to complete.
+    Return {
+        /// Why.
+        reason: String,
+    },
+    /// Programme manager: complete; ready for evaluators.
+    Accept,
+    /// Programme manager: assign an evaluator (conflicts detected).
+    Assign {
+        /// The evaluator's login.
+        evaluator: String,
+    },
+    /// Evaluator: declare whether they have a conflict of interest (before opening).
+    Declare {
+        /// `true` withdraws them from the application.
+        conflict: bool,
+    },
+    /// Evaluator: score every criterion.
+    Score {
+        /// Points per criterion code.
+        points: BTreeMap<String, f64>,
+        /// Why.
+        justification: String,
+    },
+    /// Approver: grant an amount.
+    Approve {
+        /// Amount (EUR).
+        amount: f64,
+        /// Why.
+        reason: String,
+    },
+    /// Approver: refuse.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+    /// Programme manager: sign the contract.
+    Contract,
+    /// Applicant: ask for a payment.
+    RequestPayment {
+        /// Amount (EUR).
+        amount: f64,
+    },
+    /// The role of the payment's next approval level: approve it.
+    ApprovePayment {
+        /// The payment.
+        payment: i64,
+    },
+    /// Accountant: pay an approved payment.
+    Pay {
+        /// The payment.
+        payment: i64,
+    },
+    /// Applicant: file a report.
+    Report {
+        /// `interim` or `final`.
+        kind: String,
+        /// Eligible costs (EUR).
+        eligible_costs: f64,
+        /// The report.
+        text: String,
+        /// The invoices claimed; an invoice may be claimed in one project only.
+        #[serde(default)]
+        costs: Vec<Cost>,
+    },
+    /// Programme manager: approve a report.
+    ApproveReport {
+        /// The report.
+        report: i64,
+    },
+    /// Programme manager: close after the final report; the unpaid rest is released.
+    Close,
+    /// Programme manager: terminate the contract, recovering what was paid unduly.
+    Terminate {
+        /// Why.
+        reason: String,
+        /// Amount to recover (EUR), at most what was paid.
+        recovery: f64,
+    },
+    /// Applicant: withdraw before a contract.
+    Withdraw,
+}
+
+/// An invoice claimed in a report.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// The supplier's registration number.
+    pub supplier: String,
+    /// The invoice number.
+    pub invoice: String,
+    /// Amount (EUR).
+    pub amount: f64,
 }

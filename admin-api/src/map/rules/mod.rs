@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use dagr_engine::{Principal, Role};
-use serde::Deserialize;
 
 use crate::AppState;
 use crate::governance::{GovError, GovResult};
@@ -19,7 +18,7 @@ use super::store::{MapStore, ProgrammeRow, StaffRole};
 
 mod actions;
 
-pub(crate) use actions::{Action, act};
+pub(crate) use actions::act;
 
 /// Longest title, reason or justification accepted.
 pub(crate) const MAX_TEXT: usize = 4000;
@@ -340,20 +339,6 @@ pub(crate) async fn programme_row(store: &MapStore, id: i64) -> GovResult<Progra
         .programme(id)
         .await?
         .ok_or_else(|| GovError::NotFound(format!("programme {id}")))
-}
-
-/// A new application, as the applicant files it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewApplication {
-    /// The programme.
-    pub(crate) programme: i64,
-    /// The company's registration number; its data comes from the register.
-    pub(crate) registration_number: String,
-    /// Title.
-    pub(crate) title: String,
-    /// Requested amount (EUR).
-    pub(crate) requested_amount: f64,
 }
 
 async fn grantor_of(store: &MapStore, p: &ProgrammeRow) -> GovResult<Grantor> {
