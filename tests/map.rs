@@ -137,6 +137,18 @@ impl Map {
     /// An application of `applicant` brought to `evaluated` in programme `p` (one evaluator:
     /// the second, who has no conflict).
     async fn evaluated(&self, p: i64, applicant: usize, amount: f64) -> i64 {
+        self.evaluated_with(p, applicant, amount, 8, 4).await
+    }
+
+    /// As [`Map::evaluated`], scored `quality` and `value`.
+    async fn evaluated_with(
+        &self,
+        p: i64,
+        applicant: usize,
+        amount: f64,
+        quality: u32,
+        value: u32,
+    ) -> i64 {
         let tok = self.token("applicants", applicant);
         let a = self
             .ok(
@@ -160,7 +172,7 @@ impl Map {
         self.act_ok(id, &ev, json!({"action": "declare", "conflict": false}))
             .await;
         let a = self
-            .act_ok(id, &ev, json!({"action": "score", "points": {"quality": 8, "value": 4}, "justification": "labi"}))
+            .act_ok(id, &ev, json!({"action": "score", "points": {"quality": quality, "value": value}, "justification": "labi"}))
             .await;
         assert_eq!(a["status"], "evaluated");
         id
@@ -824,4 +836,74 @@ impl Map {
     async fn get_status(&self, path: &str, token: &str) -> (u16, Value) {
         self.call("GET", path, token, None).await
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranking_and_bulk_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let pm = m.pm();
+    let approver = m.token("approvers", 0);
+    let p = m.programme("Rangs", 50000.0, 30000.0, "none", 1).await;
+    let a = m.evaluated_with(p, 1, 20000.0, 9, 5).await;
+    let b = m.evaluated_with(p, 1, 20000.0, 5, 2).await;
+    let c = m.evaluated_with(p, 1, 20000.0, 7, 3).await;
+    let r = m.get(&format!("/programmes/{p}/ranking"), &pm).await;
+    let order: Vec<i64> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["application"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, [a, c, b], "{r}");
+    let left: Vec<f64> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["remaining_if_funded"].as_f64().unwrap())
+        .collect();
+    assert_eq!(left, [30000.0, 10000.0, -10000.0]);
+    let (s, _) = m
+        .get_status(
+            &format!("/programmes/{p}/ranking"),
+            &m.token("evaluators", 1),
+        )
+        .await;
+    assert_eq!(s, 403, "evaluators do not see the ranking");
+
+    // In ranking order: the third no longer fits the budget; an unknown application is
+    // reported, and neither stops the others.
+    let decisions = json!({"decisions": [
+        {"application": a, "decision": "approve", "amount": 20000, "reason": "1."},
+        {"application": 999999, "decision": "reject", "reason": "?"},
+        {"application": c, "decision": "approve", "amount": 20000, "reason": "2."},
+        {"application": b, "decision": "approve", "amount": 20000, "reason": "3."},
+    ]});
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/programmes/{p}/decisions"),
+            &pm,
+            Some(decisions.clone()),
+        )
+        .await;
+    assert_eq!(s, 403, "decisions are the approvers': {v}");
+    let out = m
+        .ok(&format!("/programmes/{p}/decisions"), &approver, decisions)
+        .await;
+    let statuses: Vec<u64> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 404, 200, 409], "{out}");
+    assert!(
+        out[3]["detail"].as_str().unwrap().contains("budget"),
+        "{out}"
+    );
+    let prog = m.get(&format!("/programmes/{p}"), &pm).await;
+    assert_eq!(prog["committed"], json!(40000.0));
+    let still = m.get(&format!("/applications/{b}"), &pm).await;
+    assert_eq!(still["status"], "evaluated");
 }

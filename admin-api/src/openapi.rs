@@ -72,6 +72,8 @@ use crate::{api, handlers};
         map::list_programmes,
         map::get_programme,
         map::set_scoresheet,
+        map::ranking,
+        map::decide_all,
         map::create_application,
         map::list_applications,
         map::get_application,

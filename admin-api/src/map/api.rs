@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
             get(list_programmes).post(create_programme),
         )
         .route("/api/v1/map/programmes/{id}", get(get_programme))
+        .route("/api/v1/map/programmes/{id}/ranking", get(ranking))
+        .route("/api/v1/map/programmes/{id}/decisions", post(decide_all))
         .route(
             "/api/v1/map/programmes/{id}/scoresheet",
             post(set_scoresheet),
@@ -436,4 +438,45 @@ pub(crate) async fn inbox(
 ) -> Result<Json<Vec<InboxMessage>>> {
     let c = MapCaller::of(&s, &p).await?;
     Ok(Json(service::inbox(&c).await?))
+}
+
+/// The evaluated applications of a programme by score, best first, each with the budget
+/// left if it and every one above were funded as requested (programme managers, approvers).
+#[utoipa::path(get, path = "/api/v1/map/programmes/{id}/ranking", tag = "map",
+    params(("id" = i64, Path, description = "Programme")),
+    responses((status = 200, body = Vec<Ranked>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn ranking(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Ranked>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::ranking(&c, id).await?))
+}
+
+/// Bulk decisions.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionsInput {
+    /// 1–200 decisions, taken in this order.
+    decisions: Vec<BulkDecision>,
+}
+
+/// Decide several applications of a programme (an approver): each decision on its own,
+/// with all its checks; a refused one does not stop the others, and its outcome says why.
+#[utoipa::path(post, path = "/api/v1/map/programmes/{id}/decisions", tag = "map", request_body = DecisionsInput,
+    params(("id" = i64, Path, description = "Programme")),
+    responses((status = 200, body = Vec<BulkOutcome>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn decide_all(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<Vec<BulkOutcome>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_approver(&c)?;
+    let b: DecisionsInput = body.parse()?;
+    Ok(Json(service::decide_all(&s, &c, id, b.decisions).await?))
 }

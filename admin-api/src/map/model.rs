@@ -562,3 +562,58 @@ pub struct Cost {
     /// Amount (EUR).
     pub amount: f64,
 }
+
+/// One place in a programme's ranking.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Ranked {
+    /// 1 for the best score; equal scores share a rank.
+    pub rank: usize,
+    /// The application.
+    pub application: ApplicationSummaryRef,
+    /// The budget still uncommitted if every application ranked above and this one were
+    /// approved as requested (EUR); negative once the budget is exhausted.
+    pub remaining_if_funded: f64,
+}
+
+/// The fields of an application the ranking shows.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApplicationSummaryRef {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// The company.
+    pub registration_number: String,
+    /// Its name.
+    pub applicant_name: String,
+    /// Requested (EUR).
+    pub requested_amount: f64,
+    /// Score.
+    pub score: Option<f64>,
+}
+
+/// One decision of a bulk call.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecision {
+    /// The application (of the programme).
+    pub application: i64,
+    /// `approve` (with `amount`) or `reject`.
+    pub decision: String,
+    /// The amount to grant (EUR), for `approve`.
+    #[serde(default)]
+    pub amount: Option<f64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What became of one decision.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkOutcome {
+    /// The application.
+    pub application: i64,
+    /// The HTTP status the decision alone would have had (200, 403, 404, 409, 422).
+    pub status: u16,
+    /// The application's status after (when decided), or why not.
+    pub detail: String,
+}

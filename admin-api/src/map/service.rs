@@ -328,3 +328,31 @@ pub async fn add_staff(
 ) -> GovResult<super::store::StaffRole> {
     rules::add_staff(state, &c.store, &c.actor, login, role, personal_code).await
 }
+
+/// The evaluated applications of a programme by score, best first, with the budget left if
+/// each were funded as requested (programme managers and approvers).
+pub async fn ranking(c: &MapCaller, programme: i64) -> GovResult<Vec<Ranked>> {
+    rules::ranking(&c.store, &c.actor, programme).await
+}
+
+/// Refuse unless the caller is an approver of some grantor (checked before a body is read).
+pub fn require_approver(c: &MapCaller) -> GovResult<()> {
+    match &c.actor {
+        Actor::Staff { organisation, .. } => {
+            c.actor.require(MapRole::Approver, organisation).map(drop)
+        }
+        _ => Err(GovError::Forbidden(
+            "decisions are taken by approvers".into(),
+        )),
+    }
+}
+
+/// Decide several applications of a programme, each on its own (an approver).
+pub async fn decide_all(
+    state: &AppState,
+    c: &MapCaller,
+    programme: i64,
+    decisions: Vec<BulkDecision>,
+) -> GovResult<Vec<BulkOutcome>> {
+    rules::decide_all(state, &c.store, &c.actor, programme, decisions).await
+}

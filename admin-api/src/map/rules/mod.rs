@@ -17,8 +17,10 @@ use super::registers::{self, Grantor, Registers};
 use super::store::{MapStore, ProgrammeRow, StaffRole};
 
 mod actions;
+mod ranking;
 
 pub(crate) use actions::act;
+pub(crate) use ranking::{decide_all, ranking};
 
 /// Longest title, reason or justification accepted.
 pub(crate) const MAX_TEXT: usize = 4000;
