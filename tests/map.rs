@@ -520,6 +520,76 @@ async fn grant_lifecycle_refusals_and_money() {
     unique.dedup();
     assert_eq!(unique.len(), numbers.len(), "{numbers:?}");
 
+    // --- Exports for accounting and records. ---
+    let entries = m.get("/exports/accounting", &accountant).await;
+    let mine: Vec<(String, f64)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["application"] == json!(id))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["amount"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            ("commitment".to_owned(), 40000.0),
+            ("payment".to_owned(), 15000.0),
+            ("release".to_owned(), 25000.0)
+        ],
+        "{entries}"
+    );
+    let r = m
+        .http
+        .get(format!("{}/api/v1/map/exports/payments?format=csv", m.base))
+        .bearer_auth(&accountant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.starts_with("payment,application,programme,registration_number,amount,at\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("{pay},{id},{open},{rn},15000.0,")),
+        "{csv}"
+    );
+    let docs = m.get("/exports/documents", &pm).await;
+    let numbers: Vec<&str> = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["application"] == json!(id))
+        .map(|d| d["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        numbers.len(),
+        a["documents"].as_array().unwrap().len(),
+        "{docs}"
+    );
+    for (who, token) in [("applicant", &applicant), ("evaluator", &ev2)] {
+        let (s, v) = m.get_status("/exports/payments", token).await;
+        assert_eq!(s, 403, "{who}: {v}");
+    }
+    let (s, _) = m
+        .get_status("/exports/payments?format=xml", &accountant)
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = m.get_status("/exports/salaries", &accountant).await;
+    assert_eq!(s, 404);
+
     // --- History, as-of replay, access log, inbox. ---
     let h = m.get(&format!("/applications/{id}/history"), &pm).await;
     let actions: Vec<&str> = h

@@ -325,6 +325,7 @@ const MATRIX: &[Row] = &[
     get("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid",       [401,  200,  403,  403,  403,  403,  403]),
     post("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid", BAD, [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/map/inbox",                                                        [401,  200,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/exports/{kind=map_export}",                                    [401,  403,  403,  403,  403,  403,  403]),
     // ---- Arrow Flight and Flight SQL ------------------------------------------------------------------------
     rpc(Rpc::Handshake,                                                             [UNAUTH, OK,       OK,     OK,     OK,       OK,     OK]),
     rpc(Rpc::ListFlights,                                                           [UNAUTH, UNLISTED, LISTED, LISTED, UNLISTED, LISTED, UNLISTED]),
@@ -956,6 +957,7 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
             .unwrap()
             .to_owned(),
     );
+    fx.insert("map_export", "payments".into());
     fx.insert("owner_org", "PMLP".into());
     fx.insert("dataset", "persons".into());
     fx.insert("person_key", person_key);

@@ -85,6 +85,7 @@ use crate::{api, handlers};
         map::get_aid,
         map::add_aid,
         map::inbox,
+        map::export,
     ),
     modifiers(&BearerAuth),
     tags(

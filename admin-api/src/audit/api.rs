@@ -567,7 +567,7 @@ const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// that a spreadsheet shows it as text and never runs it; then quoted when it holds a comma, a
 /// quote or a line break. Only text goes through here: numbers are written as they are
 /// (`-5` in a number column stays a number).
-fn csv_field(v: &str) -> String {
+pub(crate) fn csv_field(v: &str) -> String {
     let v = if v.starts_with(FORMULA_START) {
         std::borrow::Cow::Owned(format!("'{v}"))
     } else {

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
             get(get_aid).post(add_aid),
         )
         .route("/api/v1/map/inbox", get(inbox))
+        .route("/api/v1/map/exports/{kind}", get(export))
 }
 
 fn created<T: serde::Serialize>(v: T) -> Response {
@@ -479,4 +480,70 @@ pub(crate) async fn decide_all(
     service::require_approver(&c)?;
     let b: DecisionsInput = body.parse()?;
     Ok(Json(service::decide_all(&s, &c, id, b.decisions).await?))
+}
+
+/// The period and format of an export.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportParams {
+    /// From (RFC 3339 or a date; default: 30 days ago).
+    from: Option<String>,
+    /// To, exclusive (RFC 3339, or a date meaning its end; default: now).
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// Payment orders (`payments`), accounting entries (`accounting`: commitments, releases,
+/// payments, recoveries) or registered documents (`documents`) of the caller's
+/// organisation's programmes in a period, as JSON or CSV (accountants, programme managers).
+#[utoipa::path(get, path = "/api/v1/map/exports/{kind}", tag = "map",
+    params(("kind" = String, Path, description = "`payments`, `accounting` or `documents`"), ExportParams),
+    responses((status = 200, body = Vec<super::exports::ExportRow>, description = "JSON, or text/csv with `format=csv`"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn export(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(kind): Path<String>,
+    Params(q): Params<ExportParams>,
+) -> Result<Response> {
+    use super::exports::{self, ExportKind};
+    let c = MapCaller::of(&s, &p).await?;
+    let kind = ExportKind::parse(&kind).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no export `{kind}`: there are `payments`, `accounting` and `documents`"
+        ))
+    })?;
+    let now = Time::now();
+    let from = match q.from.as_deref() {
+        Some(t) => Time::parse(t).ok_or_else(|| {
+            ApiError::BadRequest(format!("from: `{t}` is not RFC 3339 or a date"))
+        })?,
+        None => now.plus_days(-30),
+    };
+    let to = match q.to.as_deref() {
+        Some(t) => Time::parse_end(t)
+            .ok_or_else(|| ApiError::BadRequest(format!("to: `{t}` is not RFC 3339 or a date")))?,
+        None => Time(now.0 + 1),
+    };
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "format: `{f}` is not `json` or `csv`"
+            )));
+        }
+    };
+    let rows = exports::export(&c, kind, from, to).await?;
+    if csv {
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            exports::to_csv(&rows, kind),
+        )
+            .into_response())
+    } else {
+        Ok(Json(rows).into_response())
+    }
 }

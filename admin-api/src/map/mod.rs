@@ -17,12 +17,14 @@
 //! - [`service`]: MAP as the REST handlers and the portal call it ([`service::MapCaller`]
 //!   and one function per read or action);
 //! - [`api`]: the handlers and the router under `/api/v1/map`;
+//! - [`exports`]: payment orders, accounting entries and documents as CSV or JSON;
 //! - [`seed`]: bulk writes for the demo seeder.
 //!
 //! MAP writes are not policy: they do not bump the metadata generation counter that makes
 //! every replica reload its access policy.
 
 pub(crate) mod api;
+pub mod exports;
 pub mod model;
 pub(crate) mod registers;
 pub(crate) mod rules;
@@ -36,5 +38,7 @@ pub use store::MapStore;
 
 /// The module's migrations, applied with the metadata store's (tracked in
 /// `map_migrations`).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "map", include_str!("migrations/0001_map.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "map", include_str!("migrations/0001_map.sql")),
+    (2, "ledger", include_str!("migrations/0002_ledger.sql")),
+];

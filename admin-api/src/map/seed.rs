@@ -131,13 +131,32 @@ impl MapStore {
             .await
             .map_err(db)?;
             if let Some(g) = a.granted {
+                let mut entries = vec![];
                 match a.status {
-                    Status::Approved | Status::Contracted => committed += g,
+                    Status::Approved | Status::Contracted => {
+                        committed += g;
+                        entries.push("commitment");
+                    }
                     Status::Closed => {
                         committed += g;
                         paid += g;
+                        entries.extend(["commitment", "payment"]);
                     }
                     _ => {}
+                }
+                for kind in entries {
+                    sqlx::query(
+                        "INSERT INTO map_ledger (programme, application, kind, amount, at, reference) \
+                         VALUES ($1, $2, $3, $4, $5, 'seed')",
+                    )
+                    .bind(programme)
+                    .bind(id)
+                    .bind(kind)
+                    .bind(g)
+                    .bind(a.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 }
             }
             let state = load_application(&mut tx, id).await?;

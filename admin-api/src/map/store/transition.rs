@@ -4,6 +4,33 @@
 use super::*;
 
 impl Transition {
+    /// An accounting entry of this application, in this transaction.
+    pub(crate) async fn ledger(
+        &mut self,
+        programme: i64,
+        kind: &str,
+        amount: i64,
+        reference: Option<&str>,
+    ) -> GovResult<()> {
+        if amount == 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO map_ledger (programme, application, kind, amount, at, reference) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(programme)
+        .bind(self.app)
+        .bind(kind)
+        .bind(amount)
+        .bind(self.now)
+        .bind(reference)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     /// The status the application was in.
     pub(crate) fn from(&self) -> Status {
         self.from
@@ -220,7 +247,7 @@ impl Transition {
                 eur(amount)
             )));
         }
-        Ok(())
+        self.ledger(programme.id, "commitment", amount, None).await
     }
 
     /// Release `amount` of committed budget (termination, closure, withdrawal).
@@ -231,6 +258,7 @@ impl Transition {
             .execute(&mut *self.tx)
             .await
             .map_err(db)?;
+        self.ledger(programme, "release", amount, None).await?;
         Ok(())
     }
 
@@ -404,7 +432,8 @@ impl Transition {
             .execute(&mut *self.tx)
             .await
             .map_err(db)?;
-        Ok(())
+        self.ledger(programme, "payment", amount, Some(&format!("payment {id}")))
+            .await
     }
 
     /// What was paid on this application, in cents.
@@ -439,7 +468,7 @@ impl Transition {
             .execute(&mut *self.tx)
             .await
             .map_err(db)?;
-        Ok(())
+        self.ledger(programme, "recovery", amount, None).await
     }
 
     /// File a report with its costs; an invoice already claimed (in any project) is a 409
