@@ -28,6 +28,7 @@ mod dashboard;
 mod flows;
 mod home;
 pub(crate) mod i18n;
+mod map;
 mod requests;
 pub(crate) mod session;
 mod systems;
@@ -93,6 +94,7 @@ pub fn router(app: AppState, config: PortalConfig) -> Router {
         .merge(systems::routes())
         .merge(usage::routes())
         .merge(dashboard::routes())
+        .merge(map::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(portal)
         .layer(middleware::map_response(web::security_headers))

@@ -276,12 +276,18 @@ impl SignedIn {
             Role::Subject => &[("/me/usage", c.nav_my_usage)],
         };
         let path = self.visitor.path.split('?').next().unwrap_or("/");
+        // MAP (grants) for citizens and people of organisations; its page explains to those
+        // it does not serve.
+        let map = (self.principal.role != Role::Admin)
+            .then_some(("/map", crate::map::MapText::get(lang).nav));
         shell.nav = links
             .iter()
+            .copied()
+            .chain(map)
             .map(|(href, label)| NavItem {
                 href,
                 label,
-                current: path == *href || path.starts_with(&format!("{href}/")),
+                current: path == href || path.starts_with(&format!("{href}/")),
             })
             .collect();
         shell

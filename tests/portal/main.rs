@@ -9,6 +9,7 @@ mod support;
 mod browser;
 mod catalog;
 mod flows;
+mod map;
 mod requests;
 mod systems;
 mod usage;
