@@ -78,12 +78,14 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
         dagr_admin_api::audit::AuditConfig::default(),
     )
     .await?;
-    Ok(AppState {
+    let state = AppState {
         engine,
         gov: Arc::new(gov),
         audit,
         identity: Arc::new(dagr_admin_api::audit::TokenIdentity),
-    })
+    };
+    dagr_admin_api::map::publication::publish_if_missing(&state).await;
+    Ok(state)
 }
 
 /// The HTTP application: REST API (with snapshot uploads through `loads`) and portal.

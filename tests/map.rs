@@ -389,6 +389,19 @@ async fn grant_lifecycle_refusals_and_money() {
     )
     .await;
     let p0 = m.get(&format!("/programmes/{open}"), &pm).await;
+    let published = |m: &Map| {
+        let (base, admin) = (
+            m.base.clone(),
+            m.creds["admin"]["token"].as_str().unwrap().to_owned(),
+        );
+        async move {
+            let (s, _, d) =
+                common::get_auth(&format!("{base}/api/v1/datasets/map_projects"), &admin).await;
+            assert_eq!(s, 200, "{d}");
+            (d["version"].as_u64().unwrap(), d["rows"].as_u64().unwrap())
+        }
+    };
+    let (v0, rows0) = published(&m).await;
     let a = m
         .act_ok(
             id,
@@ -404,6 +417,12 @@ async fn grant_lifecycle_refusals_and_money() {
             .unwrap()
             .iter()
             .any(|e| e["step"] == "decision")
+    );
+    let (v1, rows1) = published(&m).await;
+    assert_eq!(
+        (v1, rows1),
+        (v0 + 1, rows0 + 1),
+        "the approval is published in map_projects"
     );
     let p1 = m.get(&format!("/programmes/{open}"), &pm).await;
     assert_eq!(

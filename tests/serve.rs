@@ -40,6 +40,7 @@ async fn serve_seeds_the_demo_answers_rest_and_restarts_from_disk() {
         [
             "addresses",
             "companies",
+            "map_projects",
             "officials",
             "persons",
             "real_estate"
@@ -229,7 +230,7 @@ async fn a_server_killed_while_seeding_recovers_on_restart() {
     let pmlp = common::system_token(&creds, "PMLP", "provider");
     let (_, _, list) = get_auth(&format!("{}/api/v1/datasets", server.base), &pmlp).await;
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 5, "{list:?}");
+    assert_eq!(list.len(), 6, "five registers and map_projects: {list:?}");
     for d in list {
         assert_eq!(
             d["version"], 1,

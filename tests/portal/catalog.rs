@@ -75,7 +75,7 @@ async fn catalog_lists_every_dataset_and_searches() {
     let (status, _, api) = get_auth(&format!("{}/api/v1/datasets", server.base), &admin).await;
     assert_eq!(status, 200);
     let api = api.as_array().unwrap();
-    assert_eq!(api.len(), 5, "{api:?}");
+    assert_eq!(api.len(), 6, "{api:?}");
     for d in api {
         let name = d["name"].as_str().unwrap();
         let html = row(&page, &format!("dataset-{name}"));

@@ -18,6 +18,7 @@
 //!   and one function per read or action);
 //! - [`api`]: the handlers and the router under `/api/v1/map`;
 //! - [`exports`]: payment orders, accounting entries and documents as CSV or JSON;
+//! - [`publication`]: the granted projects as the dataset `map_projects`;
 //! - [`seed`]: bulk writes for the demo seeder.
 //!
 //! MAP writes are not policy: they do not bump the metadata generation counter that makes
@@ -26,6 +27,7 @@
 pub(crate) mod api;
 pub mod exports;
 pub mod model;
+pub mod publication;
 pub(crate) mod registers;
 pub(crate) mod rules;
 pub mod seed;

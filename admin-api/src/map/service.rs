@@ -216,14 +216,27 @@ pub async fn submit(state: &AppState, c: &MapCaller, id: i64) -> GovResult<Appli
     rules::submit(state, &c.store, &c.actor, id).await
 }
 
-/// Take an action on an application.
+/// Take an action on an application. An action that changes the set of granted projects
+/// publishes `map_projects` anew.
 pub async fn act(
     state: &AppState,
     c: &MapCaller,
     id: i64,
     action: Action,
 ) -> GovResult<Application> {
-    rules::act(state, &c.store, &c.actor, id, action).await
+    let publishes = matches!(
+        action,
+        Action::Approve { .. }
+            | Action::Contract
+            | Action::Close
+            | Action::Terminate { .. }
+            | Action::Withdraw
+    );
+    let app = rules::act(state, &c.store, &c.actor, id, action).await?;
+    if publishes {
+        super::publication::publish_or_log(state).await;
+    }
+    Ok(app)
 }
 
 /// The history; staff logins are shown to the applicant as role and organisation only.
@@ -354,5 +367,9 @@ pub async fn decide_all(
     programme: i64,
     decisions: Vec<BulkDecision>,
 ) -> GovResult<Vec<BulkOutcome>> {
-    rules::decide_all(state, &c.store, &c.actor, programme, decisions).await
+    let out = rules::decide_all(state, &c.store, &c.actor, programme, decisions).await?;
+    if out.iter().any(|o| o.status == 200) {
+        super::publication::publish_or_log(state).await;
+    }
+    Ok(out)
 }
