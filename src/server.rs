@@ -128,6 +128,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("opening the upload directory")?;
     let engine = Arc::clone(&state.engine);
     let _refresher = dagr_admin_api::spawn_refresher(Arc::clone(&state.gov));
+    let _reminders = dagr_admin_api::map::deadlines::spawn_reminders(
+        dagr_admin_api::map::MapStore::new(state.gov.store()),
+    );
     let _retention = (args.audit_retention_days > 0).then(|| {
         dagr_admin_api::audit::store::spawn_retention(
             state.audit.clone(),

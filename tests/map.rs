@@ -438,6 +438,32 @@ async fn grant_lifecycle_refusals_and_money() {
 
     // --- Contract, payments with two levels by two people, reports, closure. ---
     m.act_ok(id, &pm, json!({"action": "contract"})).await;
+    // The demo programme asks for an interim report 6 months and a final one 12 months after
+    // the contract.
+    let due_kinds = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["application"] == json!(id))
+            .map(|d| {
+                format!(
+                    "{}{}",
+                    d["kind"].as_str().unwrap(),
+                    if d["overdue"] == json!(true) { "!" } else { "" }
+                )
+            })
+            .collect()
+    };
+    let due = m.get("/reports/due?within_days=366", &pm).await;
+    assert_eq!(due_kinds(&due), ["interim", "final"], "{due}");
+    let due = m.get("/reports/due?within_days=366", &applicant).await;
+    assert_eq!(due_kinds(&due), ["interim", "final"], "{due}");
+    assert!(
+        due_kinds(&m.get("/reports/due", &pm).await).is_empty(),
+        "nothing within 30 days"
+    );
+    let (s, _) = m.get_status("/reports/due", &ev2).await;
+    assert_eq!(s, 403);
     m.refused(
         id,
         &applicant,
@@ -495,6 +521,12 @@ async fn grant_lifecycle_refusals_and_money() {
             "costs": [{"supplier": "40003000001", "invoice": "INV-1", "amount": 17647.06}]}))
         .await;
     let report = a["reports"][0]["id"].as_i64().unwrap();
+    let due = m.get("/reports/due?within_days=366", &pm).await;
+    assert_eq!(
+        due_kinds(&due),
+        ["interim"],
+        "the final report was filed: {due}"
+    );
     m.act_ok(
         id,
         &pm,

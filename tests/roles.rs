@@ -326,6 +326,7 @@ const MATRIX: &[Row] = &[
     post("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid", BAD, [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/map/inbox",                                                        [401,  200,  403,  403,  403,  403,  403]),
     get("/api/v1/map/exports/{kind=map_export}",                                    [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/reports/due",                                                  [401,  200,  403,  403,  403,  403,  403]),
     // ---- Arrow Flight and Flight SQL ------------------------------------------------------------------------
     rpc(Rpc::Handshake,                                                             [UNAUTH, OK,       OK,     OK,     OK,       OK,     OK]),
     rpc(Rpc::ListFlights,                                                           [UNAUTH, UNLISTED, LISTED, LISTED, UNLISTED, LISTED, UNLISTED]),

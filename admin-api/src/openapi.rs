@@ -86,6 +86,7 @@ use crate::{api, handlers};
         map::add_aid,
         map::inbox,
         map::export,
+        map::due_reports,
     ),
     modifiers(&BearerAuth),
     tags(

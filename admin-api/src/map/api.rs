@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/map/inbox", get(inbox))
         .route("/api/v1/map/exports/{kind}", get(export))
+        .route("/api/v1/map/reports/due", get(due_reports))
 }
 
 fn created<T: serde::Serialize>(v: T) -> Response {
@@ -546,4 +547,28 @@ pub(crate) async fn export(
     } else {
         Ok(Json(rows).into_response())
     }
+}
+
+/// How far ahead to look.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DueParams {
+    /// Reports due within this many days (0–366, default 30); overdue ones always.
+    within_days: Option<i64>,
+}
+
+/// Reports overdue or due soon under contracts, soonest first: a programme manager's
+/// organisation's, an applicant's own.
+#[utoipa::path(get, path = "/api/v1/map/reports/due", tag = "map", params(DueParams),
+    responses((status = 200, body = Vec<super::deadlines::DueReport>), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn due_reports(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<DueParams>,
+) -> Result<Json<Vec<super::deadlines::DueReport>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(
+        super::deadlines::due_reports(&c, q.within_days.unwrap_or(30)).await?,
+    ))
 }

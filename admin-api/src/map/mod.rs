@@ -17,6 +17,7 @@
 //! - [`service`]: MAP as the REST handlers and the portal call it ([`service::MapCaller`]
 //!   and one function per read or action);
 //! - [`api`]: the handlers and the router under `/api/v1/map`;
+//! - [`deadlines`]: reports due under contracts, and reminders;
 //! - [`exports`]: payment orders, accounting entries and documents as CSV or JSON;
 //! - [`publication`]: the granted projects as the dataset `map_projects`;
 //! - [`seed`]: bulk writes for the demo seeder.
@@ -25,6 +26,7 @@
 //! every replica reload its access policy.
 
 pub(crate) mod api;
+pub mod deadlines;
 pub mod exports;
 pub mod model;
 pub mod publication;
@@ -43,4 +45,9 @@ pub use store::MapStore;
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "map", include_str!("migrations/0001_map.sql")),
     (2, "ledger", include_str!("migrations/0002_ledger.sql")),
+    (
+        3,
+        "reminders",
+        include_str!("migrations/0003_reminders.sql"),
+    ),
 ];
