@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::common::{credentials, post_auth};
+use crate::support::demo_password;
 use crate::webdriver::{Web, browser_or_skip};
 
 /// `map.{group}[i].{field}` of the demo credentials.
@@ -27,6 +28,18 @@ async fn status_of(web: &Web) -> String {
     .as_str()
     .unwrap_or_default()
     .to_owned()
+}
+
+/// The ids of the rows of the application list, top to bottom.
+async fn ids(web: &Web) -> Vec<i64> {
+    let v = web
+        .js("return Array.from(document.querySelectorAll('#applications tbody tr')).map(r => Number(r.id.slice(4)));")
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect()
 }
 
 /// The notice of a form that succeeded.
@@ -105,6 +118,7 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
     assert_eq!(web.path().await, "/map");
     assert!(web.has("help").await && web.has("file-form").await);
     assert!(web.has(&format!("programme-{programme}")).await);
+    web.screenshot("lv-map-applicant").await;
     choose(&web, "file-programme", &programme).await;
     web.fill("file-registration-number", &company).await;
     web.fill("file-title-input", "Ražotnes digitalizācija")
@@ -120,6 +134,7 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
         .unwrap();
     assert!(!notice(&web).await.is_empty());
     assert_eq!(status_of(&web).await, "draft");
+    web.screenshot("lv-map-draft").await;
     assert!(web.text("app-company").await.contains(&company));
     assert!(web.text("app-requested").await.contains("40000.00"));
     // Pre-fill and the right to represent were register reads, with access records.
@@ -145,6 +160,7 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
         web.path_and_query().await
     );
     assert!(web.has("count-line").await);
+    web.screenshot("lv-map-staff-list").await;
     assert!(
         web.has(&format!("app-{id}")).await,
         "{}",
@@ -161,6 +177,19 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
             .all(|c| c.as_str().unwrap().contains("submitted")),
         "{statuses}"
     );
+    // The 2 000 seeded applications: 100 a page, newest first, the next page older.
+    let seeded = creds["map"]["programmes"]["seeded"].as_i64().unwrap();
+    web.goto(&format!("/map?programme={seeded}")).await;
+    let first = ids(&web).await;
+    assert_eq!(first.len(), 100);
+    assert!(first.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(web.text("count-line").await.contains("100"));
+    web.submit("next-page").await;
+    let second = ids(&web).await;
+    assert_eq!(second.len(), 100);
+    assert!(second[0] < *first.last().unwrap(), "the next page is older");
+    web.goto("/map?status=submitted").await;
+
     web.submit(&format!("open-{id}")).await;
     assert_eq!(status_of(&web).await, "submitted");
     web.submit("accept").await;
@@ -193,6 +222,7 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
         web.text("declare-first-message").await.contains("declare"),
         "the service's 409 message"
     );
+    web.screenshot("lv-map-declare").await;
     assert!(
         !web.has("app-status").await,
         "nothing shown before declaring"
@@ -236,6 +266,7 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
         );
     }
     assert!(history.contains("Atbilst programmas mērķiem."), "{history}");
+    web.screenshot("lv-map-approved").await;
     assert!(
         !history.contains(&approver),
         "staff logins are not shown to the applicant"
@@ -253,5 +284,16 @@ async fn a_grant_from_application_to_approval_in_the_browser() {
             && text.contains("New application"),
         "{text}"
     );
+    web.screenshot("en-map-applicant").await;
+    web.sign_out().await;
+
+    // --- Someone MAP does not serve reads why, in the portal's frame. ---
+    web.sign_in("banka.consumer", &demo_password("banka.consumer"))
+        .await;
+    web.follow(".site-nav a[href='/map']").await;
+    assert!(web.has("no-map").await, "{}", web.body_text().await);
+    web.screenshot("lv-map-not-served").await;
+    assert!(!web.text("no-map-reason").await.is_empty());
+    assert!(!web.has("file-form").await && !web.has("applications").await);
     web.quit().await;
 }
