@@ -218,6 +218,7 @@ async fn throughput(
     ids.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+#[allow(clippy::print_stdout, reason = "the report is the harness's output")]
 async fn run() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let started = Instant::now();
