@@ -4,7 +4,8 @@
 //! run on the same server and client:
 //!
 //! 1. list and filter pages of applications (p50/p95 of 300 requests each) against
-//!    `GET /api/v1/me` (authentication and JSON, no query);
+//!    `GET /api/v1/me` (authentication and JSON, no query), and the same lists as portal
+//!    pages against the portal's catalog page;
 //! 2. pre-fill (`POST /applications`: two register reads, one audited, and the insert)
 //!    against one audited REST record lookup of the same company's official by LIAA's MAP
 //!    system token;
@@ -134,6 +135,68 @@ impl Api {
         )
         .await
     }
+}
+
+/// A signed-in portal session of `login`: the cookie header to send.
+async fn portal_session(base: &str, login: &str, password: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = http.get(format!("{base}/login")).send().await.expect("sign-in page");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let page = r.text().await.expect("sign-in page");
+    let at = page.find("name=\"csrf\"").expect("a CSRF field");
+    let tag_start = page[..at].rfind('<').expect("tag");
+    let tag = &page[tag_start..at + page[at..].find('>').expect("tag end")];
+    let v = tag.find("value=\"").expect("value") + 7;
+    let csrf = &tag[v..v + tag[v..].find('"').expect("quote")];
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookies.join("; "))
+        .form(&[("csrf", csrf), ("login", login), ("password", password)])
+        .send()
+        .await
+        .expect("sign in");
+    let session: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .filter(|c| c.starts_with("dagr_session="))
+        .collect();
+    assert!(!session.is_empty(), "{login} could not sign in to the portal");
+    session.join("; ")
+}
+
+/// Latencies of `n` sequential portal page loads of `path` with `cookie`.
+async fn page_latencies(http: &reqwest::Client, base: &str, path: &str, cookie: &str, n: usize) -> Vec<Duration> {
+    let get = || async {
+        let r = http
+            .get(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(r.status(), 200, "{path}");
+        r.bytes().await.expect("page body");
+    };
+    for _ in 0..20 {
+        get().await;
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        get().await;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    out
 }
 
 /// Row of a latency table: label, p50, p95, baseline p50, p95, ratio of p95s.
@@ -290,6 +353,26 @@ async fn run() {
         "`GET /me`",
         &me,
     ));
+
+    // 1b. The same lists as portal pages (HTML), against the portal's catalog page.
+    let cookie = portal_session(
+        &api.base,
+        m["programme_managers"][0]["login"].as_str().unwrap(),
+        m["programme_managers"][0]["password"].as_str().unwrap(),
+    )
+    .await;
+    let catalog = page_latencies(&api.http, &api.base, "/catalog", &cookie, 300).await;
+    let list_page = page_latencies(&api.http, &api.base, &format!("/map?programme={seeded}"), &cookie, 300).await;
+    let filter_page = page_latencies(
+        &api.http,
+        &api.base,
+        &format!("/map?programme={seeded}&status=rejected"),
+        &cookie,
+        300,
+    )
+    .await;
+    out.push(latency_row("portal: list page, 100 of 2 000", &list_page, "portal `/catalog`", &catalog));
+    out.push(latency_row("portal: filtered by status", &filter_page, "portal `/catalog`", &catalog));
 
     // 2. Pre-fill against one audited lookup of the same company's official.
     let app_tok = m["applicants"][1]["token"].as_str().unwrap().to_owned();

@@ -4,10 +4,13 @@
 //!
 //! The dataset belongs to the grantor that published first (in the demo, LIAA); its owner
 //! decides access requests like any register owner. Every decision that changes the set of
-//! granted projects (approve, contract, close, terminate, withdraw after approval) publishes
-//! a new snapshot built from the metadata database; a process-wide lock keeps two
-//! publications from committing out of order. A publication that fails is logged and does
-//! not undo the decision: the next one (or the next start) catches up.
+//! granted projects (approve, contract, close, terminate, withdraw after approval)
+//! [`schedule`]s a publication: within [`PUBLISH_DELAY`] one snapshot built from the metadata
+//! database is published for every decision of that window, off the decisions' path (a
+//! snapshot per decision cost as much as the decision itself: `benches/map.rs`). A
+//! process-wide lock keeps two publications from committing out of order. A publication that
+//! fails is logged and does not undo the decision: the next one (or the next start) catches
+//! up.
 
 use std::sync::Arc;
 
@@ -28,6 +31,57 @@ pub const DATASET: &str = "map_projects";
 
 /// Keeps publications of this process in order.
 static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a scheduled publication waits for more decisions to publish with.
+pub const PUBLISH_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The scheduled publisher of each engine in the process (tests run several servers in one
+/// process): whether a decision came since the last publication began, and the task.
+#[derive(Default)]
+struct Scheduled {
+    dirty: bool,
+    running: bool,
+    task: Option<dagr_engine::task::SpawnedTask<()>>,
+}
+
+static SCHEDULED: parking_lot::Mutex<Option<std::collections::HashMap<usize, Scheduled>>> =
+    parking_lot::Mutex::new(None);
+
+fn key(state: &AppState) -> usize {
+    Arc::as_ptr(&state.engine) as usize
+}
+
+/// Publish within [`PUBLISH_DELAY`], once for every decision scheduled meanwhile.
+pub fn schedule(state: &AppState) {
+    let mut all = SCHEDULED.lock();
+    let entry = all
+        .get_or_insert_with(Default::default)
+        .entry(key(state))
+        .or_default();
+    entry.dirty = true;
+    if entry.running {
+        return;
+    }
+    entry.running = true;
+    let state = state.clone();
+    entry.task = Some(dagr_engine::task::SpawnedTask::spawn(async move {
+        loop {
+            tokio::time::sleep(PUBLISH_DELAY).await;
+            {
+                let mut all = SCHEDULED.lock();
+                let Some(e) = all.as_mut().and_then(|m| m.get_mut(&key(&state))) else {
+                    return;
+                };
+                if !e.dirty {
+                    e.running = false;
+                    return;
+                }
+                e.dirty = false;
+            }
+            publish_or_log(&state).await;
+        }
+    }));
+}
 
 fn definition(owner: &str) -> DatasetDefinition {
     DatasetDefinition {

@@ -234,7 +234,7 @@ pub async fn act(
     );
     let app = rules::act(state, &c.store, &c.actor, id, action).await?;
     if publishes {
-        super::publication::publish_or_log(state).await;
+        super::publication::schedule(state);
     }
     Ok(app)
 }
@@ -369,7 +369,7 @@ pub async fn decide_all(
 ) -> GovResult<Vec<BulkOutcome>> {
     let out = rules::decide_all(state, &c.store, &c.actor, programme, decisions).await?;
     if out.iter().any(|o| o.status == 200) {
-        super::publication::publish_or_log(state).await;
+        super::publication::schedule(state);
     }
     Ok(out)
 }
