@@ -143,7 +143,11 @@ async fn portal_session(base: &str, login: &str, password: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let r = http.get(format!("{base}/login")).send().await.expect("sign-in page");
+    let r = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("sign-in page");
     let cookies: Vec<String> = r
         .headers()
         .get_all("set-cookie")
@@ -170,12 +174,21 @@ async fn portal_session(base: &str, login: &str, password: &str) -> String {
         .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
         .filter(|c| c.starts_with("dagr_session="))
         .collect();
-    assert!(!session.is_empty(), "{login} could not sign in to the portal");
+    assert!(
+        !session.is_empty(),
+        "{login} could not sign in to the portal"
+    );
     session.join("; ")
 }
 
 /// Latencies of `n` sequential portal page loads of `path` with `cookie`.
-async fn page_latencies(http: &reqwest::Client, base: &str, path: &str, cookie: &str, n: usize) -> Vec<Duration> {
+async fn page_latencies(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookie: &str,
+    n: usize,
+) -> Vec<Duration> {
     let get = || async {
         let r = http
             .get(format!("{base}{path}"))
@@ -362,7 +375,14 @@ async fn run() {
     )
     .await;
     let catalog = page_latencies(&api.http, &api.base, "/catalog", &cookie, 300).await;
-    let list_page = page_latencies(&api.http, &api.base, &format!("/map?programme={seeded}"), &cookie, 300).await;
+    let list_page = page_latencies(
+        &api.http,
+        &api.base,
+        &format!("/map?programme={seeded}"),
+        &cookie,
+        300,
+    )
+    .await;
     let filter_page = page_latencies(
         &api.http,
         &api.base,
@@ -371,8 +391,18 @@ async fn run() {
         300,
     )
     .await;
-    out.push(latency_row("portal: list page, 100 of 2 000", &list_page, "portal `/catalog`", &catalog));
-    out.push(latency_row("portal: filtered by status", &filter_page, "portal `/catalog`", &catalog));
+    out.push(latency_row(
+        "portal: list page, 100 of 2 000",
+        &list_page,
+        "portal `/catalog`",
+        &catalog,
+    ));
+    out.push(latency_row(
+        "portal: filtered by status",
+        &filter_page,
+        "portal `/catalog`",
+        &catalog,
+    ));
 
     // 2. Pre-fill against one audited lookup of the same company's official.
     let app_tok = m["applicants"][1]["token"].as_str().unwrap().to_owned();

@@ -256,7 +256,11 @@ mod tests {
     #[test]
     fn reports_fall_due_by_calendar_month_and_leave_when_filed() {
         let now = Time::parse("2026-08-15").unwrap();
-        let c = contract(&[("final", 12), ("interim", 6), ("interim", 9)], &[], "2026-01-31");
+        let c = contract(
+            &[("final", 12), ("interim", 6), ("interim", 9)],
+            &[],
+            "2026-01-31",
+        );
         let due = open_reports(&c, now);
         let got: Vec<(&str, usize, &str, bool)> = due
             .iter()
@@ -273,7 +277,11 @@ mod tests {
         );
         assert_eq!(due[0].days, -15);
         // One interim filed: the first is met, the second still open.
-        let c = contract(&[("interim", 6), ("interim", 9)], &["interim"], "2026-01-31");
+        let c = contract(
+            &[("interim", 6), ("interim", 9)],
+            &["interim"],
+            "2026-01-31",
+        );
         let due = open_reports(&c, now);
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].number, due[0].due_on.as_str()), (2, "2026-10-31"));
