@@ -946,6 +946,13 @@ async fn seeded_applications_list_and_filter() {
     let rejected = rejected.as_array().unwrap();
     assert!(!rejected.is_empty());
     assert!(rejected.iter().all(|a| a["status"] == "rejected"));
+    // A seeded application replays as it is (its history entry holds the same state).
+    let first = rejected[0]["id"].as_i64().unwrap();
+    let now = m.get(&format!("/applications/{first}"), &pm).await;
+    let then = m
+        .get(&format!("/applications/{first}?as_of=2099-01-01"), &pm)
+        .await;
+    assert_eq!(now, then);
     let (s, v) = m
         .call("GET", "/applications?status=nonsense", &pm, None)
         .await;
