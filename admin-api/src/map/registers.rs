@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use dagr_engine::{AccessPolicy, AuditContext, AuditSink, Channel, Principal, Role};
+use dagr_engine::arrow::array::RecordBatch;
+use dagr_engine::{AccessPolicy, AuditContext, AuditSink, Channel, Principal, ReadLog, Role};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -21,6 +22,8 @@ use super::model::{Applicant, Condition};
 pub(crate) const COMPANIES: &str = "companies";
 /// The dataset of companies' officials (UR).
 pub(crate) const OFFICIALS: &str = "officials";
+/// The roles of `officials`, the last part of its primary key.
+const OFFICIAL_ROLES: [&str; 3] = ["board_member", "shareholder", "beneficial_owner"];
 
 /// A grantor organisation and the consumer system MAP reads under for it.
 #[derive(Debug, Clone)]
@@ -120,7 +123,74 @@ impl<'a> Registers<'a> {
         let principal = self.grantor.principal(self.acting);
         let access = self.state.gov.policy().access(&principal);
         let engine = Arc::clone(&self.state.engine);
-        let result = engine.query(&sql, &access).await.map_err(|e| match e {
+        let result = engine
+            .query(&sql, &access)
+            .await
+            .map_err(|e| self.cannot(dataset, e))?;
+        let version = result
+            .datasets
+            .iter()
+            .find(|(d, _)| d == dataset)
+            .map_or(0, |(_, v)| *v as i64);
+        let reads = result.reads.clone();
+        let batches = result.collect().await?;
+        self.finish(dataset, version, &batches, &reads, principal, purpose, sql)
+            .await
+    }
+
+    /// Look rows of `dataset` up by primary key (`keys` as the REST API writes them, parts
+    /// joined by `,`) under the grantor's MAP system, like [`Registers::read`] without a query
+    /// plan; `needs` are the attributes the check reads, which the agreement must grant.
+    async fn lookup(
+        &self,
+        dataset: &str,
+        keys: &[String],
+        needs: &[&str],
+        purpose: String,
+    ) -> GovResult<Read> {
+        let principal = self.grantor.principal(self.acting);
+        let access = self.state.gov.policy().access(&principal);
+        let reads = ReadLog::new();
+        let view = self
+            .state
+            .engine
+            .view(dataset, &access)
+            .map_err(|e| self.cannot(dataset, e))?
+            .with_log(reads.clone());
+        view.note_projection(None);
+        let keys = keys
+            .iter()
+            .map(|k| view.snapshot.parse_key(k))
+            .collect::<dagr_engine::Result<Vec<_>>>()?;
+        let batch = view
+            .lookup_many(&keys)
+            .map_err(|e| self.cannot(dataset, e))?;
+        if let Some(missing) = needs
+            .iter()
+            .find(|c| batch.schema().column_with_name(c).is_none())
+        {
+            return Err(self.cannot(
+                dataset,
+                dagr_engine::Error::AttributeNotVisible(format!("`{missing}` is not granted")),
+            ));
+        }
+        let version = view.snapshot.version() as i64;
+        let query = format!("MAP lookup of {dataset} by key {}", keys.len());
+        self.finish(
+            dataset,
+            version,
+            &[batch],
+            &reads,
+            principal,
+            purpose,
+            query,
+        )
+        .await
+    }
+
+    /// The refusal when the MAP system may not read what a check needs.
+    fn cannot(&self, dataset: &str, e: dagr_engine::Error) -> GovError {
+        match e {
             dagr_engine::Error::DatasetNotFound(_)
             | dagr_engine::Error::NoSnapshot(_)
             | dagr_engine::Error::AccessDenied(_)
@@ -130,16 +200,24 @@ impl<'a> Registers<'a> {
                 self.grantor.organisation, self.grantor.system
             )),
             other => GovError::Engine(other),
-        })?;
-        let version = result
-            .datasets
-            .iter()
-            .find(|(d, _)| d == dataset)
-            .map_or(0, |(_, v)| *v as i64);
-        let reads = result.reads.clone();
-        let batches = result.collect().await?;
+        }
+    }
+
+    /// The rows as JSON, and the access records of what was read committed with `purpose`
+    /// before anything uses them.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        dataset: &str,
+        version: i64,
+        batches: &[RecordBatch],
+        reads: &ReadLog,
+        principal: Principal,
+        purpose: String,
+        query: String,
+    ) -> GovResult<Read> {
         let mut rows = Vec::new();
-        for b in &batches {
+        for b in batches {
             rows.extend(
                 crate::handlers::batch_to_objects(b)
                     .map_err(|e| GovError::Engine(dagr_engine::Error::Internal(e.to_string())))?,
@@ -150,7 +228,7 @@ impl<'a> Registers<'a> {
             purpose: Some(purpose),
             channel: Channel::Rest,
             request_id: dagr_engine::audit::request_id(None),
-            query: sql,
+            query,
         });
         let records = reads.take_records(&context);
         let access_records = if records.is_empty() {
@@ -178,11 +256,14 @@ impl<'a> Registers<'a> {
         purpose: String,
     ) -> GovResult<(Read, Option<Applicant>)> {
         check_registration_number(rn)?;
-        let sql = format!(
-            "SELECT registration_number, name, legal_form, status FROM {COMPANIES} WHERE registration_number = {}",
-            lit(rn)
-        );
-        let read = self.read(COMPANIES, sql, purpose).await?;
+        let read = self
+            .lookup(
+                COMPANIES,
+                &[rn.to_owned()],
+                &["registration_number", "name", "legal_form", "status"],
+                purpose,
+            )
+            .await?;
         let applicant = read.rows.first().map(|r| Applicant {
             registration_number: text(r, "registration_number"),
             name: text(r, "name"),
@@ -196,13 +277,18 @@ impl<'a> Registers<'a> {
     pub(crate) async fn relations(&self, rn: &str, code: &str, purpose: String) -> GovResult<Read> {
         check_registration_number(rn)?;
         check_personal_code("personal_code", code)?;
-        let sql = format!(
-            "SELECT registration_number, personal_code, role, share, represents FROM {OFFICIALS} \
-             WHERE registration_number = {} AND personal_code = {} ORDER BY role",
-            lit(rn),
-            lit(code)
-        );
-        self.read(OFFICIALS, sql, purpose).await
+        // The key is (registration_number, personal_code, role): one lookup per role.
+        let keys: Vec<String> = OFFICIAL_ROLES
+            .iter()
+            .map(|role| format!("{rn},{code},{role}"))
+            .collect();
+        self.lookup(
+            OFFICIALS,
+            &keys,
+            &["registration_number", "personal_code", "role", "represents"],
+            purpose,
+        )
+        .await
     }
 
     /// The eligibility conditions evaluated on the company's record: one boolean column per
