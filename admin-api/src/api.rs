@@ -54,6 +54,8 @@ pub struct Me {
     pub system: Option<String>,
     /// Personal code, for subjects.
     pub subject: Option<String>,
+    /// The person's login, for a person's own token (kind `user`).
+    pub user: Option<String>,
     /// Token id.
     pub token: Option<String>,
 }
@@ -68,6 +70,7 @@ pub(crate) async fn me(Caller(p): Caller) -> Json<Me> {
         organisation: p.organisation,
         system: p.system,
         subject: p.subject,
+        user: p.user,
         token: p.token_id,
     })
 }

@@ -117,6 +117,7 @@ async fn a_persons_token_authenticates_and_reads_as_the_persons_session() {
                 &json!(t.id.to_string())
             )
         );
+        assert_eq!(v["user"], "anna.bank", "GET /me names the person: {v}");
         // Its metadata and history name the person; the person sees them.
         let (s, v) = w
             .get(&format!("/api/v1/tokens/{}", t.id), &issued.secret)
