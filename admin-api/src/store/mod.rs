@@ -296,11 +296,13 @@ impl Sql {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+/// `v` as JSON text, for a TEXT column.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+/// A TEXT column's JSON as `T`; unreadable JSON is [`StoreError::Corrupt`] naming `what`.
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 

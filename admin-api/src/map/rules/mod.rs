@@ -273,6 +273,17 @@ pub(crate) async fn create_programme(
     if input.cost_categories.len() > MAX_ITEMS {
         return Err(invalid("cost_categories", format!("at most {MAX_ITEMS}")));
     }
+    let cost_categories = input
+        .cost_categories
+        .iter()
+        .map(|c| text("cost_categories", c))
+        .collect::<GovResult<Vec<_>>>()?;
+    if input.report_schedule.len() > MAX_ITEMS {
+        return Err(invalid(
+            "report_schedule",
+            format!("at most {MAX_ITEMS} reports"),
+        ));
+    }
     let levels = input.approval_levels.unwrap_or_else(|| {
         vec![
             ApprovalLevel {
@@ -295,6 +306,12 @@ pub(crate) async fn create_programme(
         if r.kind != "interim" && r.kind != "final" {
             return Err(invalid("report_schedule", "kind is `interim` or `final`"));
         }
+        if r.months_after_contract > 120 {
+            return Err(invalid(
+                "report_schedule",
+                "at most 120 months after the contract",
+            ));
+        }
     }
     let row = ProgrammeRow {
         id: 0,
@@ -307,7 +324,7 @@ pub(crate) async fn create_programme(
         closes_at: closes.0,
         aid_regime: input.aid_regime,
         eligibility,
-        cost_categories: input.cost_categories,
+        cost_categories,
         approval_levels: levels,
         report_schedule: input.report_schedule,
         evaluators_per_application: i64::from(input.evaluators_per_application),
@@ -715,11 +732,9 @@ pub(crate) async fn require_declared(store: &MapStore, actor: &Actor, id: i64) -
     if let Actor::Staff { roles, login, .. } = actor
         && !roles.iter().any(|r| *r != MapRole::Evaluator)
     {
-        let app = store.application(id).await?;
-        if !app.evaluators.contains(login) {
+        let Some(declared) = store.assignment(id, login).await? else {
             return Err(GovError::NotFound(format!("application {id}")));
-        }
-        let declared = store.declared(id, login).await?;
+        };
         if !declared {
             return Err(GovError::Conflict(format!(
                 "declare whether you have a conflict of interest before opening application {id}"

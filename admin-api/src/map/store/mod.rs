@@ -34,12 +34,19 @@ pub(super) fn corrupt(what: impl Into<String>) -> GovError {
     GovError::Store(StoreError::Corrupt(what.into()))
 }
 
-pub(super) fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+pub(super) use crate::store::to_json;
+
+/// [`crate::store::from_json`] with MAP's error type.
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> GovResult<T> {
+    crate::store::from_json(text, what).map_err(GovError::from)
 }
 
-fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> GovResult<T> {
-    serde_json::from_str(text).map_err(|e| corrupt(format!("{what}: {e}")))
+/// A unique-key violation as the conflict `what` says; any other failure as a database error.
+pub(super) fn unique_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> GovError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(what()),
+        _ => db(e),
+    }
 }
 
 fn time(ms: i64) -> String {
@@ -793,17 +800,10 @@ impl MapStore {
 
     // ---- access log, inbox, aid ------------------------------------------------------
 
-    /// Whether the evaluator declared on conflicts for the application.
-    pub(crate) async fn declared(&self, app: i64, evaluator: &str) -> GovResult<bool> {
-        let row: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT declared_at FROM map_assignments WHERE application = $1 AND evaluator = $2",
-        )
-        .bind(app)
-        .bind(evaluator)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(matches!(row, Some(Some(_))))
+    /// The evaluator's assignment to the application: `None` when not assigned, else whether
+    /// they declared on conflicts.
+    pub(crate) async fn assignment(&self, app: i64, evaluator: &str) -> GovResult<Option<bool>> {
+        assignment_of(&mut *self.conn().await?, app, evaluator).await
     }
 
     /// Note that someone opened an application.
@@ -1021,6 +1021,24 @@ pub(super) async fn insert_scoresheet(
     Ok(())
 }
 
+/// The evaluator's assignment to the application, read on `c`: `None` when not assigned,
+/// else whether they declared on conflicts.
+async fn assignment_of(
+    c: &mut AnyConnection,
+    app: i64,
+    evaluator: &str,
+) -> GovResult<Option<bool>> {
+    let row: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT declared_at FROM map_assignments WHERE application = $1 AND evaluator = $2",
+    )
+    .bind(app)
+    .bind(evaluator)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|d| d.is_some()))
+}
+
 async fn load_scoresheet(
     c: &mut AnyConnection,
     programme: i64,
@@ -1126,12 +1144,9 @@ async fn lock_undertaking(tx: &mut Transaction<'static, Any>, undertaking: &str)
             .bind(undertaking)
             .execute(&mut **tx)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(format!(
+            .map_err(|e| unique_or_db(e, || format!(
                     "another decision about undertaking {undertaking} ran at the same time; nothing was done, try again"
-                )),
-                _ => db(e),
-            })?;
+                )))?;
     }
     Ok(())
 }

@@ -121,13 +121,10 @@ impl Transition {
         .bind(self.now)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(format!(
+        .map_err(|e| unique_or_db(e, || format!(
                 "{evaluator} is already assigned to application {}",
                 self.app
-            )),
-            _ => db(e),
-        })?;
+            )))?;
         sqlx::query_scalar("SELECT COUNT(*) FROM map_assignments WHERE application = $1")
             .bind(self.app)
             .fetch_one(&mut *self.tx)
@@ -137,15 +134,7 @@ impl Transition {
 
     /// The evaluator's assignment: `None` when not assigned, else whether they declared.
     pub(crate) async fn assignment(&mut self, evaluator: &str) -> GovResult<Option<bool>> {
-        let row: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT declared_at FROM map_assignments WHERE application = $1 AND evaluator = $2",
-        )
-        .bind(self.app)
-        .bind(evaluator)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(db)?;
-        Ok(row.map(|d| d.is_some()))
+        assignment_of(&mut self.tx, self.app, evaluator).await
     }
 
     /// Record the evaluator's declaration of no conflict.
@@ -190,13 +179,10 @@ impl Transition {
         .bind(self.now)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(format!(
+        .map_err(|e| unique_or_db(e, || format!(
                 "{evaluator} already scored application {}",
                 self.app
-            )),
-            _ => db(e),
-        })?;
+            )))?;
         let texts: Vec<String> =
             sqlx::query_scalar("SELECT points FROM map_scores WHERE application = $1")
                 .bind(self.app)
@@ -388,12 +374,9 @@ impl Transition {
             .bind(self.now)
             .execute(&mut *self.tx)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(format!(
+            .map_err(|e| unique_or_db(e, || format!(
                     "{login} already approved payment {id} at another level; each level is a different person"
-                )),
-                _ => db(e),
-            })?;
+                )))?;
         let status = if last { "approved" } else { "in_approval" };
         let r = sqlx::query(
             "UPDATE map_payments SET level = $1, status = $2 WHERE id = $3 AND level = $4",
@@ -516,12 +499,9 @@ impl Transition {
             .bind(amount)
             .execute(&mut *self.tx)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => GovError::Conflict(format!(
+            .map_err(|e| unique_or_db(e, || format!(
                     "double funding: invoice {invoice} of {supplier} is being claimed in another project"
-                )),
-                _ => db(e),
-            })?;
+                )))?;
         }
         Ok(id)
     }
