@@ -109,11 +109,13 @@ async fn retry_after(pool: &AnyPool, bucket: &str, now: Time) -> Result<Duration
             .fetch_optional(pool)
             .await
             .map_err(unavailable)?;
-    // Full but not throttled yet: the attempts in flight throttle it when they fail.
+    // Full but not throttled yet: the attempts in flight throttle it when they fail. A
+    // concurrent attempt that began after this one may have set the block from its own later
+    // `now`: what is left is never more than the throttle itself.
     let left = until
         .flatten()
         .map_or(ms(THROTTLE), |t| t - now.0)
-        .max(1000);
+        .clamp(1000, ms(THROTTLE));
     Ok(Duration::from_millis(left as u64))
 }
 
