@@ -107,6 +107,20 @@ pub struct ServeArgs {
     /// hourly; the hash chain stays verifiable.
     #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub audit_retention_days: u64,
+    /// SMTP relay (`HOST:PORT`, plain SMTP on the operator's network) that drains the e-mail
+    /// outbox; without it messages wait in the outbox (`GET /api/v1/outbox`).
+    #[arg(long, env = "DAGR_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// The sender of e-mail (`Name <address>` or an address).
+    #[arg(
+        long,
+        env = "DAGR_MAIL_FROM",
+        default_value = "DAGR <noreply@dagr.invalid>"
+    )]
+    pub mail_from: String,
+    /// Seconds between rounds of the outbox drain.
+    #[arg(long, env = "DAGR_MAIL_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub mail_interval_secs: u64,
     /// Largest snapshot or change set accepted by one upload (Flight `DoPut` or HTTP), in MiB.
     #[arg(long, env = "DAGR_MAX_UPLOAD_MB", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_upload_mb: u64,

@@ -19,7 +19,8 @@ use anyhow::{Context, anyhow};
 use dagr_admin_api::Governance;
 use dagr_admin_api::map::MapStore;
 use dagr_admin_api::map::model::{
-    AidRegime, Applicant, Condition, Criterion, EligibilityInput, NewProgramme, ReportDue, Status,
+    AidRegime, Applicant, Condition, Criterion, DE_MINIMIS, EligibilityInput, NewProgramme,
+    ReportDue, Status,
 };
 use dagr_admin_api::map::seed::SeedApplication;
 use dagr_admin_api::map::store::StaffRole;
@@ -477,7 +478,7 @@ pub async fn seed(gov: &Governance, admin: &Principal, map_system: i64) -> anyho
                     100_000.0,
                     now.plus_days(-30),
                     now.plus_days(365),
-                    AidRegime::DeMinimis,
+                    AidRegime::parse(DE_MINIMIS).expect("a valid code"),
                 ),
                 by,
             )
@@ -495,7 +496,7 @@ pub async fn seed(gov: &Governance, admin: &Principal, map_system: i64) -> anyho
                     200_000.0,
                     now.plus_days(-400),
                     now.plus_days(-30),
-                    AidRegime::None,
+                    AidRegime::parse(AidRegime::NONE).expect("a valid code"),
                 ),
                 by,
             )

@@ -137,6 +137,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             std::time::Duration::from_secs(args.audit_retention_days * 86_400),
         )
     });
+    let _mail = match &args.smtp_relay {
+        Some(relay) => {
+            let relay = dagr_admin_api::outbox::smtp::Relay::new(
+                relay,
+                &args.mail_from,
+                std::time::Duration::from_secs(30),
+            )
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(?relay, "e-mail outbox drained through the SMTP relay");
+            Some(dagr_admin_api::outbox::spawn_drain(
+                state.gov.store().pool().clone(),
+                relay,
+                std::time::Duration::from_secs(args.mail_interval_secs),
+            ))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot bind the HTTP address {}", args.http_addr))?;

@@ -57,6 +57,8 @@ impl Map {
             "GET" => self.http.get(url),
             "POST" => self.http.post(url),
             "PATCH" => self.http.patch(url),
+            "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
             m => panic!("method {m}"),
         }
         .bearer_auth(token);
@@ -1042,4 +1044,471 @@ async fn ranking_and_bulk_decisions() {
     assert_eq!(prog["committed"], json!(40000.0));
     let still = m.get(&format!("/applications/{b}"), &pm).await;
     assert_eq!(still["status"], "evaluated");
+}
+
+/// The aid rules are data: an admin adds a regime with its ceiling, a programme manager
+/// records that two companies are one undertaking, and from then on their aid counts
+/// together; removing the link separates them again. Refusals name the rule and change
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aid_regimes_and_undertakings_are_rules_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let pm = m.pm();
+    let admin = m.creds["admin"]["token"].as_str().unwrap().to_owned();
+    let applicant = m.token("applicants", 0);
+
+    // The shipped regimes name their source.
+    let regimes = m.get("/regimes", &applicant).await;
+    let dm = regimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "de_minimis")
+        .expect("de_minimis is a shipped regime");
+    assert_eq!(dm["ceiling"], json!(300000.0));
+    assert!(
+        dm["legal_basis"].as_str().unwrap().contains("2023/2831"),
+        "{dm}"
+    );
+
+    // An admin adds a regime; nobody else may, and `none` has no rules.
+    let regime = json!({"title": "Pilot aid", "legal_basis": "Test rule, Article 1",
+        "ceiling": 50000, "window_days": 365});
+    let (s, v) = m
+        .call("PUT", "/regimes/pilot", &pm, Some(regime.clone()))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = m
+        .call("PUT", "/regimes/none", &admin, Some(regime.clone()))
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = m.call("PUT", "/regimes/pilot", &admin, Some(regime)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["counts"], json!(["pilot"]));
+
+    // A programme names a regime of the rules.
+    let (s, v) = m
+        .call(
+            "POST",
+            "/programmes",
+            &pm,
+            Some(json!({"title": "X", "budget": 1000, "max_grant": 100,
+                "opens_at": "2020-01-01", "closes_at": "2099-12-31", "aid_regime": "nope",
+                "eligibility": [], "criteria": [{"code": "q", "weight": 1, "max": 5}],
+                "evaluators_per_application": 1})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("de_minimis"), "{v}");
+    let p = m.programme("Pilots", 1000000.0, 100000.0, "pilot", 1).await;
+
+    // Two companies, one undertaking: 40 000 of pilot aid to the parent outside MAP.
+    let (parent, member) = (m.company(1), m.company(0));
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/undertakings/{parent}/aid"),
+            &pm,
+            Some(json!({"regime": "pilot", "amount": 40000, "granted_at": "2026-06-01"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/undertakings/{parent}/links"),
+            &applicant,
+            Some(json!({"registration_number": member, "reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/undertakings/{parent}/links"),
+            &pm,
+            Some(json!({"registration_number": parent, "reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let totals = m
+        .ok(
+            &format!("/undertakings/{parent}/links"),
+            &pm,
+            json!({"registration_number": member, "reason": "majority of voting rights"}),
+        )
+        .await;
+    let mut both = vec![parent.clone(), member.clone()];
+    both.sort();
+    assert_eq!(totals["members"], json!(both));
+    // A member cannot be a parent, nor be linked twice.
+    let (s, v) = m
+        .call(
+            "POST",
+            &format!("/undertakings/{member}/links"),
+            &pm,
+            Some(json!({"registration_number": "40003000001", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let aid = m
+        .get(&format!("/undertakings/{member}/aid"), &applicant)
+        .await;
+    let pilot = aid["regimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["regime"] == "pilot")
+        .unwrap()
+        .clone();
+    assert_eq!(pilot["granted"], json!(40000.0), "{aid}");
+    assert_eq!(pilot["remaining"], json!(10000.0), "{aid}");
+    let links = m.get(&format!("/undertakings/{member}/links"), &pm).await;
+    assert_eq!(links[0]["reason"], "majority of voting rights", "{links}");
+
+    // The member's application of 20 000 passes the undertaking's ceiling: refused,
+    // naming both companies and the totals; nothing changes.
+    let a = m.evaluated(p, 0, 20000.0).await;
+    let approver = m.token("approvers", 0);
+    let approve = json!({"action": "approve", "amount": 20000, "reason": "ok"});
+    m.refused(a, &approver, approve.clone(), 409, "one undertaking with")
+        .await;
+    let (_, v) = m.act(a, &approver, approve.clone()).await;
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("40000.00") && detail.contains("Test rule"),
+        "{detail}"
+    );
+
+    // Unlinked, the member is an undertaking of its own again and the decision passes.
+    let (s, v) = m
+        .call(
+            "DELETE",
+            &format!("/undertakings/{parent}/links/{member}"),
+            &pm,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["members"], json!([parent]));
+    let (s, v) = m
+        .call(
+            "DELETE",
+            &format!("/undertakings/{parent}/links/{member}"),
+            &pm,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let v = m.act_ok(a, &approver, approve).await;
+    assert_eq!(v["status"], "approved");
+
+    // Forward only: a lower ceiling leaves the aid granted; the totals show nothing left.
+    let (s, v) = m
+        .call(
+            "PUT",
+            "/regimes/pilot",
+            &admin,
+            Some(json!({"title": "Pilot aid", "legal_basis": "Test rule, Article 1", "ceiling": 10000})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let aid = m.get(&format!("/undertakings/{member}/aid"), &pm).await;
+    let pilot = aid["regimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["regime"] == "pilot")
+        .unwrap()
+        .clone();
+    assert_eq!(pilot["granted"], json!(20000.0), "{aid}");
+    assert_eq!(pilot["remaining"], json!(0.0), "{aid}");
+}
+
+/// Notifications leave by e-mail too: a person gives an address, a notification of theirs
+/// goes through the SMTP relay `dagr serve --smtp-relay` names; a relay's permanent refusal
+/// leaves the message failed with its answer, which the admin sees in the outbox; persons
+/// without an address get no mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_mailed_through_the_relay() {
+    let sink = common::smtp::SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        DEMO_ROWS,
+        &[
+            "--smtp-relay",
+            &sink.addr,
+            "--mail-from",
+            "LIAA granti <granti@liaa.example>",
+            "--mail-interval-secs",
+            "1",
+        ],
+    );
+    let m = Map {
+        base: server.base.clone(),
+        creds: credentials(dir.path()),
+        http: reqwest::Client::new(),
+    };
+    let pm = m.pm();
+    let admin = m.creds["admin"]["token"].as_str().unwrap().to_owned();
+    let (alice, bob) = (m.token("applicants", 0), m.token("applicants", 1));
+    let email = |token: &str, body: Value| {
+        m.http
+            .put(format!("{}/api/v1/me/email", m.base))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+    };
+
+    // Addresses are checked, belong to persons, and read back.
+    let (s, _, v) = send(email(&alice, json!({"address": "not an address"}))).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _, v) = send(email(&pm, json!({"address": "pm@liaa.example"}))).await;
+    assert_eq!(s, 200, "a person's own token sets their address: {v}");
+    let (s, _, v) = send(email(&admin, json!({"address": "a@b.example"}))).await;
+    assert_eq!(s, 403, "{v}");
+    let (s, _, v) = send(email(&alice, json!({"address": "alice@example.lv"}))).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _, v) = send(email(&bob, json!({"address": "refused-bob@example.lv"}))).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, _, v) = send(
+        m.http
+            .get(format!("{}/api/v1/me/email", m.base))
+            .bearer_auth(&alice),
+    )
+    .await;
+    assert_eq!(v["address"], "alice@example.lv");
+
+    // Alice's application is returned: the notice reaches her inbox and her mailbox.
+    let p = m.programme("Pasts", 100000.0, 50000.0, "none", 1).await;
+    async fn file(m: &Map, p: i64, tok: &str, applicant: usize) -> i64 {
+        let body = json!({"programme": p, "registration_number": m.company(applicant),
+            "title": "Tīmekļa veikals", "requested_amount": 1000});
+        let a = m.ok("/applications", tok, body).await;
+        let id = a["id"].as_i64().unwrap();
+        m.ok(&format!("/applications/{id}/submit"), tok, json!({}))
+            .await;
+        id
+    }
+    let a = file(&m, p, &alice, 0).await;
+    m.act_ok(
+        a,
+        &pm,
+        json!({"action": "return", "reason": "Pievienojiet tāmi."}),
+    )
+    .await;
+    let mail = sink.wait_for(30, |r| !r.is_empty()).await;
+    assert_eq!(mail[0].to, vec!["alice@example.lv".to_owned()]);
+    assert_eq!(mail[0].from, "granti@liaa.example");
+    assert!(
+        mail[0]
+            .data
+            .contains(&format!("Subject: MAP: application {a}")),
+        "{}",
+        mail[0].data
+    );
+    let inbox = m.get("/inbox", &alice).await;
+    assert!(inbox.to_string().contains("Pievienojiet"), "{inbox}");
+
+    // Bob's relay refuses his mailbox: the message fails with the relay's answer.
+    let b = file(&m, p, &bob, 1).await;
+    m.act_ok(
+        b,
+        &pm,
+        json!({"action": "return", "reason": "Trūkst paraksta."}),
+    )
+    .await;
+    let outbox = |status: &'static str| {
+        let req = m
+            .http
+            .get(format!("{}/api/v1/outbox?status={status}", m.base))
+            .bearer_auth(&admin);
+        async move { send(req).await.2 }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let f = outbox("failed").await;
+        if !f.as_array().unwrap().is_empty() {
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed message");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(failed[0]["address"], "refused-bob@example.lv");
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().contains("550"),
+        "{failed}"
+    );
+    let sent = outbox("sent").await;
+    assert_eq!(sent.as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "only Alice's message was accepted"
+    );
+    let (s, _, v) = send(
+        m.http
+            .get(format!("{}/api/v1/outbox?status=lost", m.base))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _, _) = send(
+        m.http
+            .get(format!("{}/api/v1/outbox", m.base))
+            .bearer_auth(&pm),
+    )
+    .await;
+    assert_eq!(s, 403);
+}
+
+/// The Latvian specifics are data: the working-day calendar (public; an admin's entries for
+/// single days), MAP's settings with their sources (a new document number format applies to
+/// the next document; an invalid one changes nothing), and the retention list follows the
+/// setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_and_settings_are_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, m) = start(dir.path()).await;
+    let pm = m.pm();
+    let admin = m.creds["admin"]["token"].as_str().unwrap().to_owned();
+    let calendar = |query: &str| {
+        let req = m.http.get(format!("{}/api/v1/calendar{query}", m.base));
+        async move { send(req).await }
+    };
+
+    // The law's holidays, computed, with no token.
+    let (s, _, year) = calendar("?year=2026").await;
+    assert_eq!(s, 200, "{year}");
+    let days = year["days"].as_array().unwrap();
+    let named = |date: &str| days.iter().find(|d| d["date"] == date).cloned();
+    assert_eq!(named("2026-04-03").unwrap()["name"], "Lielā Piektdiena");
+    assert!(
+        named("2026-11-18").unwrap()["source"]
+            .as_str()
+            .unwrap()
+            .contains("Par svētku")
+    );
+    let working = year["working_days"].as_i64().unwrap();
+    assert!((240..=255).contains(&working), "{working}");
+    let (s, _, v) = calendar("?year=3000").await;
+    assert_eq!(s, 422, "{v}");
+
+    // An admin moves a working day to Saturday 19 December 2026; others may not.
+    let entry = json!({"kind": "working", "name": "Pārceltā darba diena",
+        "source": "MK rīkojums Nr. 1 (test)"});
+    let put = |token: &str, body: &Value| {
+        m.http
+            .put(format!("{}/api/v1/calendar/days/2026-12-19", m.base))
+            .bearer_auth(token.to_owned())
+            .json(body)
+    };
+    let (s, _, v) = send(put(&pm, &entry)).await;
+    assert_eq!(s, 403, "{v}");
+    let (s, _, v) = send(put(
+        &admin,
+        &json!({"kind": "maybe", "name": "x", "source": "y"}),
+    ))
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _, v) = send(put(&admin, &entry)).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, _, after) = calendar("?year=2026").await;
+    assert_eq!(after["working_days"].as_i64().unwrap(), working + 1);
+    let moved = after["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == "2026-12-19")
+        .cloned()
+        .unwrap();
+    assert_eq!(moved["entered"], json!(true));
+    assert_eq!(moved["kind"], "working");
+
+    // MAP's settings name their sources.
+    let settings = m.get("/settings", &pm).await;
+    assert_eq!(settings["document_number_format"], "MAP-{year}/{seq:6}");
+    assert!(
+        settings["sources"]["retention_years"]
+            .as_str()
+            .unwrap()
+            .contains("2023/2831")
+    );
+    assert_eq!(settings["due_dates_on_working_days"], json!(true));
+
+    // An invalid format is refused and changes nothing; a valid one numbers the next
+    // document.
+    let (s, v) = m
+        .call(
+            "PUT",
+            "/settings",
+            &admin,
+            Some(json!({"document_number_format": "LIAA {seq:4}", "source": "x"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = m
+        .call(
+            "PUT",
+            "/settings",
+            &pm,
+            Some(json!({"reminder_days": 7, "source": "x"})),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(
+        m.get("/settings", &pm).await["document_number_format"],
+        "MAP-{year}/{seq:6}"
+    );
+    let v = m
+        .call(
+            "PUT",
+            "/settings",
+            &admin,
+            Some(json!({"document_number_format": "LIAA-{year}-{seq:4}",
+                "retention_years": 1, "source": "LIAA rīkojums (test)"})),
+        )
+        .await
+        .1;
+    assert_eq!(v["document_number_format"], "LIAA-{year}-{seq:4}", "{v}");
+    assert_eq!(
+        v["sources"]["document_number_format"],
+        "LIAA rīkojums (test)"
+    );
+    let p = m.programme("Numuri", 100000.0, 50000.0, "none", 1).await;
+    let tok = m.token("applicants", 0);
+    let a = m
+        .ok(
+            "/applications",
+            &tok,
+            json!({"programme": p, "registration_number": m.company(0), "title": "T", "requested_amount": 100}),
+        )
+        .await;
+    let id = a["id"].as_i64().unwrap();
+    let a = m
+        .ok(&format!("/applications/{id}/submit"), &tok, json!({}))
+        .await;
+    let number = a["documents"][0]["number"].as_str().unwrap();
+    assert!(
+        number.starts_with("LIAA-20") && number.len() == "LIAA-2026-0001".len(),
+        "{number}"
+    );
+
+    // Retention: one year; every listed application is final and last changed over a year
+    // ago.
+    let due = m.get("/retention", &pm).await;
+    let year_ago = chrono::Utc::now() - chrono::Duration::days(365);
+    for d in due.as_array().unwrap() {
+        assert!(
+            ["closed", "terminated", "withdrawn", "rejected"]
+                .contains(&d["status"].as_str().unwrap()),
+            "{d}"
+        );
+        let last: chrono::DateTime<chrono::Utc> =
+            d["last_change"].as_str().unwrap().parse().unwrap();
+        assert!(last <= year_ago, "{d}");
+    }
+    let (s, v) = m.call("GET", "/retention", &tok, None).await;
+    assert_eq!(s, 403, "{v}");
 }

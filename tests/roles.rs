@@ -195,6 +195,28 @@ const fn patch(path: &'static str, expect: [u16; 7]) -> Row {
     }
 }
 
+const fn put(path: &'static str, body: Body, expect: [u16; 7]) -> Row {
+    Row {
+        call: Call::Rest {
+            method: "PUT",
+            path,
+            body,
+        },
+        expect: Expect::Http(expect),
+    }
+}
+
+const fn delete(path: &'static str, expect: [u16; 7]) -> Row {
+    Row {
+        call: Call::Rest {
+            method: "DELETE",
+            path,
+            body: Body::None,
+        },
+        expect: Expect::Http(expect),
+    }
+}
+
 const fn rpc(rpc: Rpc, expect: [&'static str; 7]) -> Row {
     Row {
         call: Call::Flight(rpc),
@@ -308,6 +330,7 @@ const MATRIX: &[Row] = &[
     // here), the admin only registers grantors and staff. tests/map.rs covers the staff.
     post("/api/v1/map/grantors", BAD,                                               [401,  403,  403,  403,  403,  403,  400]),
     post("/api/v1/map/staff", BAD,                                                  [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/map/staff",                                                        [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/map/programmes",                                                   [401,  200,  403,  403,  403,  403,  403]),
     post("/api/v1/map/programmes", BAD,                                             [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/map/programmes/{id=map_programme}",                                [401,  200,  403,  403,  403,  403,  403]),
@@ -324,6 +347,23 @@ const MATRIX: &[Row] = &[
     get("/api/v1/map/applications/{id=map_application}/access-log",                 [401,  404,  403,  403,  403,  403,  404]),
     get("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid",       [401,  200,  403,  403,  403,  403,  403]),
     post("/api/v1/map/undertakings/{registration_number=map_undertaking}/aid", BAD, [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/map/undertakings/{registration_number=map_undertaking}/links",     [401,  403,  403,  403,  403,  403,  200]),
+    post("/api/v1/map/undertakings/{registration_number=map_undertaking}/links", BAD, [401,  403,  403,  403,  403,  403,  400]),
+    delete("/api/v1/map/undertakings/{registration_number=map_undertaking}/links/{member=map_undertaking}", [401,  403,  403,  403,  403,  403,  404]),
+    get("/api/v1/map/regimes",                                                      [401,  200,  403,  403,  403,  403,  200]),
+    put("/api/v1/map/regimes/{code=map_regime}", BAD,                               [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/map/settings",                                                     [401,  200,  403,  403,  403,  403,  200]),
+    put("/api/v1/map/settings", BAD,                                                [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/map/retention",                                                    [401,  403,  403,  403,  403,  403,  403]),
+    // ---- the working-day calendar: public; an admin keeps its entries
+    get("/api/v1/calendar",                                                         [200,  200,  200,  200,  200,  200,  200]),
+    put("/api/v1/calendar/days/{date=calendar_day}", BAD,                           [401,  403,  403,  403,  403,  403,  400]),
+    delete("/api/v1/calendar/days/{date=calendar_day}",                             [401,  403,  403,  403,  403,  403,  404]),
+    // ---- e-mail: a person's own address (the citizen's subject token is a person's;
+    // systems and the admin have none); the outbox is the admin's
+    get("/api/v1/me/email",                                                         [401,  200,  403,  403,  403,  403,  403]),
+    put("/api/v1/me/email", BAD,                                                    [401,  400,  403,  403,  403,  403,  403]),
+    get("/api/v1/outbox",                                                           [401,  403,  403,  403,  403,  403,  200]),
     get("/api/v1/map/inbox",                                                        [401,  200,  403,  403,  403,  403,  403]),
     get("/api/v1/map/exports/{kind=map_export}",                                    [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/map/reports/due",                                                  [401,  200,  403,  403,  403,  403,  403]),
@@ -959,6 +999,8 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
             .to_owned(),
     );
     fx.insert("map_export", "payments".into());
+    fx.insert("calendar_day", "2026-12-19".into());
+    fx.insert("map_regime", "de_minimis".into());
     fx.insert("owner_org", "PMLP".into());
     fx.insert("dataset", "persons".into());
     fx.insert("person_key", person_key);

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -30,6 +31,7 @@ pub mod loads;
 pub mod map;
 pub mod model;
 pub mod openapi;
+pub mod outbox;
 pub mod serve;
 pub mod store;
 pub mod throttle;
@@ -204,6 +206,8 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         .route("/api/v1/{kind}/{id}/history", get(api::history))
         .merge(audit::api::routes())
         .merge(map::routes())
+        .merge(outbox::api::routes())
+        .merge(calendar::api::routes())
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -66,8 +66,15 @@ use crate::{api, handlers};
         usage::my_usage,
         usage::usage_summary,
         usage::usage_records,
+        crate::calendar::api::year,
+        crate::calendar::api::set_day,
+        crate::calendar::api::remove_day,
+        crate::outbox::api::get_email,
+        crate::outbox::api::put_email,
+        crate::outbox::api::list,
         map::set_grantor,
         map::add_staff,
+        map::list_staff,
         map::create_programme,
         map::list_programmes,
         map::get_programme,
@@ -84,6 +91,14 @@ use crate::{api, handlers};
         map::access_log,
         map::get_aid,
         map::add_aid,
+        map::get_links,
+        map::add_link,
+        map::remove_link,
+        map::list_regimes,
+        map::put_regime,
+        map::get_settings,
+        map::put_settings,
+        map::retention,
         map::inbox,
         map::export,
         map::due_reports,
@@ -104,6 +119,10 @@ use crate::{api, handlers};
             citizen's view of who used their data, owners' and admins' summaries and exports"),
         (name = "map", description = "MAP, grant management: programmes, applications from \
             application to closure, evaluation, payments, de minimis (docs/map.md)"),
+        (name = "calendar", description = "Working days: public holidays and moved working \
+            days (docs/calendar.md)"),
+        (name = "notifications", description = "E-mail: a person's address, the outbox \
+            (docs/notifications.md)"),
     )
 )]
 pub struct ApiDoc;

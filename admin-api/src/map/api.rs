@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -19,14 +19,16 @@ use crate::model::Time;
 use super::model::*;
 use super::service::{self, ListQuery, MapCaller};
 use super::store::{
-    AccessEntry, AidTotals, ApplicationSummary, HistoryEntry, InboxMessage, StaffRole,
+    AccessEntry, AidTotals, ApplicationSummary, HistoryEntry, InboxMessage, Regime, StaffRole,
+    UndertakingLink,
 };
+use super::{deadlines, settings};
 
 /// The MAP routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/map/grantors", post(set_grantor))
-        .route("/api/v1/map/staff", post(add_staff))
+        .route("/api/v1/map/staff", get(list_staff).post(add_staff))
         .route(
             "/api/v1/map/programmes",
             get(list_programmes).post(create_programme),
@@ -57,6 +59,18 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/map/undertakings/{registration_number}/aid",
             get(get_aid).post(add_aid),
         )
+        .route(
+            "/api/v1/map/undertakings/{registration_number}/links",
+            get(get_links).post(add_link),
+        )
+        .route(
+            "/api/v1/map/undertakings/{registration_number}/links/{member}",
+            delete(remove_link),
+        )
+        .route("/api/v1/map/regimes", get(list_regimes))
+        .route("/api/v1/map/settings", get(get_settings).put(put_settings))
+        .route("/api/v1/map/retention", get(retention))
+        .route("/api/v1/map/regimes/{code}", put(put_regime))
         .route("/api/v1/map/inbox", get(inbox))
         .route("/api/v1/map/exports/{kind}", get(export))
         .route("/api/v1/map/reports/due", get(due_reports))
@@ -122,6 +136,30 @@ pub(crate) async fn add_staff(
     let b: StaffInput = body.parse()?;
     let r = service::add_staff(&s, &c, &b.login, b.role, &b.personal_code).await?;
     Ok(created(r))
+}
+
+/// Which staff to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaffQuery {
+    /// The role (default `evaluator`).
+    role: Option<MapRole>,
+}
+
+/// The staff of the caller's organisation with a role (programme managers and approvers):
+/// whom an application can be assigned to.
+#[utoipa::path(get, path = "/api/v1/map/staff", tag = "map", params(StaffQuery),
+    responses((status = 200, body = [service::StaffMember]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_staff(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<StaffQuery>,
+) -> Result<Json<Vec<service::StaffMember>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(
+        service::staff(&c, q.role.unwrap_or(MapRole::Evaluator)).await?,
+    ))
 }
 
 /// Create a programme (programme manager).
@@ -387,7 +425,8 @@ pub(crate) async fn access_log(
     Ok(Json(service::access_log(&c, id).await?))
 }
 
-/// De minimis aid of an undertaking over the last three years, against the ceiling.
+/// The aid of the undertaking a company belongs to (its linked companies included), against
+/// the de minimis ceiling and every other regime's.
 #[utoipa::path(get, path = "/api/v1/map/undertakings/{registration_number}/aid", tag = "map",
     params(("registration_number" = String, Path, description = "The undertaking")),
     responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 422, body = Problem)),
@@ -405,13 +444,16 @@ pub(crate) async fn get_aid(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AidInput {
+    /// The regime it was granted under (default `de_minimis`).
+    #[serde(default = "de_minimis")]
+    regime: AidRegime,
     /// Amount (EUR).
     amount: f64,
     /// When it was granted (RFC 3339 or a date).
     granted_at: String,
 }
 
-/// Record de minimis aid granted outside MAP (a programme manager), counted in the ceiling.
+/// Record aid granted outside MAP (a programme manager), counted in the ceilings from now on.
 #[utoipa::path(post, path = "/api/v1/map/undertakings/{registration_number}/aid", tag = "map", request_body = AidInput,
     params(("registration_number" = String, Path, description = "The undertaking")),
     responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 422, body = Problem)),
@@ -426,8 +468,150 @@ pub(crate) async fn add_aid(
     service::require_programme_manager(&c)?;
     let b: AidInput = body.parse()?;
     Ok(Json(
-        service::add_external_aid(&c, &rn, b.amount, &b.granted_at).await?,
+        service::add_external_aid(&c, &rn, &b.regime, b.amount, &b.granted_at).await?,
     ))
+}
+
+fn de_minimis() -> AidRegime {
+    AidRegime::parse(crate::map::model::DE_MINIMIS).expect("a valid code")
+}
+
+/// The links that make the undertaking of a company (MAP staff, admins).
+#[utoipa::path(get, path = "/api/v1/map/undertakings/{registration_number}/links", tag = "map",
+    params(("registration_number" = String, Path, description = "A company of the undertaking")),
+    responses((status = 200, body = [UndertakingLink]), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_links(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(rn): Path<String>,
+) -> Result<Json<Vec<UndertakingLink>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::links(&c, &rn).await?))
+}
+
+/// A company that forms one undertaking with the parent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkInput {
+    /// The linked company (registration number).
+    registration_number: String,
+    /// Why they are one undertaking.
+    reason: String,
+}
+
+/// Record that a company is one undertaking with the parent (a programme manager or an
+/// admin): from now on their aid counts together toward every ceiling.
+#[utoipa::path(post, path = "/api/v1/map/undertakings/{registration_number}/links", tag = "map", request_body = LinkInput,
+    params(("registration_number" = String, Path, description = "The parent")),
+    responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_link(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(rn): Path<String>,
+    body: RawJson,
+) -> Result<Json<AidTotals>> {
+    let c = MapCaller::of(&s, &p).await?;
+    service::require_linker(&c)?;
+    let b: LinkInput = body.parse()?;
+    Ok(Json(
+        service::link(&c, &rn, &b.registration_number, &b.reason).await?,
+    ))
+}
+
+/// Remove a company's link to the parent (a programme manager or an admin).
+#[utoipa::path(delete, path = "/api/v1/map/undertakings/{registration_number}/links/{member}", tag = "map",
+    params(("registration_number" = String, Path, description = "The parent"),
+        ("member" = String, Path, description = "The linked company")),
+    responses((status = 200, body = AidTotals), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn remove_link(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path((rn, member)): Path<(String, String)>,
+) -> Result<Json<AidTotals>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::unlink(&c, &rn, &member).await?))
+}
+
+/// The aid regimes: ceilings, periods, what counts toward them, their legal basis.
+#[utoipa::path(get, path = "/api/v1/map/regimes", tag = "map",
+    responses((status = 200, body = [Regime]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_regimes(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Vec<Regime>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(service::regimes(&c).await?))
+}
+
+/// Create or change an aid regime (an admin). Forward only: decisions from now on are
+/// checked against it.
+#[utoipa::path(put, path = "/api/v1/map/regimes/{code}", tag = "map", request_body = RegimeInput,
+    params(("code" = String, Path, description = "The regime's code")),
+    responses((status = 200, body = Regime), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_regime(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(code): Path<String>,
+    body: RawJson,
+) -> Result<Json<Regime>> {
+    let c = MapCaller::of(&s, &p).await?;
+    if !c.is_admin() {
+        return Err(GovError::Forbidden("aid regimes are set by an admin".into()).into());
+    }
+    let code = AidRegime::parse(&code).ok_or_else(|| GovError::Invalid {
+        field: "code".into(),
+        reason: "an aid regime code is 1-40 of a-z, 0-9 and _, starting with a letter".into(),
+    })?;
+    let mut b: RegimeInput = body.parse()?;
+    b.code = code;
+    Ok(Json(service::set_regime(&c, b).await?))
+}
+
+/// MAP's settings: document number format, retention, due dates on working days,
+/// reminders, each with its source.
+#[utoipa::path(get, path = "/api/v1/map/settings", tag = "map",
+    responses((status = 200, body = settings::Settings), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_settings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<settings::Settings>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(settings::get(&c).await?))
+}
+
+/// Change MAP's settings (an admin); forward only.
+#[utoipa::path(put, path = "/api/v1/map/settings", tag = "map", request_body = settings::SettingsInput,
+    responses((status = 200, body = settings::Settings), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_settings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: RawJson,
+) -> Result<Json<settings::Settings>> {
+    let c = MapCaller::of(&s, &p).await?;
+    if !c.is_admin() {
+        return Err(GovError::Forbidden("MAP settings are changed by an admin".into()).into());
+    }
+    let b: settings::SettingsInput = body.parse()?;
+    Ok(Json(settings::set(&c, b).await?))
+}
+
+/// Applications whose records are past their retention period (programme managers).
+#[utoipa::path(get, path = "/api/v1/map/retention", tag = "map",
+    responses((status = 200, body = [deadlines::RetentionDue]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn retention(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Vec<deadlines::RetentionDue>>> {
+    let c = MapCaller::of(&s, &p).await?;
+    Ok(Json(deadlines::retention_due(&c).await?))
 }
 
 /// The caller's MAP inbox, newest first (programme managers also get their organisation's).

@@ -6,6 +6,7 @@ use chrono::Months;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::calendar::Calendar;
 use crate::governance::{GovError, GovResult};
 use crate::model::Time;
 
@@ -14,8 +15,6 @@ use super::rules::Actor;
 use super::service::MapCaller;
 use super::store::{MapStore, corrupt, db};
 
-/// A report's reminder goes out this many days before it is due.
-pub const REMIND_DAYS: i64 = 14;
 /// How often the reminder task looks.
 pub const REMINDER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -94,9 +93,28 @@ async fn contracted(
     Ok(out)
 }
 
-/// The reports of `c` not filed yet, with their due dates.
-fn open_reports(c: &Contracted, now: Time) -> Vec<DueReport> {
+/// How due dates are counted: the calendar and whether a date on a non-working day moves
+/// to the next working day ([`crate::calendar::TERMS_LAW`]).
+pub(crate) struct DueRule {
+    pub(crate) calendar: Calendar,
+    pub(crate) working_days: bool,
+}
+
+impl DueRule {
+    /// The rule of the settings and the calendar now.
+    pub(crate) async fn load(store: &MapStore) -> GovResult<DueRule> {
+        let settings = store.settings().await?;
+        Ok(DueRule {
+            calendar: Calendar::load(&store.pool).await?,
+            working_days: settings.due_dates_on_working_days,
+        })
+    }
+}
+
+/// The reports of `c` not filed yet, with their due dates (UTC days).
+fn open_reports(c: &Contracted, now: Time, rule: &DueRule) -> Vec<DueReport> {
     let start = Time(c.contracted_at).to_datetime();
+    let today = now.to_datetime().date_naive();
     let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut out = Vec::new();
     let mut schedule: Vec<&ReportDue> = c.schedule.iter().collect();
@@ -111,14 +129,18 @@ fn open_reports(c: &Contracted, now: Time) -> Vec<DueReport> {
         let Some(due) = start.checked_add_months(Months::new(r.months_after_contract)) else {
             continue;
         };
-        let days = (due.timestamp_millis() - now.0).div_euclid(86_400_000);
+        let mut due = due.date_naive();
+        if rule.working_days {
+            due = rule.calendar.next_working(due);
+        }
+        let days = (due - today).num_days();
         out.push(DueReport {
             application: c.application,
             programme: c.programme,
             kind: r.kind.clone(),
             number: *n,
             due_on: due.format("%Y-%m-%d").to_string(),
-            overdue: due.timestamp_millis() < now.0,
+            overdue: days < 0,
             days,
         });
     }
@@ -147,26 +169,98 @@ pub async fn due_reports(c: &MapCaller, within_days: i64) -> GovResult<Vec<DueRe
         }
     };
     let now = Time::now();
+    let rule = DueRule::load(&c.store).await?;
     let mut out: Vec<DueReport> = list
         .iter()
-        .flat_map(|c| open_reports(c, now))
+        .flat_map(|c| open_reports(c, now, &rule))
         .filter(|d| d.days <= within_days)
         .collect();
     out.sort_by_key(|d| (d.days, d.application));
     Ok(out)
 }
 
+/// An application whose records are past their retention period.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RetentionDue {
+    /// The application.
+    pub application: i64,
+    /// Its programme.
+    pub programme: i64,
+    /// Its final status.
+    pub status: String,
+    /// Its last change (RFC 3339).
+    pub last_change: String,
+    /// Kept until (RFC 3339): the last change plus the setting `retention_years`.
+    pub retain_until: String,
+}
+
+/// Applications of the caller's organisation in a final state (closed, terminated,
+/// withdrawn, rejected) whose retention period has ended, oldest first (programme managers):
+/// the list a records keeper takes to the disposal decision. MAP disposes of nothing by
+/// itself.
+pub async fn retention_due(c: &MapCaller) -> GovResult<Vec<RetentionDue>> {
+    let organisation = match &c.actor {
+        Actor::Staff { organisation, .. } => {
+            c.actor.require(MapRole::ProgrammeManager, organisation)?;
+            organisation.clone()
+        }
+        _ => {
+            return Err(GovError::Forbidden(
+                "the retention list is for programme managers".into(),
+            ));
+        }
+    };
+    let years = c.store.settings().await?.retention_years;
+    let now = Time::now().to_datetime();
+    let months = u32::try_from(years.clamp(0, 100) * 12).unwrap_or(1_200);
+    let cutoff = now
+        .checked_sub_months(Months::new(months))
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(i64::MIN);
+    let rows = sqlx::query(
+        "SELECT a.id, a.programme, a.status, a.updated_at FROM map_applications a \
+         JOIN map_programmes g ON g.id = a.programme \
+         WHERE g.organisation = $1 AND a.status IN ('closed', 'terminated', 'withdrawn', 'rejected') \
+         AND a.updated_at <= $2 ORDER BY a.updated_at, a.id LIMIT 1000",
+    )
+    .bind(&organisation)
+    .bind(cutoff)
+    .fetch_all(&c.store.pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            let at: i64 = r.try_get("updated_at").map_err(db)?;
+            let until = Time(at)
+                .to_datetime()
+                .checked_add_months(Months::new(months))
+                .map(|t| Time(t.timestamp_millis()).to_rfc3339())
+                .unwrap_or_default();
+            Ok(RetentionDue {
+                application: r.try_get("id").map_err(db)?,
+                programme: r.try_get("programme").map_err(db)?,
+                status: r.try_get("status").map_err(db)?,
+                last_change: Time(at).to_rfc3339(),
+                retain_until: until,
+            })
+        })
+        .collect()
+}
+
 /// Send the reminders due now (each once): to the applicant and the grantor's programme
-/// managers, when a report is due within [`REMIND_DAYS`] and again when it is overdue.
+/// managers, when a report is due within the setting `reminder_days` and again when it is
+/// overdue.
 /// Returns how many were sent.
 pub async fn send_reminders(store: &MapStore) -> GovResult<usize> {
     let now = Time::now();
+    let rule = DueRule::load(store).await?;
+    let remind_days = store.settings().await?.reminder_days;
     let mut sent = 0;
     for c in contracted(store, None, None).await? {
-        for d in open_reports(&c, now) {
+        for d in open_reports(&c, now, &rule) {
             let stage = if d.overdue {
                 "overdue"
-            } else if d.days <= REMIND_DAYS {
+            } else if d.days <= remind_days {
                 "due"
             } else {
                 continue;
@@ -261,20 +355,31 @@ mod tests {
             &[],
             "2026-01-31",
         );
-        let due = open_reports(&c, now);
+        let rule = DueRule {
+            calendar: Calendar::law_only(),
+            working_days: true,
+        };
+        let due = open_reports(&c, now, &rule);
         let got: Vec<(&str, usize, &str, bool)> = due
             .iter()
             .map(|d| (d.kind.as_str(), d.number, d.due_on.as_str(), d.overdue))
             .collect();
-        // 31 January + 6 months is 31 July; + 9 months is 31 October; + 12 is 31 January.
+        // 31 January + 6 months is 31 July (a Friday); + 9 months is 31 October, a
+        // Saturday: due on Monday 2 November; + 12 is 31 January 2027, a Sunday: Monday 1
+        // February.
         assert_eq!(
             got,
             [
                 ("interim", 1, "2026-07-31", true),
-                ("interim", 2, "2026-10-31", false),
-                ("final", 1, "2027-01-31", false)
+                ("interim", 2, "2026-11-02", false),
+                ("final", 1, "2027-02-01", false)
             ]
         );
+        let as_computed = DueRule {
+            calendar: Calendar::law_only(),
+            working_days: false,
+        };
+        assert_eq!(open_reports(&c, now, &as_computed)[1].due_on, "2026-10-31");
         assert_eq!(due[0].days, -15);
         // One interim filed: the first is met, the second still open.
         let c = contract(
@@ -282,8 +387,8 @@ mod tests {
             &["interim"],
             "2026-01-31",
         );
-        let due = open_reports(&c, now);
+        let due = open_reports(&c, now, &rule);
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].number, due[0].due_on.as_str()), (2, "2026-10-31"));
+        assert_eq!((due[0].number, due[0].due_on.as_str()), (2, "2026-11-02"));
     }
 }

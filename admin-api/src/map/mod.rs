@@ -20,6 +20,8 @@
 //! - [`deadlines`]: reports due under contracts, and reminders;
 //! - [`exports`]: payment orders, accounting entries and documents as CSV or JSON;
 //! - [`publication`]: the granted projects as the dataset `map_projects`;
+//! - [`settings`]: the Latvian specifics as data (document numbers, retention, due dates on
+//!   working days, reminders);
 //! - [`seed`]: bulk writes for the demo seeder.
 //!
 //! MAP writes are not policy: they do not bump the metadata generation counter that makes
@@ -34,6 +36,7 @@ pub(crate) mod registers;
 pub(crate) mod rules;
 pub mod seed;
 pub mod service;
+pub mod settings;
 pub mod store;
 
 pub use api::routes;
@@ -50,4 +53,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reminders",
         include_str!("migrations/0003_reminders.sql"),
     ),
+    (
+        4,
+        "aid rules",
+        include_str!("migrations/0004_aid_rules.sql"),
+    ),
+    (5, "settings", include_str!("migrations/0005_settings.sql")),
 ];

@@ -118,41 +118,82 @@ impl MapRole {
     }
 }
 
-/// The aid regime of a programme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AidRegime {
-    /// De minimis aid (Regulation (EU) 2023/2831): a ceiling per undertaking over any three
-    /// years.
-    DeMinimis,
-    /// Not state aid.
-    None,
-}
+/// The aid regime of a programme: the code of a regime in the rules (`GET
+/// /api/v1/map/regimes`): `none` (not state aid), `de_minimis`, `de_minimis_sgei`,
+/// `de_minimis_agriculture` by default, more as an admin adds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "de_minimis")]
+pub struct AidRegime(String);
 
 impl AidRegime {
-    /// The name used in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AidRegime::DeMinimis => "de_minimis",
-            AidRegime::None => "none",
-        }
+    /// Not state aid: nothing is recorded, no ceiling applies.
+    pub const NONE: &'static str = "none";
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
-    /// Parse [`AidRegime::as_str`].
+    /// A code: 1–40 of `a-z`, `0-9`, `_`, starting with a letter (whether a regime of
+    /// that code exists is checked against the rules).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "de_minimis" => Some(AidRegime::DeMinimis),
-            "none" => Some(AidRegime::None),
-            _ => None,
-        }
+        let ok = (1..=40).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        ok.then(|| AidRegime(s.to_owned()))
+    }
+
+    /// Whether this is `none` (not state aid).
+    pub fn is_none(&self) -> bool {
+        self.0 == Self::NONE
     }
 }
 
-/// The de minimis ceiling per undertaking over three years, in cents: EUR 300 000
-/// (Regulation (EU) 2023/2831, Article 3(2)).
-pub const DE_MINIMIS_CEILING: i64 = 30_000_000;
-/// The period the ceiling covers, in days (three years).
-pub const DE_MINIMIS_DAYS: i64 = 3 * 365 + 1;
+impl TryFrom<String> for AidRegime {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        AidRegime::parse(&s).ok_or_else(|| {
+            "an aid regime code is 1-40 of a-z, 0-9 and _, starting with a letter".to_owned()
+        })
+    }
+}
+
+impl From<AidRegime> for String {
+    fn from(r: AidRegime) -> String {
+        r.0
+    }
+}
+
+/// An aid regime to create or change (`PUT /api/v1/map/regimes/{code}`, an admin).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeInput {
+    /// Code (from the path).
+    #[serde(skip_deserializing, default = "none_regime")]
+    pub code: AidRegime,
+    /// Title.
+    pub title: String,
+    /// The legal act and article the rule comes from.
+    pub legal_basis: String,
+    /// Ceiling per undertaking (EUR); absent: none.
+    #[serde(default)]
+    pub ceiling: Option<f64>,
+    /// The period the ceiling covers, in days (default 1 096: any three years).
+    #[serde(default)]
+    pub window_days: Option<i64>,
+    /// Regimes whose aid counts toward the ceiling (default: this one).
+    #[serde(default)]
+    pub counts: Option<Vec<AidRegime>>,
+}
+
+fn none_regime() -> AidRegime {
+    AidRegime(AidRegime::NONE.to_owned())
+}
+
+/// The regime whose totals `GET .../undertakings/{rn}/aid` shows at its top level.
+pub const DE_MINIMIS: &str = "de_minimis";
 
 /// Largest amount MAP accepts, in cents (EUR 10 billion): far above any programme, far
 /// below where sums of cents overflow.
@@ -257,7 +298,7 @@ pub struct NewProgramme {
     pub opens_at: String,
     /// Applications are accepted until (RFC 3339, or a date meaning its end).
     pub closes_at: String,
-    /// `de_minimis` or `none`.
+    /// The code of an aid regime (`GET /api/v1/map/regimes`), `none` when not state aid.
     pub aid_regime: AidRegime,
     /// Eligibility conditions over `companies`.
     pub eligibility: EligibilityInput,

@@ -72,7 +72,7 @@ impl MapStore {
             co_financing_bp: (p.co_financing_rate.unwrap_or(1.0) * 10_000.0).round() as i64,
             opens_at: Time::parse(&p.opens_at).map_or(0, |t| t.0),
             closes_at: Time::parse_end(&p.closes_at).map_or(0, |t| t.0),
-            aid_regime: p.aid_regime,
+            aid_regime: p.aid_regime.clone(),
             eligibility,
             cost_categories: p.cost_categories.clone(),
             approval_levels: p.approval_levels.clone().unwrap_or_else(|| {

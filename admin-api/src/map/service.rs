@@ -12,6 +12,7 @@ use super::model::*;
 use super::rules::{self, Actor};
 use super::store::{
     AccessEntry, AidTotals, AppFilter, ApplicationSummary, HistoryEntry, InboxMessage, MapStore,
+    Regime, UndertakingLink,
 };
 
 /// The caller as MAP knows them: staff with roles, an applicant, or an admin.
@@ -281,15 +282,17 @@ pub async fn access_log(c: &MapCaller, id: i64) -> GovResult<Vec<AccessEntry>> {
     c.store.access_log(id, &prog.organisation).await
 }
 
-/// De minimis aid of an undertaking over the last three years.
+/// The aid of the undertaking a company belongs to, against each regime's ceiling.
 pub async fn aid(c: &MapCaller, undertaking: &str) -> GovResult<AidTotals> {
     rules::aid(&c.store, &c.actor, undertaking).await
 }
 
-/// Record de minimis aid granted outside MAP (a programme manager).
+/// Record aid granted outside MAP under `regime` (a programme manager); counted in the
+/// ceilings from then on.
 pub async fn add_external_aid(
     c: &MapCaller,
     undertaking: &str,
+    regime: &AidRegime,
     amount: f64,
     granted_at: &str,
 ) -> GovResult<AidTotals> {
@@ -306,8 +309,62 @@ pub async fn add_external_aid(
             reason: "is in the future".into(),
         });
     }
-    c.store.add_external_aid(undertaking, amount, at).await?;
+    if regime.is_none() || c.store.regime(regime.as_str()).await?.is_none() {
+        return Err(GovError::Invalid {
+            field: "regime".into(),
+            reason: format!(
+                "`{}` is not a state aid regime of the rules",
+                regime.as_str()
+            ),
+        });
+    }
+    c.store
+        .add_external_aid(undertaking, regime.as_str(), amount, at)
+        .await?;
     rules::aid(&c.store, &c.actor, undertaking).await
+}
+
+/// The aid regimes (anyone MAP serves, admins included).
+pub async fn regimes(c: &MapCaller) -> GovResult<Vec<Regime>> {
+    c.store.regimes().await
+}
+
+/// Create or change an aid regime (an admin).
+pub async fn set_regime(c: &MapCaller, input: RegimeInput) -> GovResult<Regime> {
+    rules::set_regime(&c.store, &c.actor, input).await
+}
+
+/// The links that make the undertaking of `rn` (MAP staff and admins).
+pub async fn links(c: &MapCaller, rn: &str) -> GovResult<Vec<UndertakingLink>> {
+    super::registers::check_registration_number(rn)?;
+    if c.is_applicant() {
+        return Err(GovError::Forbidden(
+            "the links of undertakings are for MAP staff".into(),
+        ));
+    }
+    c.store.links(rn).await
+}
+
+/// Record that `member` is one undertaking with `parent` (a programme manager or an admin).
+pub async fn link(c: &MapCaller, parent: &str, member: &str, reason: &str) -> GovResult<AidTotals> {
+    rules::link(&c.store, &c.actor, parent, member, reason).await
+}
+
+/// Remove the link of `member` to `parent` (a programme manager or an admin).
+pub async fn unlink(c: &MapCaller, parent: &str, member: &str) -> GovResult<AidTotals> {
+    rules::unlink(&c.store, &c.actor, parent, member).await
+}
+
+/// Refuse unless the caller may record undertaking links (checked before a body is read).
+pub fn require_linker(c: &MapCaller) -> GovResult<()> {
+    if c.is_admin() || c.roles().contains(&MapRole::ProgrammeManager) {
+        Ok(())
+    } else {
+        Err(GovError::Forbidden(
+            "which companies form one undertaking is recorded by a programme manager or an admin"
+                .into(),
+        ))
+    }
 }
 
 /// The caller's inbox, newest first (programme managers also get their organisation's).
@@ -340,6 +397,43 @@ pub async fn add_staff(
     personal_code: &str,
 ) -> GovResult<super::store::StaffRole> {
     rules::add_staff(state, &c.store, &c.actor, login, role, personal_code).await
+}
+
+/// The logins of the caller's organisation holding `role` (programme managers pick
+/// evaluators from it; approvers see it too). Personal codes are not shown.
+pub async fn staff(c: &MapCaller, role: MapRole) -> GovResult<Vec<StaffMember>> {
+    let org = match &c.actor {
+        Actor::Staff {
+            organisation,
+            roles,
+            ..
+        } if roles.contains(&MapRole::ProgrammeManager) || roles.contains(&MapRole::Approver) => {
+            organisation
+        }
+        _ => {
+            return Err(GovError::Forbidden(
+                "the staff list is for programme managers and approvers".into(),
+            ));
+        }
+    };
+    Ok(c.store
+        .staff_of(org, role)
+        .await?
+        .into_iter()
+        .map(|s| StaffMember {
+            login: s.login,
+            role: s.role,
+        })
+        .collect())
+}
+
+/// A member of a grantor's staff as the staff list shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StaffMember {
+    /// Login.
+    pub login: String,
+    /// The role asked for.
+    pub role: MapRole,
 }
 
 /// The evaluated applications of a programme by score, best first, with the budget left if

@@ -93,6 +93,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "user_tokens",
         include_str!("../migrations/0006_user_tokens.sql"),
     ),
+    (7, "outbox", include_str!("../migrations/0007_outbox.sql")),
+    (
+        8,
+        "calendar",
+        include_str!("../migrations/0008_calendar.sql"),
+    ),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).

@@ -208,8 +208,8 @@ pub(crate) async fn act(
             }
             let mut t = store.begin(id, &[Evaluated], Approved).await?;
             t.commit_budget(&p, amount).await?;
-            if p.aid_regime == AidRegime::DeMinimis {
-                t.grant_aid(&app.registration_number, amount, DE_MINIMIS_CEILING)
+            if !p.aid_regime.is_none() {
+                t.grant_aid(&app.registration_number, p.aid_regime.as_str(), amount)
                     .await?;
             }
             t.set_granted(amount).await?;
@@ -424,9 +424,7 @@ pub(crate) async fn act(
             let paid = t.paid().await?;
             let granted = app.granted.unwrap_or(0);
             t.release_budget(p.id, (granted - paid).max(0)).await?;
-            if p.aid_regime == AidRegime::DeMinimis {
-                t.settle_aid(paid).await?;
-            }
+            t.settle_aid(paid).await?;
             t.cancel_open_payments().await?;
             t.evidence("closure", &read, true).await?;
             t.document("outgoing", "closure").await?;
@@ -452,9 +450,7 @@ pub(crate) async fn act(
             let granted = app.granted.unwrap_or(0);
             t.release_budget(p.id, (granted - paid).max(0)).await?;
             t.recover(p.id, recovery).await?;
-            if p.aid_regime == AidRegime::DeMinimis {
-                t.settle_aid(paid - recovery).await?;
-            }
+            t.settle_aid(paid - recovery).await?;
             t.cancel_open_payments().await?;
             t.document("outgoing", "termination").await?;
             let out = t
@@ -491,9 +487,7 @@ pub(crate) async fn act(
                 .await?;
             if t.from() == Approved {
                 t.release_budget(p.id, app.granted.unwrap_or(0)).await?;
-                if p.aid_regime == AidRegime::DeMinimis {
-                    t.settle_aid(0).await?;
-                }
+                t.settle_aid(0).await?;
             }
             t.finish("withdraw", &actor.describe(None), None).await
         }

@@ -17,9 +17,11 @@ use super::registers::{self, Grantor, Registers};
 use super::store::{MapStore, ProgrammeRow, StaffRole};
 
 mod actions;
+mod aid;
 mod ranking;
 
 pub(crate) use actions::act;
+pub(crate) use aid::{aid, link, set_regime, unlink};
 pub(crate) use ranking::{decide_all, ranking};
 
 /// Longest title, reason or justification accepted.
@@ -312,6 +314,17 @@ pub(crate) async fn create_programme(
                 "at most 120 months after the contract",
             ));
         }
+    }
+    if store.regime(input.aid_regime.as_str()).await?.is_none() {
+        let known: Vec<String> = store.regimes().await?.into_iter().map(|r| r.code).collect();
+        return Err(invalid(
+            "aid_regime",
+            format!(
+                "no aid regime `{}`; the regimes are {}",
+                input.aid_regime.as_str(),
+                known.join(", ")
+            ),
+        ));
     }
     let row = ProgrammeRow {
         id: 0,
@@ -743,30 +756,6 @@ pub(crate) async fn require_declared(store: &MapStore, actor: &Actor, id: i64) -
     }
     Ok(())
 }
-
-/// Staff of a grantor, or the admin, may see the aid of an undertaking; applicants their
-/// companies' (any company: aid is public under the transparency rules).
-pub(crate) async fn aid(
-    store: &MapStore,
-    actor: &Actor,
-    undertaking: &str,
-) -> GovResult<AidTotals> {
-    registers::check_registration_number(undertaking)?;
-    if matches!(actor, Actor::Admin) {
-        return Err(GovError::Forbidden(
-            "aid totals are for MAP staff and applicants".into(),
-        ));
-    }
-    let granted = store.aid_granted(undertaking, Time::now()).await?;
-    Ok(AidTotals {
-        undertaking: undertaking.to_owned(),
-        ceiling: eur(DE_MINIMIS_CEILING),
-        granted: eur(granted),
-        remaining: eur((DE_MINIMIS_CEILING - granted).max(0)),
-    })
-}
-
-pub(crate) use super::store::AidTotals;
 
 /// The actor's inbox key.
 pub(crate) fn inbox_key(actor: &Actor) -> GovResult<Vec<String>> {

@@ -24,7 +24,11 @@ use crate::store::{Backend, MetaStore, MigrationSet, StoreError, apply_migration
 use super::model::*;
 use super::registers::{Grantor, Read};
 
+mod aid;
 mod transition;
+
+pub(crate) use aid::RegimeRow;
+pub use aid::{AidTotals, MAX_MEMBERS, Regime, RegimeTotal, UndertakingLink};
 
 pub(super) fn db(e: sqlx::Error) -> GovError {
     GovError::Store(StoreError::Database(e))
@@ -104,7 +108,7 @@ impl ProgrammeRow {
             co_financing_rate: self.co_financing_bp as f64 / 10_000.0,
             opens_at: time(self.opens_at),
             closes_at: time(self.closes_at),
-            aid_regime: self.aid_regime,
+            aid_regime: self.aid_regime.clone(),
             eligibility: self.eligibility.clone(),
             criteria: self.criteria.clone(),
             scoresheet_version: self.scoresheet_version,
@@ -273,19 +277,6 @@ pub struct InboxMessage {
     pub at: String,
 }
 
-/// Aid granted to an undertaking.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AidTotals {
-    /// The undertaking (registration number).
-    pub undertaking: String,
-    /// The ceiling over three years (EUR).
-    pub ceiling: f64,
-    /// De minimis aid granted in the last three years (EUR).
-    pub granted: f64,
-    /// What is left under the ceiling (EUR).
-    pub remaining: f64,
-}
-
 /// A new draft application.
 pub(crate) struct Draft<'a> {
     pub(crate) programme: i64,
@@ -416,6 +407,25 @@ impl MapStore {
             "SELECT login, role, organisation, personal_code FROM map_staff WHERE login = $1 ORDER BY role",
         )
         .bind(login)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(staff_row).collect()
+    }
+
+    /// The staff of an organisation with a role, by login (at most 1 000 rows: a
+    /// grantor's staff, not a register).
+    pub(crate) async fn staff_of(
+        &self,
+        organisation: &str,
+        role: MapRole,
+    ) -> GovResult<Vec<StaffRole>> {
+        let rows = sqlx::query(
+            "SELECT login, role, organisation, personal_code FROM map_staff \
+             WHERE organisation = $1 AND role = $2 ORDER BY login LIMIT 1000",
+        )
+        .bind(organisation)
+        .bind(role.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -894,6 +904,7 @@ impl MapStore {
         app: Option<i64>,
         text: &str,
     ) -> GovResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO map_inbox (recipient, application, text, at) VALUES ($1, $2, $3, $4)",
         )
@@ -901,10 +912,19 @@ impl MapStore {
         .bind(app)
         .bind(text)
         .bind(Time::now().0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        // Persons (not organisations' shared inboxes) get it by e-mail too, when they gave
+        // an address.
+        if recipient.starts_with("user:") || recipient.starts_with("subject:") {
+            let subject = match app {
+                Some(a) => format!("MAP: application {a}"),
+                None => "MAP".to_owned(),
+            };
+            crate::outbox::enqueue(&mut tx, recipient, &subject, text).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 
     /// The newest messages of an inbox.
@@ -927,34 +947,6 @@ impl MapStore {
                 })
             })
             .collect()
-    }
-
-    /// De minimis aid of an undertaking over the three years before `at`, in cents.
-    pub(crate) async fn aid_granted(&self, undertaking: &str, at: Time) -> GovResult<i64> {
-        let mut c = self.conn().await?;
-        aid_in_window(&mut c, undertaking, at.0).await
-    }
-
-    /// Record aid granted outside MAP.
-    pub(crate) async fn add_external_aid(
-        &self,
-        undertaking: &str,
-        amount: i64,
-        granted_at: Time,
-    ) -> GovResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        lock_undertaking(&mut tx, undertaking).await?;
-        sqlx::query(
-            "INSERT INTO map_aid (undertaking, regime, amount, granted_at, application, source) \
-             VALUES ($1, 'de_minimis', $2, $3, NULL, 'external')",
-        )
-        .bind(undertaking)
-        .bind(amount)
-        .bind(granted_at.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
     }
 
     /// The history of an application, oldest first.
@@ -1125,45 +1117,6 @@ pub(super) async fn insert_history(
     .await
     .map_err(db)?;
     Ok(())
-}
-
-/// Update the undertaking's row first, so that decisions about one undertaking run one after
-/// the other.
-async fn lock_undertaking(tx: &mut Transaction<'static, Any>, undertaking: &str) -> GovResult<()> {
-    let r = sqlx::query(
-        "UPDATE map_undertakings SET decisions = decisions + 1 WHERE registration_number = $1",
-    )
-    .bind(undertaking)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    if r.rows_affected() == 0 {
-        // First decision about it: the primary key makes a concurrent first insert fail
-        // (and roll back) rather than both pass.
-        sqlx::query("INSERT INTO map_undertakings (registration_number, decisions) VALUES ($1, 1)")
-            .bind(undertaking)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| unique_or_db(e, || format!(
-                    "another decision about undertaking {undertaking} ran at the same time; nothing was done, try again"
-                )))?;
-    }
-    Ok(())
-}
-
-async fn aid_in_window(c: &mut AnyConnection, undertaking: &str, at: i64) -> GovResult<i64> {
-    let since = Time(at).plus_days(-DE_MINIMIS_DAYS).0;
-    let total: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(amount) AS BIGINT) FROM map_aid WHERE undertaking = $1 AND regime = 'de_minimis' \
-         AND granted_at > $2 AND granted_at <= $3",
-    )
-    .bind(undertaking)
-    .bind(since)
-    .bind(at)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(db)?;
-    Ok(total.unwrap_or(0))
 }
 
 /// The application with its lists, read on `c` (a transaction's connection sees its own

@@ -62,7 +62,7 @@ impl Transition {
     /// Register a document: the next number of the year, gapless (the counter row is
     /// updated in this transaction, so a rolled-back transition leaves no hole).
     pub(crate) async fn document(&mut self, direction: &str, kind: &str) -> GovResult<String> {
-        let year = Time(self.now).to_datetime().format("%Y").to_string();
+        let year = chrono::Datelike::year(&Time(self.now).to_datetime());
         let name = format!("documents-{year}");
         let r = sqlx::query("UPDATE map_counters SET value = value + 1 WHERE name = $1")
             .bind(&name)
@@ -81,7 +81,10 @@ impl Transition {
             .fetch_one(&mut *self.tx)
             .await
             .map_err(db)?;
-        let number = format!("MAP-{year}/{n:06}");
+        let format = crate::map::settings::load(&mut self.tx)
+            .await?
+            .document_number_format;
+        let number = crate::map::settings::document_number(&format, year, n);
         sqlx::query(
             "INSERT INTO map_documents (number, application, direction, kind, at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -245,39 +248,6 @@ impl Transition {
             .await
             .map_err(db)?;
         self.ledger(programme, "release", amount, None).await?;
-        Ok(())
-    }
-
-    /// Grant de minimis aid to `undertaking`, refused (409 naming the totals) when it would
-    /// pass `ceiling` over three years. Decisions about one undertaking are serialised.
-    pub(crate) async fn grant_aid(
-        &mut self,
-        undertaking: &str,
-        amount: i64,
-        ceiling: i64,
-    ) -> GovResult<()> {
-        lock_undertaking(&mut self.tx, undertaking).await?;
-        let granted = aid_in_window(&mut self.tx, undertaking, self.now).await?;
-        if granted + amount > ceiling {
-            return Err(GovError::Conflict(format!(
-                "de minimis ceiling exceeded: undertaking {undertaking} was granted EUR {:.2} in the last three years; \
-                 EUR {:.2} more would pass the ceiling of EUR {:.2}",
-                eur(granted),
-                eur(amount),
-                eur(ceiling)
-            )));
-        }
-        sqlx::query(
-            "INSERT INTO map_aid (undertaking, regime, amount, granted_at, application, source) \
-             VALUES ($1, 'de_minimis', $2, $3, $4, 'map')",
-        )
-        .bind(undertaking)
-        .bind(amount)
-        .bind(self.now)
-        .bind(self.app)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db)?;
         Ok(())
     }
 

@@ -1,0 +1,319 @@
+//! # Working days
+//!
+//! The Latvian working-day calendar, shared by the modules that count deadlines (MAP's
+//! report due dates; TAPIS's opinions and consultations). A day is a working day unless it
+//! is a Saturday, a Sunday or a public holiday; rows of `calendar_days` (an admin's,
+//! [`api`]) override that for single days: a moved working day, or a holiday set by a
+//! separate act.
+//!
+//! The public holidays are computed from the law "Par svētku, atceres un atzīmējamām
+//! dienām" (On Holidays, Remembrance Days and Celebration Days), Section 1 — [`HOLIDAYS_LAW`]
+//! — so they need no yearly data: the fixed dates, Good Friday, Easter Sunday and Monday
+//! (Western Easter, computed), Whitsunday and Mother's Day (Sundays anyway), and its rule
+//! that when 4 May or 18 November falls on a Saturday or Sunday the next working day is a
+//! day off. What the law leaves to a year (the closing day of the Song and Dance Festival
+//! and its carried day off, a working day moved by a Cabinet order) is data.
+
+pub mod api;
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Days, NaiveDate, Weekday};
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+
+use crate::governance::{GovError, GovResult};
+use crate::store::StoreError;
+
+/// The source of the computed holidays.
+pub const HOLIDAYS_LAW: &str = "Par svētku, atceres un atzīmējamām dienām, 1. pants";
+/// The source of the rule that a term ending on a non-working day ends on the next working
+/// day.
+pub const TERMS_LAW: &str = "Administratīvā procesa likums, 42.–43. pants";
+/// Years the calendar answers for.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1991..=2200;
+
+fn db(e: sqlx::Error) -> GovError {
+    GovError::Store(StoreError::Database(e))
+}
+
+/// What a day is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DayKind {
+    /// A day off (a public holiday, or one set by a separate act).
+    Holiday,
+    /// A working day (a Saturday worked by a Cabinet order).
+    Working,
+}
+
+impl DayKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DayKind::Holiday => "holiday",
+            DayKind::Working => "working",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "holiday" => Some(DayKind::Holiday),
+            "working" => Some(DayKind::Working),
+            _ => None,
+        }
+    }
+}
+
+/// A day the calendar names: a holiday of the law or a row of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Day {
+    /// The date (YYYY-MM-DD).
+    pub date: String,
+    /// `holiday` or `working`.
+    pub kind: DayKind,
+    /// Its name (Latvian, as the act names it).
+    pub name: String,
+    /// The act it comes from.
+    pub source: String,
+    /// Whether it comes from the table (an admin's entry) rather than the law's rule.
+    pub entered: bool,
+}
+
+/// Western (Gregorian) Easter Sunday of `year` (the anonymous Gregorian algorithm).
+pub fn easter(year: i32) -> NaiveDate {
+    let a = year % 19;
+    let b = year / 100;
+    let c = year % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    NaiveDate::from_ymd_opt(year, month as u32, day as u32).expect("Easter is a date")
+}
+
+fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a fixed holiday is a date")
+}
+
+fn weekend(d: NaiveDate) -> bool {
+    matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+/// The public holidays of `year` by the law (Sundays included where the law names them).
+pub fn law_holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
+    let e = easter(year);
+    let mut v = vec![
+        (ymd(year, 1, 1), "Jaungada diena"),
+        (e - Days::new(2), "Lielā Piektdiena"),
+        (e, "Pirmās Lieldienas"),
+        (e + Days::new(1), "Otrās Lieldienas"),
+        (
+            ymd(year, 5, 1),
+            "Darba svētki, Satversmes sapulces sasaukšanas diena",
+        ),
+        (ymd(year, 5, 4), "Neatkarības atjaunošanas diena"),
+        (e + Days::new(49), "Vasarsvētki"),
+        (ymd(year, 6, 23), "Līgo diena"),
+        (ymd(year, 6, 24), "Jāņu diena"),
+        (ymd(year, 11, 18), "Proklamēšanas diena"),
+        (ymd(year, 12, 24), "Ziemassvētku vakars"),
+        (ymd(year, 12, 25), "Pirmie Ziemassvētki"),
+        (ymd(year, 12, 26), "Otrie Ziemassvētki"),
+        (ymd(year, 12, 31), "Vecgada diena"),
+    ];
+    // Mother's Day: the second Sunday of May.
+    let first_may = ymd(year, 5, 1);
+    let to_sunday = (7 - first_may.weekday().num_days_from_sunday()) % 7;
+    v.push((
+        first_may + Days::new(u64::from(to_sunday) + 7),
+        "Mātes diena",
+    ));
+    // 4 May and 18 November on a weekend: the next working day is a day off.
+    for (day, name) in [
+        (ymd(year, 5, 4), "brīvdiena par 4. maiju"),
+        (ymd(year, 11, 18), "brīvdiena par 18. novembri"),
+    ] {
+        if weekend(day) {
+            let mut next = day + Days::new(1);
+            while weekend(next) || v.iter().any(|(d, _)| *d == next) {
+                next = next + Days::new(1);
+            }
+            v.push((next, name));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The calendar: the law's rule and the table's rows.
+#[derive(Debug, Clone, Default)]
+pub struct Calendar {
+    entered: BTreeMap<NaiveDate, (DayKind, String, String)>,
+}
+
+impl Calendar {
+    /// The law's calendar with no entries (what a node uses when it cannot read the table
+    /// is never this: [`Calendar::load`] fails instead).
+    pub fn law_only() -> Calendar {
+        Calendar::default()
+    }
+
+    /// Read the table.
+    pub async fn load(pool: &AnyPool) -> GovResult<Calendar> {
+        let rows = sqlx::query("SELECT day, kind, name, source FROM calendar_days")
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+        let mut entered = BTreeMap::new();
+        for r in &rows {
+            let day: String = r.try_get("day").map_err(db)?;
+            let kind: String = r.try_get("kind").map_err(db)?;
+            let (Ok(date), Some(kind)) = (day.parse::<NaiveDate>(), DayKind::parse(&kind)) else {
+                return Err(GovError::Store(StoreError::Corrupt(format!(
+                    "calendar day `{day}` of kind `{kind}`"
+                ))));
+            };
+            entered.insert(
+                date,
+                (
+                    kind,
+                    r.try_get("name").map_err(db)?,
+                    r.try_get("source").map_err(db)?,
+                ),
+            );
+        }
+        Ok(Calendar { entered })
+    }
+
+    /// Whether `d` is a working day.
+    pub fn is_working(&self, d: NaiveDate) -> bool {
+        if let Some((kind, _, _)) = self.entered.get(&d) {
+            return *kind == DayKind::Working;
+        }
+        !weekend(d) && !law_holidays(d.year()).iter().any(|(h, _)| *h == d)
+    }
+
+    /// `d` if it is a working day, else the next one (a term ending on a non-working day
+    /// ends on the next working day, [`TERMS_LAW`]).
+    pub fn next_working(&self, mut d: NaiveDate) -> NaiveDate {
+        // Any year has working days: the loop ends within weeks, bounded for safety.
+        for _ in 0..366 {
+            if self.is_working(d) {
+                return d;
+            }
+            d = d + Days::new(1);
+        }
+        d
+    }
+
+    /// The day `n` working days after `d` (a term in working days counts from the next
+    /// day).
+    pub fn add_working_days(&self, d: NaiveDate, n: u32) -> NaiveDate {
+        let mut day = d;
+        let mut left = n;
+        while left > 0 {
+            day = day + Days::new(1);
+            if self.is_working(day) {
+                left -= 1;
+            }
+        }
+        day
+    }
+
+    /// The days of `year` the calendar names: the law's holidays and the table's rows (a
+    /// row replaces the law's entry of its day), by date.
+    pub fn year(&self, year: i32) -> Vec<Day> {
+        let mut out: BTreeMap<NaiveDate, Day> = law_holidays(year)
+            .into_iter()
+            .map(|(d, name)| {
+                (
+                    d,
+                    Day {
+                        date: d.to_string(),
+                        kind: DayKind::Holiday,
+                        name: name.to_owned(),
+                        source: HOLIDAYS_LAW.to_owned(),
+                        entered: false,
+                    },
+                )
+            })
+            .collect();
+        for (d, (kind, name, source)) in self.entered.range(ymd(year, 1, 1)..=ymd(year, 12, 31)) {
+            out.insert(
+                *d,
+                Day {
+                    date: d.to_string(),
+                    kind: *kind,
+                    name: name.clone(),
+                    source: source.clone(),
+                    entered: true,
+                },
+            );
+        }
+        out.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn easter_matches_known_dates() {
+        assert_eq!(easter(2024), ymd(2024, 3, 31));
+        assert_eq!(easter(2025), ymd(2025, 4, 20));
+        assert_eq!(easter(2026), ymd(2026, 4, 5));
+        assert_eq!(easter(2027), ymd(2027, 3, 28));
+    }
+
+    #[test]
+    fn weekend_national_days_carry_to_monday() {
+        // 4 May 2025 was a Sunday: Monday 5 May was a day off.
+        let cal = Calendar::law_only();
+        assert!(!cal.is_working(ymd(2025, 5, 5)));
+        // 18 November 2023 was a Saturday: Monday 20 November was a day off.
+        assert!(!cal.is_working(ymd(2023, 11, 20)));
+        // 18 November 2026 is a Wednesday: the day itself, no carry.
+        assert!(!cal.is_working(ymd(2026, 11, 18)));
+        assert!(cal.is_working(ymd(2026, 11, 19)));
+    }
+
+    #[test]
+    fn working_days_skip_weekends_and_holidays() {
+        let cal = Calendar::law_only();
+        // Thursday 2 April 2026 + 1 working day: Good Friday 3 April, the weekend and Easter
+        // Monday 6 April are off: Tuesday 7 April.
+        assert_eq!(cal.add_working_days(ymd(2026, 4, 2), 1), ymd(2026, 4, 7));
+        // Christmas 2026: Thursday 24 to Saturday 26, then Sunday; Monday 28 December.
+        assert_eq!(cal.next_working(ymd(2026, 12, 24)), ymd(2026, 12, 28));
+        assert_eq!(cal.add_working_days(ymd(2026, 6, 19), 2), ymd(2026, 6, 25));
+    }
+
+    #[test]
+    fn entries_override_the_law() {
+        let mut cal = Calendar::law_only();
+        cal.entered.insert(
+            ymd(2026, 12, 23),
+            (DayKind::Holiday, "x".into(), "order".into()),
+        );
+        cal.entered.insert(
+            ymd(2026, 12, 19),
+            (DayKind::Working, "moved".into(), "order".into()),
+        );
+        assert!(!cal.is_working(ymd(2026, 12, 23)));
+        assert!(cal.is_working(ymd(2026, 12, 19)));
+        let days = cal.year(2026);
+        assert!(days.iter().any(|d| d.date == "2026-12-19" && d.entered));
+        assert!(
+            days.iter()
+                .any(|d| d.date == "2026-05-10" && d.name == "Mātes diena")
+        );
+    }
+}
