@@ -316,3 +316,36 @@ pub async fn second_riga_agreement(server: &Server, creds: &Value) -> String {
     assert_eq!(status, 200, "{agreement}");
     riga
 }
+
+/// A fresh, empty database on the test PostgreSQL server (`DAGR_TEST_POSTGRES_URL`), for a
+/// server of its own; `None` when no server is configured (refused when
+/// `DAGR_TEST_REQUIRE_POSTGRES=1`, as `scripts/test` sets).
+pub async fn fresh_postgres() -> Option<String> {
+    let Some(base) = std::env::var("DAGR_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("DAGR_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "DAGR_TEST_REQUIRE_POSTGRES=1 but DAGR_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("DAGR_TEST_POSTGRES_URL not set: the PostgreSQL variant is not run");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("dagr_e2e_{}_{nanos}", std::process::id());
+    let pool = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}

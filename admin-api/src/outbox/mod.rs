@@ -104,20 +104,38 @@ pub async fn enqueue(
     let Some(to) = address(c, recipient).await? else {
         return Ok(false);
     };
+    enqueue_to(c, recipient, &to, subject, body).await?;
+    Ok(true)
+}
+
+/// Queue a message to an address known to the caller (an institution without an account:
+/// `recipient` names it, e.g. `institution:CODE`), on `c`.
+pub async fn enqueue_to(
+    c: &mut AnyConnection,
+    recipient: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> GovResult<()> {
     let now = Time::now().0;
     sqlx::query(
         "INSERT INTO mail_outbox (recipient, address, subject, body, status, created_at, attempts, \
          next_attempt_at, claimed_until) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $5, 0)",
     )
     .bind(recipient)
-    .bind(&to)
+    .bind(to)
     .bind(cut(subject.lines().next().unwrap_or(""), MAX_SUBJECT))
     .bind(cut(body, MAX_BODY))
     .bind(now)
     .execute(&mut *c)
     .await
     .map_err(db)?;
-    Ok(true)
+    Ok(())
+}
+
+/// Whether a recipient is a person (whose message bodies the admin's list withholds).
+pub fn is_person(recipient: &str) -> bool {
+    recipient.starts_with("user:") || recipient.starts_with("subject:")
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -129,12 +147,16 @@ fn cut(s: &str, max: usize) -> String {
 pub struct Mail {
     /// Id.
     pub id: i64,
-    /// `user:LOGIN` or `subject:CODE`.
+    /// `user:LOGIN`, `subject:CODE`, or what a module names an addressee without an
+    /// account by (`institution:…`).
     pub recipient: String,
     /// The address it goes to.
-    pub address: String,
+    pub to: String,
     /// Subject.
     pub subject: String,
+    /// The text; withheld (absent) for messages to persons: what a module tells a person
+    /// is theirs, not the operator's.
+    pub body: Option<String>,
     /// `pending`, `sent` or `failed`.
     pub status: String,
     /// Queued (RFC 3339).
@@ -155,7 +177,7 @@ pub async fn list(
     limit: i64,
 ) -> GovResult<Vec<Mail>> {
     let rows = sqlx::query(
-        "SELECT id, recipient, address, subject, status, created_at, attempts, sent_at, last_error \
+        "SELECT id, recipient, address, subject, body, status, created_at, attempts, sent_at, last_error \
          FROM mail_outbox WHERE ($1 = '' OR status = $1) AND ($2 = '' OR recipient = $2) \
          ORDER BY id DESC LIMIT $3",
     )
@@ -167,10 +189,13 @@ pub async fn list(
     .map_err(db)?;
     rows.iter()
         .map(|r| {
+            let recipient: String = r.try_get("recipient").map_err(db)?;
+            let body: String = r.try_get("body").map_err(db)?;
             Ok(Mail {
                 id: r.try_get("id").map_err(db)?,
-                recipient: r.try_get("recipient").map_err(db)?,
-                address: r.try_get("address").map_err(db)?,
+                body: (!is_person(&recipient)).then_some(body),
+                recipient,
+                to: r.try_get("address").map_err(db)?,
                 subject: r.try_get("subject").map_err(db)?,
                 status: r.try_get("status").map_err(db)?,
                 created_at: Time(r.try_get("created_at").map_err(db)?).to_rfc3339(),

@@ -201,6 +201,9 @@ async fn lock_undertaking(tx: &mut Transaction<'static, Any>, rn: &str) -> GovRe
 }
 
 /// Aid of `members` under the regimes `counts` in the `window_days` before `at`, in cents.
+/// Aid granted after `at` counts too: a decision's `at` is taken before it waits for the
+/// undertaking's rows, so a concurrent decision that took them first may have granted aid
+/// a moment later than this one's `at`, and it must count.
 async fn aid_in_window(
     c: &mut AnyConnection,
     members: &[String],
@@ -214,11 +217,11 @@ async fn aid_in_window(
     let since = Time(at).plus_days(-window_days).0;
     let sql = format!(
         "SELECT CAST(SUM(amount) AS BIGINT) FROM map_aid WHERE undertaking IN ({}) \
-         AND regime IN ({}) AND granted_at > $1 AND granted_at <= $2",
-        placeholders(3, members.len()),
-        placeholders(3 + members.len(), counts.len())
+         AND regime IN ({}) AND granted_at > $1",
+        placeholders(2, members.len()),
+        placeholders(2 + members.len(), counts.len())
     );
-    let mut q = sqlx::query_scalar(&sql).bind(since).bind(at);
+    let mut q = sqlx::query_scalar(&sql).bind(since);
     for v in members.iter().chain(counts) {
         q = q.bind(v);
     }
@@ -393,11 +396,7 @@ impl MapStore {
                 reason: "a company is one undertaking with itself already".into(),
             });
         }
-        let now = Time::now().0;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut both = vec![parent.to_owned(), member.to_owned()];
-        both.sort();
-        lock_all(&mut tx, &both).await?;
+        let mut tx = self.begin_link(parent, member).await?;
         if let Some(p) = sqlx::query_scalar::<_, String>(
             "SELECT parent FROM map_undertaking_links WHERE member = $1",
         )
@@ -435,7 +434,7 @@ impl MapStore {
         .bind(parent)
         .bind(reason)
         .bind(actor)
-        .bind(now)
+        .bind(Time::now().0)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -444,24 +443,22 @@ impl MapStore {
             })
         })?;
         let state = serde_json::json!({"parent": parent, "member": member, "reason": reason});
-        rule_history(
-            &mut tx,
-            &format!("link {member}"),
-            &state.to_string(),
-            actor,
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(db)
+        commit_link(tx, member, state, actor).await
     }
 
-    /// Remove the link of `member` to `parent` (404 when there is none).
-    pub(crate) async fn unlink(&self, parent: &str, member: &str, actor: &str) -> GovResult<()> {
-        let now = Time::now().0;
+    /// Begin a change of the link of `member` to `parent`: both companies' rows taken, in
+    /// order.
+    async fn begin_link(&self, parent: &str, member: &str) -> GovResult<Transaction<'static, Any>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let mut both = vec![parent.to_owned(), member.to_owned()];
         both.sort();
         lock_all(&mut tx, &both).await?;
+        Ok(tx)
+    }
+
+    /// Remove the link of `member` to `parent` (404 when there is none).
+    pub(crate) async fn unlink(&self, parent: &str, member: &str, actor: &str) -> GovResult<()> {
+        let mut tx = self.begin_link(parent, member).await?;
         let r = sqlx::query("DELETE FROM map_undertaking_links WHERE member = $1 AND parent = $2")
             .bind(member)
             .bind(parent)
@@ -474,16 +471,27 @@ impl MapStore {
             )));
         }
         let state = serde_json::json!({"parent": parent, "member": member, "removed": true});
-        rule_history(
-            &mut tx,
-            &format!("link {member}"),
-            &state.to_string(),
-            actor,
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(db)
+        commit_link(tx, member, state, actor).await
     }
+}
+
+/// Record a link change in the history and commit it.
+async fn commit_link(
+    mut tx: Transaction<'static, Any>,
+    member: &str,
+    state: serde_json::Value,
+    actor: &str,
+) -> GovResult<()> {
+    let at = Time::now().0;
+    rule_history(
+        &mut tx,
+        &format!("link {member}"),
+        &state.to_string(),
+        actor,
+        at,
+    )
+    .await?;
+    tx.commit().await.map_err(db)
 }
 
 async fn rule_history(

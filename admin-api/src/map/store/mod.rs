@@ -917,7 +917,7 @@ impl MapStore {
         .map_err(db)?;
         // Persons (not organisations' shared inboxes) get it by e-mail too, when they gave
         // an address.
-        if recipient.starts_with("user:") || recipient.starts_with("subject:") {
+        if crate::outbox::is_person(recipient) {
             let subject = match app {
                 Some(a) => format!("MAP: application {a}"),
                 None => "MAP".to_owned(),
