@@ -24,13 +24,8 @@ pub struct SmtpSink {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// The accept loop (aborted when the relay is dropped, its sessions with it).
+    _task: dagr_engine::task::SpawnedTask<()>,
 }
 
 impl SmtpSink {
@@ -40,21 +35,23 @@ impl SmtpSink {
         let addr = listener.local_addr().unwrap().to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = Arc::clone(&received);
-        let task = tokio::spawn(async move {
+        let task = dagr_engine::task::SpawnedTask::spawn(async move {
+            let mut sessions = tokio::task::JoinSet::new();
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
                 let store = Arc::clone(&store);
-                tokio::spawn(async move {
+                sessions.spawn(async move {
                     let _ = session(socket, store).await;
                 });
+                while sessions.try_join_next().is_some() {}
             }
         });
         SmtpSink {
             addr,
             received,
-            task,
+            _task: task,
         }
     }
 

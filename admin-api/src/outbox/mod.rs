@@ -319,9 +319,13 @@ pub async fn drain_once(pool: &AnyPool, relay: &smtp::Relay) -> GovResult<usize>
 }
 
 /// Drain the outbox through `relay` every `every` (sooner after a full batch) until the
-/// handle is dropped.
-pub fn spawn_drain(pool: AnyPool, relay: smtp::Relay, every: Duration) -> DrainHandle {
-    let task = tokio::spawn(async move {
+/// returned task is dropped.
+pub fn spawn_drain(
+    pool: AnyPool,
+    relay: smtp::Relay,
+    every: Duration,
+) -> dagr_engine::task::SpawnedTask<()> {
+    dagr_engine::task::SpawnedTask::spawn(async move {
         loop {
             match drain_once(&pool, &relay).await {
                 Ok(n) if n as i64 == BATCH => continue,
@@ -330,18 +334,7 @@ pub fn spawn_drain(pool: AnyPool, relay: smtp::Relay, every: Duration) -> DrainH
             }
             tokio::time::sleep(every).await;
         }
-    });
-    DrainHandle(task)
-}
-
-/// Stops the drain when dropped.
-#[derive(Debug)]
-pub struct DrainHandle(tokio::task::JoinHandle<()>);
-
-impl Drop for DrainHandle {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `GET /map/applications/{id}`: one application as the service shows it to the caller, its
-//! evidence, scores, money, documents, history and access log, and the forms of the actions
-//! the caller may take in its status; `POST /map/applications/{id}/act` takes one
-//! ([`dagr_admin_api::map::service::submit`] or [`dagr_admin_api::map::service::act`]).
+//! evidence, scores, money, documents, history and access log, the undertaking's de minimis
+//! aid, and the forms of the actions the caller may take in its status (taken by
+//! [`super::act`]). Staff may replay it as it was at a time (`?as_of=`: a datetime field,
+//! or a history entry's link), read-only.
 
 use std::collections::BTreeMap;
 
@@ -11,27 +12,32 @@ use dagr_admin_api::axum::http::StatusCode;
 use dagr_admin_api::axum::response::Response;
 use dagr_admin_api::governance::GovError;
 use dagr_admin_api::map::MapRole;
-use dagr_admin_api::map::model::{Action, Application, Status};
+use dagr_admin_api::map::model::{AidRegime, Application, Status};
 use dagr_admin_api::map::service::{self, MapCaller};
+use dagr_admin_api::model::Time;
 use serde::Deserialize;
 
 use super::text::{done_texts, next_text, status_text};
-use super::{MapText, Refusal, caller, eur, parse_amount, when};
+use super::{Choice, MapText, Refusal, caller, eur, local_field, parse_local_time, when};
 use crate::Portal;
-use crate::session::{Posted, SignedIn};
-use crate::web::{PortalError, Shell, render_status, see_other};
+use crate::session::SignedIn;
+use crate::web::{PortalError, Shell, encode_component, fmt_time, render_status};
+
+/// Invoice lines the report form offers at first (and more each time more are asked for),
+/// and at most.
+pub(super) const COST_LINES: usize = 5;
+pub(super) const MAX_COST_LINES: usize = 50;
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct DoneQuery {
+pub(super) struct PageQuery {
     #[serde(default)]
     done: String,
-}
-
-/// What an action form asks for: submitting, or an action of the service.
-#[derive(Debug)]
-enum Step {
-    Submit,
-    Act(Action),
+    /// Show the application as it was at this time (staff).
+    #[serde(default)]
+    as_of: String,
+    /// How many invoice lines the report form offers.
+    #[serde(default)]
+    cost_lines: String,
 }
 
 /// The facts of the application, ready to show.
@@ -40,6 +46,7 @@ struct Facts {
     status_text: &'static str,
     next: &'static str,
     title: String,
+    programme_id: i64,
     programme: String,
     company: String,
     registration_number: String,
@@ -101,6 +108,8 @@ struct HistoryRow {
     action: String,
     by: String,
     reason: Option<String>,
+    /// The replay of the application right after this entry (staff).
+    as_of_href: Option<String>,
 }
 
 struct AccessRow {
@@ -117,10 +126,42 @@ struct CriterionRow {
     max: String,
 }
 
+/// One invoice line of the report form, as typed.
+struct CostLine {
+    i: usize,
+    supplier: String,
+    invoice: String,
+    amount: String,
+}
+
+/// The aid of the undertaking the applicant company belongs to, against each regime's
+/// ceiling.
+struct Aid {
+    undertaking: String,
+    /// The other companies of the undertaking.
+    members: String,
+    rows: Vec<AidRow>,
+    /// The programme's grants are state aid.
+    counts: bool,
+}
+
+struct AidRow {
+    regime: String,
+    legal_basis: String,
+    ceiling: String,
+    granted: String,
+    remaining: String,
+    /// The programme's own regime.
+    this: bool,
+    /// Less than the requested amount is left under it.
+    short: bool,
+}
+
 /// Which action forms the page offers (the service decides whether each is allowed).
 #[derive(Default)]
 struct Forms {
     submit: bool,
+    edit: bool,
     withdraw: bool,
     check: bool,
     assign: bool,
@@ -135,6 +176,7 @@ struct Forms {
 impl Forms {
     fn any(&self) -> bool {
         self.submit
+            || self.edit
             || self.withdraw
             || self.check
             || self.assign
@@ -147,15 +189,32 @@ impl Forms {
     }
 }
 
+/// How the page is asked for: as it is now or as it was, and how many invoice lines.
+#[derive(Debug, Default)]
+pub(super) struct View {
+    /// The as-of time as typed (empty: now).
+    pub(super) as_of: String,
+    /// Invoice lines asked for.
+    pub(super) cost_lines: usize,
+}
+
 #[derive(Template)]
 #[template(path = "map/application.html")]
-struct AppPage {
+pub(super) struct AppPage {
     shell: Shell,
     t: &'static MapText,
     id: i64,
+    /// The status the page answers with (a refused replay is not a 200).
+    pub(super) status: StatusCode,
     /// The service's refusal to open it before the evaluator declares (the declare form).
-    declare_first: Option<String>,
+    pub(super) declare_first: Option<String>,
     facts: Option<Facts>,
+    /// Staff: the as-of form is offered.
+    staff: bool,
+    /// The time the application is shown at, when replayed.
+    as_of: Option<String>,
+    /// The as-of field's value.
+    as_of_field: String,
     evidence: Vec<EvidenceRow>,
     scores: Vec<ScoreRow>,
     payments: Vec<PaymentRow>,
@@ -163,7 +222,13 @@ struct AppPage {
     documents: Vec<DocumentRow>,
     history: Vec<HistoryRow>,
     access: Option<Vec<AccessRow>>,
+    aid: Option<Aid>,
     criteria: Vec<CriterionRow>,
+    /// The grantor's evaluators to pick from (none: the login is typed).
+    evaluators: Option<Vec<Choice>>,
+    cost_lines: Vec<CostLine>,
+    /// The report form may offer more invoice lines.
+    more_cost_lines: bool,
     forms: Forms,
     has_payment_actions: bool,
     error: Option<Refusal>,
@@ -181,20 +246,47 @@ impl AppPage {
         }
     }
 
-    async fn load(
+    /// Whether the refusal names `field`.
+    fn bad(&self, field: impl AsRef<str>) -> bool {
+        self.error
+            .as_ref()
+            .is_some_and(|e| e.field == field.as_ref())
+    }
+
+    /// The typed value of `field` of `action`'s form, or `default` when that form was not
+    /// the refused one.
+    fn kept_or<'a>(&'a self, action: &str, field: &str, default: &'a str) -> &'a str {
+        if self.kept.get("action").map(String::as_str) == Some(action) {
+            self.kept(action, field)
+        } else {
+            default
+        }
+    }
+
+    /// The application as the caller may see it now, or at `view.as_of`, with the forms.
+    pub(super) async fn load(
         portal: &Portal,
         s: &SignedIn,
         id: i64,
-        error: Option<Refusal>,
+        view: View,
+        error: Option<(StatusCode, Refusal)>,
         kept: BTreeMap<String, String>,
     ) -> Result<AppPage, PortalError> {
         let t = MapText::get(s.lang());
+        let (status, error) = match error {
+            Some((st, e)) => (st, Some(e)),
+            None => (StatusCode::OK, None),
+        };
         let mut page = AppPage {
             shell: s.shell(format!("{}{id}", t.application)),
             t,
             id,
+            status,
             declare_first: None,
             facts: None,
+            staff: false,
+            as_of: None,
+            as_of_field: String::new(),
             evidence: Vec::new(),
             scores: Vec::new(),
             payments: Vec::new(),
@@ -202,21 +294,44 @@ impl AppPage {
             documents: Vec::new(),
             history: Vec::new(),
             access: None,
+            aid: None,
             criteria: Vec::new(),
+            evaluators: None,
+            cost_lines: Vec::new(),
+            more_cost_lines: false,
             forms: Forms::default(),
             has_payment_actions: false,
             error,
             kept,
         };
         let c = caller(portal, s).await.map_err(|e| s.fail(e))?;
-        let app = match service::application(&c, id, None).await {
+        page.staff = !c.roles().is_empty();
+        let current = match service::application(&c, id, None).await {
             Ok(app) => app,
             Err(GovError::Conflict(m)) if c.roles().contains(&MapRole::Evaluator) => {
                 page.declare_first = Some(m);
+                page.status = StatusCode::CONFLICT;
                 return Ok(page);
             }
             Err(e) => return Err(s.fail(e)),
         };
+        let app = match replay(&c, id, &view.as_of, t).await {
+            Ok(None) => current,
+            Ok(Some((at, app))) => {
+                page.as_of = Some(fmt_time(at));
+                page.as_of_field = local_field(at);
+                app
+            }
+            Err(GovError::Store(inner)) => return Err(s.fail(GovError::Store(inner))),
+            Err(e) => {
+                let (st, refusal) = Refusal::of(&page.shell, &e);
+                page.status = st;
+                page.error = Some(refusal);
+                page.as_of_field = view.as_of.trim().to_owned();
+                current
+            }
+        };
+        let live = page.as_of.is_none();
         let history = service::history(&c, id).await.map_err(|e| s.fail(e))?;
         page.access = service::access_log(&c, id).await.ok().map(|log| {
             log.into_iter()
@@ -229,7 +344,43 @@ impl AppPage {
                 .collect()
         });
         let programme = service::programme(&c, app.programme).await.ok();
-        page.forms = forms(&c, &app);
+        let regime = programme
+            .as_ref()
+            .map(|p| p.aid_regime.as_str().to_owned())
+            .unwrap_or_default();
+        // The aid totals are today's: a replay leaves them out.
+        if live {
+            page.aid = service::aid(&c, &app.applicant.registration_number)
+                .await
+                .ok()
+                .map(|a| Aid {
+                    members: a
+                        .members
+                        .iter()
+                        .filter(|m| **m != a.undertaking)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rows: a
+                        .regimes
+                        .into_iter()
+                        .map(|r| AidRow {
+                            this: r.regime == regime,
+                            short: r.remaining < app.requested_amount,
+                            regime: r.regime,
+                            legal_basis: r.legal_basis,
+                            ceiling: eur(r.ceiling),
+                            granted: eur(r.granted),
+                            remaining: eur(r.remaining),
+                        })
+                        .collect(),
+                    undertaking: a.undertaking,
+                    counts: !regime.is_empty() && regime != AidRegime::NONE,
+                });
+        }
+        if live {
+            page.forms = forms(&c, &app);
+        }
         if page.forms.score
             && let Some(p) = &programme
         {
@@ -244,9 +395,19 @@ impl AppPage {
                 })
                 .collect();
         }
+        if page.forms.assign {
+            page.evaluators =
+                evaluator_choices(&c, &app, page.kept("assign", "evaluator"), t).await;
+        }
+        if page.forms.report {
+            page.cost_report_lines(view.cost_lines);
+        }
+        let staff = page.staff;
         page.history = history
             .into_iter()
             .map(|h| HistoryRow {
+                as_of_href: staff
+                    .then(|| format!("/map/applications/{id}?as_of={}", encode_component(&h.at))),
                 at: when(&h.at),
                 from: h.from.map(|f| status_text(t, f)),
                 to: status_text(t, h.to),
@@ -255,9 +416,77 @@ impl AppPage {
                 reason: h.reason.filter(|r| !r.is_empty()),
             })
             .collect();
-        fill(&mut page, &c, app, programme.map(|p| p.title));
+        fill(&mut page, &c, app, programme.map(|p| p.title), live);
         Ok(page)
     }
+
+    /// The invoice lines of the report form: as many as asked for (at least
+    /// [`COST_LINES`]) or typed, the typed values kept.
+    fn cost_report_lines(&mut self, asked: usize) {
+        let typed = (0..MAX_COST_LINES)
+            .rev()
+            .find(|i| {
+                ["supplier", "invoice", "amount"]
+                    .iter()
+                    .any(|f| !self.kept("report", &format!("cost_{f}_{i}")).is_empty())
+            })
+            .map_or(0, |i| i + 1);
+        let n = asked.max(COST_LINES).max(typed).min(MAX_COST_LINES);
+        self.cost_lines = (0..n)
+            .map(|i| CostLine {
+                i,
+                supplier: self
+                    .kept("report", &format!("cost_supplier_{i}"))
+                    .to_owned(),
+                invoice: self.kept("report", &format!("cost_invoice_{i}")).to_owned(),
+                amount: self.kept("report", &format!("cost_amount_{i}")).to_owned(),
+            })
+            .collect();
+        self.more_cost_lines = n < MAX_COST_LINES;
+    }
+}
+
+/// The application as it was at the time typed, if one was: `None` for now; a time that
+/// does not parse is refused naming the field.
+async fn replay(
+    c: &MapCaller,
+    id: i64,
+    raw: &str,
+    t: &MapText,
+) -> Result<Option<(Time, Application)>, GovError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let at = parse_local_time(raw).ok_or_else(|| GovError::Invalid {
+        field: "as_of".into(),
+        reason: format!("`{}` {}", raw.trim(), t.not_a_time),
+    })?;
+    Ok(Some((at, service::application(c, id, Some(at)).await?)))
+}
+
+/// The grantor's evaluators to choose from, `chosen` selected; `None` when the service
+/// gives no list (the login is typed then).
+async fn evaluator_choices(
+    c: &MapCaller,
+    app: &Application,
+    chosen: &str,
+    t: &MapText,
+) -> Option<Vec<Choice>> {
+    let staff = service::staff(c, MapRole::Evaluator).await.ok()?;
+    Some(
+        staff
+            .into_iter()
+            .map(|m| Choice {
+                selected: m.login == chosen,
+                label: if app.evaluators.contains(&m.login) {
+                    format!("{} ({})", m.login, t.already_assigned)
+                } else {
+                    m.login.clone()
+                },
+                value: m.login,
+            })
+            .collect(),
+    )
 }
 
 /// The forms a caller may plausibly use on `app` in its status.
@@ -269,6 +498,7 @@ fn forms(c: &MapCaller, app: &Application) -> Forms {
     let applicant = c.is_applicant();
     Forms {
         submit: applicant && matches!(st, Draft | Returned),
+        edit: applicant && matches!(st, Draft | Returned),
         withdraw: applicant
             && matches!(
                 st,
@@ -288,16 +518,24 @@ fn forms(c: &MapCaller, app: &Application) -> Forms {
     }
 }
 
-/// Put what the service answered into the page.
-fn fill(page: &mut AppPage, c: &MapCaller, app: Application, programme: Option<String>) {
+/// Put what the service answered into the page (`live`: as it is now, so its payments and
+/// reports may be acted on).
+fn fill(
+    page: &mut AppPage,
+    c: &MapCaller,
+    app: Application,
+    programme: Option<String>,
+    live: bool,
+) {
     let t = page.t;
-    let contracted = app.status == Status::Contracted;
+    let contracted = live && app.status == Status::Contracted;
     let has = |r: MapRole| c.roles().contains(&r);
     page.facts = Some(Facts {
         status: app.status.as_str(),
         status_text: status_text(t, app.status),
         next: next_text(t, app.status),
         title: app.title,
+        programme_id: app.programme,
         programme: programme.unwrap_or_else(|| app.programme.to_string()),
         company: app.applicant.name,
         registration_number: app.applicant.registration_number,
@@ -377,7 +615,7 @@ fn fill(page: &mut AppPage, c: &MapCaller, app: Application, programme: Option<S
 }
 
 /// The application's id from the path (anything else is not found), and the page's texts.
-fn parse_id(s: &SignedIn, raw: &str) -> Result<(i64, &'static MapText), PortalError> {
+pub(super) fn parse_id(s: &SignedIn, raw: &str) -> Result<(i64, &'static MapText), PortalError> {
     let id = raw
         .parse::<i64>()
         .map_err(|_| s.fail(GovError::NotFound(format!("application `{raw}`"))))?;
@@ -389,242 +627,14 @@ pub(super) async fn page(
     State(portal): State<Portal>,
     s: SignedIn,
     Path(raw): Path<String>,
-    Query(q): Query<DoneQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, PortalError> {
     let (id, t) = parse_id(&s, &raw)?;
-    let mut page = AppPage::load(&portal, &s, id, None, BTreeMap::new()).await?;
+    let view = View {
+        as_of: q.as_of.chars().take(64).collect(),
+        cost_lines: q.cost_lines.trim().parse().unwrap_or(0),
+    };
+    let mut page = AppPage::load(&portal, &s, id, view, None, BTreeMap::new()).await?;
     page.shell = page.shell.with_done(Some(&q.done), &done_texts(t));
-    let status = if page.declare_first.is_some() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::OK
-    };
-    Ok(render_status(status, &page))
-}
-
-/// `GET /map/applications/{id}/act` (a form's action opened as a page): the application.
-pub(super) async fn back(Path(raw): Path<String>) -> Response {
-    match raw.parse::<i64>() {
-        Ok(id) => see_other(&format!("/map/applications/{id}")),
-        Err(_) => see_other("/map"),
-    }
-}
-
-/// `POST /map/applications/{id}/act`: one action; on success back to the application with
-/// a confirmation, else the page with the service's refusal and nothing changed.
-pub(super) async fn act(
-    State(portal): State<Portal>,
-    Path(raw): Path<String>,
-    Posted { session: s, form }: Posted<Vec<(String, String)>>,
-) -> Result<Response, PortalError> {
-    let (id, t) = parse_id(&s, &raw)?;
-    let mut fields = BTreeMap::new();
-    for (k, v) in form {
-        if k != "csrf" {
-            fields.entry(k).or_insert(v);
-        }
-    }
-    let step = step_of(t, &fields);
-    let result = match step {
-        Ok((name, step)) => match caller(&portal, &s).await {
-            Ok(c) => {
-                let conflict = matches!(step, Step::Act(Action::Declare { conflict: true }));
-                let done = match step {
-                    Step::Submit => service::submit(&portal.app, &c, id).await,
-                    Step::Act(a) => service::act(&portal.app, &c, id, a).await,
-                };
-                done.map(|_| if conflict { "conflict" } else { name })
-            }
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    match result {
-        // Declaring a conflict withdraws the evaluator: the application is no longer theirs.
-        Ok("conflict") => Ok(see_other("/map?done=conflict")),
-        Ok(done) => Ok(see_other(&format!("/map/applications/{id}?done={done}"))),
-        Err(GovError::Store(inner)) => Err(s.fail(GovError::Store(inner))),
-        Err(e) => {
-            let (status, refusal) = Refusal::of(&s.shell(""), &e);
-            let page = AppPage::load(&portal, &s, id, Some(refusal), fields).await?;
-            Ok(render_status(status, &page))
-        }
-    }
-}
-
-/// The service's step from an action form's fields (its `action` and that action's
-/// fields), with the name of its confirmation; a field that is no number is refused.
-fn step_of(t: &MapText, f: &BTreeMap<String, String>) -> Result<(&'static str, Step), GovError> {
-    let get = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
-    let invalid = |field: &str, why: &str| GovError::Invalid {
-        field: field.to_owned(),
-        reason: format!("`{}` {why}", get(field)),
-    };
-    let amount =
-        |field: &str| parse_amount(&get(field)).ok_or_else(|| invalid(field, t.not_an_amount));
-    let id = |field: &str| {
-        get(field)
-            .parse::<i64>()
-            .map_err(|_| invalid(field, t.not_an_id))
-    };
-    let action = get("action");
-    Ok(match action.as_str() {
-        "submit" => ("submit", Step::Submit),
-        "withdraw" => ("withdraw", Step::Act(Action::Withdraw)),
-        "return" => (
-            "return",
-            Step::Act(Action::Return {
-                reason: get("reason"),
-            }),
-        ),
-        "accept" => ("accept", Step::Act(Action::Accept)),
-        "assign" => (
-            "assign",
-            Step::Act(Action::Assign {
-                evaluator: get("evaluator"),
-            }),
-        ),
-        "declare" => (
-            "declare",
-            Step::Act(Action::Declare {
-                conflict: get("conflict") == "true",
-            }),
-        ),
-        "score" => {
-            let mut points = BTreeMap::new();
-            for (k, v) in f {
-                if let Some(code) = k.strip_prefix("point_") {
-                    let p = parse_amount(v).ok_or_else(|| invalid(k, t.not_an_amount))?;
-                    points.insert(code.to_owned(), p);
-                }
-            }
-            (
-                "score",
-                Step::Act(Action::Score {
-                    points,
-                    justification: get("justification"),
-                }),
-            )
-        }
-        "approve" => (
-            "approve",
-            Step::Act(Action::Approve {
-                amount: amount("amount")?,
-                reason: get("reason"),
-            }),
-        ),
-        "reject" => (
-            "reject",
-            Step::Act(Action::Reject {
-                reason: get("reason"),
-            }),
-        ),
-        "contract" => ("contract", Step::Act(Action::Contract)),
-        "request_payment" => (
-            "request_payment",
-            Step::Act(Action::RequestPayment {
-                amount: amount("amount")?,
-            }),
-        ),
-        "approve_payment" => (
-            "approve_payment",
-            Step::Act(Action::ApprovePayment {
-                payment: id("payment")?,
-            }),
-        ),
-        "pay" => (
-            "pay",
-            Step::Act(Action::Pay {
-                payment: id("payment")?,
-            }),
-        ),
-        "report" => (
-            "report",
-            Step::Act(Action::Report {
-                kind: get("kind"),
-                eligible_costs: amount("eligible_costs")?,
-                text: get("text"),
-                costs: Vec::new(),
-            }),
-        ),
-        "approve_report" => (
-            "approve_report",
-            Step::Act(Action::ApproveReport {
-                report: id("report")?,
-            }),
-        ),
-        "close" => ("close", Step::Act(Action::Close)),
-        "terminate" => (
-            "terminate",
-            Step::Act(Action::Terminate {
-                reason: get("reason"),
-                recovery: amount("recovery")?,
-            }),
-        ),
-        _ => return Err(invalid("action", t.unknown_action)),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::i18n::Lang;
-
-    fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn forms_map_to_the_services_actions() {
-        let t = MapText::get(Lang::En);
-        let step = |p: &[(&str, &str)]| step_of(t, &fields(p));
-        assert!(matches!(
-            step(&[("action", "submit")]),
-            Ok(("submit", Step::Submit))
-        ));
-        match step(&[
-            ("action", "approve"),
-            ("amount", "1 000,50"),
-            ("reason", " ok "),
-        ]) {
-            Ok(("approve", Step::Act(Action::Approve { amount, reason }))) => {
-                assert_eq!((amount, reason.as_str()), (1000.5, "ok"));
-            }
-            other => panic!("{other:?}"),
-        }
-        match step(&[
-            ("action", "score"),
-            ("point_quality", "8"),
-            ("point_value", "4,5"),
-            ("justification", "labi"),
-        ]) {
-            Ok(("score", Step::Act(Action::Score { points, .. }))) => {
-                assert_eq!(points["quality"], 8.0);
-                assert_eq!(points["value"], 4.5);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            step(&[("action", "declare"), ("conflict", "true")]),
-            Ok((_, Step::Act(Action::Declare { conflict: true })))
-        ));
-        assert!(matches!(
-            step(&[("action", "declare"), ("conflict", "false")]),
-            Ok((_, Step::Act(Action::Declare { conflict: false })))
-        ));
-        for (p, field) in [
-            (&[("action", "approve"), ("amount", "x")][..], "amount"),
-            (&[("action", "pay"), ("payment", "")][..], "payment"),
-            (&[("action", "score"), ("point_q", "many")][..], "point_q"),
-            (&[("action", "fly")][..], "action"),
-        ] {
-            match step(p) {
-                Err(GovError::Invalid { field: f, .. }) => assert_eq!(f, field),
-                other => panic!("{p:?}: {other:?}"),
-            }
-        }
-    }
+    Ok(render_status(page.status, &page))
 }

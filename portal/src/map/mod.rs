@@ -6,16 +6,34 @@
 //!   newest first, filtered by programme and status, 100 a page (keyset: `before`);
 //!   applicants see their own, the programmes and a form to file a new application
 //!   (`POST /map`). A caller MAP does not serve reads the service's explanation.
-//! - `GET /map/applications/{id}`: the application as the caller may see it, with the
-//!   forms of the actions ([`application`]); `POST /map/applications/{id}/act` takes one.
+//! - `GET /map/applications/{id}`: the application as the caller may see it (staff also as
+//!   it was at a time: `?as_of=`), the undertaking's de minimis aid, and the forms of the
+//!   actions ([`application`]); `POST /map/applications/{id}/act` takes one ([`act`]).
+//! - `GET /map/programmes/new`, `POST /map/programmes/new`: a programme manager makes a
+//!   programme; `GET /map/programmes/{id}`: a programme with its budget committed, paid,
+//!   recovered and remaining, and the scoresheet form (`POST .../scoresheet`)
+//!   ([`programme`]).
+//! - `GET /map/programmes/{id}/ranking`: the evaluated applications by score; approvers
+//!   decide several at once (`POST` to the same path) and see each outcome ([`ranking`]).
+//! - `GET /map/exports`, `GET /map/exports/{kind}.{csv|json}`: payments, accounting entries
+//!   and documents of a period, served as downloads ([`exports`]).
+//! - `GET /map/reports/due?within_days=`: reports overdue or due soon ([`due`]).
 //!
 //! Every read and action is a call of [`dagr_admin_api::map::service`] with the session's
 //! principal, the same functions the REST API calls: no rule of MAP lives here. Which forms
 //! a page offers is only a guess of what the service will allow; the service decides, and
 //! its refusal is shown on the page.
 
+mod act;
 mod application;
+mod due;
+mod exports;
+mod programme;
+mod programme_form;
+mod ranking;
 mod text;
+
+use std::collections::BTreeMap;
 
 use askama::Template;
 use dagr_admin_api::axum::Router;
@@ -33,7 +51,8 @@ use serde::Deserialize;
 use crate::Portal;
 use crate::session::{Posted, SignedIn};
 use crate::web::{
-    PortalError, Shell, encode_component, fmt_time, message, render_status, see_other, status_lead,
+    PortalError, Shell, encode_component, fmt_end, fmt_time, message, render_status, riga,
+    see_other, status_lead,
 };
 
 pub(crate) use text::MapText;
@@ -47,10 +66,98 @@ pub(crate) fn routes() -> Router<Portal> {
     Router::new()
         .route("/map", get(list_page).post(file))
         .route("/map/applications/{id}", get(application::page))
+        .route("/map/applications/{id}/act", get(act::back).post(act::act))
         .route(
-            "/map/applications/{id}/act",
-            get(application::back).post(application::act),
+            "/map/programmes/new",
+            get(programme::new_page).post(programme::create),
         )
+        .route("/map/programmes/{id}", get(programme::page))
+        .route(
+            "/map/programmes/{id}/scoresheet",
+            get(programme::back).post(programme::scoresheet),
+        )
+        .route(
+            "/map/programmes/{id}/ranking",
+            get(ranking::page).post(ranking::decide),
+        )
+        .route("/map/exports", get(exports::page))
+        .route("/map/exports/{file}", get(exports::download))
+        .route("/map/reports/due", get(due::page))
+}
+
+/// Longest single form field the MAP pages accept (bytes); the service has its own, lower
+/// limits on what it keeps.
+const MAX_FIELD: usize = 8 << 10;
+
+/// A form's fields by name (the first value of each; the CSRF token left out); a field
+/// longer than [`MAX_FIELD`] is refused, naming it.
+pub(crate) fn fields_of(
+    t: &MapText,
+    form: Vec<(String, String)>,
+) -> (BTreeMap<String, String>, Option<GovError>) {
+    let mut fields = BTreeMap::new();
+    let mut too_long = None;
+    for (k, v) in form {
+        if k == "csrf" {
+            continue;
+        }
+        if v.len() > MAX_FIELD && too_long.is_none() {
+            too_long = Some(GovError::Invalid {
+                field: k.clone(),
+                reason: format!("{} {} KiB", t.too_long, MAX_FIELD >> 10),
+            });
+        }
+        fields.entry(k).or_insert(v);
+    }
+    (fields, too_long)
+}
+
+/// A time typed in a datetime field (`2026-03-01T14:30`, seconds optional) in Latvian
+/// local time, or RFC 3339 (the links of the history).
+pub(crate) fn parse_local_time(raw: &str) -> Option<Time> {
+    let raw = raw.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Some(Time(t.timestamp_millis()));
+    }
+    let local = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())?;
+    let at = |hours: i64| {
+        Time(
+            (local - chrono::Duration::hours(hours))
+                .and_utc()
+                .timestamp_millis(),
+        )
+    };
+    // Latvia is UTC+3 in summer, UTC+2 otherwise; an hour skipped in spring reads as winter
+    // time.
+    Some(
+        [3, 2]
+            .into_iter()
+            .map(at)
+            .find(|&t| riga(t) == local)
+            .unwrap_or_else(|| at(2)),
+    )
+}
+
+/// A time as a datetime field shows it (Latvian local time, to the second).
+pub(crate) fn local_field(t: Time) -> String {
+    riga(t).format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// A day typed in a date field (`2026-03-01`).
+pub(crate) fn parse_day(raw: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok()
+}
+
+/// Today in Latvia.
+pub(crate) fn today() -> chrono::NaiveDate {
+    riga(Time::now()).date()
 }
 
 /// Who the signed-in person is in MAP: the caller, or the service's refusal.
@@ -80,6 +187,12 @@ pub(crate) fn eur(v: f64) -> String {
 /// A time the service gives as text, in Latvian local time (as given if it is no time).
 pub(crate) fn when(s: &str) -> String {
     Time::parse(s).map(fmt_time).unwrap_or_else(|| s.to_owned())
+}
+
+/// The end of a period the service gives as text (an exclusive instant), as the last day
+/// it covers when it ends at a Latvian midnight.
+pub(crate) fn end(s: &str) -> String {
+    Time::parse(s).map(fmt_end).unwrap_or_else(|| s.to_owned())
 }
 
 /// A refusal shown on a page: the lead sentence and the service's message.
@@ -182,6 +295,12 @@ struct ListPage {
     no_map: Option<String>,
     applicant: bool,
     evaluator_only: bool,
+    /// The caller is a programme manager (makes programmes, sees reports due).
+    manager: bool,
+    /// The caller may see rankings (programme managers, approvers).
+    ranks: bool,
+    /// The caller may export (programme managers, accountants).
+    exports: bool,
     programmes: Vec<Choice>,
     statuses: Vec<Choice>,
     rows: Vec<Row>,
@@ -219,6 +338,9 @@ impl ListPage {
             no_map: None,
             applicant: false,
             evaluator_only: false,
+            manager: false,
+            ranks: false,
+            exports: false,
             programmes: Vec::new(),
             statuses: Vec::new(),
             rows: Vec::new(),
@@ -239,6 +361,10 @@ impl ListPage {
         page.applicant = c.is_applicant();
         page.evaluator_only =
             !c.roles().is_empty() && c.roles().iter().all(|r| *r == MapRole::Evaluator);
+        let has = |r: MapRole| c.roles().contains(&r);
+        page.manager = has(MapRole::ProgrammeManager);
+        page.ranks = page.manager || has(MapRole::Approver);
+        page.exports = page.manager || has(MapRole::Accountant);
         let programme = q.programme.trim().parse::<i64>().ok();
         let status = Status::parse(q.status.trim());
         let programmes = match service::programmes(&c).await {
@@ -270,7 +396,7 @@ impl ListPage {
                 selected: Some(*st) == status,
             })
             .collect();
-        if page.applicant {
+        if !page.evaluator_only {
             page.table = programmes
                 .iter()
                 .map(|p| ProgrammeRow {
@@ -281,7 +407,7 @@ impl ListPage {
                     remaining: eur(p.remaining),
                     max_grant: eur(p.max_grant),
                     opens: when(&p.opens_at),
-                    closes: when(&p.closes_at),
+                    closes: end(&p.closes_at),
                 })
                 .collect();
         }
@@ -419,6 +545,47 @@ mod tests {
         assert_eq!(parse_amount("abc"), None);
         assert_eq!(parse_amount("inf"), None);
         assert_eq!(eur(12500.5), "12500.50 EUR");
+    }
+
+    #[test]
+    fn times_are_typed_in_latvian_time() {
+        let utc = |s: &str| Time::parse(s).unwrap();
+        // Winter UTC+2, summer UTC+3; seconds optional; RFC 3339 as it is.
+        assert_eq!(
+            parse_local_time("2026-01-15T12:30"),
+            Some(utc("2026-01-15T10:30:00Z"))
+        );
+        assert_eq!(
+            parse_local_time(" 2026-07-01T12:30:15 "),
+            Some(utc("2026-07-01T09:30:15Z"))
+        );
+        assert_eq!(
+            parse_local_time("2026-07-01T09:30:15.250Z"),
+            Some(utc("2026-07-01T09:30:15.250Z"))
+        );
+        assert_eq!(parse_local_time("yesterday"), None);
+        let t = utc("2026-07-01T09:30:15Z");
+        assert_eq!(local_field(t), "2026-07-01T12:30:15");
+        assert_eq!(parse_local_time(&local_field(t)), Some(t));
+        assert_eq!(end("2027-01-31T22:00:00.000Z"), "2027-01-31");
+    }
+
+    #[test]
+    fn form_fields_keep_the_first_value_and_refuse_what_is_too_long() {
+        let t = MapText::get(Lang::En);
+        let (f, too_long) = fields_of(
+            t,
+            vec![
+                ("csrf".into(), "x".into()),
+                ("a".into(), "1".into()),
+                ("a".into(), "2".into()),
+            ],
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f["a"], "1");
+        assert!(too_long.is_none());
+        let (_, too_long) = fields_of(t, vec![("text".into(), "x".repeat(MAX_FIELD + 1))]);
+        assert!(matches!(too_long, Some(GovError::Invalid { field, .. }) if field == "text"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The texts of the MAP pages, in Latvian and English.
 
-use dagr_admin_api::map::Status;
+use dagr_admin_api::map::{MapRole, Status};
 
 use crate::i18n::texts;
 
@@ -165,6 +165,160 @@ texts! {
         done_close: "Projekts slēgts.", "The project was closed.";
         done_terminate: "Līgums izbeigts.", "The contract was terminated.";
         unknown_action: "nav zināma darbība", "is not a known action";
+        too_long: "ir par garu; lielākais garums ir", "is too long; the longest accepted is";
+        not_a_number: "nav skaitlis", "is not a number";
+        not_a_date: "nav datums (GGGG-MM-DD)", "is not a date (YYYY-MM-DD)";
+        not_a_time: "nav laiks (GGGG-MM-DDTHH:MM)", "is not a time (YYYY-MM-DDTHH:MM)";
+        not_a_choice: "nav viena no iespējām", "is not one of the choices";
+        tools_title: "Programmas, pārskati un izgūšana", "Programmes, reports and exports";
+        new_programme: "Jauna programma", "New programme";
+        new_programme_hint: "budžets, termiņi, atbilstības nosacījumi un vērtēšanas kritēriji.", "budget, dates, eligibility conditions and scoring criteria.";
+        new_programme_lead: "Programmas vadītājs izveido programmu savai organizācijai. MAP pārbauda katru nosacījumu un kritēriju, pirms programmu saglabā; nekas netiek saglabāts, ja kaut kas nav kārtībā.", "A programme manager makes a programme for their organisation. MAP checks every condition and criterion before it saves the programme; nothing is saved if anything is wrong.";
+        programme_not_made: "Programma netika izveidota.", "The programme was not made.";
+        basics_title: "Pamatdati", "The basics";
+        programme_title: "Programmas nosaukums", "Programme title";
+        budget_eur: "Budžets (EUR)", "Budget (EUR)";
+        budget_hint: "Lēmumi nekad nepārsniedz budžetu: katrs piešķīrums to samazina, slēgšana un atsaukšana atgriež neizmaksāto.", "Decisions never pass the budget: each grant commits part of it; closure and withdrawal release what was not paid.";
+        max_grant_eur: "Lielākais grants vienam pieteikumam (EUR)", "Largest grant to one application (EUR)";
+        co_financing_percent: "Līdzfinansējuma likme (%)", "Co-financing rate (%)";
+        co_financing: "Līdzfinansējuma likme", "Co-financing rate";
+        co_financing_hint: "Cik procentu no attiecināmajām izmaksām grants var segt (līdz 100).", "The share of eligible costs the grant may cover, in per cent (up to 100).";
+        opens_on: "Pieņem pieteikumus no", "Accepts applications from";
+        closes_on: "Pieņem pieteikumus līdz (ieskaitot)", "Accepts applications until (inclusive)";
+        closes_hint: "Dienas pēc Latvijas laika; pēdējā diena ieskaitīta līdz pusnaktij.", "Days in Latvian time; the last day counts until midnight.";
+        aid_regime: "Atbalsta režīms", "Aid regime";
+        aid_regime_hint: "Kādiem noteikumiem atbilst programmas atbalsts. Režīms ar griestiem ierobežo viena vienota uzņēmuma atbalstu tā periodā (piemēram, de minimis: 300 000 EUR trīs gados); MAP to pārbauda katrā lēmumā. none: nav komercdarbības atbalsts.", "Under which rules the programme's grants are aid. A regime with a ceiling caps the aid to one undertaking over its period (e.g. de minimis: EUR 300 000 over three years); MAP checks it at every decision. none: not state aid.";
+        evaluators_per_application: "Vērtētāju skaits katram pieteikumam", "Evaluators per application";
+        evaluators_per_application_hint: "No 1 līdz 9. Kopvērtējums ir visu vērtētāju punktu vidējais.", "1 to 9. The score is the mean of all evaluators' points.";
+        eligibility_title: "Atbilstības nosacījumi", "Eligibility conditions";
+        eligibility_hint: "Katrs nosacījums ir izteiksme par Uzņēmumu reģistra datu kopas companies laukiem, kā piekļuves rindu ierobežojums, piemēram status = 'active' vai employees < 250. MAP tos pārbauda reģistrā iesniegšanas, lēmuma, maksājuma un slēgšanas brīdī ar jūsu organizācijas līgumiem.", "Each condition is an expression over the fields of the companies dataset, written like a row scope, e.g. status = 'active' or employees < 250. MAP checks them in the register at submission, decision, payment and closure, under your organisation's agreements.";
+        eligibility_shown_hint: "MAP šos nosacījumus pārbauda reģistrā iesniegšanas, lēmuma, maksājuma un slēgšanas brīdī.", "MAP checks these conditions in the register at submission, decision, payment and closure.";
+        col_condition_name: "Nosaukums", "Name";
+        col_predicate: "Nosacījums", "Condition";
+        condition_without_predicate: "nosacījumam nav izteiksmes; rinda", "the condition has no expression; line";
+        scoresheet_title: "Vērtēšanas kritēriji", "Scoring criteria";
+        criteria_title: "Kritēriji", "Criteria";
+        criteria_hint: "Katram kritērijam: kods (burti, cipari, _ vai -), svars (> 0), mazākie un lielākie punkti. Kopvērtējums = Σ svars × vidējie punkti / Σ svari. Tukšas rindas netiek ņemtas vērā.", "For each criterion: a code (letters, digits, _ or -), a weight (> 0), the lowest and the highest points. Score = Σ weight × mean points / Σ weights. Empty lines are left out.";
+        col_line: "Rinda", "Line";
+        col_code: "Kods", "Code";
+        col_weight: "Svars", "Weight";
+        col_min: "No (punkti)", "From (points)";
+        col_max: "Līdz (punkti)", "To (points)";
+        version: "versija", "version";
+        schedule_title: "Atskaišu grafiks", "Reports due";
+        schedule_hint: "Kādas atskaites un cik mēnešus pēc līguma noslēgšanas pieteicējam jāiesniedz. MAP atgādina 14 dienas pirms termiņa un pēc tā.", "Which reports the applicant files, and how many months after the contract. MAP reminds 14 days before each is due, and once it is overdue.";
+        col_months: "Mēneši pēc līguma", "Months after the contract";
+        months_after_contract: "mēneši pēc līguma", "months after the contract";
+        levels_title: "Maksājumu apstiprināšana", "Payment approval";
+        levels_hint: "Kas pēc kārtas apstiprina maksājumu, no kādas summas katrs līmenis attiecas; katru līmeni apstiprina cits cilvēks. Ja neaizpildāt: programmas vadītājs, tad grāmatvedis.", "Who approves a payment, in order, and from which amount each level applies; each level is approved by a different person. Left empty: a programme manager, then an accountant.";
+        col_from_amount: "No summas (EUR)", "From amount (EUR)";
+        from_amount: "no", "from";
+        categories_title: "Izmaksu kategorijas", "Cost categories";
+        categories_label: "Kategorijas, katra savā rindā", "Categories, one a line";
+        categories_hint: "Brīvi nosaukumi, piemēram iekārtas vai apmācības; var atstāt tukšu.", "Free names such as equipment or training; may be left empty.";
+        programme_submit: "Izveidot programmu", "Make the programme";
+        more_lines: "Vairāk rindu", "More lines";
+        role_programme_manager: "programmas vadītājs", "programme manager";
+        role_evaluator: "vērtētājs", "evaluator";
+        role_approver: "apstiprinātājs", "approver";
+        role_accountant: "grāmatvedis", "accountant";
+        budget_title: "Budžets", "Budget";
+        budget_numbers_hint: "Piesaistīts: piešķirtais un vēl neatbrīvotais; izmaksāts; atgūts pēc līgumu izbeigšanas; atlikums: budžets, kas vēl nav piesaistīts.", "Committed: granted and not released; paid; recovered after terminations; remaining: the budget not committed.";
+        committed: "Piesaistīts", "Committed";
+        paid: "Izmaksāts", "Paid";
+        recovered: "Atgūts", "Recovered";
+        terms_title: "Nosacījumi", "Terms";
+        programme_applications: "Programmas pieteikumi", "The programme's applications";
+        scoresheet_change_title: "Mainīt vērtēšanas kritērijus", "Change the scoring criteria";
+        scoresheet_change_hint: "Kamēr pēc pašreizējās versijas nekas nav novērtēts, tā tiek aizstāta; citādi top jauna versija, un jau vērtētie pieteikumi paliek pie savas.", "While nothing was scored on the current version it is replaced; otherwise a new version is made, and applications already in evaluation keep theirs.";
+        scoresheet_submit: "Saglabāt kritērijus", "Save the criteria";
+        ranking_title: "Rangs", "Ranking";
+        ranking_open: "Rangs", "Ranking";
+        ranking_list_title: "Novērtētie pieteikumi pēc kopvērtējuma", "Evaluated applications by score";
+        ranking_hint: "Novērtētie pieteikumi, labākie augšā (vienādam vērtējumam vienāda vieta). Atlikums, ja finansē: budžets, kas paliktu, ja šo un visus augstāk esošos apstiprinātu pieprasītajā apmērā; negatīvs atlikums iezīmē finansējuma robežu.", "Evaluated applications, best first (equal scores share a place). Remaining if funded: the budget left if this one and every one above it were approved as requested; a negative figure marks the funding line.";
+        bulk_hint: "Izvēlieties lēmumu rindās, kuras vēlaties izlemt (summa un pamatojums katrai, vai kopīgs pamatojums zemāk). Katru lēmumu MAP pieņem atsevišķi ar visām pārbaudēm, sākot no augstākā ranga; ja kādu atsaka, pārējie tiek pieņemti, un jūs redzat, kāpēc.", "Choose a decision in the rows you want to decide (an amount and a reason for each, or a common reason below). MAP takes each decision on its own, with all its checks, best-ranked first; a refused one does not stop the others, and you see why.";
+        col_rank: "Vieta", "Rank";
+        col_remaining_if_funded: "Atlikums, ja finansē", "Remaining if funded";
+        below_line: "zem finansējuma robežas", "below the funding line";
+        col_decision: "Lēmums", "Decision";
+        decision_none: "— neizlemt —", "— not now —";
+        decision_approve: "piešķirt", "grant";
+        decision_reject: "atteikt", "refuse";
+        bulk_reason: "Kopīgs pamatojums", "Common reason";
+        bulk_reason_hint: "Izmanto rindām, kurām pamatojums nav ierakstīts.", "Used for the rows without a reason of their own.";
+        bulk_submit: "Pieņemt izvēlētos lēmumus", "Take the chosen decisions";
+        bulk_refused: "Neviens lēmums netika pieņemts.", "No decision was taken.";
+        no_ranked: "Šajā programmā nav novērtētu pieteikumu, kas gaida lēmumu.", "This programme has no evaluated applications awaiting a decision.";
+        no_decisions: "izvēlieties lēmumu vismaz vienā rindā", "choose a decision in at least one row";
+        too_many_decisions: "vienā reizē var pieņemt ne vairāk kā šādu skaitu lēmumu:", "at most this many decisions can be taken at once:";
+        outcomes_title: "Lēmumu rezultāts", "What became of the decisions";
+        outcomes_decided: "Pieņemti lēmumi:", "Decisions taken:";
+        col_outcome: "Rezultāts", "Outcome";
+        outcome_decided: "izlemts", "decided";
+        outcome_refused: "atteikts", "refused";
+        exports_title: "Izgūšana grāmatvedībai", "Exports for accounting";
+        exports_link_hint: "maksājumi, grāmatojumi un dokumenti CSV vai JSON formātā.", "payments, ledger entries and documents as CSV or JSON.";
+        exports_hint: "Jūsu organizācijas programmu dati izvēlētajā periodā (Latvijas laika dienas, ieskaitot abas): tie paši, ko dod REST API. Teksta šūnas, kas sākas kā izklājlapas formula, CSV failā sāk ar apostrofu. Vienā failā ne vairāk kā 50 000 rindu; garākam periodam izvēlieties īsāku.", "The data of your organisation's programmes in the period (Latvian days, both included): the same as the REST API gives. Text cells that start like a spreadsheet formula begin with an apostrophe in CSV. At most 50 000 rows a file; for more, choose a shorter period.";
+        exports_not_for_you: "Izgūšana ir grāmatvežiem un programmu vadītājiem.", "Exports are for accountants and programme managers.";
+        period_title: "Periods", "Period";
+        period_from: "No", "From";
+        period_to: "Līdz (ieskaitot)", "To (inclusive)";
+        period_submit: "Mainīt periodu", "Change the period";
+        period_hint: "Saites zemāk izgūst izvēlēto periodu; pēc noklusējuma pēdējās 30 dienas.", "The links below export the period chosen; by default the last 30 days.";
+        col_export: "Dati", "Data";
+        col_download: "Lejupielādēt", "Download";
+        export_payments: "Maksājumu uzdevumi", "Payment orders";
+        export_payments_about: "izmaksātie maksājumi: maksājums, pieteikums, programma, reģistrācijas numurs, summa, laiks", "payments paid: payment, application, programme, registration number, amount, time";
+        export_accounting: "Grāmatojumi", "Ledger entries";
+        export_accounting_about: "piesaiste lēmumā, atbrīvošana, maksājums, atgūšana; katrs ierakstīts darbības transakcijā", "commitment at the decision, release, payment, recovery; each written in the action's transaction";
+        export_documents: "Reģistrētie dokumenti", "Registered documents";
+        export_documents_about: "ienākošie un izejošie dokumenti: numurs, pieteikums, programma, virziens, veids, datums", "incoming and outgoing documents: number, application, programme, direction, kind, date";
+        due_title: "Gaidāmās atskaites", "Reports due";
+        due_link_hint: "nokavētās un drīz iesniedzamās atskaites pēc līgumiem.", "reports overdue or due soon under contracts.";
+        due_link_hint_applicant: "jūsu līgumu nokavētās un drīz iesniedzamās atskaites.", "the reports of your contracts overdue or due soon.";
+        due_hint_staff: "Jūsu organizācijas līgumu atskaites, kuru termiņš ir nokavēts vai pienāk izvēlētajās dienās, tuvākās augšā. Termiņu skaita kalendāra mēnešos no līguma; iesniegta tāda paša veida atskaite sedz agrāko neiesniegto. MAP atgādina pieteicējam un programmas vadītājiem 14 dienas pirms termiņa un pēc tā.", "Reports under your organisation's contracts that are overdue or due within the days chosen, soonest first. Due dates count calendar months from the contract; a report of that kind filed meets the earliest open one. MAP reminds the applicant and the programme managers 14 days before a report is due, and once it is overdue.";
+        due_hint_applicant: "Jūsu līgumu atskaites, kuru termiņš ir nokavēts vai pienāk izvēlētajās dienās, tuvākās augšā. Atskaiti iesniedz pieteikuma lapā.", "The reports of your contracts that are overdue or due within the days chosen, soonest first. File a report on the application's page.";
+        within_days: "Termiņš nākamo dienu laikā", "Due within (days)";
+        within_days_hint: "No 0 līdz 366; nokavētās ir redzamas vienmēr.", "0 to 366; overdue ones are always shown.";
+        col_due_on: "Termiņš", "Due on";
+        overdue_by: "nokavēta, dienas:", "overdue, days:";
+        due_in: "dienas līdz termiņam:", "days left:";
+        no_due: "Šajā laikā nav gaidāmu vai nokavētu atskaišu.", "No reports are overdue or due in that time.";
+        as_of_title: "Kāds pieteikums bija agrāk", "The application as it was";
+        as_of_hint: "Ievadiet laiku (Latvijas laikā), lai redzētu pieteikumu, kāds tas bija tad; vai izvēlieties vēstures ierakstu. Katra apskate tiek reģistrēta pieteicējam redzamajā žurnālā.", "Enter a time (Latvian time) to see the application as it was then, or pick an entry of the history. Every such view is logged where the applicant sees it.";
+        as_of_label: "Laiks", "Time";
+        as_of_submit: "Rādīt", "Show";
+        as_of_shown: "Pieteikums, kāds tas bija", "The application as it was at";
+        as_of_readonly: "Tikai apskatei: darbības ir iespējamas tikai pašreizējam pieteikumam.", "For reading only: actions are taken on the application as it is now.";
+        as_of_now: "Rādīt pašreizējo stāvokli", "Show it as it is now";
+        as_of_then: "Rādīt, kāds bija", "Show as it was";
+        col_as_of: "Toreiz", "Then";
+        history_as_of_hint: "Katras rindas saite rāda pieteikumu, kāds tas bija uzreiz pēc šīs izmaiņas.", "Each row's link shows the application as it was right after that change.";
+        aid_title: "Uzņēmuma saņemtais atbalsts", "Aid to the undertaking";
+        aid_hint_counts: "Piešķīrums šajā programmā nevar pārsniegt to, kas atlicis līdz tās režīma griestiem (ieskaitot atbalstu ārpus MAP un uzņēmumus, kas kopā ir viens vienots uzņēmums).", "A grant in this programme cannot exceed what is left under its regime's ceiling (aid granted outside MAP, and the companies that form one undertaking with this one, included).";
+        aid_hint_other: "Šīs programmas granti nav komercdarbības atbalsts; uzņēmuma kopsummas parādītas informācijai.", "This programme's grants are not state aid; the undertaking's totals are shown for information.";
+        aid_members: "Viens vienots uzņēmums ar:", "One undertaking with:";
+        col_regime: "Režīms", "Regime";
+        col_legal_basis: "Tiesiskais pamats", "Legal basis";
+        col_ceiling: "Griesti", "Ceiling";
+        aid_granted: "Piešķirts griestu periodā", "Granted in the ceiling's period";
+        aid_remaining: "Atlicis līdz griestiem", "Left under the ceiling";
+        already_assigned: "jau norīkots", "already assigned";
+        evaluator_pick: "Vērtētājs", "Evaluator";
+        evaluator_choose: "— izvēlieties vērtētāju —", "— choose an evaluator —";
+        no_evaluators: "Jūsu organizācijai nav neviena vērtētāja; lomu piešķir administrators.", "Your organisation has no evaluators; an admin gives the role.";
+        edit_title: "Labot melnrakstu", "Edit the draft";
+        edit_hint: "Nosaukumu un pieprasīto summu var mainīt, kamēr pieteikums ir melnraksts vai atgriezts papildināšanai. Summa nevar pārsniegt programmas lielāko grantu.", "The title and the requested amount can be changed while the application is a draft or returned to complete. The amount cannot exceed the programme's largest grant.";
+        edit_submit: "Saglabāt izmaiņas", "Save the changes";
+        report_hint: "Starpposma atskaite pēc grafika; noslēguma atskaite pirms projekta slēgšanas.", "Interim reports as the schedule says; the final report before the project is closed.";
+        invoices_title: "Rēķini", "Invoices";
+        invoices_hint: "Rēķini, kuru izmaksas atskaite ietver: piegādātāja reģistrācijas numurs, rēķina numurs un summa. Vienu rēķinu var pieprasīt tikai vienā projektā (dubultā finansējuma pārbaude). Tukšas rindas netiek ņemtas vērā.", "The invoices whose costs the report claims: the supplier's registration number, the invoice number and the amount. An invoice can be claimed in one project only (the double-funding check). Empty lines are left out.";
+        col_supplier: "Piegādātājs (reģ. Nr.)", "Supplier (registration no.)";
+        col_invoice: "Rēķina Nr.", "Invoice no.";
+        invoice_line: "jāaizpilda visi rēķina lauki; rinda", "fill in every field of the invoice; line";
+        done_edit: "Izmaiņas saglabātas.", "The changes were saved.";
+        done_programme_created: "Programma izveidota. Pieteicēji to redz, un tā pieņem pieteikumus norādītajos termiņos.", "The programme was made. Applicants see it, and it accepts applications between its dates.";
+        done_scoresheet: "Vērtēšanas kritēriji saglabāti.", "The scoring criteria were saved.";
         st_draft: "melnraksts", "draft";
         st_submitted: "iesniegts", "submitted";
         st_returned: "atgriezts papildināšanai", "returned to complete";
@@ -228,10 +382,32 @@ pub(crate) fn next_text(t: &MapText, s: Status) -> &'static str {
     }
 }
 
+/// A MAP role in words.
+pub(crate) fn role_text(t: &MapText, r: MapRole) -> &'static str {
+    match r {
+        MapRole::ProgrammeManager => t.role_programme_manager,
+        MapRole::Evaluator => t.role_evaluator,
+        MapRole::Approver => t.role_approver,
+        MapRole::Accountant => t.role_accountant,
+    }
+}
+
+/// A kind of report (`interim`, `final`) in words (as given if it is neither).
+pub(crate) fn kind_text(t: &MapText, kind: &str) -> &'static str {
+    match kind {
+        "interim" => t.kind_interim,
+        "final" => t.kind_final,
+        _ => "—",
+    }
+}
+
 /// The confirmation of a `?done=` key (the action's name, or `created`, `conflict`).
-pub(crate) fn done_texts(t: &MapText) -> [(&'static str, &'static str); 19] {
+pub(crate) fn done_texts(t: &MapText) -> [(&'static str, &'static str); 22] {
     [
         ("created", t.done_created),
+        ("edit", t.done_edit),
+        ("programme_created", t.done_programme_created),
+        ("scoresheet", t.done_scoresheet),
         ("submit", t.done_submit),
         ("withdraw", t.done_withdraw),
         ("return", t.done_return),
