@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// hourly; the hash chain stays verifiable.
     #[arg(long, env = "DAGR_AUDIT_RETENTION_DAYS", default_value_t = 1826, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub audit_retention_days: u64,
+    /// The address users reach this server at (`https://dagr.example.lv`), for links in
+    /// e-mail; default the HTTP address.
+    #[arg(long, env = "DAGR_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// SMTP relay (`HOST:PORT`, plain SMTP on the operator's network) that drains the e-mail
     /// outbox; without it messages wait in the outbox (`GET /api/v1/outbox`).
     #[arg(long, env = "DAGR_SMTP_RELAY")]

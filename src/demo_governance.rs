@@ -109,6 +109,11 @@ const CONSUMER_SYSTEMS: &[(&str, &str, &str)] = &[
         "Sociālo pakalpojumu lietvedība",
     ),
     (
+        crate::demo_tapis::MUNICIPALITY,
+        crate::demo_tapis::TAPIS_SYSTEM,
+        "Teritorijas attīstības plānošanas dokumentu izstrāde un saskaņošana",
+    ),
+    (
         "LM",
         "Sociālās palīdzības administrēšanas sistēma",
         "Sociālās palīdzības un valsts sociālo pabalstu administrēšana",
@@ -648,9 +653,21 @@ pub async fn seed_governance(gov: &Governance, data_dir: &Path) -> anyhow::Resul
         .await
         .context("seeding the MAP demo")?;
 
+    let tapis_system = systems
+        .get(&(
+            crate::demo_tapis::MUNICIPALITY.to_owned(),
+            crate::demo_tapis::TAPIS_SYSTEM.to_owned(),
+        ))
+        .ok_or_else(|| anyhow!("the demo TAPIS system is missing"))?
+        .id;
+    let tapis = crate::demo_tapis::seed(gov, &admin, tapis_system)
+        .await
+        .context("seeding the TAPIS demo")?;
+
     let credentials = json!({
         "admin": { "token": admin_token.secret, "token_id": admin_token.token.id },
         "map": map,
+        "tapis": tapis,
         "systems": system_entries,
         "users": users,
         "subjects": subjects,

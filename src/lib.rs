@@ -20,4 +20,5 @@ pub mod connector;
 pub mod demo;
 pub mod demo_governance;
 pub mod demo_map;
+pub mod demo_tapis;
 pub mod server;

@@ -83,7 +83,11 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
         gov: Arc::new(gov),
         audit,
         identity: Arc::new(dagr_admin_api::audit::TokenIdentity),
+        public_url: Default::default(),
     };
+    if let Some(u) = &args.public_url {
+        let _ = state.public_url.set(u.clone());
+    }
     dagr_admin_api::map::publication::publish_if_missing(&state).await;
     Ok(state)
 }
@@ -131,6 +135,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _reminders = dagr_admin_api::map::deadlines::spawn_reminders(
         dagr_admin_api::map::MapStore::new(state.gov.store()),
     );
+    let _tapis_reminders = dagr_admin_api::tapis::spawn_reminders(
+        dagr_admin_api::tapis::TapisStore::new(state.gov.store()),
+    );
     let _retention = (args.audit_retention_days > 0).then(|| {
         dagr_admin_api::audit::store::spawn_retention(
             state.audit.clone(),
@@ -158,6 +165,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind the HTTP address {}", args.http_addr))?;
     let addr = listener.local_addr()?;
+    // Without --public-url, links name the address bound (set once: a given URL wins).
+    let _ = state.public_url.set(format!("http://{addr}"));
     let flight_listener = TcpListener::bind(args.flight_addr)
         .await
         .with_context(|| format!("cannot bind the Flight address {}", args.flight_addr))?;

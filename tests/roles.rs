@@ -355,6 +355,26 @@ const MATRIX: &[Row] = &[
     get("/api/v1/map/settings",                                                     [401,  200,  403,  403,  403,  403,  200]),
     put("/api/v1/map/settings", BAD,                                                [401,  403,  403,  403,  403,  403,  400]),
     get("/api/v1/map/retention",                                                    [401,  403,  403,  403,  403,  403,  403]),
+    // ---- TAPIS: documents, rules and institutions are public reads; planners (persons of
+    // a municipality with their own token, none of the columns) act; the admin keeps the
+    // rules, institutions and planners; a coordination link is its own credential
+    get("/api/v1/tapis/rules",                                                      [200,  200,  200,  200,  200,  200,  200]),
+    patch("/api/v1/tapis/rules",                                                    [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/tapis/institutions",                                               [200,  200,  200,  200,  200,  200,  200]),
+    put("/api/v1/tapis/institutions/{code=tapis_institution}", BAD,                 [401,  403,  403,  403,  403,  403,  400]),
+    post("/api/v1/tapis/planners", BAD,                                             [401,  403,  403,  403,  403,  403,  400]),
+    get("/api/v1/tapis/documents",                                                  [200,  200,  200,  200,  200,  200,  200]),
+    post("/api/v1/tapis/documents", BAD,                                            [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/documents/{id=tapis_document}",                              [200,  200,  200,  200,  200,  200,  200]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/stage", BAD,                  [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/territory", BAD,              [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/history",                      [200,  200,  200,  200,  200,  200,  200]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/institutions",                 [200,  200,  200,  200,  200,  200,  200]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests",        [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests", BAD,  [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests/{request=tapis_request}/extend", BAD, [401, 403, 403, 403, 403, 403, 403]),
+    get("/api/v1/tapis/responses/{token=tapis_token}",                              [404,  404,  404,  404,  404,  404,  404]),
+    post("/api/v1/tapis/responses/{token=tapis_token}", BAD,                        [404,  404,  404,  404,  404,  404,  404]),
     // ---- the working-day calendar: public; an admin keeps its entries
     get("/api/v1/calendar",                                                         [200,  200,  200,  200,  200,  200,  200]),
     put("/api/v1/calendar/days/{date=calendar_day}", BAD,                           [401,  403,  403,  403,  403,  403,  400]),
@@ -988,7 +1008,33 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     .await;
     assert_eq!(status, 201, "a MAP application: {application}");
 
+    // TAPIS: a document of the demo planner, with a request to an institution.
+    let planner = creds["tapis"]["planner"]["token"]
+        .as_str()
+        .expect("the TAPIS demo planner");
+    let (status, _, document) = post_auth(
+        &format!("{base}/api/v1/tapis/documents"),
+        planner,
+        &json!({"type": "local_plan", "title": "role matrix"}),
+    )
+    .await;
+    assert_eq!(status, 201, "a TAPIS document: {document}");
+    let (status, _, request) = post_auth(
+        &format!(
+            "{base}/api/v1/tapis/documents/{}/coordination-requests",
+            document["id"]
+        ),
+        planner,
+        &json!({"institution": "VVD", "kind": "conditions"}),
+    )
+    .await;
+    assert_eq!(status, 201, "a TAPIS request: {request}");
+
     let mut fx: HashMap<&'static str, String> = HashMap::new();
+    fx.insert("tapis_document", document["id"].to_string());
+    fx.insert("tapis_request", request["id"].to_string());
+    fx.insert("tapis_institution", "VVD".into());
+    fx.insert("tapis_token", "1.2.not-a-signature".into());
     fx.insert("map_programme", map["programmes"]["open"].to_string());
     fx.insert("map_application", application["id"].to_string());
     fx.insert(

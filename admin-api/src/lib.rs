@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod serve;
 pub mod store;
+pub mod tapis;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -75,6 +76,20 @@ pub struct AppState {
     pub audit: audit::AuditStore,
     /// Who the data subject behind a caller is.
     pub identity: Arc<dyn audit::IdentityProvider>,
+    /// The address users reach this server at (`--public-url`, else the HTTP address once
+    /// bound): links in e-mail start with it.
+    pub public_url: Arc<std::sync::OnceLock<String>>,
+}
+
+impl AppState {
+    /// The address links in e-mail start with (`http://localhost` before the server bound
+    /// its address).
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .get()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| "http://localhost".to_owned())
+    }
 }
 
 /// Keep the policy current with changes made outside this process. The task stops when
@@ -208,6 +223,7 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         .merge(map::routes())
         .merge(outbox::api::routes())
         .merge(calendar::api::routes())
+        .merge(tapis::api::routes())
         .fallback(handlers::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

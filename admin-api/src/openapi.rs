@@ -66,6 +66,23 @@ use crate::{api, handlers};
         usage::my_usage,
         usage::usage_summary,
         usage::usage_records,
+        crate::tapis::api::get_rules,
+        crate::tapis::api::patch_rules,
+        crate::tapis::api::list_institutions,
+        crate::tapis::api::put_institution,
+        crate::tapis::api::add_planner,
+        crate::tapis::api::list_documents,
+        crate::tapis::api::create_document,
+        crate::tapis::api::get_document,
+        crate::tapis::api::move_stage,
+        crate::tapis::api::set_territory,
+        crate::tapis::api::history,
+        crate::tapis::api::institutions_for,
+        crate::tapis::api::list_requests,
+        crate::tapis::api::send_request,
+        crate::tapis::api::extend,
+        crate::tapis::api::get_response,
+        crate::tapis::api::post_response,
         crate::calendar::api::year,
         crate::calendar::api::set_day,
         crate::calendar::api::remove_day,
@@ -119,6 +136,8 @@ use crate::{api, handlers};
             citizen's view of who used their data, owners' and admins' summaries and exports"),
         (name = "map", description = "MAP, grant management: programmes, applications from \
             application to closure, evaluation, payments, de minimis (docs/map.md)"),
+        (name = "tapis", description = "TAPIS, territorial development planning: documents, \
+            stages, territory, rules, coordination with institutions (docs/tapis.md)"),
         (name = "calendar", description = "Working days: public holidays and moved working \
             days (docs/calendar.md)"),
         (name = "notifications", description = "E-mail: a person's address, the outbox \

@@ -596,7 +596,11 @@ async fn the_request_form_keeps_refused_input_and_files_a_pending_request() {
         .filter(|s| s["organisation"] == "RIGA" && s["role"] == "consumer")
         .map(|s| s["system_id"].to_string())
         .collect();
-    assert_eq!(systems.len(), 2);
+    assert_eq!(
+        systems.len(),
+        3,
+        "RIGA's portal, social service and TAPIS systems"
+    );
     let mut b = Browser::new(&server.base);
     b.sign_in("riga.consumer", &demo_password("riga.consumer"))
         .await;

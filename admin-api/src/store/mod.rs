@@ -373,6 +373,7 @@ impl MetaStore {
         }
         store.migrate().await?;
         crate::map::MapStore::migrate(&store.pool, store.backend).await?;
+        crate::tapis::TapisStore::migrate(&store.pool, store.backend).await?;
         Ok(store)
     }
 

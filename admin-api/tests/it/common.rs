@@ -224,6 +224,7 @@ impl World {
             gov,
             audit,
             identity: Arc::new(TokenIdentity),
+            public_url: Default::default(),
         };
         let loads_config = LoadsConfig::under(dir.path());
         let upload_dir = loads_config.upload_dir.clone();

@@ -1,0 +1,444 @@
+//! TAPIS as a service for the REST handlers (and the portal, later): who the caller is
+//! ([`Caller`]) and each read or action with the rules applied.
+
+use dagr_engine::{Principal, Role};
+
+use crate::AppState;
+use crate::governance::{GovError, GovResult};
+
+use super::coordination::{Answer, Extension, LinkView, NewRequest, Request, RequestKind};
+use super::geometry;
+use super::model::{Document, NewDocument, Stage, StageMove, check_move};
+use super::rules::{Rules, merge_patch};
+use super::store::{HistoryEntry, Institution, TapisStore};
+
+/// Longest title.
+const MAX_TITLE: usize = 300;
+
+/// The caller as TAPIS knows them.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A planner of a municipality.
+    Planner {
+        /// Login.
+        login: String,
+        /// The municipality.
+        organisation: String,
+    },
+    /// A DAGR operator: keeps the rules, planners and institutions.
+    Admin,
+    /// Anyone else: reads what is public.
+    Public,
+}
+
+impl Caller {
+    /// Who `p` is in TAPIS.
+    pub async fn of(store: &TapisStore, p: &Principal) -> GovResult<Caller> {
+        if p.role == Role::Admin {
+            return Ok(Caller::Admin);
+        }
+        if let (Some(login), Some(org)) = (&p.user, &p.organisation)
+            && store.planner(login).await?.as_deref() == Some(org)
+        {
+            return Ok(Caller::Planner {
+                login: login.clone(),
+                organisation: org.clone(),
+            });
+        }
+        Ok(Caller::Public)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Caller::Planner {
+                login,
+                organisation,
+            } => format!("planner {login} ({organisation})"),
+            Caller::Admin => "admin".into(),
+            Caller::Public => "public".into(),
+        }
+    }
+
+    /// The planner's organisation; 403 for anyone else.
+    fn planner(&self) -> GovResult<&str> {
+        match self {
+            Caller::Planner { organisation, .. } => Ok(organisation),
+            _ => Err(GovError::Forbidden(
+                "this is for the planners of a municipality (a person with their own token)".into(),
+            )),
+        }
+    }
+}
+
+/// Refuse unless the caller is a planner (before a body is read).
+pub fn require_planner(c: &Caller) -> GovResult<()> {
+    c.planner().map(drop)
+}
+
+/// Refuse unless the caller is an admin (before a body is read).
+pub fn require_admin(c: &Caller) -> GovResult<()> {
+    match c {
+        Caller::Admin => Ok(()),
+        _ => Err(GovError::Forbidden("this is for an admin".into())),
+    }
+}
+
+fn store(state: &AppState) -> TapisStore {
+    TapisStore::new(state.gov.store())
+}
+
+/// A document the planner leads (404 for others' documents: nothing to act on).
+async fn own(s: &TapisStore, c: &Caller, id: i64) -> GovResult<super::store::DocRow> {
+    let org = c.planner()?;
+    let d = s.document(id).await?;
+    if d.organisation != org {
+        return Err(GovError::NotFound(format!(
+            "no planning document {id} of {org}"
+        )));
+    }
+    Ok(d)
+}
+
+/// Create a document (a planner).
+pub async fn create(state: &AppState, c: &Caller, n: &NewDocument) -> GovResult<Document> {
+    let org = c.planner()?;
+    let title = n.title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE || title.chars().any(char::is_control)
+    {
+        return Err(GovError::Invalid {
+            field: "title".into(),
+            reason: format!("give 1 to {MAX_TITLE} characters, no control characters"),
+        });
+    }
+    let s = store(state);
+    let id = s.create(org, n.doc_type, title, &c.describe()).await?;
+    Ok(s.document(id).await?.view())
+}
+
+/// Documents, newest first (public: planning documents are public).
+pub async fn documents(
+    state: &AppState,
+    organisation: Option<&str>,
+    limit: i64,
+    before: Option<i64>,
+) -> GovResult<Vec<Document>> {
+    if !(1..=500).contains(&limit) {
+        return Err(GovError::Invalid {
+            field: "limit".into(),
+            reason: "1 to 500".into(),
+        });
+    }
+    Ok(store(state)
+        .documents(organisation, limit, before)
+        .await?
+        .iter()
+        .map(|d| d.view())
+        .collect())
+}
+
+/// One document (public).
+pub async fn document(state: &AppState, id: i64) -> GovResult<Document> {
+    Ok(store(state).document(id).await?.view())
+}
+
+/// Move a document to another stage (its planner): the next stage, or back / cancelled
+/// with a reason. `consultation` and `evaluation` follow a consultation's start and end,
+/// not a planner's move.
+pub async fn move_stage(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    m: &StageMove,
+) -> GovResult<Document> {
+    let s = store(state);
+    let d = own(&s, c, id).await?;
+    let needs_reason = check_move(d.stage, m.stage).map_err(GovError::Conflict)?;
+    if !needs_reason && matches!(m.stage, Stage::Consultation | Stage::Evaluation) {
+        return Err(GovError::Conflict(format!(
+            "a document moves to {} when its public consultation starts or ends, not by a planner's move",
+            m.stage.as_str()
+        )));
+    }
+    let reason = m.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if needs_reason && reason.is_none() {
+        return Err(GovError::Invalid {
+            field: "reason".into(),
+            reason: format!(
+                "a move back to {} or a cancellation needs a reason",
+                m.stage.as_str()
+            ),
+        });
+    }
+    if let Some(r) = reason
+        && r.chars().count() > 4_000
+    {
+        return Err(GovError::Invalid {
+            field: "reason".into(),
+            reason: "at most 4 000 characters".into(),
+        });
+    }
+    s.move_stage(id, d.stage, m.stage, &c.describe(), reason)
+        .await?;
+    Ok(s.document(id).await?.view())
+}
+
+/// Set a document's territory (its planner): checked, its area computed; refused with the
+/// reason and nothing changed.
+pub async fn set_territory(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    geometry: &serde_json::Value,
+) -> GovResult<Document> {
+    let s = store(state);
+    own(&s, c, id).await?;
+    let t = geometry::parse(geometry).map_err(|e| GovError::Invalid {
+        field: "geometry".into(),
+        reason: e.0,
+    })?;
+    s.set_territory(id, geometry, t.area_m2, &c.describe())
+        .await?;
+    Ok(s.document(id).await?.view())
+}
+
+/// The history of a document (public).
+pub async fn history(state: &AppState, id: i64) -> GovResult<Vec<HistoryEntry>> {
+    let s = store(state);
+    s.document(id).await?;
+    s.history(id).await
+}
+
+/// An institution to ask, and why.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Asked {
+    /// The institution's code.
+    pub institution: String,
+    /// `always` (the document type's rule) or `layer` (the territory crosses a layer).
+    pub kind: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The institutions a document is coordinated with under the current rules (public).
+pub async fn institutions_for(state: &AppState, id: i64) -> GovResult<Vec<Asked>> {
+    let s = store(state);
+    let d = s.document(id).await?;
+    let rules = s.rules().await?;
+    let mut out: Vec<Asked> = rules
+        .institutions
+        .always
+        .get(d.doc_type.as_str())
+        .into_iter()
+        .flatten()
+        .map(|i| Asked {
+            institution: i.clone(),
+            kind: "always".into(),
+            reason: format!("asked for every {}", d.doc_type.as_str().replace('_', " ")),
+        })
+        .collect();
+    if let Some(g) = &d.territory {
+        let territory = geometry::parse(g).map_err(|e| GovError::Invalid {
+            field: "territory".into(),
+            reason: e.0,
+        })?;
+        for l in &rules.institutions.layers {
+            let Ok(layer) = geometry::parse(&l.geometry) else {
+                continue;
+            };
+            if geometry::overlaps(&territory, &layer)
+                && !out
+                    .iter()
+                    .any(|a| a.institution == l.institution && a.kind == "layer")
+            {
+                out.push(Asked {
+                    institution: l.institution.clone(),
+                    kind: "layer".into(),
+                    reason: format!("the territory crosses {} ({})", l.title, l.code),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Send a coordination request (the document's planner).
+pub async fn send_request(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    r: &NewRequest,
+) -> GovResult<Request> {
+    let s = store(state);
+    let d = own(&s, c, id).await?;
+    let allowed = match r.kind {
+        RequestKind::Conditions => matches!(d.stage, Stage::Initiated | Stage::Conditions),
+        RequestKind::Opinion => matches!(
+            d.stage,
+            Stage::Drafting | Stage::Consultation | Stage::Evaluation
+        ),
+    };
+    if !allowed {
+        return Err(GovError::Conflict(format!(
+            "document {id} is {}: conditions are asked at initiated or conditions, opinions at drafting, consultation or evaluation",
+            d.stage.as_str()
+        )));
+    }
+    let institution = s
+        .institutions()
+        .await?
+        .into_iter()
+        .find(|i| i.code == r.institution)
+        .ok_or_else(|| GovError::Invalid {
+            field: "institution".into(),
+            reason: format!("no institution `{}`", r.institution),
+        })?;
+    let rules = s.rules().await?;
+    let t = rules.of(d.doc_type);
+    let deadline = match r.kind {
+        RequestKind::Conditions => t.conditions_days,
+        RequestKind::Opinion => t.opinion_days,
+    };
+    let base = state.public_url();
+    s.send_request(
+        id,
+        d.stage,
+        r,
+        &institution.email,
+        deadline,
+        rules.link_days,
+        &base,
+        &c.describe(),
+    )
+    .await
+}
+
+/// The requests of a document (its planner).
+pub async fn requests(state: &AppState, c: &Caller, id: i64) -> GovResult<Vec<Request>> {
+    let s = store(state);
+    own(&s, c, id).await?;
+    s.requests(id).await
+}
+
+/// Extend a request's due date (the document's planner).
+pub async fn extend(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    request: i64,
+    e: &Extension,
+) -> GovResult<Request> {
+    let s = store(state);
+    own(&s, c, id).await?;
+    s.extend(id, request, e, &c.describe()).await
+}
+
+/// What a coordination link shows (no token needed: the link is the credential).
+pub async fn link(state: &AppState, token: &str) -> GovResult<LinkView> {
+    store(state).by_link(token).await
+}
+
+/// Answer through a coordination link, once.
+pub async fn answer(state: &AppState, token: &str, a: &Answer) -> GovResult<Request> {
+    store(state).answer(token, a).await
+}
+
+/// The rules (public: due dates are public).
+pub async fn rules(state: &AppState) -> GovResult<Rules> {
+    store(state).rules().await
+}
+
+/// Change the rules with an RFC 7396 merge patch (an admin): a new version.
+pub async fn patch_rules(
+    state: &AppState,
+    c: &Caller,
+    patch: &serde_json::Value,
+) -> GovResult<Rules> {
+    require_admin(c)?;
+    if !patch.is_object() {
+        return Err(GovError::Invalid {
+            field: "patch".into(),
+            reason: "a merge patch is a JSON object".into(),
+        });
+    }
+    let s = store(state);
+    let current = s.rules().await?;
+    let mut doc = serde_json::to_value(&current).map_err(|e| GovError::Invalid {
+        field: "rules".into(),
+        reason: e.to_string(),
+    })?;
+    merge_patch(&mut doc, patch);
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("version");
+    }
+    let next: Rules = serde_json::from_value(doc).map_err(|e| GovError::Invalid {
+        field: "rules".into(),
+        reason: e.to_string(),
+    })?;
+    let codes: Vec<String> = s
+        .institutions()
+        .await?
+        .into_iter()
+        .map(|i| i.code)
+        .collect();
+    next.check(&codes)
+        .map_err(|(field, reason)| GovError::Invalid { field, reason })?;
+    s.save_rules(&next, &c.describe()).await
+}
+
+/// The institutions (public).
+pub async fn institutions(state: &AppState) -> GovResult<Vec<Institution>> {
+    store(state).institutions().await
+}
+
+/// Add or change an institution (an admin).
+pub async fn set_institution(
+    state: &AppState,
+    c: &Caller,
+    i: &Institution,
+) -> GovResult<Institution> {
+    require_admin(c)?;
+    let code_ok = (1..=40).contains(&i.code.len())
+        && i.code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !code_ok {
+        return Err(GovError::Invalid {
+            field: "code".into(),
+            reason: "1 to 40 of A-Z, a-z, 0-9, _ and -".into(),
+        });
+    }
+    let name = i.name.trim();
+    if name.is_empty() || name.chars().count() > 300 {
+        return Err(GovError::Invalid {
+            field: "name".into(),
+            reason: "1 to 300 characters".into(),
+        });
+    }
+    let email = crate::outbox::check_address(&i.email)?;
+    let i = Institution {
+        code: i.code.clone(),
+        name: name.to_owned(),
+        email,
+    };
+    store(state).set_institution(&i).await?;
+    Ok(i)
+}
+
+/// Make a person of an organisation a planner (an admin).
+pub async fn add_planner(state: &AppState, c: &Caller, login: &str) -> GovResult<()> {
+    require_admin(c)?;
+    let user = state
+        .gov
+        .store()
+        .user_by_login(login)
+        .await?
+        .ok_or_else(|| GovError::Invalid {
+            field: "login".into(),
+            reason: format!("no user `{login}`"),
+        })?;
+    let org = user.organisation.ok_or_else(|| GovError::Invalid {
+        field: "login".into(),
+        reason: format!("`{login}` belongs to no organisation"),
+    })?;
+    store(state).add_planner(login, &org).await
+}

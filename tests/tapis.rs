@@ -1,0 +1,430 @@
+//! End to end: TAPIS, territorial planning, on the real `dagr serve` with the embedded demo,
+//! over REST with the demo's tokens (`demo-credentials.json`, section `tapis`), and an SMTP
+//! relay in the test process standing in for the operator's: a document's stages and
+//! history, its territory (every bad geometry refused with its reason, nothing changed), the
+//! rules as data (merge patch, forward only), and coordination with an institution through
+//! the link in its e-mail (answered once, without an account; a changed link refused).
+
+mod common;
+
+use std::time::Duration;
+
+use common::smtp::SmtpSink;
+use common::{Server, credentials, send};
+use serde_json::{Value, json};
+
+const DEMO_ROWS: usize = 3000;
+
+struct Tapis {
+    base: String,
+    http: reqwest::Client,
+    planner: String,
+    admin: String,
+    citizen: String,
+}
+
+impl Tapis {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}/api/v1/tapis{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "PATCH" => self.http.patch(url),
+            "PUT" => self.http.put(url),
+            m => panic!("method {m}"),
+        };
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let req = match body {
+            Some(b) if method == "PATCH" => req
+                .header("content-type", "application/merge-patch+json")
+                .body(b.to_string()),
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let (s, _, v) = send(req).await;
+        (s, v)
+    }
+
+    async fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let (s, v) = self.call(method, path, token, body.clone()).await;
+        assert!((200..300).contains(&s), "{method} {path} {body:?}: {s} {v}");
+        v
+    }
+}
+
+fn square(w: f64, s: f64, d: f64) -> Value {
+    json!({"type": "Polygon", "coordinates": [[[w, s], [w + d, s], [w + d, s + d], [w, s + d], [w, s]]]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_moves_through_its_stages_and_is_coordinated_through_a_link() {
+    let sink = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        DEMO_ROWS,
+        &[
+            "--smtp-relay",
+            &sink.addr,
+            "--mail-interval-secs",
+            "1",
+            "--public-url",
+            "https://tapis.example",
+        ],
+    );
+    let creds = credentials(dir.path());
+    let t = Tapis {
+        base: server.base.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        planner: creds["tapis"]["planner"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        admin: creds["admin"]["token"].as_str().unwrap().to_owned(),
+        citizen: creds["subjects"][0]["token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(creds["tapis"]["system"]["organisation"], "RIGA");
+    assert!(creds["tapis"]["system"]["system_id"].is_i64());
+    let (planner, admin, citizen) = (
+        Some(t.planner.as_str()),
+        Some(t.admin.as_str()),
+        Some(t.citizen.as_str()),
+    );
+
+    // A planner creates a document; a citizen may not; everyone reads it.
+    let (s, v) = t
+        .call(
+            "POST",
+            "/documents",
+            citizen,
+            Some(json!({"type": "detailed_plan", "title": "X"})),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = t
+        .call(
+            "POST",
+            "/documents",
+            planner,
+            Some(json!({"type": "castle_plan", "title": "X"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let d = t
+        .ok(
+            "POST",
+            "/documents",
+            planner,
+            Some(json!({"type": "detailed_plan", "title": "Detālplānojums Vecrīgā, Kalēju ielā"})),
+        )
+        .await;
+    let id = d["id"].as_i64().unwrap();
+    assert_eq!(d["stage"], "initiated");
+    let public = t.ok("GET", &format!("/documents/{id}"), None, None).await;
+    assert_eq!(public["title"], "Detālplānojums Vecrīgā, Kalēju ielā");
+
+    // Stages: one forward; skipping, and moving to consultation by hand, are 409; a move
+    // back needs a reason.
+    let stage = |to: &str, reason: Option<&str>| {
+        let mut b = json!({"stage": to});
+        if let Some(r) = reason {
+            b["reason"] = json!(r);
+        }
+        (format!("/documents/{id}/stage"), b)
+    };
+    let (p, b) = stage("drafting", None);
+    assert_eq!(t.call("POST", &p, planner, Some(b)).await.0, 409);
+    let (p, b) = stage("conditions", None);
+    assert_eq!(
+        t.ok("POST", &p, planner, Some(b)).await["stage"],
+        "conditions"
+    );
+
+    // Territory: each bad geometry refused with its reason; nothing changes.
+    let territory = |g: Value| (format!("/documents/{id}/territory"), json!({"geometry": g}));
+    for (g, needle) in [
+        (
+            json!({"type": "Polygon", "coordinates": [[[24.10, 56.945], [24.11, 56.945], [24.11, 56.95], [24.10, 56.95]]]}),
+            "not closed",
+        ),
+        (
+            json!({"type": "Polygon", "coordinates": [[[24.10, 56.945], [24.11, 56.945], [24.10, 56.945]]]}),
+            "at least 4",
+        ),
+        (
+            json!({"type": "Polygon", "coordinates": [[[24.10, 56.945], [24.11, 56.95], [24.11, 56.945], [24.10, 56.95], [24.10, 56.945]]]}),
+            "intersects itself",
+        ),
+        (
+            json!({"type": "Polygon", "coordinates": [square(24.10, 56.945, 0.01)["coordinates"][0], square(24.5, 57.5, 0.001)["coordinates"][0]]}),
+            "outside its shell",
+        ),
+        (square(18.0, 56.0, 0.01), "outside Latvia"),
+    ] {
+        let (p, b) = territory(g);
+        let (s, v) = t.call("POST", &p, planner, Some(b)).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains(needle),
+            "`{needle}`: {v}"
+        );
+    }
+    assert!(t.ok("GET", &format!("/documents/{id}"), None, None).await["territory"].is_null());
+    let (p, b) = territory(square(24.105, 56.945, 0.005));
+    let v = t.ok("POST", &p, planner, Some(b)).await;
+    let area = v["area_m2"].as_f64().unwrap();
+    assert!((80_000.0..200_000.0).contains(&area), "{area}");
+    // In the historic centre: the heritage board is asked because of the layer.
+    let asked = t
+        .ok("GET", &format!("/documents/{id}/institutions"), None, None)
+        .await;
+    let has = |code: &str, kind: &str| {
+        asked
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["institution"] == code && a["kind"] == kind)
+    };
+    assert!(
+        has("VVD", "always") && has("VI", "always") && has("NKMP", "layer"),
+        "{asked}"
+    );
+    assert!(!has("DAP", "layer"), "{asked}");
+
+    // Rules: public; a planner may not patch; an invalid patch changes nothing; a valid one
+    // is a new version.
+    let rules = t.ok("GET", "/rules", None, None).await;
+    let version = rules["version"].as_i64().unwrap();
+    assert!(
+        rules["sources"]["document_types"]
+            .as_str()
+            .unwrap()
+            .contains("628")
+    );
+    let (s, _) = t
+        .call("PATCH", "/rules", planner, Some(json!({"link_days": 5})))
+        .await;
+    assert_eq!(s, 403);
+    let (s, v) = t
+        .call("PATCH", "/rules", admin,
+            Some(json!({"document_types": {"detailed_plan": {"conditions_days": {"days": 0, "working_days": true}}}})))
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(
+        t.ok("GET", "/rules", None, None).await["version"],
+        json!(version)
+    );
+    let v = t
+        .ok("PATCH", "/rules", admin,
+            Some(json!({"document_types": {"detailed_plan": {"conditions_days": {"days": 3, "working_days": true}}}})))
+        .await;
+    assert_eq!(v["version"], json!(version + 1));
+    assert_eq!(
+        v["document_types"]["detailed_plan"]["conditions_days"]["days"],
+        json!(3)
+    );
+
+    // Coordination: conditions from VVD, due on the third working day.
+    let p = format!("/documents/{id}/coordination-requests");
+    let (s, v) = t
+        .call(
+            "POST",
+            &p,
+            planner,
+            Some(json!({"institution": "VVD", "kind": "opinion"})),
+        )
+        .await;
+    assert_eq!(s, 409, "opinions are asked on a draft: {v}");
+    let r = t
+        .ok(
+            "POST",
+            &p,
+            planner,
+            Some(
+                json!({"institution": "VVD", "kind": "conditions", "note": "Lūdzam nosacījumus."}),
+            ),
+        )
+        .await;
+    let due1 = r["due_on"].as_str().unwrap().to_owned();
+    assert_eq!(r["overdue"], json!(false));
+    let (s, v) = t
+        .call(
+            "POST",
+            &p,
+            planner,
+            Some(json!({"institution": "VVD", "kind": "conditions"})),
+        )
+        .await;
+    assert_eq!(s, 409, "one open request per institution and kind: {v}");
+
+    // A holiday on that due date (forward only): VVD's request keeps its date, the next
+    // request counts around the holiday.
+    let v = t
+        .ok("PATCH", "/rules", admin, Some(json!({"holidays": [due1]})))
+        .await;
+    assert_eq!(v["holidays"], json!([due1]));
+    let r2 = t
+        .ok(
+            "POST",
+            &p,
+            planner,
+            Some(json!({"institution": "VI", "kind": "conditions"})),
+        )
+        .await;
+    let due2 = r2["due_on"].as_str().unwrap().to_owned();
+    assert!(due2 > due1, "{due1} {due2}");
+    let list = t.ok("GET", &p, planner, None).await;
+    assert_eq!(list[0]["due_on"], json!(due1));
+
+    // The institution's mail holds the link.
+    let mail = sink
+        .wait_for(30, |r| r.iter().any(|m| m.to == ["vvd@iestade.example"]))
+        .await;
+    let vvd = mail
+        .iter()
+        .find(|m| m.to == ["vvd@iestade.example"])
+        .unwrap();
+    let data = vvd.data.replace("=\r\n", "").replace("=3D", "=");
+    let at = data
+        .find("https://tapis.example/tapis/respond/")
+        .unwrap_or_else(|| panic!("no link in {data}"));
+    let token: String = data[at + "https://tapis.example/tapis/respond/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-' || *c == '_')
+        .collect();
+
+    // The link shows the request without an account; a changed link is refused.
+    let shown = t
+        .ok("GET", &format!("/responses/{token}"), None, None)
+        .await;
+    assert_eq!(shown["request"]["institution"], "VVD");
+    assert_eq!(shown["document"]["id"], json!(id));
+    let (head, tag) = token.rsplit_once('.').unwrap();
+    let changed = format!("{head}.{}", tag.chars().rev().collect::<String>());
+    let (s, _) = t
+        .call("GET", &format!("/responses/{changed}"), None, None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = t.call("GET", "/responses/not-a-token", None, None).await;
+    assert_eq!(s, 404);
+
+    // An extension needs a later date and a reason.
+    let ext = format!("{p}/{}/extend", r["id"]);
+    let (s, v) = t
+        .call(
+            "POST",
+            &ext,
+            planner,
+            Some(json!({"due_on": "2020-01-01", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let v = t
+        .ok(
+            "POST",
+            &ext,
+            planner,
+            Some(json!({"due_on": "2099-01-05", "reason": "Iestāde lūdza vairāk laika"})),
+        )
+        .await;
+    assert_eq!(v["due_on"], "2099-01-05");
+    assert_eq!(v["extensions"][0]["from"], json!(due1));
+
+    // The answer is written once.
+    let answer = json!({"verdict": "conditional", "text": "Saglabāt kokus.", "responder": "J. Bērziņš, VVD"});
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/responses/{token}"),
+            None,
+            Some(answer.clone()),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["status"], "answered");
+    assert_eq!(v["verdict"], "conditional");
+    let (s, v) = t
+        .call("POST", &format!("/responses/{token}"), None, Some(answer))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, _) = t
+        .call(
+            "POST",
+            &ext,
+            planner,
+            Some(json!({"due_on": "2099-02-01", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // The history shows every move, request and answer.
+    let h = t
+        .ok("GET", &format!("/documents/{id}/history"), None, None)
+        .await;
+    let actions: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"create") && actions.contains(&"territory"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("answer VVD")),
+        "{actions:?}"
+    );
+    assert_eq!(h[1]["to_status"], "conditions");
+
+    // Back with a reason, then cancelled; nothing leaves `cancelled`.
+    let (p2, b) = stage("initiated", None);
+    assert_eq!(t.call("POST", &p2, planner, Some(b)).await.0, 422);
+    let (p2, b) = stage("initiated", Some("Jāprecizē darba uzdevums"));
+    assert_eq!(
+        t.ok("POST", &p2, planner, Some(b)).await["stage"],
+        "initiated"
+    );
+    let (p2, b) = stage("cancelled", Some("Ierosinātājs atsauca"));
+    assert_eq!(
+        t.ok("POST", &p2, planner, Some(b)).await["stage"],
+        "cancelled"
+    );
+    let (p2, b) = stage("conditions", None);
+    assert_eq!(t.call("POST", &p2, planner, Some(b)).await.0, 409);
+
+    // The admin sees the institution's message with its body in the outbox.
+    let out = send(
+        t.http
+            .get(format!(
+                "{}/api/v1/outbox?recipient=institution:VVD",
+                t.base
+            ))
+            .bearer_auth(&t.admin),
+    )
+    .await
+    .2;
+    let first = &out.as_array().unwrap()[0];
+    assert!(
+        first["body"].as_str().unwrap().contains("/tapis/respond/"),
+        "{out}"
+    );
+}
