@@ -1134,6 +1134,7 @@ mod tests {
                 .iter()
                 .flat_map(|group| second["map"][*group].as_array().unwrap()),
             )
+            .chain([&second["tapis"]["planner"]])
             .map(|t| t["token_id"].as_i64().unwrap())
             .chain([second["admin"]["token_id"].as_i64().unwrap()])
             .collect();
