@@ -408,42 +408,7 @@ pub(crate) async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Latvian local time (Europe/Riga: UTC+2, UTC+3 in summer time, which runs from 01:00 UTC
-/// on the last Sunday of March to 01:00 UTC on the last Sunday of October).
-pub(crate) fn riga(t: Time) -> chrono::NaiveDateTime {
-    use chrono::{DateTime, Datelike};
-    let utc = DateTime::from_timestamp_millis(t.0)
-        .unwrap_or_default()
-        .naive_utc();
-    let year = utc.year();
-    let last_sunday_1am = |month: u32| {
-        let last = chrono::NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
-        let back = last.weekday().num_days_from_sunday() as i64;
-        (last - chrono::Duration::days(back))
-            .and_hms_opt(1, 0, 0)
-            .unwrap_or_default()
-    };
-    let summer = utc >= last_sunday_1am(3) && utc < last_sunday_1am(10);
-    utc + chrono::Duration::hours(if summer { 3 } else { 2 })
-}
-
-/// The first instant of the Latvian local day `day`.
-pub(crate) fn riga_day_start(day: chrono::NaiveDate) -> Time {
-    let local = day.and_time(chrono::NaiveTime::MIN);
-    let at = |hours: i64| {
-        Time(
-            (local - chrono::Duration::hours(hours))
-                .and_utc()
-                .timestamp_millis(),
-        )
-    };
-    // Latvia is UTC+3 in summer, UTC+2 otherwise; midnight is never skipped or repeated.
-    [3, 2]
-        .into_iter()
-        .map(at)
-        .find(|&t| riga(t) == local)
-        .unwrap_or_else(|| at(2))
-}
+pub(crate) use dagr_admin_api::calendar::{riga, riga_day_start};
 
 /// A time for people: `2026-11-27 19:20` in Latvian local time.
 pub(crate) fn fmt_time(t: Time) -> String {

@@ -37,6 +37,52 @@ fn db(e: sqlx::Error) -> GovError {
     GovError::Store(StoreError::Database(e))
 }
 
+/// Latvian local time (Europe/Riga: UTC+2, UTC+3 in summer time, which runs from 01:00 UTC
+/// on the last Sunday of March to 01:00 UTC on the last Sunday of October, Directive
+/// 2000/84/EC).
+pub fn riga(t: crate::model::Time) -> chrono::NaiveDateTime {
+    let utc = chrono::DateTime::from_timestamp_millis(t.0)
+        .unwrap_or_default()
+        .naive_utc();
+    let year = utc.year();
+    let last_sunday_1am = |month: u32| {
+        let last = NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
+        let back = i64::from(last.weekday().num_days_from_sunday());
+        (last - chrono::Duration::days(back))
+            .and_hms_opt(1, 0, 0)
+            .unwrap_or_default()
+    };
+    let summer = utc >= last_sunday_1am(3) && utc < last_sunday_1am(10);
+    utc + chrono::Duration::hours(if summer { 3 } else { 2 })
+}
+
+/// The Latvian date of a time in Unix milliseconds.
+pub fn riga_date(ms: i64) -> NaiveDate {
+    riga(crate::model::Time(ms)).date()
+}
+
+/// The instant a Latvian local time names (an hour skipped in spring reads as winter time;
+/// midnight is never skipped or repeated).
+pub fn from_riga(local: chrono::NaiveDateTime) -> crate::model::Time {
+    let at = |hours: i64| {
+        crate::model::Time(
+            (local - chrono::Duration::hours(hours))
+                .and_utc()
+                .timestamp_millis(),
+        )
+    };
+    [3, 2]
+        .into_iter()
+        .map(at)
+        .find(|&t| riga(t) == local)
+        .unwrap_or_else(|| at(2))
+}
+
+/// The first instant of the Latvian day `day`.
+pub fn riga_day_start(day: NaiveDate) -> crate::model::Time {
+    from_riga(day.and_time(chrono::NaiveTime::MIN))
+}
+
 /// A date `YYYY-MM-DD` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(pub NaiveDate);
@@ -302,6 +348,23 @@ impl Calendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn riga_dates_follow_summer_time() {
+        let ms = |s: &str| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+                .unwrap()
+                .and_utc()
+                .timestamp_millis()
+        };
+        // 30 June 21:30 UTC is 1 July 00:30 in Riga (UTC+3).
+        assert_eq!(riga_date(ms("2026-06-30 21:30")), ymd(2026, 7, 1));
+        // In winter Riga is UTC+2: 21:30 UTC on 31 December is 23:30 there, 22:30 past
+        // midnight.
+        assert_eq!(riga_date(ms("2026-12-31 21:30")), ymd(2026, 12, 31));
+        assert_eq!(riga_date(ms("2026-12-31 22:30")), ymd(2027, 1, 1));
+        assert_eq!(riga_day_start(ymd(2027, 1, 1)).0, ms("2026-12-31 22:00"));
+    }
 
     #[test]
     fn easter_matches_known_dates() {

@@ -24,8 +24,9 @@ use crate::governance::{GovError, GovResult};
 use crate::model::Time;
 
 use super::model::Stage;
-use super::rules::{Deadline, riga_date};
+use super::rules::Deadline;
 use super::store::{TapisStore, db, history_entry};
+use crate::calendar::riga_date;
 
 /// Longest note or answer text.
 pub const MAX_TEXT: usize = 20_000;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -272,27 +272,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The Europe/Riga date of a time: EET (UTC+2), EEST (UTC+3) from 01:00 UTC on the last
-/// Sunday of March to 01:00 UTC on the last Sunday of October (Directive 2000/84/EC).
-pub fn riga_date(ms: i64) -> NaiveDate {
-    let t = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-    let year = t.year();
-    let last_sunday = |month: u32| {
-        let mut d =
-            NaiveDate::from_ymd_opt(year, month, 31).expect("March and October have 31 days");
-        while d.weekday() != chrono::Weekday::Sun {
-            d = d.pred_opt().expect("a date");
-        }
-        Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("01:00"))
-    };
-    let offset = if t >= last_sunday(3) && t < last_sunday(10) {
-        3
-    } else {
-        2
-    };
-    (t + chrono::Duration::hours(offset)).date_naive()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,28 +310,6 @@ mod tests {
             working_days: false,
         };
         assert_eq!(c14.due(&cal, d("2026-12-10")), d("2026-12-28"));
-    }
-
-    #[test]
-    fn riga_dates_follow_summer_time() {
-        // 2026-06-30 21:30 UTC is 1 July 00:30 in Riga (UTC+3).
-        let ms = Utc
-            .with_ymd_and_hms(2026, 6, 30, 21, 30, 0)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(riga_date(ms), d("2026-07-01"));
-        // In winter Riga is UTC+2: 21:30 UTC on 31 December is 23:30 there, 22:30 UTC is
-        // past midnight.
-        let ms = Utc
-            .with_ymd_and_hms(2026, 12, 31, 21, 30, 0)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(riga_date(ms), d("2026-12-31"));
-        let ms = Utc
-            .with_ymd_and_hms(2026, 12, 31, 22, 30, 0)
-            .unwrap()
-            .timestamp_millis();
-        assert_eq!(riga_date(ms), d("2027-01-01"));
     }
 
     #[test]

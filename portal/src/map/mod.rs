@@ -127,22 +127,7 @@ pub(crate) fn parse_local_time(raw: &str) -> Option<Time> {
     ]
     .iter()
     .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())?;
-    let at = |hours: i64| {
-        Time(
-            (local - chrono::Duration::hours(hours))
-                .and_utc()
-                .timestamp_millis(),
-        )
-    };
-    // Latvia is UTC+3 in summer, UTC+2 otherwise; an hour skipped in spring reads as winter
-    // time.
-    Some(
-        [3, 2]
-            .into_iter()
-            .map(at)
-            .find(|&t| riga(t) == local)
-            .unwrap_or_else(|| at(2)),
-    )
+    Some(dagr_admin_api::calendar::from_riga(local))
 }
 
 /// A time as a datetime field shows it (Latvian local time, to the second).
