@@ -373,6 +373,11 @@ const MATRIX: &[Row] = &[
     get("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests",        [401,  403,  403,  403,  403,  403,  403]),
     post("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests", BAD,  [401,  403,  403,  403,  403,  403,  403]),
     post("/api/v1/tapis/documents/{id=tapis_document}/coordination-requests/{request=tapis_request}/extend", BAD, [401, 403, 403, 403, 403, 403, 403]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/versions",                     [200,  200,  200,  200,  200,  200,  200]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/versions", BAD,               [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/versions/{version=tapis_version}", [200, 200, 200, 200, 200, 200, 200]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/consultations",                [200,  200,  200,  200,  200,  200,  200]),
+    post("/api/v1/tapis/documents/{id=tapis_document}/consultations", BAD,          [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/tapis/responses/{token=tapis_token}",                              [404,  404,  404,  404,  404,  404,  404]),
     post("/api/v1/tapis/responses/{token=tapis_token}", BAD,                        [404,  404,  404,  404,  404,  404,  404]),
     // ---- the working-day calendar: public; an admin keeps its entries
@@ -1029,10 +1034,18 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     )
     .await;
     assert_eq!(status, 201, "a TAPIS request: {request}");
+    let (status, _, version) = post_auth(
+        &format!("{base}/api/v1/tapis/documents/{}/versions", document["id"]),
+        planner,
+        &json!({"label": "1.0", "summary": "s", "paragraphs": [{"id": "p1", "text": "t"}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "a TAPIS version: {version}");
 
     let mut fx: HashMap<&'static str, String> = HashMap::new();
     fx.insert("tapis_document", document["id"].to_string());
     fx.insert("tapis_request", request["id"].to_string());
+    fx.insert("tapis_version", version["id"].to_string());
     fx.insert("tapis_institution", "VVD".into());
     fx.insert("tapis_token", "1.2.not-a-signature".into());
     fx.insert("map_programme", map["programmes"]["open"].to_string());

@@ -428,3 +428,145 @@ async fn a_plan_moves_through_its_stages_and_is_coordinated_through_a_link() {
         "{out}"
     );
 }
+
+/// A consultation opens and closes by itself, moving the document to `consultation` and
+/// `evaluation`; it is at least the rules' minimum, never cut short, and freezes the
+/// version it shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_opens_and_closes_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), DEMO_ROWS, &[]);
+    let creds = credentials(dir.path());
+    let t = Tapis {
+        base: server.base.clone(),
+        http: reqwest::Client::new(),
+        planner: creds["tapis"]["planner"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        admin: creds["admin"]["token"].as_str().unwrap().to_owned(),
+        citizen: creds["subjects"][0]["token"].as_str().unwrap().to_owned(),
+    };
+    let (planner, admin) = (Some(t.planner.as_str()), Some(t.admin.as_str()));
+    let d = t
+        .ok(
+            "POST",
+            "/documents",
+            planner,
+            Some(json!({"type": "detailed_plan", "title": "Parka iela 5"})),
+        )
+        .await;
+    let id = d["id"].as_i64().unwrap();
+    for stage in ["conditions", "drafting"] {
+        t.ok(
+            "POST",
+            &format!("/documents/{id}/stage"),
+            planner,
+            Some(json!({"stage": stage})),
+        )
+        .await;
+    }
+
+    // Versions: paragraph ids are unique; a citizen may not add one.
+    let vp = format!("/documents/{id}/versions");
+    let para = |ids: &[&str]| {
+        json!({"label": "1.0", "summary": "Apbūves parametri",
+            "paragraphs": ids.iter().map(|i| json!({"id": i, "text": format!("Punkts {i}")})).collect::<Vec<_>>()})
+    };
+    let (s, v) = t
+        .call("POST", &vp, planner, Some(para(&["p1", "p1"])))
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _) = t
+        .call("POST", &vp, Some(t.citizen.as_str()), Some(para(&["p1"])))
+        .await;
+    assert_eq!(s, 403);
+    let version = t.ok("POST", &vp, planner, Some(para(&["p1", "p2"]))).await;
+    let vid = version["id"].as_i64().unwrap();
+    assert!(version["frozen_at"].is_null());
+
+    // Shorter than the rules' minimum (21 days for a detailed plan): refused.
+    let cp = format!("/documents/{id}/consultations");
+    let in_secs = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    let (s, v) = t
+        .call(
+            "POST",
+            &cp,
+            planner,
+            Some(json!({"version": vid, "ends_at": in_secs(86_400)})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("21 days"), "{v}");
+    // The rules allow 0 days (a test of the clock): a consultation of 3 seconds.
+    t.ok(
+        "PATCH",
+        "/rules",
+        admin,
+        Some(json!({"document_types": {"detailed_plan": {"consultation_min_days": 0}}})),
+    )
+    .await;
+    let c = t
+        .ok(
+            "POST",
+            &cp,
+            planner,
+            Some(json!({"version": vid, "ends_at": in_secs(3)})),
+        )
+        .await;
+    assert_eq!(c["status"], "open", "one that starts now opens now: {c}");
+    let doc = t.ok("GET", &format!("/documents/{id}"), None, None).await;
+    assert_eq!(doc["stage"], "consultation");
+    let (s, _) = t
+        .call(
+            "POST",
+            &cp,
+            planner,
+            Some(json!({"version": vid, "ends_at": in_secs(60)})),
+        )
+        .await;
+    assert_eq!(s, 409, "one consultation at a time");
+
+    // Never cut short: no move while it is open (evaluation comes with its end).
+    for (stage, reason) in [("evaluation", None), ("drafting", Some("Labojumi"))] {
+        let mut b = json!({"stage": stage});
+        if let Some(r) = reason {
+            b["reason"] = json!(r);
+        }
+        let (s, v) = t
+            .call("POST", &format!("/documents/{id}/stage"), planner, Some(b))
+            .await;
+        assert_eq!(s, 409, "{stage}: {v}");
+    }
+
+    // It closes by itself: the document is in evaluation, the version frozen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc = t.ok("GET", &format!("/documents/{id}"), None, None).await;
+        if doc["stage"] == "evaluation" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {}",
+            doc["stage"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let cs = t.ok("GET", &cp, None, None).await;
+    assert_eq!(cs[0]["status"], "closed");
+    let v = t.ok("GET", &format!("{vp}/{vid}"), None, None).await;
+    assert!(v["frozen_at"].is_string(), "{v}");
+    let h = t
+        .ok("GET", &format!("/documents/{id}/history"), None, None)
+        .await;
+    let by_scheduler: Vec<&Value> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "scheduler")
+        .collect();
+    assert_eq!(by_scheduler.len(), 2, "{h}");
+    assert_eq!(by_scheduler[0]["to_status"], "consultation");
+    assert_eq!(by_scheduler[1]["to_status"], "evaluation");
+}

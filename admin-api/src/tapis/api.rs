@@ -15,6 +15,7 @@ use crate::error::{Problem, Result};
 use crate::extract::{Caller as Auth, Params};
 use crate::gate::RawJson;
 
+use super::consultation::{Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request};
 use super::model::{Document, NewDocument, StageMove};
 use super::rules::Rules;
@@ -50,6 +51,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/tapis/documents/{id}/coordination-requests/{request}/extend",
             post(extend),
+        )
+        .route(
+            "/api/v1/tapis/documents/{id}/versions",
+            get(list_versions).post(add_version),
+        )
+        .route(
+            "/api/v1/tapis/documents/{id}/versions/{version}",
+            get(get_version),
+        )
+        .route(
+            "/api/v1/tapis/documents/{id}/consultations",
+            get(list_consultations).post(schedule),
         )
         .route(
             "/api/v1/tapis/responses/{token}",
@@ -351,4 +364,76 @@ pub(crate) async fn post_response(
     let b: Answer = body.parse()?;
     let r = service::answer(&s, &token, &b).await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+/// The versions of a document, oldest first (public).
+#[utoipa::path(get, path = "/api/v1/tapis/documents/{id}/versions", tag = "tapis",
+    params(("id" = i64, Path, description = "The document")),
+    responses((status = 200, body = [Version]), (status = 404, body = Problem)))]
+pub(crate) async fn list_versions(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Version>>> {
+    Ok(Json(service::versions(&s, id).await?))
+}
+
+/// Add a version: summary and paragraphs with stable ids (the document's planner).
+#[utoipa::path(post, path = "/api/v1/tapis/documents/{id}/versions", tag = "tapis", request_body = NewVersion,
+    params(("id" = i64, Path, description = "The document")),
+    responses((status = 201, body = Version), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Response> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let b: NewVersion = body.parse()?;
+    let v = service::add_version(&s, &c, id, &b).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// One version (public).
+#[utoipa::path(get, path = "/api/v1/tapis/documents/{id}/versions/{version}", tag = "tapis",
+    params(("id" = i64, Path, description = "The document"), ("version" = i64, Path, description = "The version")),
+    responses((status = 200, body = Version), (status = 404, body = Problem)))]
+pub(crate) async fn get_version(
+    State(s): State<AppState>,
+    Path((id, version)): Path<(i64, i64)>,
+) -> Result<Json<Version>> {
+    Ok(Json(service::version(&s, id, version).await?))
+}
+
+/// The consultations of a document (public).
+#[utoipa::path(get, path = "/api/v1/tapis/documents/{id}/consultations", tag = "tapis",
+    params(("id" = i64, Path, description = "The document")),
+    responses((status = 200, body = [Consultation]), (status = 404, body = Problem)))]
+pub(crate) async fn list_consultations(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Consultation>>> {
+    Ok(Json(service::consultations(&s, id).await?))
+}
+
+/// Schedule a public consultation of a version (the document's planner, while drafting);
+/// it opens and closes by itself, moving the document to `consultation` and `evaluation`.
+#[utoipa::path(post, path = "/api/v1/tapis/documents/{id}/consultations", tag = "tapis", request_body = NewConsultation,
+    params(("id" = i64, Path, description = "The document")),
+    responses((status = 201, body = Consultation), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn schedule(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Response> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let b: NewConsultation = body.parse()?;
+    let out = service::schedule(&s, &c, id, &b).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }

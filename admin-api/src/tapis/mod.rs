@@ -14,13 +14,15 @@
 //! - [`rules`]: the rules document, its defaults and sources, merge patch, Europe/Riga dates;
 //! - [`store`]: the module's tables (own migrations, [`MIGRATIONS`]);
 //! - [`coordination`]: requests, links, answers, extensions, reminders;
+//! - [`consultation`]: versions, and public consultations opened and closed on time;
 //! - [`service`]: who may do what ([`service::Caller`]), one function per read or action;
 //! - [`api`]: the handlers and the router under `/api/v1/tapis`.
 //!
-//! Versions, public consultation, comments and receipts, owners from the registers, help
-//! and the portal pages follow (docs/tapis.md, "Not yet").
+//! Comments and receipts, files of versions, owners from the registers, help and the portal
+//! pages follow (docs/tapis.md, "Not yet").
 
 pub mod api;
+pub mod consultation;
 pub mod coordination;
 pub mod geometry;
 pub mod model;
@@ -32,8 +34,10 @@ pub use store::TapisStore;
 
 /// The module's migrations, applied with the metadata store's (tracked in
 /// `tapis_migrations`).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "tapis", include_str!("migrations/0001_tapis.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tapis", include_str!("migrations/0001_tapis.sql")),
+    (2, "versions", include_str!("migrations/0002_versions.sql")),
+];
 
 /// How often the reminder task looks.
 pub const REMINDER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -62,6 +66,26 @@ pub fn spawn_reminders(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> 
                 Ok(0) => {}
                 Ok(n) => tracing::info!(reminders = n, "TAPIS coordination reminders queued"),
                 Err(e) => tracing::warn!(error = %e, "TAPIS reminders not sent; retried later"),
+            }
+        }
+    })
+}
+
+/// How often the scheduler looks for consultations to open or close.
+pub const SCHEDULER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Open and close consultations on time until the task is dropped. Every replica runs it;
+/// each switch is a conditional update, so it happens once.
+pub fn spawn_scheduler(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> {
+    dagr_engine::task::SpawnedTask::spawn(async move {
+        let mut tick = tokio::time::interval(SCHEDULER_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match consultation::advance(&store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(switched = n, "TAPIS consultations opened or closed"),
+                Err(e) => tracing::warn!(error = %e, "TAPIS scheduler: retried in a second"),
             }
         }
     })

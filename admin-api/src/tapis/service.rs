@@ -6,6 +6,7 @@ use dagr_engine::{Principal, Role};
 use crate::AppState;
 use crate::governance::{GovError, GovResult};
 
+use super::consultation::{self, Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request, RequestKind};
 use super::geometry;
 use super::model::{Document, NewDocument, Stage, StageMove, check_move};
@@ -157,6 +158,15 @@ pub async fn move_stage(
         return Err(GovError::Conflict(format!(
             "a document moves to {} when its public consultation starts or ends, not by a planner's move",
             m.stage.as_str()
+        )));
+    }
+    if m.stage != Stage::Cancelled
+        && let Some(open) = s.consultation_pending(id).await?
+        && open.status == "open"
+    {
+        return Err(GovError::Conflict(format!(
+            "consultation {} is open until {}: it is never cut short (a document may still be cancelled)",
+            open.id, open.ends_at
         )));
     }
     let reason = m.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
@@ -441,4 +451,107 @@ pub async fn add_planner(state: &AppState, c: &Caller, login: &str) -> GovResult
         reason: format!("`{login}` belongs to no organisation"),
     })?;
     store(state).add_planner(login, &org).await
+}
+
+/// Add a version (the document's planner), before approval.
+pub async fn add_version(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    v: &NewVersion,
+) -> GovResult<Version> {
+    let s = store(state);
+    let d = own(&s, c, id).await?;
+    if d.stage >= Stage::Approved {
+        return Err(GovError::Conflict(format!(
+            "document {id} is {}: it takes no new version",
+            d.stage.as_str()
+        )));
+    }
+    s.add_version(id, v, &c.describe()).await
+}
+
+/// The versions of a document (public).
+pub async fn versions(state: &AppState, id: i64) -> GovResult<Vec<Version>> {
+    let s = store(state);
+    s.document(id).await?;
+    s.versions(id).await
+}
+
+/// One version (public).
+pub async fn version(state: &AppState, id: i64, version: i64) -> GovResult<Version> {
+    store(state).version(id, version).await
+}
+
+/// The consultations of a document (public).
+pub async fn consultations(state: &AppState, id: i64) -> GovResult<Vec<Consultation>> {
+    let s = store(state);
+    s.document(id).await?;
+    s.consultations(id).await
+}
+
+/// Schedule a public consultation of a version (the document's planner, while drafting):
+/// at least the type's `consultation_min_days`, at most a year; it opens and closes by
+/// itself.
+pub async fn schedule(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    n: &NewConsultation,
+) -> GovResult<Consultation> {
+    let s = store(state);
+    let d = own(&s, c, id).await?;
+    if d.stage != Stage::Drafting {
+        return Err(GovError::Conflict(format!(
+            "document {id} is {}: a consultation is scheduled while drafting",
+            d.stage.as_str()
+        )));
+    }
+    s.version(id, n.version)
+        .await
+        .map_err(|_| GovError::Invalid {
+            field: "version".into(),
+            reason: format!("no version {} of document {id}", n.version),
+        })?;
+    let now = crate::model::Time::now();
+    let time = |field: &str, v: &str| {
+        crate::model::Time::parse(v).ok_or_else(|| GovError::Invalid {
+            field: field.into(),
+            reason: "not an RFC 3339 time".into(),
+        })
+    };
+    let starts = match &n.starts_at {
+        Some(v) => time("starts_at", v)?,
+        None => now,
+    };
+    let ends = time("ends_at", &n.ends_at)?;
+    if starts.0 < now.0 - 60_000 {
+        return Err(GovError::Invalid {
+            field: "starts_at".into(),
+            reason: "is in the past".into(),
+        });
+    }
+    let min_days = i64::from(s.rules().await?.of(d.doc_type).consultation_min_days);
+    let day = 86_400_000;
+    if ends.0 - starts.0 < min_days * day || ends.0 <= starts.0 {
+        return Err(GovError::Invalid {
+            field: "ends_at".into(),
+            reason: format!(
+                "a consultation of a {} lasts at least {min_days} days (and ends after it starts)",
+                d.doc_type.as_str().replace('_', " ")
+            ),
+        });
+    }
+    if ends.0 - starts.0 > consultation::MAX_CONSULTATION_DAYS * day {
+        return Err(GovError::Invalid {
+            field: "ends_at".into(),
+            reason: format!("at most {} days", consultation::MAX_CONSULTATION_DAYS),
+        });
+    }
+    let out = s
+        .schedule(id, n.version, starts, ends, &c.describe())
+        .await?;
+    // One that starts now opens now, not at the scheduler's next look.
+    consultation::advance(&s).await?;
+    s.consultation(out.id).await
 }
