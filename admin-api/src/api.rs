@@ -19,7 +19,8 @@ use crate::governance::{ApprovalInput, GovError, Governance, IssuedToken, Reques
 use crate::model::*;
 use crate::store::ListFilter;
 
-fn created<T: Serialize>(v: T) -> Response {
+/// A 201 with `v` as its JSON body.
+pub(crate) fn created<T: Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use dagr_engine::Role;
 use serde::{Deserialize, Serialize};
 
@@ -52,10 +52,7 @@ pub(crate) async fn year(
     State(s): State<AppState>,
     Params(q): Params<YearParams>,
 ) -> Result<Json<CalendarYear>> {
-    let year = q.year.unwrap_or_else(|| {
-        use chrono::Datelike;
-        Time::now().to_datetime().year()
-    });
+    let year = q.year.unwrap_or_else(|| Time::now().to_datetime().year());
     if !YEARS.contains(&year) {
         return Err(GovError::Invalid {
             field: "year".into(),
@@ -66,7 +63,7 @@ pub(crate) async fn year(
     let cal = Calendar::load(s.gov.store().pool()).await?;
     let mut working = 0;
     let mut d = NaiveDate::from_ymd_opt(year, 1, 1).expect("a date");
-    while d.format("%Y").to_string() == year.to_string() {
+    while d.year() == year {
         if cal.is_working(d) {
             working += 1;
         }
@@ -92,7 +89,6 @@ pub(crate) struct DayInput {
 }
 
 fn date(text: &str) -> GovResult<NaiveDate> {
-    use chrono::Datelike;
     text.parse::<NaiveDate>()
         .ok()
         .filter(|d| YEARS.contains(&d.year()))
@@ -127,23 +123,6 @@ fn require_admin(p: &dagr_engine::Principal) -> GovResult<()> {
     }
 }
 
-async fn history(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    day: &str,
-    state: &str,
-) -> GovResult<()> {
-    sqlx::query(
-        "INSERT INTO calendar_history (day, state, actor, at) VALUES ($1, $2, 'admin', $3)",
-    )
-    .bind(day)
-    .bind(state)
-    .bind(Time::now().0)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
 /// Set what a day is (an admin): a moved working day, or a day off set by a separate act.
 /// Deadlines counted from now on use it; deadlines already set stay.
 #[utoipa::path(put, path = "/api/v1/calendar/days/{date}", tag = "calendar", request_body = DayInput,
@@ -167,29 +146,7 @@ pub(crate) async fn set_day(
         entered: true,
     };
     let mut tx = s.gov.store().pool().begin().await.map_err(db)?;
-    sqlx::query("DELETE FROM calendar_days WHERE day = $1")
-        .bind(&day.date)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    sqlx::query(
-        "INSERT INTO calendar_days (day, kind, name, source, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, 'admin', $5)",
-    )
-    .bind(&day.date)
-    .bind(day.kind.as_str())
-    .bind(&day.name)
-    .bind(&day.source)
-    .bind(Time::now().0)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    history(
-        &mut tx,
-        &day.date,
-        &serde_json::to_string(&day).unwrap_or_default(),
-    )
-    .await?;
+    super::set_entry(&mut tx, &day, "admin").await?;
     tx.commit().await.map_err(db)?;
     Ok(Json(day))
 }
@@ -207,15 +164,9 @@ pub(crate) async fn remove_day(
     require_admin(&p)?;
     let d = date(&text)?.to_string();
     let mut tx = s.gov.store().pool().begin().await.map_err(db)?;
-    let r = sqlx::query("DELETE FROM calendar_days WHERE day = $1")
-        .bind(&d)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    if r.rows_affected() == 0 {
+    if !super::remove_entry(&mut tx, &d, "admin").await? {
         return Err(GovError::NotFound(format!("no entry for {d}")).into());
     }
-    history(&mut tx, &d, "{\"removed\":true}").await?;
     tx.commit().await.map_err(db)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -132,7 +132,8 @@ pub enum DayKind {
 }
 
 impl DayKind {
-    fn as_str(self) -> &'static str {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             DayKind::Holiday => "holiday",
             DayKind::Working => "working",
@@ -161,6 +162,79 @@ pub struct Day {
     pub source: String,
     /// Whether it comes from the table (an admin's entry) rather than the law's rule.
     pub entered: bool,
+}
+
+/// Set a day's entry (replacing the one it had) on `tx`, with its history entry: the one
+/// writer of `calendar_days`, for the admin's calls and for modules whose rules name days.
+pub async fn set_entry(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    day: &Day,
+    actor: &str,
+) -> GovResult<()> {
+    let now = crate::model::Time::now().0;
+    sqlx::query("DELETE FROM calendar_days WHERE day = $1")
+        .bind(&day.date)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO calendar_days (day, kind, name, source, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&day.date)
+    .bind(day.kind.as_str())
+    .bind(&day.name)
+    .bind(&day.source)
+    .bind(actor)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let state = serde_json::to_string(day).unwrap_or_default();
+    entry_history(tx, &day.date, &state, actor, now).await
+}
+
+/// Remove a day's entry on `tx`, with its history entry; `false` when it had none.
+pub async fn remove_entry(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    date: &str,
+    actor: &str,
+) -> GovResult<bool> {
+    let r = sqlx::query("DELETE FROM calendar_days WHERE day = $1")
+        .bind(date)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    entry_history(
+        tx,
+        date,
+        "{\"removed\":true}",
+        actor,
+        crate::model::Time::now().0,
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn entry_history(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    date: &str,
+    state: &str,
+    actor: &str,
+    at: i64,
+) -> GovResult<()> {
+    sqlx::query("INSERT INTO calendar_history (day, state, actor, at) VALUES ($1, $2, $3, $4)")
+        .bind(date)
+        .bind(state)
+        .bind(actor)
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Western (Gregorian) Easter Sunday of `year` (the anonymous Gregorian algorithm).

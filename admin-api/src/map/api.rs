@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::created;
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{Caller, Params};
 use crate::gate::RawJson;
@@ -74,10 +75,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/map/inbox", get(inbox))
         .route("/api/v1/map/exports/{kind}", get(export))
         .route("/api/v1/map/reports/due", get(due_reports))
-}
-
-fn created<T: serde::Serialize>(v: T) -> Response {
-    (StatusCode::CREATED, Json(v)).into_response()
 }
 
 /// A grantor: an organisation and the consumer system MAP reads the registers under for it.

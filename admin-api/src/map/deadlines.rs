@@ -98,6 +98,8 @@ async fn contracted(
 pub(crate) struct DueRule {
     pub(crate) calendar: Calendar,
     pub(crate) working_days: bool,
+    /// Days before a due date that its reminder goes out.
+    pub(crate) reminder_days: i64,
 }
 
 impl DueRule {
@@ -107,6 +109,7 @@ impl DueRule {
         Ok(DueRule {
             calendar: Calendar::load(&store.pool).await?,
             working_days: settings.due_dates_on_working_days,
+            reminder_days: settings.reminder_days,
         })
     }
 }
@@ -254,13 +257,12 @@ pub async fn retention_due(c: &MapCaller) -> GovResult<Vec<RetentionDue>> {
 pub async fn send_reminders(store: &MapStore) -> GovResult<usize> {
     let now = Time::now();
     let rule = DueRule::load(store).await?;
-    let remind_days = store.settings().await?.reminder_days;
     let mut sent = 0;
     for c in contracted(store, None, None).await? {
         for d in open_reports(&c, now, &rule) {
             let stage = if d.overdue {
                 "overdue"
-            } else if d.days <= remind_days {
+            } else if d.days <= rule.reminder_days {
                 "due"
             } else {
                 continue;
@@ -358,6 +360,7 @@ mod tests {
         let rule = DueRule {
             calendar: Calendar::law_only(),
             working_days: true,
+            reminder_days: 14,
         };
         let due = open_reports(&c, now, &rule);
         let got: Vec<(&str, usize, &str, bool)> = due
@@ -378,6 +381,7 @@ mod tests {
         let as_computed = DueRule {
             calendar: Calendar::law_only(),
             working_days: false,
+            reminder_days: 14,
         };
         assert_eq!(open_reports(&c, now, &as_computed)[1].due_on, "2026-10-31");
         assert_eq!(due[0].days, -15);

@@ -202,15 +202,14 @@ pub async fn set(c: &MapCaller, input: SettingsInput) -> GovResult<Settings> {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO map_rule_history (what, state, actor, at) VALUES ($1, $2, 'admin', $3)",
+        super::store::rule_history(
+            &mut tx,
+            &format!("setting {name}"),
+            &serde_json::json!({"value": value, "source": source}).to_string(),
+            "admin",
+            now,
         )
-        .bind(format!("setting {name}"))
-        .bind(serde_json::json!({"value": value, "source": source}).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        .await?;
     }
     tx.commit().await.map_err(db)?;
     c.store.settings().await

@@ -223,9 +223,9 @@ struct Claimed {
 async fn claim(pool: &AnyPool) -> GovResult<Vec<Claimed>> {
     let now = Time::now().0;
     let until = now + CLAIM.as_millis() as i64;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
-         AND claimed_until < $1 ORDER BY id LIMIT $2",
+    let due = sqlx::query(
+        "SELECT id, address, subject, body, attempts FROM mail_outbox WHERE status = 'pending' \
+         AND next_attempt_at <= $1 AND claimed_until < $1 ORDER BY id LIMIT $2",
     )
     .bind(now)
     .bind(BATCH)
@@ -233,7 +233,8 @@ async fn claim(pool: &AnyPool) -> GovResult<Vec<Claimed>> {
     .await
     .map_err(db)?;
     let mut out = Vec::new();
-    for id in ids {
+    for row in &due {
+        let id: i64 = row.try_get("id").map_err(db)?;
         // Another replica may have claimed it since: the condition decides.
         let r = sqlx::query(
             "UPDATE mail_outbox SET claimed_until = $1 WHERE id = $2 AND status = 'pending' \
@@ -248,12 +249,6 @@ async fn claim(pool: &AnyPool) -> GovResult<Vec<Claimed>> {
         if r.rows_affected() != 1 {
             continue;
         }
-        let row =
-            sqlx::query("SELECT address, subject, body, attempts FROM mail_outbox WHERE id = $1")
-                .bind(id)
-                .fetch_one(pool)
-                .await
-                .map_err(db)?;
         out.push(Claimed {
             id,
             address: row.try_get("address").map_err(db)?,

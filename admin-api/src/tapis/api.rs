@@ -5,12 +5,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::created;
 use crate::error::{Problem, Result};
 use crate::extract::{Caller as Auth, Params};
 use crate::gate::RawJson;
@@ -201,7 +202,7 @@ pub(crate) async fn create_document(
     service::require_planner(&c)?;
     let b: NewDocument = body.parse()?;
     let d = service::create(&s, &c, &b).await?;
-    Ok((StatusCode::CREATED, Json(d)).into_response())
+    Ok(created(d))
 }
 
 /// A planning document (public).
@@ -315,7 +316,7 @@ pub(crate) async fn send_request(
     service::require_planner(&c)?;
     let b: NewRequest = body.parse()?;
     let r = service::send_request(&s, &c, id, &b).await?;
-    Ok((StatusCode::CREATED, Json(r)).into_response())
+    Ok(created(r))
 }
 
 /// Extend a request's due date with a reason (the document's planner).
@@ -360,10 +361,10 @@ pub(crate) async fn post_response(
     body: RawJson,
 ) -> Result<Response> {
     // The link is the credential: checked before the body is read.
-    service::link(&s, &token).await?;
+    let id = service::verify_link(&s, &token).await?;
     let b: Answer = body.parse()?;
-    let r = service::answer(&s, &token, &b).await?;
-    Ok((StatusCode::CREATED, Json(r)).into_response())
+    let r = service::answer(&s, id, &b).await?;
+    Ok(created(r))
 }
 
 /// The versions of a document, oldest first (public).
@@ -393,7 +394,7 @@ pub(crate) async fn add_version(
     service::require_planner(&c)?;
     let b: NewVersion = body.parse()?;
     let v = service::add_version(&s, &c, id, &b).await?;
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok(created(v))
 }
 
 /// One version (public).
@@ -435,5 +436,5 @@ pub(crate) async fn schedule(
     service::require_planner(&c)?;
     let b: NewConsultation = body.parse()?;
     let out = service::schedule(&s, &c, id, &b).await?;
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok(created(out))
 }

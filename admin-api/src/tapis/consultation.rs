@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use crate::governance::{GovError, GovResult};
 use crate::model::Time;
 
-use super::model::Stage;
+use super::model::{Stage, text};
 use super::store::{TapisStore, db, history_entry};
 
 /// Most paragraphs of a version.
@@ -105,23 +105,10 @@ fn invalid(field: &str, reason: impl Into<String>) -> GovError {
     }
 }
 
-fn clean(field: &str, v: &str, max: usize) -> GovResult<String> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(invalid(field, format!("give 1 to {max} characters")));
-    }
-    if v.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(invalid(field, "no control characters"));
-    }
-    Ok(v.to_owned())
-}
-
 /// Check a new version's fields.
 pub fn check_version(v: &NewVersion) -> GovResult<(String, String, Vec<Paragraph>)> {
-    let label = clean("label", &v.label, 200)?;
-    let summary = clean("summary", &v.summary, MAX_PARAGRAPH)?;
+    let label = text("label", &v.label, 200)?;
+    let summary = text("summary", &v.summary, MAX_PARAGRAPH)?;
     if v.paragraphs.is_empty() || v.paragraphs.len() > MAX_PARAGRAPHS {
         return Err(invalid(
             "paragraphs",
@@ -152,7 +139,7 @@ pub fn check_version(v: &NewVersion) -> GovResult<(String, String, Vec<Paragraph
         }
         out.push(Paragraph {
             id: p.id.clone(),
-            text: clean(&format!("paragraphs.{}", p.id), &p.text, MAX_PARAGRAPH)?,
+            text: text(&format!("paragraphs.{}", p.id), &p.text, MAX_PARAGRAPH)?,
         });
     }
     Ok((label, summary, out))

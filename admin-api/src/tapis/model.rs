@@ -4,6 +4,29 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::governance::{GovError, GovResult};
+
+/// A required text of 1 to `max` characters, trimmed, without control characters but new
+/// lines and tabs: every text TAPIS takes from a caller.
+pub fn text(field: &str, v: &str, max: usize) -> GovResult<String> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(GovError::Invalid {
+            field: field.into(),
+            reason: format!("give 1 to {max} characters"),
+        });
+    }
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(GovError::Invalid {
+            field: field.into(),
+            reason: "no control characters".into(),
+        });
+    }
+    Ok(v.to_owned())
+}
+
 /// The type of a planning document (Teritorijas attīstības plānošanas likums).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

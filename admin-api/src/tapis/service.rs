@@ -347,9 +347,14 @@ pub async fn link(state: &AppState, token: &str) -> GovResult<LinkView> {
     store(state).by_link(token).await
 }
 
-/// Answer through a coordination link, once.
-pub async fn answer(state: &AppState, token: &str, a: &Answer) -> GovResult<Request> {
-    store(state).answer(token, a).await
+/// The request a coordination link names (404 for a changed link, 403 for an expired one).
+pub async fn verify_link(state: &AppState, token: &str) -> GovResult<i64> {
+    store(state).verify_link(token).await
+}
+
+/// Answer request `id` through its verified link, once.
+pub async fn answer(state: &AppState, id: i64, a: &Answer) -> GovResult<Request> {
+    store(state).answer(id, a).await
 }
 
 /// The rules (public: due dates are public).

@@ -12,6 +12,7 @@ use crate::store::{Backend, MetaStore, MigrationSet, StoreError, apply_migration
 
 use super::model::{DocType, Document, Stage, TerritoryView};
 use super::rules::{self, Rules};
+use crate::calendar::{self, DayKind};
 
 pub(crate) fn db(e: sqlx::Error) -> GovError {
     GovError::Store(StoreError::Database(e))
@@ -292,44 +293,34 @@ impl TapisStore {
                     db(e)
                 }
             })?;
-        for (kind, days) in [("holiday", &r.holidays), ("working", &r.working_days)] {
+        let source = format!("TAPIS rules, version {version}");
+        for (kind, days) in [
+            (DayKind::Holiday, &r.holidays),
+            (DayKind::Working, &r.working_days),
+        ] {
             let listed: Vec<String> = days.iter().map(|d| d.to_string()).collect();
             let existing: Vec<String> =
                 sqlx::query_scalar("SELECT day FROM calendar_days WHERE kind = $1")
-                    .bind(kind)
+                    .bind(kind.as_str())
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
             for gone in existing.iter().filter(|d| !listed.contains(d)) {
-                sqlx::query("DELETE FROM calendar_days WHERE day = $1")
-                    .bind(gone)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                calendar::remove_entry(&mut tx, gone, actor).await?;
             }
             for new in listed.iter().filter(|d| !existing.contains(d)) {
-                sqlx::query("DELETE FROM calendar_days WHERE day = $1")
-                    .bind(new)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                sqlx::query(
-                    "INSERT INTO calendar_days (day, kind, name, source, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(new)
-                .bind(kind)
-                .bind(if kind == "holiday" {
-                    "brīvdiena"
-                } else {
-                    "darba diena"
-                })
-                .bind(format!("TAPIS rules, version {version}"))
-                .bind(actor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                let name = match kind {
+                    DayKind::Holiday => "brīvdiena",
+                    DayKind::Working => "darba diena",
+                };
+                let day = calendar::Day {
+                    date: new.clone(),
+                    kind,
+                    name: name.into(),
+                    source: source.clone(),
+                    entered: true,
+                };
+                calendar::set_entry(&mut tx, &day, actor).await?;
             }
         }
         tx.commit().await.map_err(db)?;

@@ -494,7 +494,8 @@ async fn commit_link(
     tx.commit().await.map_err(db)
 }
 
-async fn rule_history(
+/// Record a change of a rule (a regime, a link, a setting) in `map_rule_history`.
+pub(crate) async fn rule_history(
     tx: &mut Transaction<'static, Any>,
     what: &str,
     state: &str,

@@ -27,8 +27,8 @@ use super::registers::{Grantor, Read};
 mod aid;
 mod transition;
 
-pub(crate) use aid::RegimeRow;
 pub use aid::{AidTotals, MAX_MEMBERS, Regime, RegimeTotal, UndertakingLink};
+pub(crate) use aid::{RegimeRow, rule_history};
 
 pub(super) fn db(e: sqlx::Error) -> GovError {
     GovError::Store(StoreError::Database(e))
