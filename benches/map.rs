@@ -15,102 +15,20 @@
 //!
 //! Nothing is asserted on times; a failed call fails the bench.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Serve(Child);
+#[path = "support/mod.rs"]
+mod support;
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Api, ms, percentile, start_server};
 
 fn persons() -> usize {
-    std::env::var("DAGR_BENCH_PERSONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-fn start_server(data: &Path) -> (Serve, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--flight-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--demo-rows", &persons().to_string()])
-        .env("DAGR_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env_remove("DAGR_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dagr serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let http = loop {
-        let line = lines
-            .next()
-            .expect("dagr serve exited before listening")
-            .expect("read the log");
-        if line.contains("DAGR listening") {
-            break line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("http="))
-                .expect("http= in the listening line")
-                .to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Serve(child), format!("http://{http}"))
-}
-
-/// Nearest-rank percentile of sorted latencies.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
+    support::persons(20_000)
 }
 
 impl Api {
-    async fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let req = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        }
-        .bearer_auth(token)
-        .header("x-dagr-purpose", "MAP bench");
-        let req = match body {
-            Some(b) => req.json(b),
-            None => req,
-        };
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v
-    }
-
     /// Latencies of `n` sequential calls of `path`.
     async fn latencies(&self, path: &str, token: &str, n: usize) -> Vec<Duration> {
         for _ in 0..20 {
@@ -282,7 +200,11 @@ async fn throughput(
         let token = tokens[c % tokens.len()].clone();
         let (base, http, action) = (api.base.clone(), api.http.clone(), action.clone());
         set.spawn(async move {
-            let api = Api { base, http };
+            let api = Api {
+                base,
+                http,
+                purpose: "MAP bench",
+            };
             for id in mine {
                 api.act(id, &token, action.clone()).await;
             }
@@ -298,7 +220,7 @@ async fn throughput(
 async fn run() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let started = Instant::now();
-    let (_server, base) = start_server(dir.path());
+    let (_server, base) = start_server(dir.path(), persons(), &[]);
     eprintln!(
         "map bench: server with {} persons up in {:.1} s",
         persons(),
@@ -315,6 +237,7 @@ async fn run() {
     let api = Api {
         base,
         http: reqwest::Client::new(),
+        purpose: "MAP bench",
     };
     let pm = m["programme_managers"][0]["token"]
         .as_str()

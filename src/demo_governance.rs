@@ -168,6 +168,9 @@ const LM_SOCIAL: &str = "Sociālās palīdzības administrēšanas sistēma";
 const POLICIES: &str = "Polišu pārvaldības sistēma";
 const CLAIMS: &str = "Atlīdzību regulēšanas sistēma";
 const MAP: &str = crate::demo_map::MAP_SYSTEM;
+const TAPIS: &str = crate::demo_tapis::TAPIS_SYSTEM;
+const PLANNING_LAW: &str = "Teritorijas attīstības plānošanas likums, 4. pants; Ministru kabineta \
+                            2014. gada 14. oktobra noteikumi Nr. 628";
 const AID_LAW: &str = "Komercdarbības atbalsta kontroles likums; Komisijas Regula (ES) 2023/2831";
 
 /// The AML law, the bank's legal basis.
@@ -350,6 +353,38 @@ const REQUESTS: &[RequestPlan] = &[
         legal_basis: "Sociālā uzņēmuma likums",
         systems: &[LM_SOCIAL],
         decision: Decision::Pending,
+    },
+    // TAPIS: the properties in a planning territory and their owners, who are told when a
+    // consultation opens (docs/tapis.md, "Owners from the registers").
+    RequestPlan {
+        consumer: crate::demo_tapis::MUNICIPALITY,
+        dataset: "real_estate",
+        attributes: &[
+            "cadastre_number",
+            "property_type",
+            "address_code",
+            "owner_code",
+            "owner_kind",
+            "centroid_lon",
+            "centroid_lat",
+            "boundary",
+        ],
+        row_scope: None,
+        purpose: "Plānošanas dokumenta teritorijā esošo nekustamo īpašumu un to īpašnieku \
+                  noteikšana un informēšana par publisko apspriešanu",
+        legal_basis: PLANNING_LAW,
+        systems: &[TAPIS],
+        decision: Decision::Approve,
+    },
+    RequestPlan {
+        consumer: crate::demo_tapis::MUNICIPALITY,
+        dataset: "addresses",
+        attributes: &["address_code", "full_address", "municipality"],
+        row_scope: None,
+        purpose: "Plānošanas dokumenta teritorijā esošo nekustamo īpašumu adreses",
+        legal_basis: PLANNING_LAW,
+        systems: &[TAPIS],
+        decision: Decision::Approve,
     },
     RequestPlan {
         consumer: crate::demo_map::GRANTOR,

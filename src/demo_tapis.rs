@@ -4,8 +4,12 @@
 //! that delivers nowhere), and the first version of the rules: the shipped defaults plus
 //! which institutions are always asked and synthetic restriction layers around Riga.
 //!
-//! Resumable: the planner and institutions are made again, the rules are written only when
-//! none are stored.
+//! Its system reads `real_estate` and `addresses` under agreements with VZD (filed and
+//! approved in [`crate::demo_governance`]'s plans) and is registered as Riga's TAPIS system
+//! for the owners of a territory (`tapis_systems`).
+//!
+//! Resumable: the planner and institutions are made again, the system registered again, the
+//! rules are written only when none are stored.
 
 use anyhow::Context;
 use dagr_admin_api::Governance;
@@ -109,6 +113,12 @@ pub async fn seed(gov: &Governance, admin: &Principal, system: i64) -> anyhow::R
             .await
             .context("writing the first TAPIS rules")?;
     }
+    dagr_admin_api::tapis::parcels::set_system(gov, MUNICIPALITY, system)
+        .await
+        .context("registering Riga's TAPIS system for reading the registers")?;
+    dagr_admin_api::tapis::help::seed_defaults(&store)
+        .await
+        .context("seeding the TAPIS help articles")?;
     Ok(json!({
         "system": {"organisation": MUNICIPALITY, "system_id": system},
         "planner": {

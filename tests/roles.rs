@@ -380,6 +380,35 @@ const MATRIX: &[Row] = &[
     post("/api/v1/tapis/documents/{id=tapis_document}/consultations", BAD,          [401,  403,  403,  403,  403,  403,  403]),
     get("/api/v1/tapis/responses/{token=tapis_token}",                              [404,  404,  404,  404,  404,  404,  404]),
     post("/api/v1/tapis/responses/{token=tapis_token}", BAD,                        [404,  404,  404,  404,  404,  404,  404]),
+    // Files of versions: the planner adds them (before the body is read, everyone else is
+    // refused), everyone reads them; comments come from citizens, the planner works on them
+    // (the targets do not exist: the role is checked first), a receipt is its author's.
+    post("/api/v1/tapis/documents/{id=tapis_document}/versions/{version=tapis_version}/files/{name=tapis_file}", BAD, [401, 403, 403, 403, 403, 403, 403]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/versions/{version=tapis_version}/files/{name=tapis_file}", [404, 404, 404, 404, 404, 404, 404]),
+    get("/api/v1/tapis/consultations/{cid=tapis_missing}/comments",                [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/consultations/{cid=tapis_missing}/comments", BAD,          [401,  400,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/consultations/{cid=tapis_missing}/report",                  [401,  403,  403,  403,  403,  403,  404]),
+    patch("/api/v1/tapis/comments/{id=tapis_missing}",                             [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/comments/{id=tapis_missing}/split", BAD,                   [401,  403,  403,  403,  403,  403,  403]),
+    post("/api/v1/tapis/comments/{id=tapis_missing}/answer", BAD,                  [401,  403,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/receipts/{rid=tapis_missing}",                              [401,  404,  403,  403,  403,  403,  403]),
+    get("/api/v1/tapis/answer-blocks",                                              [401,  403,  403,  403,  403,  403,  403]),
+    put("/api/v1/tapis/answer-blocks/{code=tapis_block}", BAD,                      [401,  403,  403,  403,  403,  403,  403]),
+    // Help and FAQ: search, articles and an anonymous vote are public (a bad vote body is 400
+    // for everyone); an admin writes and deletes articles (the target of the deletion does
+    // not exist: nothing changes) and reads the votes
+    get("/api/v1/tapis/help",                                                       [200,  200,  200,  200,  200,  200,  200]),
+    get("/api/v1/tapis/help/stats",                                                 [401,  403,  403,  403,  403,  403,  200]),
+    get("/api/v1/tapis/help/{id=tapis_help}",                                       [200,  200,  200,  200,  200,  200,  200]),
+    put("/api/v1/tapis/help/{id=tapis_help}", BAD,                                  [401,  403,  403,  403,  403,  403,  400]),
+    delete("/api/v1/tapis/help/{id=tapis_help_missing}",                            [401,  403,  403,  403,  403,  403,  404]),
+    post("/api/v1/tapis/help/{id=tapis_help}/feedback", BAD,                        [400,  400,  400,  400,  400,  400,  400]),
+    // Owners from the registers: the document's planners and admins (the fixture has no
+    // territory yet: 409; no comparison with the cadastre yet: 404); the admin registers a
+    // municipality's TAPIS system.
+    get("/api/v1/tapis/documents/{id=tapis_document}/parcels",                      [401,  403,  403,  403,  403,  403,  409]),
+    get("/api/v1/tapis/documents/{id=tapis_document}/cadastre",                     [401,  403,  403,  403,  403,  403,  404]),
+    put("/api/v1/tapis/systems/{organisation=owner_org}", BAD,                      [401,  403,  403,  403,  403,  403,  400]),
     // ---- the working-day calendar: public; an admin keeps its entries
     get("/api/v1/calendar",                                                         [200,  200,  200,  200,  200,  200,  200]),
     put("/api/v1/calendar/days/{date=calendar_day}", BAD,                           [401,  403,  403,  403,  403,  403,  400]),
@@ -387,6 +416,7 @@ const MATRIX: &[Row] = &[
     // ---- e-mail: a person's own address (the citizen's subject token is a person's;
     // systems and the admin have none); the outbox is the admin's
     get("/api/v1/me/email",                                                         [401,  200,  403,  403,  403,  403,  403]),
+    get("/api/v1/me/inbox",                                                         [401,  200,  403,  403,  403,  403,  403]),
     put("/api/v1/me/email", BAD,                                                    [401,  400,  403,  403,  403,  403,  403]),
     get("/api/v1/outbox",                                                           [401,  403,  403,  403,  403,  403,  200]),
     get("/api/v1/map/inbox",                                                        [401,  200,  403,  403,  403,  403,  403]),
@@ -1048,6 +1078,11 @@ async fn fixtures(server: &Server, creds: &Value) -> (Fixtures, [Option<String>;
     fx.insert("tapis_version", version["id"].to_string());
     fx.insert("tapis_institution", "VVD".into());
     fx.insert("tapis_token", "1.2.not-a-signature".into());
+    fx.insert("tapis_missing", "999999999".into());
+    fx.insert("tapis_file", "plan.pdf".into());
+    fx.insert("tapis_block", "height".into());
+    fx.insert("tapis_help", "faq-overdue-en".into());
+    fx.insert("tapis_help_missing", "no-such-article".into());
     fx.insert("map_programme", map["programmes"]["open"].to_string());
     fx.insert("map_application", application["id"].to_string());
     fx.insert(

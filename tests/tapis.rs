@@ -71,6 +71,46 @@ fn square(w: f64, s: f64, d: f64) -> Value {
     json!({"type": "Polygon", "coordinates": [[[w, s], [w + d, s], [w + d, s + d], [w, s + d], [w, s]]]})
 }
 
+impl Tapis {
+    /// The demo's planner, admin and first citizen on `server`.
+    fn of(server: &Server, creds: &Value) -> Tapis {
+        Tapis {
+            base: server.base.clone(),
+            http: reqwest::Client::new(),
+            planner: creds["tapis"]["planner"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            admin: creds["admin"]["token"].as_str().unwrap().to_owned(),
+            citizen: creds["subjects"][0]["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A new detailed plan of the planner, moved to `drafting`.
+    async fn drafting(&self, title: &str) -> i64 {
+        let planner = Some(self.planner.as_str());
+        let d = self
+            .ok(
+                "POST",
+                "/documents",
+                planner,
+                Some(json!({"type": "detailed_plan", "title": title})),
+            )
+            .await;
+        let id = d["id"].as_i64().unwrap();
+        for stage in ["conditions", "drafting"] {
+            self.ok(
+                "POST",
+                &format!("/documents/{id}/stage"),
+                planner,
+                Some(json!({"stage": stage})),
+            )
+            .await;
+        }
+        id
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_moves_through_its_stages_and_is_coordinated_through_a_link() {
     let sink = SmtpSink::start().await;
@@ -437,35 +477,9 @@ async fn a_consultation_opens_and_closes_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), DEMO_ROWS, &[]);
     let creds = credentials(dir.path());
-    let t = Tapis {
-        base: server.base.clone(),
-        http: reqwest::Client::new(),
-        planner: creds["tapis"]["planner"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        admin: creds["admin"]["token"].as_str().unwrap().to_owned(),
-        citizen: creds["subjects"][0]["token"].as_str().unwrap().to_owned(),
-    };
+    let t = Tapis::of(&server, &creds);
     let (planner, admin) = (Some(t.planner.as_str()), Some(t.admin.as_str()));
-    let d = t
-        .ok(
-            "POST",
-            "/documents",
-            planner,
-            Some(json!({"type": "detailed_plan", "title": "Parka iela 5"})),
-        )
-        .await;
-    let id = d["id"].as_i64().unwrap();
-    for stage in ["conditions", "drafting"] {
-        t.ok(
-            "POST",
-            &format!("/documents/{id}/stage"),
-            planner,
-            Some(json!({"stage": stage})),
-        )
-        .await;
-    }
+    let id = t.drafting("Parka iela 5").await;
 
     // Versions: paragraph ids are unique; a citizen may not add one.
     let vp = format!("/documents/{id}/versions");
@@ -569,4 +583,384 @@ async fn a_consultation_opens_and_closes_on_time() {
     assert_eq!(by_scheduler.len(), 2, "{h}");
     assert_eq!(by_scheduler[0]["to_status"], "consultation");
     assert_eq!(by_scheduler[1]["to_status"], "evaluation");
+}
+
+/// A consultation takes citizens' comments on a paragraph, a map point and a polygon; each
+/// comment gets a signed receipt; the planner splits, tags, groups and answers them (with a
+/// standard block); approval waits for every answer; the author follows the receipt to the
+/// answer and finds it in their inbox; the report has no identities. The version's file is
+/// stored with its SHA-256 and frozen with the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_are_received_answered_and_reported_and_approval_waits_for_them() {
+    comments_flow(&[]).await;
+}
+
+/// The same on PostgreSQL (the row locks, filters and counts in its SQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_are_received_answered_and_reported_postgres() {
+    let Some(url) = common::fresh_postgres().await else {
+        return;
+    };
+    comments_flow(&["--database-url", &url]).await;
+}
+
+async fn comments_flow(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), DEMO_ROWS, extra);
+    let creds = credentials(dir.path());
+    let t = Tapis::of(&server, &creds);
+    let other = creds["subjects"][1]["token"].as_str().unwrap().to_owned();
+    let code = creds["subjects"][0]["personal_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (planner, admin, citizen, other) = (
+        Some(t.planner.as_str()),
+        Some(t.admin.as_str()),
+        Some(t.citizen.as_str()),
+        Some(other.as_str()),
+    );
+    let id = t.drafting("Ezermalas iela 12").await;
+    let version = t
+        .ok(
+            "POST",
+            &format!("/documents/{id}/versions"),
+            planner,
+            Some(json!({"label": "1.0", "summary": "Apbūve", "paragraphs": [
+                {"id": "1.1", "text": "Apbūves augstums līdz 5 stāviem."},
+                {"id": "1.2", "text": "Zaļā zona ne mazāk kā 30 %."}]})),
+        )
+        .await;
+    let vid = version["id"].as_i64().unwrap();
+
+    // A file: streamed in, its SHA-256 returned; read back byte for byte; names checked.
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let files = format!(
+        "{}/api/v1/tapis/documents/{id}/versions/{vid}/files",
+        t.base
+    );
+    let put = |name: &str, token: &str, body: Vec<u8>| {
+        t.http
+            .post(format!("{files}/{name}"))
+            .bearer_auth(token)
+            .header("content-type", "application/pdf")
+            .body(body)
+    };
+    let (s, _, v) = send(put("plans.pdf", &t.planner, bytes.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(v["sha256"], sha.as_str());
+    assert_eq!(v["size"], bytes.len());
+    let (s, _, _) = send(put("plans.pdf", &t.planner, vec![1])).await;
+    assert_eq!(s, 409, "a file is not replaced");
+    let (s, _, _) = send(put("a%2Fb.pdf", &t.planner, vec![1])).await;
+    assert_eq!(s, 422, "no `/` in a name");
+    let (s, _, _) = send(put("x.pdf", &t.citizen, vec![1])).await;
+    assert_eq!(s, 403);
+    let r = t
+        .http
+        .get(format!("{files}/plans.pdf"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), format!("\"{sha}\""));
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let v = t
+        .ok(
+            "GET",
+            &format!("/documents/{id}/versions/{vid}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(v["files"][0]["name"], "plans.pdf", "{v}");
+
+    // A consultation of a few seconds (the rules allow 0 days: a test of the clock).
+    t.ok(
+        "PATCH",
+        "/rules",
+        admin,
+        Some(json!({"document_types": {"detailed_plan": {"consultation_min_days": 0}}})),
+    )
+    .await;
+    let ends = (chrono::Utc::now() + chrono::Duration::seconds(12)).to_rfc3339();
+    let c = t
+        .ok(
+            "POST",
+            &format!("/documents/{id}/consultations"),
+            planner,
+            Some(json!({"version": vid, "ends_at": ends})),
+        )
+        .await;
+    let cid = c["id"].as_i64().unwrap();
+    assert_eq!(c["status"], "open");
+    let (s, _, _) = send(put("late.pdf", &t.planner, vec![1])).await;
+    assert_eq!(s, 409, "the version is frozen");
+
+    // Comments: on a paragraph, a point, a polygon; only citizens; anchors checked.
+    let cp = format!("/consultations/{cid}/comments");
+    let text = "Pret 5 stāviem. Atbalstu zaļo zonu.";
+    let first = t
+        .ok(
+            "POST",
+            &cp,
+            citizen,
+            Some(json!({"text": text, "anchor": {"paragraph": "1.1"}})),
+        )
+        .await;
+    let rid = first["receipt"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["receipt"]["hash"].as_str().unwrap().len(), 64);
+    assert!(first["receipt"]["signature"].is_string());
+    let pinned = t
+        .ok(
+            "POST",
+            &cp,
+            other,
+            Some(
+                json!({"text": "Šeit jābūt gājēju pārejai.", "anchor": {"point": [24.11, 56.95]}}),
+            ),
+        )
+        .await;
+    t.ok(
+        "POST",
+        &cp,
+        other,
+        Some(json!({"text": "Šis kvartāls jāsaglabā.", "anchor": {"polygon": square(24.1, 56.94, 0.01)}})),
+    )
+    .await;
+    for (who, body, want) in [
+        (
+            planner,
+            json!({"text": "x", "anchor": {"paragraph": "1.1"}}),
+            403,
+        ),
+        (
+            citizen,
+            json!({"text": "x", "anchor": {"paragraph": "9.9"}}),
+            422,
+        ),
+        (
+            citizen,
+            json!({"text": "x", "anchor": {"point": [2.35, 48.85]}}),
+            422,
+        ),
+        (
+            citizen,
+            json!({"text": "", "anchor": {"paragraph": "1.1"}}),
+            422,
+        ),
+        (
+            citizen,
+            json!({"text": "x", "anchor": {"line": [[24.1, 56.9]]}}),
+            422,
+        ),
+    ] {
+        let (s, v) = t.call("POST", &cp, who, Some(body.clone())).await;
+        assert_eq!(s, want, "{body}: {v}");
+    }
+
+    // The receipt: its author sees it verified and received; nobody else sees it.
+    let rp = format!("/receipts/{rid}");
+    let r = t.ok("GET", &rp, citizen, None).await;
+    assert_eq!(r["status"], "received");
+    assert_eq!(r["verified"], true);
+    assert_eq!(r["text"], text);
+    for who in [other, planner, None] {
+        let (s, _) = t.call("GET", &rp, who, None).await;
+        assert!([401, 403, 404].contains(&s), "{s}");
+    }
+
+    // The planner's work: list and filter, split, tag and group, answer blocks.
+    let list = t.ok("GET", &cp, planner, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+    assert!(!list.to_string().contains(&code), "no identities: {list}");
+    let (s, _) = t.call("GET", &cp, citizen, None).await;
+    assert_eq!(s, 403);
+    let on_11 = t
+        .ok("GET", &format!("{cp}?paragraph=1.1"), planner, None)
+        .await;
+    assert_eq!(on_11.as_array().unwrap().len(), 1);
+    let cid1 = first["id"].as_i64().unwrap();
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/comments/{cid1}/split"),
+            planner,
+            Some(json!({"parts": [{"text": "Pret 5 stāviem."}, {"text": "Not in the comment"}]})),
+        )
+        .await;
+    assert_eq!(s, 422, "a part is a piece of the original: {v}");
+    let parts = t
+        .ok(
+            "POST",
+            &format!("/comments/{cid1}/split"),
+            planner,
+            Some(json!({"parts": [{"text": "Pret 5 stāviem."},
+                {"text": "Atbalstu zaļo zonu.", "anchor": {"paragraph": "1.2"}}]})),
+        )
+        .await;
+    let (p1, p2) = (
+        parts[0]["id"].as_i64().unwrap(),
+        parts[1]["id"].as_i64().unwrap(),
+    );
+    t.ok(
+        "PATCH",
+        &format!("/comments/{p1}"),
+        planner,
+        Some(json!({"tags": ["augstums"], "group": "Apbūve"})),
+    )
+    .await;
+    let tagged = t
+        .ok("GET", &format!("{cp}?tag=augstums"), planner, None)
+        .await;
+    assert_eq!(tagged.as_array().unwrap().len(), 1);
+    assert_eq!(tagged[0]["group"], "Apbūve");
+    t.ok(
+        "PUT",
+        "/answer-blocks/height",
+        planner,
+        Some(json!({"title": "Augstums", "text": "Augstums atbilst teritorijas plānojumam."})),
+    )
+    .await;
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/comments/{cid1}/answer"),
+            planner,
+            Some(json!({"decision": "rejected", "text": "x"})),
+        )
+        .await;
+    assert_eq!(s, 409, "a split comment is answered through its parts");
+    let a = t
+        .ok(
+            "POST",
+            &format!("/comments/{p1}/answer"),
+            planner,
+            Some(json!({"decision": "rejected", "blocks": ["height"], "text": "Paldies."})),
+        )
+        .await;
+    assert!(
+        a["answer"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Augstums atbilst"),
+        "{a}"
+    );
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/comments/{p1}/answer"),
+            planner,
+            Some(json!({"decision": "accepted", "text": "Otrreiz"})),
+        )
+        .await;
+    assert_eq!(s, 409, "answers are written once");
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/comments/{p2}/answer"),
+            planner,
+            Some(json!({"decision": "maybe", "text": "x"})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    t.ok(
+        "POST",
+        &format!("/comments/{p2}/answer"),
+        planner,
+        Some(json!({"decision": "accepted", "text": "Zaļā zona paliek."})),
+    )
+    .await;
+    let r = t.ok("GET", &rp, citizen, None).await;
+    assert_eq!(r["status"], "answered", "{r}");
+    assert_eq!(r["parts"].as_array().unwrap().len(), 2);
+    let inbox = common::send(
+        t.http
+            .get(format!("{}/api/v1/me/inbox", t.base))
+            .bearer_auth(&t.citizen),
+    )
+    .await
+    .2;
+    assert!(
+        inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["module"] == "tapis" && e["link"].as_str().unwrap_or("").ends_with(&rid)),
+        "{inbox}"
+    );
+
+    // It closes by itself; a comment after the end is 409; approval waits for answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while t.ok("GET", &format!("/documents/{id}"), None, None).await["stage"] != "evaluation" {
+        assert!(std::time::Instant::now() < deadline, "never closed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (s, _) = t
+        .call(
+            "POST",
+            &cp,
+            citizen,
+            Some(json!({"text": "Par vēlu", "anchor": {"paragraph": "1.1"}})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let stage = format!("/documents/{id}/stage");
+    let (s, v) = t
+        .call("POST", &stage, planner, Some(json!({"stage": "approved"})))
+        .await;
+    assert_eq!(s, 409, "two comments have no answer: {v}");
+    assert!(v["detail"].as_str().unwrap().contains("2 comment"), "{v}");
+    let unanswered = t
+        .ok("GET", &format!("{cp}?status=unanswered"), planner, None)
+        .await;
+    for c in unanswered.as_array().unwrap() {
+        t.ok(
+            "POST",
+            &format!("/comments/{}/answer", c["id"]),
+            planner,
+            Some(json!({"decision": "noted", "text": "Ņemts vērā."})),
+        )
+        .await;
+    }
+    t.ok("POST", &stage, planner, Some(json!({"stage": "approved"})))
+        .await;
+    t.ok("POST", &stage, planner, Some(json!({"stage": "in_force"})))
+        .await;
+
+    // The report: every comment, parts and answers, no identities.
+    let report = t
+        .ok(
+            "GET",
+            &format!("/consultations/{cid}/report"),
+            planner,
+            None,
+        )
+        .await;
+    assert_eq!(report["comments"], 3, "{report}");
+    assert_eq!(report["to_answer"], 4);
+    assert_eq!(report["answered"], 4);
+    assert_eq!(report["items"][0]["parts"].as_array().unwrap().len(), 2);
+    assert_eq!(report["items"][1]["comment"]["id"], pinned["id"]);
+    let dump = report.to_string();
+    for c in creds["subjects"].as_array().unwrap() {
+        assert!(!dump.contains(c["personal_code"].as_str().unwrap()));
+    }
+    let (s, _) = t
+        .call(
+            "GET",
+            &format!("/consultations/{cid}/report"),
+            citizen,
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
 }

@@ -138,14 +138,15 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The `/api/v1` routes with their layers (tracing, body limit, timeout), snapshot uploads
-/// run by `loads` (see [`Loads::open`]). Uploads stream to disk outside the body limit and
-/// the request timeout, within their own size limit. The router owns `loads`: when the
+/// run by `loads` (see [`Loads::open`]). Uploads (snapshots, TAPIS version files) stream to
+/// storage outside the body limit and the request timeout, within their own size limits. The router owns `loads`: when the
 /// server stops and drops it, loads still running stop, and the next start refuses them.
 pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
     let load_routes = loads::api::routes(loads::api::LoadsState {
         app: state.clone(),
         loads,
-    });
+    })
+    .merge(tapis::api::file_routes().with_state(state.clone()));
     Router::new()
         .route("/api/v1/health", get(handlers::health))
         .route("/api/v1/openapi.json", get(openapi_json))

@@ -34,6 +34,7 @@
 //! - [`demo`]: the deterministic generator of the five demo registers.
 
 pub mod audit;
+pub mod blobs;
 pub mod bounded;
 pub mod changes;
 mod deadline;

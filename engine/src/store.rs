@@ -170,6 +170,18 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// Flush the file `path` (and its directory) to disk on a local store; nothing on
+    /// another store, whose `put` is durable when it returns.
+    pub(crate) async fn sync_path(&self, path: &Path) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let (root, path) = (root.clone(), path.clone());
+            tokio::task::spawn_blocking(move || sync_local(&root, &path))
+                .await
+                .map_err(Error::internal)??;
+        }
+        Ok(())
+    }
+
     /// The underlying object store.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

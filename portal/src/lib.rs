@@ -32,6 +32,7 @@ mod map;
 mod requests;
 pub(crate) mod session;
 mod systems;
+mod tapis;
 mod usage;
 mod web;
 
@@ -95,6 +96,7 @@ pub fn router(app: AppState, config: PortalConfig) -> Router {
         .merge(usage::routes())
         .merge(dashboard::routes())
         .merge(map::routes())
+        .merge(tapis::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(portal)
         .layer(middleware::map_response(web::security_headers))

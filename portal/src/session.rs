@@ -280,10 +280,13 @@ impl SignedIn {
         // it does not serve.
         let map = (self.principal.role != Role::Admin)
             .then_some(("/map", crate::map::MapText::get(lang).nav));
+        // TAPIS (territorial planning) is public: for everyone.
+        let tapis = ("/tapis", crate::tapis::TapisText::get(lang).nav);
         shell.nav = links
             .iter()
             .copied()
             .chain(map)
+            .chain([tapis])
             .map(|(href, label)| NavItem {
                 href,
                 label,

@@ -12,6 +12,8 @@ mod flows;
 mod map;
 mod requests;
 mod systems;
+mod tapis;
+mod tapis_help;
 mod usage;
 mod webdriver;
 

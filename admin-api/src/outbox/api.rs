@@ -19,6 +19,7 @@ use super::Mail;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/me/email", get(get_email).put(put_email))
+        .route("/api/v1/me/inbox", get(inbox))
         .route("/api/v1/outbox", get(list))
 }
 
@@ -78,6 +79,40 @@ pub(crate) async fn put_email(
     let address = b.address.as_deref().map(super::check_address).transpose()?;
     super::set_address(s.gov.store().pool(), &who, address.as_deref()).await?;
     Ok(Json(EmailAddress { address }))
+}
+
+/// How many inbox entries.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InboxParams {
+    /// At most this many, newest first (default 100, at most 500).
+    limit: Option<i64>,
+}
+
+/// The caller's inbox, newest first (a person's token): what every module told them, with
+/// a link to follow each up.
+#[utoipa::path(get, path = "/api/v1/me/inbox", tag = "notifications", params(InboxParams),
+    responses((status = 200, body = [super::inbox::InboxEntry]), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn inbox(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(q): Params<InboxParams>,
+) -> Result<Json<Vec<super::inbox::InboxEntry>>> {
+    let who = recipient(&p)
+        .ok_or_else(|| GovError::Forbidden("an inbox belongs to a person's own token".into()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=super::inbox::MAX_LIST).contains(&limit) {
+        return Err(GovError::Invalid {
+            field: "limit".into(),
+            reason: format!("1 to {}", super::inbox::MAX_LIST),
+        }
+        .into());
+    }
+    Ok(Json(
+        super::inbox::list(s.gov.store().pool(), &who, limit).await?,
+    ))
 }
 
 /// Which messages to list.

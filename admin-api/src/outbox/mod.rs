@@ -16,6 +16,7 @@
 //! every message either way.
 
 pub mod api;
+pub mod inbox;
 pub mod smtp;
 
 use std::time::Duration;

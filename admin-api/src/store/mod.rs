@@ -99,6 +99,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "calendar",
         include_str!("../migrations/0008_calendar.sql"),
     ),
+    (9, "inbox", include_str!("../migrations/0009_inbox.sql")),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).
@@ -303,6 +304,31 @@ impl Sql {
 }
 
 /// `v` as JSON text, for a TEXT column.
+/// Record the consumer system a business module reads the registers under for
+/// `organisation` (MAP's grantors, TAPIS's municipalities), replacing an earlier one, in
+/// `table` (`organisation`, `system_id`, `created_at`).
+pub(crate) async fn set_module_system(
+    pool: &AnyPool,
+    table: &'static str,
+    organisation: &str,
+    system: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("DELETE FROM {table} WHERE organisation = $1"))
+        .bind(organisation)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO {table} (organisation, system_id, created_at) VALUES ($1, $2, $3)"
+    ))
+    .bind(organisation)
+    .bind(system)
+    .bind(crate::model::Time::now().0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
 pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }

@@ -3,10 +3,11 @@
 //! public); a coordination link is its own credential; everything else needs a token, and
 //! the caller's role is checked before a body is read.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -16,12 +17,17 @@ use crate::error::{Problem, Result};
 use crate::extract::{Caller as Auth, Params};
 use crate::gate::RawJson;
 
+use super::comments::{
+    AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Report, Split,
+    Submitted,
+};
 use super::consultation::{Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request};
+use super::files::VersionFile;
 use super::model::{Document, NewDocument, StageMove};
 use super::rules::Rules;
 use super::service::{self, Asked, Caller};
-use super::store::{HistoryEntry, Institution, TapisStore};
+use super::store::{HistoryEntry, Institution};
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -69,10 +75,32 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tapis/responses/{token}",
             get(get_response).post(post_response),
         )
+        .merge(super::help::routes())
+        .route(
+            "/api/v1/tapis/consultations/{cid}/comments",
+            get(list_comments).post(add_comment),
+        )
+        .route("/api/v1/tapis/consultations/{cid}/report", get(report))
+        .route("/api/v1/tapis/comments/{id}", patch(label_comment))
+        .route("/api/v1/tapis/comments/{id}/split", post(split_comment))
+        .route("/api/v1/tapis/comments/{id}/answer", post(answer_comment))
+        .route("/api/v1/tapis/receipts/{rid}", get(receipt))
+        .route("/api/v1/tapis/answer-blocks", get(answer_blocks))
+        .route("/api/v1/tapis/answer-blocks/{code}", put(put_answer_block))
+        .merge(super::parcels::routes())
+}
+
+/// The routes of version files: outside the API's body limit and request timeout (a file
+/// streams in and out within [`super::files::MAX_FILE_BYTES`]).
+pub fn file_routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/tapis/documents/{id}/versions/{version}/files/{name}",
+        get(get_file).merge(post(add_file).layer(DefaultBodyLimit::disable())),
+    )
 }
 
 async fn caller(s: &AppState, p: &dagr_engine::Principal) -> Result<Caller> {
-    Ok(Caller::of(&TapisStore::new(s.gov.store()), p).await?)
+    Ok(service::caller(s, p).await?)
 }
 
 /// The rules: deadlines per document type, institutions, the calendar's days, sources.
@@ -437,4 +465,261 @@ pub(crate) async fn schedule(
     let b: NewConsultation = body.parse()?;
     let out = service::schedule(&s, &c, id, &b).await?;
     Ok(created(out))
+}
+
+/// Add a file to a version (the document's planner; the version not frozen): the raw bytes
+/// in the body (at most 512 MiB), streamed to the object store. 201 with its SHA-256.
+#[utoipa::path(post, path = "/api/v1/tapis/documents/{id}/versions/{version}/files/{name}", tag = "tapis",
+    params(("id" = i64, Path, description = "The document"), ("version" = i64, Path, description = "The version"),
+        ("name" = String, Path, description = "The file's name in the version")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses((status = 201, body = VersionFile), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_file(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, version, name)): Path<(i64, i64, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    if let Some(n) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && n > super::files::MAX_FILE_BYTES
+    {
+        return Err(crate::error::ApiError::TooLarge(format!(
+            "a file is at most {} bytes",
+            super::files::MAX_FILE_BYTES
+        )));
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let f = service::add_file(
+        &s,
+        &c,
+        id,
+        version,
+        &name,
+        ct.as_deref(),
+        body.into_data_stream(),
+    )
+    .await?;
+    Ok(created(f))
+}
+
+/// A file of a version (public): its bytes, as an attachment, with its SHA-256 in
+/// `Digest` (RFC 3230 `sha-256=` base64) and `ETag`.
+#[utoipa::path(get, path = "/api/v1/tapis/documents/{id}/versions/{version}/files/{name}", tag = "tapis",
+    params(("id" = i64, Path, description = "The document"), ("version" = i64, Path, description = "The version"),
+        ("name" = String, Path, description = "The file's name in the version")),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
+        (status = 404, body = Problem)))]
+pub(crate) async fn get_file(
+    State(s): State<AppState>,
+    Path((id, version, name)): Path<(i64, i64, String)>,
+) -> Result<Response> {
+    use base64::Engine as _;
+    let (f, stream) = service::file(&s, id, version, &name).await?;
+    let raw: Vec<u8> = (0..f.sha256.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&f.sha256[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, f.content_type.clone()),
+            (header::CONTENT_LENGTH, f.size.to_string()),
+            (header::ETAG, format!("\"{}\"", f.sha256)),
+            (
+                header::HeaderName::from_static("digest"),
+                format!(
+                    "sha-256={}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Comment during an open consultation (a citizen, signed in with a subject token) on a
+/// paragraph of the consulted version, a map point or a polygon. 201 with the receipt;
+/// 409 outside the consultation's start and end.
+#[utoipa::path(post, path = "/api/v1/tapis/consultations/{cid}/comments", tag = "tapis", request_body = NewComment,
+    params(("cid" = i64, Path, description = "The consultation")),
+    responses((status = 201, body = Submitted), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn add_comment(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(cid): Path<i64>,
+    body: RawJson,
+) -> Result<Response> {
+    let c = caller(&s, &p).await?;
+    service::require_citizen(&c)?;
+    let b: NewComment = body.parse()?;
+    Ok(created(service::add_comment(&s, &c, cid, &b).await?))
+}
+
+/// The comments of a consultation and their parts (the document's planner), by id,
+/// filtered; no authors.
+#[utoipa::path(get, path = "/api/v1/tapis/consultations/{cid}/comments", tag = "tapis",
+    params(("cid" = i64, Path, description = "The consultation"), Filter),
+    responses((status = 200, body = [CommentView]), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_comments(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(cid): Path<i64>,
+    Params(f): Params<Filter>,
+) -> Result<Json<Vec<CommentView>>> {
+    let c = caller(&s, &p).await?;
+    Ok(Json(service::comments(&s, &c, cid, &f).await?))
+}
+
+/// Tag and group a comment or part (the document's planner).
+#[utoipa::path(patch, path = "/api/v1/tapis/comments/{id}", tag = "tapis", request_body = Labels,
+    params(("id" = i64, Path, description = "The comment or part")),
+    responses((status = 200, body = CommentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn label_comment(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<CommentView>> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let b: Labels = body.parse()?;
+    Ok(Json(service::label(&s, &c, id, &b).await?))
+}
+
+/// Split a comment into parts, each a verbatim piece of its text, answered on their own
+/// (the document's planner). The original is kept as it was.
+#[utoipa::path(post, path = "/api/v1/tapis/comments/{id}/split", tag = "tapis", request_body = Split,
+    params(("id" = i64, Path, description = "The comment")),
+    responses((status = 201, body = [CommentView]), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn split_comment(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Response> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let b: Split = body.parse()?;
+    Ok(created(service::split(&s, &c, id, &b).await?))
+}
+
+/// Answer a comment or part, once (the document's planner): a decision and a text from
+/// standard blocks and free text. The author is told when their comment is answered.
+#[utoipa::path(post, path = "/api/v1/tapis/comments/{id}/answer", tag = "tapis", request_body = NewAnswer,
+    params(("id" = i64, Path, description = "The comment or part")),
+    responses((status = 200, body = CommentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn answer_comment(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<i64>,
+    body: RawJson,
+) -> Result<Json<CommentView>> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let b: NewAnswer = body.parse()?;
+    Ok(Json(service::answer_comment(&s, &c, id, &b).await?))
+}
+
+/// A receipt (its author, signed in with a subject token): verified against the stored
+/// comment, with the status and the answer. 404 for anyone else.
+#[utoipa::path(get, path = "/api/v1/tapis/receipts/{rid}", tag = "tapis",
+    params(("rid" = String, Path, description = "The receipt's id")),
+    responses((status = 200, body = ReceiptView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn receipt(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(rid): Path<String>,
+) -> Result<Json<ReceiptView>> {
+    let c = caller(&s, &p).await?;
+    Ok(Json(service::receipt(&s, &c, &rid).await?))
+}
+
+/// The report of a consultation (the document's planner, or an admin): every comment
+/// with its parts and answers, numbered, without identities.
+#[utoipa::path(get, path = "/api/v1/tapis/consultations/{cid}/report", tag = "tapis",
+    params(("cid" = i64, Path, description = "The consultation")),
+    responses((status = 200, body = Report), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn report(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(cid): Path<i64>,
+) -> Result<Json<Report>> {
+    let c = caller(&s, &p).await?;
+    Ok(Json(service::report(&s, &c, cid).await?))
+}
+
+/// The standard answer blocks of the planner's municipality.
+#[utoipa::path(get, path = "/api/v1/tapis/answer-blocks", tag = "tapis",
+    responses((status = 200, body = [AnswerBlock]), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn answer_blocks(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<Vec<AnswerBlock>>> {
+    let c = caller(&s, &p).await?;
+    Ok(Json(service::answer_blocks(&s, &c).await?))
+}
+
+/// Add or replace a standard answer block of the planner's municipality.
+#[utoipa::path(put, path = "/api/v1/tapis/answer-blocks/{code}", tag = "tapis", request_body = AnswerBlock,
+    params(("code" = String, Path, description = "The block's code")),
+    responses((status = 200, body = AnswerBlock), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_answer_block(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(code): Path<String>,
+    body: RawJson,
+) -> Result<Json<AnswerBlock>> {
+    let c = caller(&s, &p).await?;
+    service::require_planner(&c)?;
+    let mut b: AnswerBlock = body.parse()?;
+    b.code = code;
+    Ok(Json(service::put_answer_block(&s, &c, &b).await?))
 }

@@ -16,7 +16,7 @@ use crate::governance::{GovError, GovResult};
 use crate::model::Time;
 
 use super::model::{Stage, text};
-use super::store::{TapisStore, db, history_entry};
+use super::store::{TapisStore, db, history_entry, note};
 
 /// Most paragraphs of a version.
 pub const MAX_PARAGRAPHS: usize = 2_000;
@@ -66,6 +66,8 @@ pub struct Version {
     pub created_at: String,
     /// Frozen by a consultation (RFC 3339).
     pub frozen_at: Option<String>,
+    /// Its files, by name.
+    pub files: Vec<super::files::VersionFile>,
 }
 
 /// A new consultation.
@@ -162,6 +164,7 @@ fn version_row(r: &AnyRow) -> GovResult<Version> {
             .try_get::<Option<i64>, _>("frozen_at")
             .map_err(db)?
             .map(|t| Time(t).to_rfc3339()),
+        files: vec![],
     })
 }
 
@@ -210,22 +213,7 @@ impl TapisStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let stage: String = sqlx::query_scalar("SELECT stage FROM tapis_documents WHERE id = $1")
-            .bind(doc)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let stage = Stage::parse(&stage).unwrap_or(Stage::Drafting);
-        history_entry(
-            &mut tx,
-            doc,
-            None,
-            stage,
-            &format!("version {id}: {label}"),
-            actor,
-            None,
-        )
-        .await?;
+        note(&mut tx, doc, &format!("version {id}: {label}"), actor).await?;
         tx.commit().await.map_err(db)?;
         self.version(doc, id).await
     }
@@ -239,7 +227,9 @@ impl TapisStore {
             .await
             .map_err(db)?
             .ok_or_else(|| GovError::NotFound(format!("no version {id} of document {doc}")))?;
-        version_row(&row)
+        let mut v = version_row(&row)?;
+        v.files = self.files(id).await?;
+        Ok(v)
     }
 
     /// The versions of a document, oldest first.
@@ -249,7 +239,14 @@ impl TapisStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter().map(version_row).collect()
+        let mut out = rows
+            .iter()
+            .map(version_row)
+            .collect::<GovResult<Vec<_>>>()?;
+        for v in &mut out {
+            v.files = self.files(v.id).await?;
+        }
+        Ok(out)
     }
 
     /// Whether a consultation of the document is scheduled or open.

@@ -44,7 +44,7 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RequestKind::Conditions => "conditions",
             RequestKind::Opinion => "opinion",
@@ -201,38 +201,6 @@ fn today() -> NaiveDate {
     riga_date(Time::now().0)
 }
 
-/// The key links are signed with (made at first use).
-async fn key(store: &TapisStore) -> GovResult<Vec<u8>> {
-    let get = || async {
-        sqlx::query_scalar::<_, String>("SELECT value FROM tapis_secrets WHERE name = 'links'")
-            .fetch_optional(&store.pool)
-            .await
-            .map_err(db)
-    };
-    if let Some(k) = get().await? {
-        return URL_SAFE_NO_PAD
-            .decode(k)
-            .map_err(|_| GovError::Store(crate::store::StoreError::Corrupt("link key".into())));
-    }
-    let mut k = [0u8; 32];
-    getrandom::fill(&mut k).map_err(|e| {
-        GovError::Store(crate::store::StoreError::Corrupt(format!(
-            "no randomness: {e}"
-        )))
-    })?;
-    // A concurrent first use may win: its key is the one kept.
-    let _ = sqlx::query("INSERT INTO tapis_secrets (name, value) VALUES ('links', $1)")
-        .bind(URL_SAFE_NO_PAD.encode(k))
-        .execute(&store.pool)
-        .await;
-    let k = get()
-        .await?
-        .ok_or_else(|| GovError::Conflict("no link key; try again".into()))?;
-    URL_SAFE_NO_PAD
-        .decode(k)
-        .map_err(|_| GovError::Store(crate::store::StoreError::Corrupt("link key".into())))
-}
-
 fn mac(key: &[u8], id: i64, expires: i64) -> Hmac<Sha256> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(format!("tapis-link:{id}:{expires}").as_bytes());
@@ -248,7 +216,7 @@ fn sign(key: &[u8], id: i64, expires: i64) -> String {
 /// The request a token names, when its MAC holds (404 otherwise) and it has not expired
 /// (403).
 async fn verify(store: &TapisStore, token: &str) -> GovResult<i64> {
-    check_token(&key(store).await?, token, Time::now().0)
+    check_token(&store.secret("links").await?, token, Time::now().0)
 }
 
 /// [`verify`] with the key and the time given.
@@ -299,7 +267,7 @@ impl TapisStore {
         let now = Time::now();
         let due = deadline.due(&cal, riga_date(now.0));
         let expires = now.plus_days(i64::from(link_days)).0;
-        let key = key(self).await?;
+        let key = self.secret("links").await?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The document's row first: requests of one document are written one at a time.
         let r0 =

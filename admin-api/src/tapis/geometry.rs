@@ -196,6 +196,16 @@ pub fn overlaps(a: &Territory, b: &Territory) -> bool {
     false
 }
 
+/// Whether the position `p` (lon, lat) lies in the territory: inside a polygon's shell and
+/// in none of its holes.
+pub fn contains(t: &Territory, p: (f64, f64)) -> bool {
+    t.polygons.iter().any(|rings| {
+        rings
+            .first()
+            .is_some_and(|shell| inside(shell, p) && !rings[1..].iter().any(|h| inside(h, p)))
+    })
+}
+
 /// Shoelace area of a closed ring (signed).
 fn ring_area(r: &[(f64, f64)]) -> f64 {
     r.windows(2)

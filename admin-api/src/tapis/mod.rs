@@ -15,17 +15,27 @@
 //! - [`store`]: the module's tables (own migrations, [`MIGRATIONS`]);
 //! - [`coordination`]: requests, links, answers, extensions, reminders;
 //! - [`consultation`]: versions, and public consultations opened and closed on time;
+//! - [`files`]: files of versions, streamed to the object store with their SHA-256;
+//! - [`comments`]: citizens' comments, receipts, the officers' split, tags, groups and
+//!   answers, the report;
+//! - [`parcels`]: owners from the registers (read under the municipality's TAPIS system,
+//!   audited), notices to owners, the plan against the cadastre;
+//! - [`help`]: help and FAQ per stage and role, LV/EN, searchable, with anonymous
+//!   "was this helpful" votes;
 //! - [`service`]: who may do what ([`service::Caller`]), one function per read or action;
 //! - [`api`]: the handlers and the router under `/api/v1/tapis`.
 //!
-//! Comments and receipts, files of versions, owners from the registers, help and the portal
-//! pages follow (docs/tapis.md, "Not yet").
+//! What is not built yet is listed in docs/tapis.md, "Not yet".
 
 pub mod api;
+pub mod comments;
 pub mod consultation;
 pub mod coordination;
+pub mod files;
 pub mod geometry;
+pub mod help;
 pub mod model;
+pub mod parcels;
 pub mod rules;
 pub mod service;
 pub mod store;
@@ -37,6 +47,9 @@ pub use store::TapisStore;
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tapis", include_str!("migrations/0001_tapis.sql")),
     (2, "versions", include_str!("migrations/0002_versions.sql")),
+    (3, "comments", include_str!("migrations/0003_comments.sql")),
+    (4, "parcels", include_str!("migrations/0004_parcels.sql")),
+    (5, "help", include_str!("migrations/0005_help.sql")),
 ];
 
 /// How often the reminder task looks.
@@ -74,10 +87,16 @@ pub fn spawn_reminders(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> 
 /// How often the scheduler looks for consultations to open or close.
 pub const SCHEDULER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Open and close consultations on time until the task is dropped. Every replica runs it;
-/// each switch is a conditional update, so it happens once.
-pub fn spawn_scheduler(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> {
+/// How long after a failed attempt the owners of an open consultation's properties are
+/// tried again.
+pub const OWNERS_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Open and close consultations on time until the task is dropped, and tell the owners of
+/// the properties in an opened consultation's territory. Every replica runs it; each switch
+/// is a conditional update, so it happens once, and an owner is told once per consultation.
+pub fn spawn_scheduler(state: crate::AppState) -> dagr_engine::task::SpawnedTask<()> {
     dagr_engine::task::SpawnedTask::spawn(async move {
+        let store = TapisStore::new(state.gov.store());
         let mut tick = tokio::time::interval(SCHEDULER_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -87,6 +106,71 @@ pub fn spawn_scheduler(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> 
                 Ok(n) => tracing::info!(switched = n, "TAPIS consultations opened or closed"),
                 Err(e) => tracing::warn!(error = %e, "TAPIS scheduler: retried in a second"),
             }
+            if let Err(e) = tell_owners(&state, &store).await {
+                tracing::warn!(error = %e, "TAPIS owners' notices: retried in a second");
+            }
         }
     })
+}
+
+/// For each open consultation whose owners were not told yet: compare the plan with the
+/// cadastre (the set derived again, audited) and tell every owner. A consultation of a
+/// document without a territory has no owners to tell; a failure (no agreement, registers
+/// unreadable) is noted and tried again after [`OWNERS_RETRY`].
+async fn tell_owners(
+    state: &crate::AppState,
+    store: &TapisStore,
+) -> crate::governance::GovResult<()> {
+    use sqlx::Row;
+    let now = crate::model::Time::now().0;
+    let due = sqlx::query(
+        "SELECT id, document FROM tapis_consultations WHERE status = 'open' \
+         AND owners_notified_at IS NULL AND (owners_retry_at IS NULL OR owners_retry_at <= $1) \
+         ORDER BY id LIMIT 20",
+    )
+    .bind(now)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(store::db)?;
+    for r in &due {
+        let (cid, doc): (i64, i64) = (
+            r.try_get("id").map_err(store::db)?,
+            r.try_get("document").map_err(store::db)?,
+        );
+        let has_territory = store.document(doc).await?.territory.is_some();
+        let outcome = if has_territory {
+            match parcels::compare_cadastre(state, doc, "consultation").await {
+                Ok(_) => parcels::notify_owners(state, doc, cid)
+                    .await
+                    .map(|n| format!("{n} owner(s) told")),
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok("no territory: no owners to tell".to_owned())
+        };
+        let (done, retry, note) = match outcome {
+            Ok(note) => (Some(now), None, note),
+            Err(e) => {
+                tracing::warn!(consultation = cid, document = doc, error = %e,
+                    "TAPIS: the owners of an open consultation's territory could not be told");
+                (
+                    None,
+                    Some(now + OWNERS_RETRY.as_millis() as i64),
+                    e.to_string(),
+                )
+            }
+        };
+        sqlx::query(
+            "UPDATE tapis_consultations SET owners_notified_at = $1, owners_retry_at = $2, \
+             owners_note = $3 WHERE id = $4 AND owners_notified_at IS NULL",
+        )
+        .bind(done)
+        .bind(retry)
+        .bind(note.chars().take(2_000).collect::<String>())
+        .bind(cid)
+        .execute(&store.pool)
+        .await
+        .map_err(store::db)?;
+    }
+    Ok(())
 }

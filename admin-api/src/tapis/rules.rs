@@ -97,6 +97,11 @@ pub struct Rules {
     /// Days before the due date that an institution is reminded (once), and once more
     /// when overdue.
     pub reminder_days: u32,
+    /// Whether an institution's silence past its due date counts as consent at approval:
+    /// `false` (the default) refuses approval while any coordination request is
+    /// unanswered; `true` refuses it only while one is unanswered and not yet due.
+    #[serde(default)]
+    pub silence_is_consent: bool,
     /// Where each rule comes from.
     pub sources: BTreeMap<String, String>,
 }
@@ -149,6 +154,13 @@ pub fn defaults() -> Rules {
     sources.insert("link_days".into(), "DAGR default".into());
     sources.insert("reminder_days".into(), "DAGR default".into());
     sources.insert(
+        "silence_is_consent".into(),
+        "DAGR default (false: approval waits for every institution's answer); whether the \
+         planning law lets silence past the due date count as no objection is to be checked \
+         against Cabinet Regulation No. 628 and patched"
+            .into(),
+    );
+    sources.insert(
         "institutions".into(),
         "DAGR demo: synthetic restriction layers".into(),
     );
@@ -160,6 +172,7 @@ pub fn defaults() -> Rules {
         institutions: InstitutionRules::default(),
         link_days: 60,
         reminder_days: 3,
+        silence_is_consent: false,
         sources,
     }
 }

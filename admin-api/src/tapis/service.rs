@@ -6,8 +6,13 @@ use dagr_engine::{Principal, Role};
 use crate::AppState;
 use crate::governance::{GovError, GovResult};
 
+use super::comments::{
+    self, AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Report,
+    Split, Submitted,
+};
 use super::consultation::{self, Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request, RequestKind};
+use super::files::{self, VersionFile};
 use super::geometry;
 use super::model::{Document, NewDocument, Stage, StageMove, check_move};
 use super::rules::{Rules, merge_patch};
@@ -28,12 +33,26 @@ pub enum Caller {
     },
     /// A DAGR operator: keeps the rules, planners and institutions.
     Admin,
+    /// A citizen (a data subject, signed in through the subject identity seam): comments
+    /// during a public consultation and follows their receipts.
+    Citizen {
+        /// The personal code the identity provider names.
+        subject: String,
+    },
     /// Anyone else: reads what is public.
     Public,
 }
 
+/// Who `p` is in TAPIS, with the server's identity provider naming citizens.
+pub async fn caller(state: &AppState, p: &Principal) -> GovResult<Caller> {
+    if let Some(subject) = state.identity.subject(p) {
+        return Ok(Caller::Citizen { subject });
+    }
+    Caller::of(&store(state), p).await
+}
+
 impl Caller {
-    /// Who `p` is in TAPIS.
+    /// Who `p` is in TAPIS (planners, admins and the public; see [`caller`] for citizens).
     pub async fn of(store: &TapisStore, p: &Principal) -> GovResult<Caller> {
         if p.role == Role::Admin {
             return Ok(Caller::Admin);
@@ -56,6 +75,7 @@ impl Caller {
                 organisation,
             } => format!("planner {login} ({organisation})"),
             Caller::Admin => "admin".into(),
+            Caller::Citizen { .. } => "citizen".into(),
             Caller::Public => "public".into(),
         }
     }
@@ -74,6 +94,16 @@ impl Caller {
 /// Refuse unless the caller is a planner (before a body is read).
 pub fn require_planner(c: &Caller) -> GovResult<()> {
     c.planner().map(drop)
+}
+
+/// Refuse unless the caller is a citizen (before a body is read).
+pub fn require_citizen(c: &Caller) -> GovResult<&str> {
+    match c {
+        Caller::Citizen { subject } => Ok(subject),
+        _ => Err(GovError::Forbidden(
+            "comments are written by citizens signed in as themselves (a subject token)".into(),
+        )),
+    }
 }
 
 /// Refuse unless the caller is an admin (before a body is read).
@@ -169,6 +199,20 @@ pub async fn move_stage(
             open.id, open.ends_at
         )));
     }
+    if m.stage == Stage::Approved {
+        ready_for_approval(&s, id).await?;
+        // The plan against the cadastre at approval (new owners told); an approval waits
+        // for it.
+        if d.territory.is_some() {
+            super::parcels::compare_cadastre(state, id, "approval")
+                .await
+                .map_err(|e| {
+                    GovError::Conflict(format!(
+                        "the plan could not be compared with the cadastre before approval: {e}"
+                    ))
+                })?;
+        }
+    }
     let reason = m.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     if needs_reason && reason.is_none() {
         return Err(GovError::Invalid {
@@ -208,6 +252,13 @@ pub async fn set_territory(
     })?;
     s.set_territory(id, geometry, t.area_m2, &c.describe())
         .await?;
+    // The properties in the territory are derived again (audited). The territory stands
+    // whether or not the registers can be read now; `GET …/parcels` derives them again in
+    // any case.
+    if let Err(e) = super::parcels::refresh(state, id).await {
+        tracing::warn!(document = id, error = %e,
+            "TAPIS: the properties of a new territory could not be derived now");
+    }
     Ok(s.document(id).await?.view())
 }
 
@@ -327,6 +378,18 @@ pub async fn requests(state: &AppState, c: &Caller, id: i64) -> GovResult<Vec<Re
     let s = store(state);
     own(&s, c, id).await?;
     s.requests(id).await
+}
+
+/// A document's coordination requests as the public sees them (due dates are public):
+/// institution, kind, due date, overdue, status, verdict and answer; not who answered.
+pub async fn public_requests(state: &AppState, id: i64) -> GovResult<Vec<Request>> {
+    let s = store(state);
+    s.document(id).await?;
+    let mut out = s.requests(id).await?;
+    for r in &mut out {
+        r.responder = None;
+    }
+    Ok(out)
 }
 
 /// Extend a request's due date (the document's planner).
@@ -559,4 +622,229 @@ pub async fn schedule(
     // One that starts now opens now, not at the scheduler's next look.
     consultation::advance(&s).await?;
     s.consultation(out.id).await
+}
+
+/// Refuse approval while a consultation is scheduled or open, a comment or part is
+/// unanswered, or a coordination request is unanswered (past its due date too, unless the
+/// rules count silence as consent).
+async fn ready_for_approval(s: &TapisStore, id: i64) -> GovResult<()> {
+    if let Some(k) = s.consultation_pending(id).await? {
+        return Err(GovError::Conflict(format!(
+            "consultation {} is {}: a document is approved after its consultation closed",
+            k.id, k.status
+        )));
+    }
+    let open = s.unanswered(id).await?;
+    if open > 0 {
+        return Err(GovError::Conflict(format!(
+            "{open} comment(s) of the public consultation have no answer yet: every comment is answered before approval"
+        )));
+    }
+    let silence = s.rules().await?.silence_is_consent;
+    let waiting: Vec<String> = s
+        .requests(id)
+        .await?
+        .into_iter()
+        .filter(|r| r.status != "answered" && !(silence && r.overdue))
+        .map(|r| format!("{} ({}, due {})", r.institution, r.kind.as_str(), r.due_on))
+        .collect();
+    if !waiting.is_empty() {
+        return Err(GovError::Conflict(format!(
+            "institutions have not answered: {}{}",
+            waiting.join(", "),
+            if silence {
+                ""
+            } else {
+                " (the rules do not count silence as consent)"
+            }
+        )));
+    }
+    Ok(())
+}
+
+// ---- files of versions -------------------------------------------------------------
+
+/// Add a file to a version (the document's planner, before approval; the version not
+/// frozen), streaming `body` to the object store.
+pub async fn add_file<S, E>(
+    state: &AppState,
+    c: &Caller,
+    id: i64,
+    version: i64,
+    name: &str,
+    content_type: Option<&str>,
+    body: S,
+) -> Result<VersionFile, crate::error::ApiError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    let s = store(state);
+    let d = own(&s, c, id).await?;
+    if d.stage >= Stage::Approved {
+        return Err(GovError::Conflict(format!(
+            "document {id} is {}: its versions take no files",
+            d.stage.as_str()
+        ))
+        .into());
+    }
+    files::check_name(name)?;
+    let ct = files::check_content_type(content_type)?;
+    files::upload(state, &s, id, version, name, &ct, &c.describe(), body).await
+}
+
+/// A file of a version (public): its row and its bytes.
+pub async fn file(
+    state: &AppState,
+    id: i64,
+    version: i64,
+    name: &str,
+) -> GovResult<(
+    VersionFile,
+    futures::stream::BoxStream<'static, Result<bytes::Bytes, dagr_engine::Error>>,
+)> {
+    files::download(state, &store(state), id, version, name).await
+}
+
+// ---- comments --------------------------------------------------------------------
+
+async fn target(s: &TapisStore, cid: i64) -> GovResult<comments::Target> {
+    let k = s.consultation(cid).await?;
+    let v = s.version(k.document, k.version).await?;
+    Ok(comments::Target {
+        consultation: cid,
+        document: k.document,
+        version: k.version,
+        paragraphs: v.paragraphs,
+    })
+}
+
+/// A citizen comments while the consultation is open; the answer is a receipt.
+pub async fn add_comment(
+    state: &AppState,
+    c: &Caller,
+    cid: i64,
+    n: &NewComment,
+) -> GovResult<Submitted> {
+    let subject = require_citizen(c)?;
+    let s = store(state);
+    let t = target(&s, cid).await?;
+    s.add_comment(&t, subject, n).await
+}
+
+/// The consultation's comments (its document's planner), filtered, by id.
+pub async fn comments(
+    state: &AppState,
+    c: &Caller,
+    cid: i64,
+    f: &Filter,
+) -> GovResult<Vec<CommentView>> {
+    c.planner()?;
+    let s = store(state);
+    let k = s.consultation(cid).await?;
+    own(&s, c, k.document).await?;
+    s.comments(cid, f).await
+}
+
+/// The document of a comment, when the caller is its planner.
+async fn own_comment(s: &TapisStore, c: &Caller, comment: i64) -> GovResult<super::store::DocRow> {
+    c.planner()?;
+    let doc = s.comment_document(comment).await?;
+    own(s, c, doc).await
+}
+
+/// Split a comment into parts (its document's planner).
+pub async fn split(
+    state: &AppState,
+    c: &Caller,
+    comment: i64,
+    sp: &Split,
+) -> GovResult<Vec<CommentView>> {
+    let s = store(state);
+    own_comment(&s, c, comment).await?;
+    let original = s.comment(comment).await?;
+    let t = target(&s, original.consultation).await?;
+    for (i, p) in sp.parts.iter().enumerate() {
+        if let Some(a) = &p.anchor {
+            comments::check_anchor(a, &t.paragraphs).map_err(|e| match e {
+                GovError::Invalid { field, reason } => GovError::Invalid {
+                    field: format!("parts[{i}].{field}"),
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+    }
+    s.split(comment, sp, &c.describe()).await
+}
+
+/// Tag and group a comment or part (its document's planner).
+pub async fn label(
+    state: &AppState,
+    c: &Caller,
+    comment: i64,
+    l: &Labels,
+) -> GovResult<CommentView> {
+    let s = store(state);
+    own_comment(&s, c, comment).await?;
+    s.label(comment, l).await
+}
+
+/// Answer a comment or part (its document's planner), once; before approval.
+pub async fn answer_comment(
+    state: &AppState,
+    c: &Caller,
+    comment: i64,
+    a: &NewAnswer,
+) -> GovResult<CommentView> {
+    let s = store(state);
+    let d = own_comment(&s, c, comment).await?;
+    if d.stage >= Stage::Approved {
+        return Err(GovError::Conflict(format!(
+            "document {} is {}: its comments were answered before",
+            d.id,
+            d.stage.as_str()
+        )));
+    }
+    let base = state.public_url();
+    s.answer_comment(comment, &d.organisation, a, &c.describe(), |rid| {
+        format!("{base}/tapis/receipts/{rid}")
+    })
+    .await
+}
+
+/// The standard answer blocks of the planner's municipality.
+pub async fn answer_blocks(state: &AppState, c: &Caller) -> GovResult<Vec<AnswerBlock>> {
+    let org = c.planner()?;
+    store(state).answer_blocks(org).await
+}
+
+/// Add or replace a standard answer block of the planner's municipality.
+pub async fn put_answer_block(
+    state: &AppState,
+    c: &Caller,
+    b: &AnswerBlock,
+) -> GovResult<AnswerBlock> {
+    let org = c.planner()?;
+    store(state).put_answer_block(org, b, &c.describe()).await
+}
+
+/// A receipt and the answer (its author only).
+pub async fn receipt(state: &AppState, c: &Caller, rid: &str) -> GovResult<ReceiptView> {
+    let subject = require_citizen(c)?;
+    store(state).receipt(rid, subject).await
+}
+
+/// The report of a consultation without identities (its document's planner, or an
+/// admin).
+pub async fn report(state: &AppState, c: &Caller, cid: i64) -> GovResult<Report> {
+    if !matches!(c, Caller::Admin) {
+        c.planner()?;
+    }
+    let s = store(state);
+    let k = s.consultation(cid).await?;
+    if !matches!(c, Caller::Admin) {
+        own(&s, c, k.document).await?;
+    }
+    s.report(cid).await
 }

@@ -137,6 +137,23 @@ pub(crate) async fn history_entry(
     Ok(())
 }
 
+/// A history entry of something done to a document that does not move its stage (a
+/// version, a file): the stage stays what it is.
+pub(crate) async fn note(
+    tx: &mut Transaction<'static, Any>,
+    doc: i64,
+    action: &str,
+    actor: &str,
+) -> GovResult<()> {
+    let stage: String = sqlx::query_scalar("SELECT stage FROM tapis_documents WHERE id = $1")
+        .bind(doc)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    let stage = Stage::parse(&stage).ok_or_else(|| corrupt(format!("stage `{stage}`")))?;
+    history_entry(tx, doc, None, stage, action, actor, None).await
+}
+
 impl TapisStore {
     /// TAPIS's store on the metadata database.
     pub fn new(meta: &MetaStore) -> Self {
@@ -154,6 +171,36 @@ impl TapisStore {
             migrations: super::MIGRATIONS,
         };
         apply_migrations_with_ids(pool, backend, &set).await
+    }
+
+    /// The module's key `name` (`links`, `receipts`), 32 random bytes made at first use and
+    /// shared by the replicas through the database.
+    pub(crate) async fn secret(&self, name: &str) -> GovResult<Vec<u8>> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let get = || async {
+            sqlx::query_scalar::<_, String>("SELECT value FROM tapis_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+        };
+        if get().await?.is_none() {
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|e| corrupt(format!("no randomness: {e}")))?;
+            // A concurrent first use may win: its key is the one kept.
+            let _ = sqlx::query("INSERT INTO tapis_secrets (name, value) VALUES ($1, $2)")
+                .bind(name)
+                .bind(URL_SAFE_NO_PAD.encode(k))
+                .execute(&self.pool)
+                .await;
+        }
+        let k = get()
+            .await?
+            .ok_or_else(|| GovError::Conflict(format!("no {name} key; try again")))?;
+        URL_SAFE_NO_PAD
+            .decode(k)
+            .map_err(|_| corrupt(format!("the TAPIS {name} key")))
     }
 
     // ---- planners and institutions -----------------------------------------------

@@ -142,8 +142,18 @@ pub(super) fn addresses_definition() -> DatasetDefinition {
             Attribute::new("apartment", DataType::Utf8, "Apartment number"),
             Attribute::new("municipality", DataType::Utf8, "Municipality (2021 reform)").required(),
             Attribute::new("postcode", DataType::Utf8, "Postcode, LV-NNNN").required(),
-            Attribute::new("latitude", DataType::Float64, "Latitude, WGS 84").required(),
-            Attribute::new("longitude", DataType::Float64, "Longitude, WGS 84").required(),
+            Attribute::new(
+                "latitude",
+                DataType::Float64,
+                "Latitude of the address point, WGS 84 degrees, inside its municipality",
+            )
+            .required(),
+            Attribute::new(
+                "longitude",
+                DataType::Float64,
+                "Longitude of the address point, WGS 84 degrees, inside its municipality",
+            )
+            .required(),
         ],
     }
 }
@@ -198,6 +208,28 @@ pub(super) fn real_estate_definition() -> DatasetDefinition {
                 "Date the ownership was registered",
             )
             .required(),
+            // Locations describe the land, not its owner: only `owner_code` links a
+            // property to a person, and it is the personal attribute.
+            Attribute::new(
+                "centroid_lon",
+                DataType::Float64,
+                "Longitude of the property's centroid, WGS 84 degrees (an apartment: its \
+                 building's address point)",
+            )
+            .required(),
+            Attribute::new(
+                "centroid_lat",
+                DataType::Float64,
+                "Latitude of the property's centroid, WGS 84 degrees",
+            )
+            .required(),
+            Attribute::new(
+                "boundary",
+                DataType::Utf8,
+                "Boundary of a land property (land or land_with_building) as an RFC 7946 \
+                 GeoJSON Polygon string, one closed ring of [longitude, latitude] positions \
+                 in WGS 84; null for buildings and apartments",
+            ),
         ],
     }
 }

@@ -10,6 +10,9 @@ use super::*;
 pub(super) struct AddressIndex {
     pub(super) codes: Vec<i64>,
     pub(super) municipality: Vec<u8>,
+    /// Latitude and longitude of each address (as written to the register).
+    pub(super) lat: Vec<f64>,
+    pub(super) lon: Vec<f64>,
     /// Indices of addresses with an apartment, and of those without.
     pub(super) with_apartment: Vec<usize>,
     pub(super) without_apartment: Vec<usize>,
@@ -181,6 +184,67 @@ pub(super) fn draw_personal_code(
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Locations
+// ---------------------------------------------------------------------------------------
+
+/// Metres per degree of latitude (the mean; good to a few parts in a thousand in Latvia).
+pub(super) const M_PER_DEG_LAT: f64 = 111_320.0;
+
+/// Metres per degree of longitude at `lat`.
+pub(super) fn m_per_deg_lon(lat: f64) -> f64 {
+    M_PER_DEG_LAT * lat.to_radians().cos()
+}
+
+/// The point `(lat, lon)` at `dist` metres from `(lat, lon)` in the direction `angle`
+/// (radians, counter-clockwise from east), on the local tangent plane.
+pub(super) fn offset(lat: f64, lon: f64, dist: f64, angle: f64) -> (f64, f64) {
+    (
+        lat + dist * angle.sin() / M_PER_DEG_LAT,
+        lon + dist * angle.cos() / m_per_deg_lon(lat),
+    )
+}
+
+/// A point of the municipality's disc (uniform in area) from two uniform draws.
+pub(super) fn point_in(m: &Municipality, u_radius: f64, u_angle: f64) -> (f64, f64) {
+    offset(
+        m.lat,
+        m.lon,
+        m.radius_km * 1_000.0 * u_radius.sqrt(),
+        u_angle * std::f64::consts::TAU,
+    )
+}
+
+/// The farthest a land property's boundary reaches from its centroid, in metres: the
+/// largest demo plot (about 250 000 m²) drawn by [`write_boundary`] stays within it.
+pub(super) const MAX_BOUNDARY_REACH_M: f64 = 500.0;
+
+/// Write a land property's boundary as a GeoJSON `Polygon` (one closed ring of five WGS 84
+/// positions, `[longitude, latitude]` to 7 decimals) into `out`: an irregular quadrilateral
+/// around `(lat, lon)` of about `area_m2` (its corners at increasing angles a quarter turn
+/// apart ± 15°, at 0.85–1.15 of a square's half-diagonal), so it contains the centroid and
+/// never crosses itself.
+pub(super) fn write_boundary(rng: &mut Rng, out: &mut String, lat: f64, lon: f64, area_m2: f64) {
+    use std::f64::consts::{FRAC_PI_2, FRAC_PI_6, SQRT_2, TAU};
+    let half_diagonal = area_m2.max(1.0).sqrt() / SQRT_2;
+    let start = rng.unit() * TAU;
+    let mut ring = [(0.0, 0.0); 4];
+    for (k, corner) in ring.iter_mut().enumerate() {
+        let angle = start + k as f64 * FRAC_PI_2 + (rng.unit() - 0.5) * FRAC_PI_6;
+        let dist = (half_diagonal * (0.85 + 0.3 * rng.unit())).min(MAX_BOUNDARY_REACH_M);
+        let (y, x) = offset(lat, lon, dist, angle);
+        *corner = (round_to(x, 1e7), round_to(y, 1e7));
+    }
+    out.push_str(r#"{"type":"Polygon","coordinates":[["#);
+    for (i, (x, y)) in ring.iter().chain(&ring[..1]).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write!(out, "[{x},{y}]").expect("write to String");
+    }
+    out.push_str("]]}");
+}
+
 pub(super) fn generate_addresses(
     n: usize,
     seed: u64,
@@ -203,6 +267,8 @@ pub(super) fn generate_addresses(
     let mut index = AddressIndex {
         codes: Vec::with_capacity(n),
         municipality: Vec::with_capacity(n),
+        lat: Vec::with_capacity(n),
+        lon: Vec::with_capacity(n),
         with_apartment: Vec::new(),
         without_apartment: Vec::new(),
     };
@@ -269,10 +335,15 @@ pub(super) fn generate_addresses(
             }
         }
 
-        // Near the centre: tighter in a city, wider in a novads.
-        let (dlat, dlon) = if m.city { (0.035, 0.06) } else { (0.17, 0.30) };
-        let lat = m.lat + dlat * (rng.unit() + rng.unit() - 1.0);
-        let lon = m.lon + dlon * (rng.unit() + rng.unit() - 1.0);
+        // Inside the municipality's disc. Four draws as the generator always made here (so
+        // the rows after keep their values); the fractional part of the sum of two uniform
+        // draws is uniform again.
+        let (a, b, c, d) = (rng.unit(), rng.unit(), rng.unit(), rng.unit());
+        let (lat, lon) = point_in(m, (a + c).fract(), (b + d).fract());
+        let (lat, lon) = (
+            round_to(lat.clamp(55.68, 58.08), 1e6),
+            round_to(lon.clamp(20.98, 28.23), 1e6),
+        );
 
         code_b.append_value(code);
         full_b.append_value(&full);
@@ -287,10 +358,12 @@ pub(super) fn generate_addresses(
         }
         muni_b.append_value(m.name);
         post_b.append_value(&post);
-        lat_b.append_value(round_to(lat.clamp(55.68, 58.08), 1e6));
-        lon_b.append_value(round_to(lon.clamp(20.98, 28.23), 1e6));
+        lat_b.append_value(lat);
+        lon_b.append_value(lon);
         index.codes.push(code);
         index.municipality.push(mi as u8);
+        index.lat.push(lat);
+        index.lon.push(lon);
 
         if batcher.row_done() || i + 1 == n {
             batcher.cut(vec![
@@ -676,6 +749,12 @@ pub(super) fn generate_real_estate(
     let mut kind_b = StringBuilder::with_capacity(c, c * 7);
     let mut value_b = decimal_builder(n);
     let mut date_b = Date32Builder::with_capacity(c);
+    let mut clon_b = Float64Builder::with_capacity(c);
+    let mut clat_b = Float64Builder::with_capacity(c);
+    let mut bound_b = StringBuilder::with_capacity(c, c * 60);
+    // Locations come from their own stream, so adding them left every other value as it was.
+    let mut geo = Rng::new(seed, 6);
+    let mut boundary = String::with_capacity(200);
 
     let mut seen = HashSet::with_capacity(n);
     let mut cad = String::with_capacity(12);
@@ -688,14 +767,15 @@ pub(super) fn generate_real_estate(
             "land" => rng.chance(0.88),
             _ => rng.chance(0.98),
         };
-        let (address, mi) = if addressed && !addresses.codes.is_empty() {
+        let (address, mi, at) = if addressed && !addresses.codes.is_empty() {
             let a = addresses.pick(&mut rng, kind == "apartment");
             (
                 Some(addresses.codes[a]),
                 usize::from(addresses.municipality[a]),
+                Some((addresses.lat[a], addresses.lon[a])),
             )
         } else {
-            (None, muni_weights.pick(&mut rng))
+            (None, muni_weights.pick(&mut rng), None)
         };
         let m = &MUNI[mi];
 
@@ -783,6 +863,28 @@ pub(super) fn generate_real_estate(
         };
         let registered = random_day(&mut rng, earliest, LAST_DAY);
 
+        // The centroid: an apartment at its building's address point, a building or land
+        // a few metres from its address, an unaddressed property anywhere in its
+        // municipality. Land (with or without a building) has a boundary around it.
+        let (lat, lon) = match at {
+            Some((lat, lon)) if kind == "apartment" => (lat, lon),
+            Some((lat, lon)) => {
+                let reach = if kind == "building" { 10.0 } else { 25.0 };
+                offset(
+                    lat,
+                    lon,
+                    reach * geo.unit(),
+                    geo.unit() * std::f64::consts::TAU,
+                )
+            }
+            None => point_in(m, geo.unit(), geo.unit()),
+        };
+        let (lat, lon) = (round_to(lat, 1e7), round_to(lon, 1e7));
+        boundary.clear();
+        if matches!(kind, "land" | "land_with_building") {
+            write_boundary(&mut geo, &mut boundary, lat, lon, area);
+        }
+
         cad_b.append_value(&cad);
         type_b.append_value(kind);
         area_b.append_value(area);
@@ -791,6 +893,13 @@ pub(super) fn generate_real_estate(
         kind_b.append_value(owner_kind);
         value_b.append_value(to_cents(value.max(50.0)));
         date_b.append_value(registered);
+        clon_b.append_value(lon);
+        clat_b.append_value(lat);
+        if boundary.is_empty() {
+            bound_b.append_null();
+        } else {
+            bound_b.append_value(&boundary);
+        }
 
         if batcher.row_done() || i + 1 == n {
             batcher.cut(vec![
@@ -802,6 +911,9 @@ pub(super) fn generate_real_estate(
                 Arc::new(kind_b.finish()),
                 Arc::new(value_b.finish()),
                 Arc::new(date_b.finish()),
+                Arc::new(clon_b.finish()),
+                Arc::new(clat_b.finish()),
+                Arc::new(bound_b.finish()),
             ])?;
         }
     }

@@ -216,7 +216,7 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type};
+    use arrow::datatypes::{Date32Type, Decimal128Type, Float64Type, Int64Type};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
@@ -764,6 +764,133 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn floats(ds: &DemoDataset, col: &str) -> Vec<f64> {
+        let i = ds.definition.ordinal(col).unwrap();
+        ds.batches
+            .iter()
+            .flat_map(|b| b.column(i).as_primitive::<Float64Type>().values().to_vec())
+            .collect()
+    }
+
+    /// Distance in metres on the local tangent plane.
+    fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
+        let dy = (a.0 - b.0) * M_PER_DEG_LAT;
+        let dx = (a.1 - b.1) * m_per_deg_lon((a.0 + b.0) / 2.0);
+        dx.hypot(dy)
+    }
+
+    #[test]
+    fn municipality_discs_do_not_overlap() {
+        for (i, a) in MUNI.iter().enumerate() {
+            assert!(a.radius_km > 1.0, "{}", a.name);
+            for b in &MUNI[i + 1..] {
+                let d = metres((a.lat, a.lon), (b.lat, b.lon));
+                assert!(
+                    d > (a.radius_km + b.radius_km) * 1_000.0,
+                    "{} and {} overlap",
+                    a.name,
+                    b.name
+                );
+            }
+        }
+    }
+
+    /// Whether `p` (lon, lat) is inside the closed ring (ray casting).
+    fn inside(ring: &[(f64, f64)], p: (f64, f64)) -> bool {
+        let mut c = false;
+        for w in ring.windows(2) {
+            let ((x1, y1), (x2, y2)) = (w[0], w[1]);
+            if (y1 > p.1) != (y2 > p.1) && p.0 < (x2 - x1) * (p.1 - y1) / (y2 - y1) + x1 {
+                c = !c;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn addresses_and_properties_lie_in_their_municipality() {
+        let ds = small(20_000, DEFAULT_SEED);
+        let (addresses, estates) = (&ds[2], &ds[3]);
+        let muni = strings(addresses, "municipality");
+        let (lat, lon) = (
+            floats(addresses, "latitude"),
+            floats(addresses, "longitude"),
+        );
+        let mut at = std::collections::HashMap::new();
+        for (i, code) in ints(addresses, "address_code").into_iter().enumerate() {
+            let name = muni[i].as_deref().unwrap();
+            let m = MUNI.iter().find(|m| m.name == name).unwrap();
+            let d = metres((lat[i], lon[i]), (m.lat, m.lon));
+            // The tangent-plane distance differs from the generator's by a few metres at 20 km.
+            assert!(d <= m.radius_km * 1_005.0, "{name}: {d} m from the centre");
+            if name == "Rīga" {
+                assert!((24.0..=24.3).contains(&lon[i]) && (56.88..=57.05).contains(&lat[i]));
+            }
+            at.insert(code.unwrap(), (lat[i], lon[i]));
+        }
+        let kinds = strings(estates, "property_type");
+        let area = floats(estates, "area_m2");
+        let addr = ints(estates, "address_code");
+        let (clat, clon) = (
+            floats(estates, "centroid_lat"),
+            floats(estates, "centroid_lon"),
+        );
+        let boundary = strings(estates, "boundary");
+        let mut polygons = 0;
+        for i in 0..kinds.len() {
+            let kind = kinds[i].as_deref().unwrap();
+            let c = (clat[i], clon[i]);
+            if let Some(a) = addr[i] {
+                let d = metres(c, at[&a]);
+                let reach = if kind == "apartment" { 0.01 } else { 25.1 };
+                assert!(d <= reach, "{kind} {d} m from its address");
+            } else {
+                assert!(
+                    MUNI.iter()
+                        .any(|m| { metres(c, (m.lat, m.lon)) <= m.radius_km * 1_005.0 })
+                );
+            }
+            let land = matches!(kind, "land" | "land_with_building");
+            assert_eq!(boundary[i].is_some(), land, "{kind}");
+            let Some(b) = &boundary[i] else { continue };
+            polygons += 1;
+            let v: serde_json::Value = serde_json::from_str(b).unwrap();
+            assert_eq!(v["type"], "Polygon");
+            let rings = v["coordinates"].as_array().unwrap();
+            assert_eq!(rings.len(), 1);
+            let ring: Vec<(f64, f64)> = rings[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+                .collect();
+            assert_eq!(ring.len(), 5);
+            assert_eq!(ring[0], ring[4], "closed");
+            assert!(inside(&ring, (c.1, c.0)), "the boundary holds its centroid");
+            let mut twice = 0.0;
+            for w in ring.windows(2) {
+                let p = (
+                    (w[0].0 - c.1) * m_per_deg_lon(c.0),
+                    (w[0].1 - c.0) * M_PER_DEG_LAT,
+                );
+                let q = (
+                    (w[1].0 - c.1) * m_per_deg_lon(c.0),
+                    (w[1].1 - c.0) * M_PER_DEG_LAT,
+                );
+                twice += p.0 * q.1 - q.0 * p.1;
+                assert!(metres(c, (w[0].1, w[0].0)) <= MAX_BOUNDARY_REACH_M);
+            }
+            let ratio = (twice / 2.0).abs() / area[i];
+            assert!(
+                (0.5..=1.5).contains(&ratio),
+                "area {} vs {}",
+                twice / 2.0,
+                area[i]
+            );
+        }
+        assert!(polygons > 1_000, "{polygons}");
     }
 
     #[test]

@@ -340,22 +340,9 @@ impl MapStore {
 
     /// Make `organisation` a grantor reading under `system` (replaces an earlier system).
     pub async fn set_grantor(&self, organisation: &str, system: i64) -> GovResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM map_grantors WHERE organisation = $1")
-            .bind(organisation)
-            .execute(&mut *tx)
+        crate::store::set_module_system(&self.pool, "map_grantors", organisation, system)
             .await
-            .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO map_grantors (organisation, system_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(organisation)
-        .bind(system)
-        .bind(Time::now().0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
+            .map_err(db)
     }
 
     /// The grantor entry of an organisation.
