@@ -138,7 +138,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _tapis_reminders = dagr_admin_api::tapis::spawn_reminders(
         dagr_admin_api::tapis::TapisStore::new(state.gov.store()),
     );
-    let _tapis_scheduler = dagr_admin_api::tapis::spawn_scheduler(state.clone());
+    let _tapis_scheduler = dagr_admin_api::tapis::spawn_scheduler(
+        dagr_admin_api::tapis::TapisStore::new(state.gov.store()),
+    );
+    let _tapis_owners = dagr_admin_api::tapis::spawn_owner_notices(state.clone());
     let _retention = (args.audit_retention_days > 0).then(|| {
         dagr_admin_api::audit::store::spawn_retention(
             state.audit.clone(),

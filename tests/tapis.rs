@@ -762,6 +762,12 @@ async fn comments_flow(extra: &[&str]) {
             json!({"text": "x", "anchor": {"line": [[24.1, 56.9]]}}),
             422,
         ),
+        (
+            citizen,
+            json!({"text": "x", "anchor": {"polygon": {"type": "Polygon",
+                "coordinates": square(24.1, 56.94, 0.01)["coordinates"], "note": "not stored"}}}),
+            422,
+        ),
     ] {
         let (s, v) = t.call("POST", &cp, who, Some(body.clone())).await;
         assert_eq!(s, want, "{body}: {v}");
@@ -788,6 +794,11 @@ async fn comments_flow(extra: &[&str]) {
         .ok("GET", &format!("{cp}?paragraph=1.1"), planner, None)
         .await;
     assert_eq!(on_11.as_array().unwrap().len(), 1);
+    // Text search folds case and the Latvian letters alike on both databases.
+    for q in ["STĀVIEM", "staviem", "pāreja"] {
+        let found = t.ok("GET", &format!("{cp}?q={q}"), planner, None).await;
+        assert_eq!(found.as_array().unwrap().len(), 1, "{q}: {found}");
+    }
     let cid1 = first["id"].as_i64().unwrap();
     let (s, v) = t
         .call(
@@ -819,7 +830,7 @@ async fn comments_flow(extra: &[&str]) {
     )
     .await;
     let tagged = t
-        .ok("GET", &format!("{cp}?tag=augstums"), planner, None)
+        .ok("GET", &format!("{cp}?tag=Augstums"), planner, None)
         .await;
     assert_eq!(tagged.as_array().unwrap().len(), 1);
     assert_eq!(tagged[0]["group"], "Apbūve");

@@ -7,9 +7,12 @@
 //!    inside, or a land boundary crossing the edge); each read is in an owner's "who used my
 //!    data" with the document in its purpose, and in no one else's; after VZD revokes the
 //!    TAPIS agreement on `real_estate` the read is refused and no owner's view changes.
-//! 2. In process (the same services `dagr serve` opens): the owners are notified once per
+//! 2. In process (the same services `dagr serve` opens): a second document reads through
+//!    the same location index; the shapes for a public map are the stored set's centroids
+//!    and boundaries, read without an access record; the owners are notified once per
 //!    consultation, and the plan against the cadastre reports a property gone, one new and
-//!    one with a new owner after the register changes, notifying the new owners.
+//!    one with a new owner after the register changes (a new version, indexed afresh),
+//!    notifying the new owners.
 
 mod common;
 
@@ -512,6 +515,87 @@ async fn owners_are_notified_once_and_the_plan_is_compared_with_the_cadastre() {
         expected.keys().cloned().collect::<BTreeSet<_>>()
     );
 
+    // A second document of the same municipality reads through the same location index
+    // (same register version, same grant): no second pass over the register's locations.
+    let built = parcels::index_stats();
+    assert!(built.builds >= 1 && built.indexes >= 1, "{built:?}");
+    let other = service::create(
+        &state,
+        &planner,
+        &from(json!({"type": "local_plan", "title": "Otrs dokuments"})),
+    )
+    .await
+    .unwrap();
+    service::set_territory(&state, &planner, other.id, &territory())
+        .await
+        .unwrap();
+    let second = parcels::refresh(&state, other.id).await.unwrap();
+    assert_eq!(second, first, "the same properties");
+    let reused = parcels::index_stats();
+    assert_eq!(reused.builds, built.builds, "{built:?} → {reused:?}");
+    assert!(reused.reuses > built.reuses, "{built:?} → {reused:?}");
+
+    // The shapes for a public map: the stored set's centroids and land boundaries, read
+    // without an access record (the owner's usage view does not grow).
+    let owner = expected
+        .values()
+        .find(|e| e.owner_kind == "person")
+        .unwrap()
+        .owner
+        .clone();
+    let usage = |state: &dagr_admin_api::AppState| {
+        let (state, owner) = (state.clone(), owner.clone());
+        async move {
+            dagr_admin_api::audit::subject_usage_page(
+                &state,
+                &owner,
+                &Default::default(),
+                None,
+                1000,
+            )
+            .await
+            .unwrap()
+            .entries
+            .len()
+        }
+    };
+    let seen = usage(&state).await;
+    assert!(seen >= 2, "both derivations audited: {seen}");
+    let shapes = parcels::shapes(&state, doc.id).await.unwrap();
+    assert_eq!(
+        usage(&state).await,
+        seen,
+        "shapes are not a use of anyone's data"
+    );
+    assert_eq!(
+        shapes
+            .iter()
+            .map(|s| s.cadastre_number.clone())
+            .collect::<Vec<_>>(),
+        expected.keys().cloned().collect::<Vec<_>>()
+    );
+    for s in &shapes {
+        let e = expected[&s.cadastre_number];
+        assert_eq!(s.centroid, [e.lon, e.lat], "{s:?}");
+        let ring = s.boundary.as_ref().map(|b| {
+            assert_eq!(b["type"], "Polygon", "{b}");
+            b["coordinates"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(ring, e.boundary, "{s:?}");
+        let land = matches!(s.property_type.as_str(), "land" | "land_with_building");
+        assert_eq!(land, s.boundary.is_some(), "{s:?}");
+    }
+    assert!(
+        shapes.iter().any(|s| s.boundary.is_some()),
+        "land in the territory"
+    );
+    assert!(parcels::shapes(&state, doc.id + 1000).await.is_err());
+
     // A consultation: every owner notified once, a second call notifies no one.
     for stage in ["conditions", "drafting"] {
         service::move_stage(&state, &planner, doc.id, &from(json!({"stage": stage})))
@@ -620,6 +704,15 @@ async fn owners_are_notified_once_and_the_plan_is_compared_with_the_cadastre() {
         .map(|p| (p.cadastre_number.as_str(), p))
         .collect();
     assert!(!by.contains_key(gone.as_str()));
+    // The new register version was indexed afresh: the moved property was found, and its
+    // shape is where it moved to.
+    let shapes = parcels::shapes(&state, doc.id).await.unwrap();
+    let moved_shape = shapes
+        .iter()
+        .find(|s| s.cadastre_number == moved)
+        .expect("the moved property's shape");
+    assert_eq!(moved_shape.centroid, [centre.0, centre.1]);
+    assert!(!shapes.iter().any(|s| s.cadastre_number == gone));
     assert!(by[sold.as_str()].notified_at.is_some() && by[moved.as_str()].notified_at.is_some());
     // The next comparison starts from this one: nothing new.
     let quiet = parcels::compare_cadastre(&state, doc.id, "approval")

@@ -4,7 +4,8 @@
 //! organisations with passwords, citizens through the subject identity seam), the dataset
 //! catalog and dataset pages, access requests and the owners' decisions, agreements, data
 //! flows and schema change requests, systems and tokens, the citizen's "who used my data"
-//! page, the usage views with their charts, and the admin dashboard.
+//! page, a person's messages from every module, the usage views with their charts, and the
+//! admin dashboard.
 //!
 //! It calls the same domain services as the REST API (`dagr-admin-api`: [`Governance`],
 //! the audit store, the engine's masked views), never its own copy of the rules: a page
@@ -29,6 +30,7 @@ mod flows;
 mod home;
 pub(crate) mod i18n;
 mod map;
+mod messages;
 mod requests;
 pub(crate) mod session;
 mod systems;
@@ -97,6 +99,7 @@ pub fn router(app: AppState, config: PortalConfig) -> Router {
         .merge(dashboard::routes())
         .merge(map::routes())
         .merge(tapis::routes())
+        .merge(messages::routes())
         .method_not_allowed_fallback(web::method_not_allowed)
         .with_state(portal)
         .layer(middleware::map_response(web::security_headers))

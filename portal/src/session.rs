@@ -282,11 +282,15 @@ impl SignedIn {
             .then_some(("/map", crate::map::MapText::get(lang).nav));
         // TAPIS (territorial planning) is public: for everyone.
         let tapis = ("/tapis", crate::tapis::TapisText::get(lang).nav);
+        // A person's messages from every module (citizens and people of organisations).
+        let messages =
+            crate::messages::offered(self).then(|| ("/messages", crate::messages::nav(lang)));
         shell.nav = links
             .iter()
             .copied()
             .chain(map)
             .chain([tapis])
+            .chain(messages)
             .map(|(href, label)| NavItem {
                 href,
                 label,

@@ -5,15 +5,21 @@
 //! institution for conditions and extends the due date; the institution answers through
 //! the link of its e-mail (taken from the admin's outbox) without an account, once; the
 //! planner adds a version and schedules a consultation; a citizen pins a comment on the
-//! SVG map by clicking it and follows the receipt; the consultation closes by itself;
-//! approval is refused while the comment is unanswered; the planner answers it, downloads
-//! the report, approves and puts the plan in force. And the public list, in English.
+//! SVG map by clicking it and follows the receipt, and draws another's area by clicking
+//! its corners; the planner keeps a standard answer (a bad code refused, the form kept);
+//! the consultation closes by itself; approval is refused while the comments are
+//! unanswered; the planner tags one and answers it, splits the other into verbatim parts
+//! (a part that is no piece of the text refused) and answers them, one with the standard
+//! answer, downloads the report, approves and puts the plan in force; the citizen finds
+//! "your comment has an answer" in their messages and follows it to the receipt. And the
+//! public list, in English.
 //!
 //! REST is used for what the portal does not offer: the admin's rules patch (a
 //! consultation of under a minute) and outbox.
 
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use serde_json::{Value, json};
 
 use crate::common::{credentials, get_auth, send};
@@ -38,6 +44,48 @@ async fn choose(web: &Web, id: &str, value: &str) {
         .await
         .unwrap();
     assert_eq!(chosen, json!(value), "#{id} has no option {value}");
+}
+
+/// Click the element with `id` at each offset (pixels from its centre), as a mouse does.
+async fn click_at(web: &Web, id: &str, offsets: &[(f64, f64)]) {
+    web.client
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap();
+    let element = web.el(id).await;
+    let mut mouse = MouseActions::new("mouse".into());
+    for &(x, y) in offsets {
+        mouse = mouse
+            .then(PointerAction::MoveToElement {
+                element: element.clone(),
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+    }
+    web.client.perform_actions(mouse).await.unwrap();
+}
+
+/// The ids of the comments the comments page lists, in order.
+async fn listed(web: &Web) -> Vec<i64> {
+    web.js(
+        "return [...document.querySelectorAll('#comments > li')].map(c => Number(c.id.slice(8)));",
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_i64().unwrap())
+    .collect()
 }
 
 /// The stage the document page shows (its machine name).
@@ -374,7 +422,12 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
         "{}",
         web.body_text().await
     );
-    assert!(!web.has("requests").await, "the requests are the planner's");
+    // Due dates and answers are public; who answered is the planner's to see.
+    let public = web.text("requests").await;
+    assert!(
+        public.contains("Saglabāt esošos kokus") && !public.contains("Bērziņš"),
+        "{public}"
+    );
 
     // --- A citizen pins a comment on the map by clicking it. ---
     web.sign_in_citizen(&citizen).await;
@@ -430,7 +483,82 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
         web.text("receipt-anchor").await
     );
     web.screenshot("lv-tapis-receipt").await;
+
+    // --- Another comment on an area drawn by clicking its corners. ---
+    web.follow("#receipt-document").await;
+    assert!(
+        web.attr("draw-area", "hidden").await.is_none()
+            && web.attr("draw-end", "hidden").await.is_some(),
+        "the script offers drawing"
+    );
+    web.click("draw-area").await;
+    assert!(web.is_checked("anchor-polygon").await);
+    click_at(
+        &web,
+        "territory-map",
+        &[(0.0, -60.0), (50.0, 40.0), (-50.0, 40.0)],
+    )
+    .await;
+    let drawn: Value = serde_json::from_str(&value(&web, "comment-polygon").await)
+        .expect("the clicks filled the area's GeoJSON");
+    assert_eq!(drawn["type"], "Polygon", "{drawn}");
+    let ring = drawn["coordinates"][0].as_array().unwrap();
+    assert_eq!(ring.len(), 4, "three corners and the first again: {drawn}");
+    assert_eq!(ring[0], ring[3], "the ring is closed");
+    assert!(
+        ring[0][1].as_f64().unwrap() > ring[1][1].as_f64().unwrap(),
+        "the first corner, clicked above, is further north: {drawn}"
+    );
+    assert_eq!(
+        web.js("return document.getElementById('draw-shape').hasAttribute('visibility');")
+            .await,
+        json!(false),
+        "the area is drawn"
+    );
+    web.click("draw-end").await;
+    web.fill(
+        "comment-text",
+        "Koki gar ielu jāsaglabā. Stāvvieta šeit nav vajadzīga.",
+    )
+    .await;
+    web.screenshot("lv-tapis-comment-area").await;
+    web.submit("comment-submit").await;
+    assert!(
+        web.path().await.starts_with("/tapis/receipts/"),
+        "{}",
+        web.body_text().await
+    );
+    let area_receipt = web.path().await["/tapis/receipts/".len()..].to_owned();
+    assert!(
+        web.text("receipt-anchor").await.contains("Apgabals kartē"),
+        "{}",
+        web.text("receipt-anchor").await
+    );
     web.sign_out().await;
+
+    // --- While it is open, the planner keeps a standard answer. ---
+    web.sign_in(&login, &password).await;
+    web.goto("/tapis").await;
+    web.submit("blocks-link").await;
+    assert!(web.has("no-blocks").await);
+    web.fill("block-code", "koki ielā").await;
+    web.fill("block-title", "Koki").await;
+    web.fill(
+        "block-text",
+        "Esošie koki tiek saglabāti; tas noteikts 1.2. punktā.",
+    )
+    .await;
+    web.submit("block-submit").await;
+    assert!(
+        web.text("error").await.contains("0-9"),
+        "{}",
+        web.text("error").await
+    );
+    assert_eq!(value(&web, "block-title").await, "Koki", "the form is kept");
+    web.fill("block-code", "koki").await;
+    web.submit("block-submit").await;
+    assert!(!notice(&web).await.is_empty(), "{}", web.body_text().await);
+    assert!(web.text("block-koki").await.contains("Esošie koki"));
 
     // --- It closes by itself. ---
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -443,14 +571,17 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // --- Approval is refused while the comment is unanswered; the planner answers it. ---
-    web.sign_in(&login, &password).await;
+    // --- Approval is refused while the comments are unanswered; the planner answers. ---
     web.goto(&format!("/tapis/documents/{id}")).await;
     assert_eq!(stage_of(&web).await, "evaluation");
     let pins = web
         .js("return document.querySelectorAll('#territory-map circle.pin').length;")
         .await;
     assert_eq!(pins, json!(1), "the planner sees the comment pinned");
+    let areas = web
+        .js("return document.querySelectorAll('#territory-map path.comment-area').length;")
+        .await;
+    assert_eq!(areas, json!(1), "and the area drawn");
     assert_eq!(
         web.attr("next-stage-submit", "data-stage").await.as_deref(),
         Some("approved")
@@ -460,15 +591,18 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
     assert!(refusal.contains("no answer yet"), "{refusal}");
     assert_eq!(stage_of(&web).await, "evaluation");
     web.submit(&format!("comments-link-{consultation}")).await;
-    let comment = web
-        .js("const c = document.querySelector('#comments li'); return c ? Number(c.id.slice(8)) : 0;")
-        .await
-        .as_i64()
-        .unwrap();
+    let ids = listed(&web).await;
+    assert_eq!(ids.len(), 2, "{}", web.body_text().await);
+    let (comment, area) = (ids[0], ids[1]);
     assert!(
         web.text(&format!("comment-{comment}"))
             .await
             .contains("bērnu laukumu")
+    );
+    assert!(
+        web.text(&format!("comment-{area}"))
+            .await
+            .contains("Apgabals kartē")
     );
     // The filter: nothing answered yet.
     choose(&web, "filter-status", "answered").await;
@@ -477,6 +611,17 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
     choose(&web, "filter-status", "unanswered").await;
     web.submit("filter-submit").await;
     assert!(web.has(&format!("comment-{comment}")).await);
+    // A tag on the first comment.
+    web.click(&format!("label-toggle-{comment}")).await;
+    web.fill(&format!("label-tags-{comment}"), "bērni, laukumi")
+        .await;
+    web.submit(&format!("label-submit-{comment}")).await;
+    assert!(!notice(&web).await.is_empty(), "{}", web.body_text().await);
+    assert!(
+        web.text(&format!("comment-{comment}"))
+            .await
+            .contains("bērni, laukumi")
+    );
     choose(&web, &format!("answer-decision-{comment}"), "accepted").await;
     web.fill(
         &format!("answer-text-{comment}"),
@@ -491,6 +636,70 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
             .as_deref(),
         Some("true")
     );
+    // The other split into its two sentences: a part that is no piece of the text is the
+    // service's refusal, the parts kept as typed.
+    web.click(&format!("split-toggle-{area}")).await;
+    let typed = "Koki gar ielu jāsaglabā.\nStāvvietas nav.";
+    web.fill(&format!("split-parts-{area}"), typed).await;
+    web.submit(&format!("split-submit-{area}")).await;
+    assert!(
+        web.text("error").await.contains("verbatim"),
+        "{}",
+        web.text("error").await
+    );
+    assert_eq!(value(&web, &format!("split-parts-{area}")).await, typed);
+    web.fill(
+        &format!("split-parts-{area}"),
+        "Koki gar ielu jāsaglabā.\nStāvvieta šeit nav vajadzīga.",
+    )
+    .await;
+    web.submit(&format!("split-submit-{area}")).await;
+    assert!(!notice(&web).await.is_empty(), "{}", web.body_text().await);
+    assert!(
+        web.text(&format!("comment-{area}"))
+            .await
+            .contains("sadalīts")
+    );
+    assert!(
+        !web.has(&format!("answer-form-{area}")).await,
+        "answered through its parts"
+    );
+    let parts: Vec<i64> = listed(&web)
+        .await
+        .into_iter()
+        .filter(|c| *c > area)
+        .collect();
+    assert_eq!(parts.len(), 2, "{}", web.body_text().await);
+    // The first part with the standard answer and a word of its own, the second noted.
+    choose(&web, &format!("answer-decision-{}", parts[0]), "accepted").await;
+    let chosen = web
+        .client
+        .execute(
+            "const s = document.getElementById(arguments[0]); \
+             [...s.options].forEach(o => o.selected = o.value === 'koki'); \
+             return s.selectedOptions.length;",
+            vec![json!(format!("answer-blocks-{}", parts[0]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chosen, json!(1));
+    web.fill(&format!("answer-text-{}", parts[0]), "Paldies.")
+        .await;
+    web.submit(&format!("answer-submit-{}", parts[0])).await;
+    assert!(!notice(&web).await.is_empty(), "{}", web.body_text().await);
+    let answered = web.text(&format!("comment-{}", parts[0])).await;
+    assert!(
+        answered.contains("Esošie koki tiek saglabāti") && answered.contains("Paldies."),
+        "the block's text, then the free text: {answered}"
+    );
+    choose(&web, &format!("answer-decision-{}", parts[1]), "noted").await;
+    web.fill(
+        &format!("answer-text-{}", parts[1]),
+        "Stāvvieta šeit netiek plānota.",
+    )
+    .await;
+    web.submit(&format!("answer-submit-{}", parts[1])).await;
+    assert!(!notice(&web).await.is_empty(), "{}", web.body_text().await);
     web.screenshot("lv-tapis-comments").await;
     // The report, without identities.
     let (status, content_type, disposition, body) = fetch(&web, "report-link").await;
@@ -498,8 +707,9 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
     assert_eq!(content_type, "application/json");
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     let report: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(report["comments"], json!(1), "{report}");
-    assert_eq!(report["answered"], json!(1), "{report}");
+    assert_eq!(report["comments"], json!(2), "{report}");
+    assert_eq!(report["to_answer"], json!(3), "{report}");
+    assert_eq!(report["answered"], json!(3), "{report}");
     let code = creds["subjects"][0]["personal_code"].as_str().unwrap();
     assert!(!body.contains(code), "no identities in the report");
 
@@ -523,9 +733,39 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
     web.screenshot("lv-tapis-in-force").await;
     web.sign_out().await;
 
-    // --- The citizen's receipt shows the answer. ---
+    // --- The citizen's messages: each comment's answer, newest first, linking its
+    // receipt (below the messages that each was received). ---
     web.sign_in_citizen(&citizen).await;
-    web.goto(&format!("/tapis/receipts/{receipt}")).await;
+    web.follow("a[href='/messages']").await;
+    let messages = web
+        .js("return [...document.querySelectorAll('#messages li[data-module=tapis]')].map(m => \
+             [m.querySelector('.message-body').textContent, \
+              (m.querySelector('a.message-link') || {getAttribute: () => ''}).getAttribute('href')]);")
+        .await;
+    let answers: Vec<(&str, &str)> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m[0].as_str().unwrap(), m[1].as_str().unwrap()))
+        .filter(|(body, _)| body.contains("answered your comment"))
+        .collect();
+    let (point_link, area_link) = (
+        format!("/tapis/receipts/{receipt}"),
+        format!("/tapis/receipts/{area_receipt}"),
+    );
+    assert_eq!(
+        answers.iter().map(|a| a.1).collect::<Vec<_>>(),
+        [area_link.as_str(), point_link.as_str()],
+        "{}",
+        web.body_text().await
+    );
+    assert!(
+        answers[0].0.contains(&format!("comment {area} ")),
+        "{answers:?}"
+    );
+    web.screenshot("lv-messages").await;
+    web.follow(&format!("a[href='/tapis/receipts/{receipt}']"))
+        .await;
     let status = web
         .js("return document.querySelector('#receipt-status .tag').dataset.status;")
         .await;
@@ -534,6 +774,12 @@ async fn a_detailed_plan_from_initiation_to_in_force_in_the_browser() {
         web.text("receipt-answer-text")
             .await
             .contains("Bērnu laukums")
+    );
+    web.goto(&format!("/tapis/receipts/{area_receipt}")).await;
+    let parts = web.text("receipt-parts").await;
+    assert!(
+        parts.contains("Esošie koki tiek saglabāti") && parts.contains("pieņemts zināšanai"),
+        "{parts}"
     );
     web.sign_out().await;
 
@@ -585,6 +831,23 @@ async fn the_pages_over_http_for_each_role() {
     .await;
     assert_eq!(status, 200, "{v}");
 
+    // The properties the territory holds (the planner's audited read); their land is
+    // drawn on the public page from the stored set.
+    let (status, _, props) = get_auth(&api(&format!("/documents/{id}/parcels")), &token).await;
+    assert_eq!(status, 200, "{props}");
+    let land: Vec<&str> = props
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            matches!(
+                p["property_type"].as_str(),
+                Some("land" | "land_with_building")
+            )
+        })
+        .map(|p| p["cadastre_number"].as_str().unwrap())
+        .collect();
+
     // Anyone: the list and the document, its map drawn, no planner's forms.
     let mut public = crate::support::Browser::new(&base);
     let list = public.get("/tapis?type=local_plan").await;
@@ -601,6 +864,15 @@ async fn the_pages_over_http_for_each_role() {
     assert_eq!(page.status, 200);
     assert!(page.has("<svg id=\"territory-map\""), "{}", page.html);
     assert!(page.has("class=\"territory\" d=\"M"));
+    assert_eq!(
+        page.html.matches("<path class=\"parcel\"").count(),
+        land.len(),
+        "every land property's boundary: {props}"
+    );
+    assert!(
+        land.iter().all(|c| page.has(c)),
+        "labelled with the cadastre number"
+    );
     assert!(page.has("src=\"/tapis/static/map.js\""));
     assert!(!page.has("territory-form") && !page.has("data-pick"));
     assert!(page.has("role=public"), "the help link names the role");
@@ -718,12 +990,49 @@ async fn the_pages_over_http_for_each_role() {
         person.get("/tapis/receipts/not-a-receipt").await.status,
         404
     );
-    // Another's comments list is the planner's.
+    // Another's comments list is the planner's, and so are the standard answers.
     assert_eq!(
         person
             .get(&format!("/tapis/documents/{id}/consultations/1/comments"))
             .await
             .status,
         403
+    );
+    assert_eq!(person.get("/tapis/answer-blocks").await.status, 403);
+
+    // A person's messages, and the address they are mailed to: a bad address refused with
+    // the service's reason and kept, a good one saved (what `GET /api/v1/me/email` reads),
+    // an empty one removing it.
+    let messages = person.open("/messages").await;
+    assert_eq!(messages.status, 200);
+    assert!(messages.has("href=\"/messages\"") && messages.has("id=\"email-form\""));
+    let refused = person
+        .submit("/messages", &[("address", "nav adrese")])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert!(refused.has("not an e-mail address") && refused.has("value=\"nav adrese\""));
+    let saved = person
+        .submit("/messages", &[("address", " iedzivotajs@example.lv ")])
+        .await;
+    assert_eq!(saved.status, 200);
+    assert!(saved.has("id=\"notice\"") && saved.has("iedzivotajs@example.lv"));
+    let (status, _, v) = get_auth(&format!("{base}/api/v1/me/email"), &citizen).await;
+    assert_eq!(
+        (status, v["address"].as_str()),
+        (200, Some("iedzivotajs@example.lv"))
+    );
+    let removed = person.submit("/messages", &[("address", "")]).await;
+    assert!(removed.has("id=\"email-current\""), "{}", removed.html);
+    let (_, _, v) = get_auth(&format!("{base}/api/v1/me/email"), &citizen).await;
+    assert_eq!(v["address"], Value::Null);
+    // A planner has messages too; the public is sent to sign in.
+    let planner_messages = planner_b.open("/messages").await;
+    assert_eq!(planner_messages.status, 200);
+    assert!(planner_messages.has("href=\"/messages\""));
+    assert!(planner_b.open("/tapis").await.has("id=\"blocks-link\""));
+    let anonymous = public.get("/messages").await;
+    assert_eq!(
+        (anonymous.status, anonymous.location.as_deref()),
+        (303, Some("/login?next=%2Fmessages"))
     );
 }

@@ -18,8 +18,7 @@ use crate::extract::{Caller as Auth, Params};
 use crate::gate::RawJson;
 
 use super::comments::{
-    AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Report, Split,
-    Submitted,
+    AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Split, Submitted,
 };
 use super::consultation::{Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request};
@@ -683,15 +682,19 @@ pub(crate) async fn receipt(
 /// with its parts and answers, numbered, without identities.
 #[utoipa::path(get, path = "/api/v1/tapis/consultations/{cid}/report", tag = "tapis",
     params(("cid" = i64, Path, description = "The consultation")),
-    responses((status = 200, body = Report), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = super::report::Report), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn report(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(cid): Path<i64>,
-) -> Result<Json<Report>> {
+) -> Result<Response> {
     let c = caller(&s, &p).await?;
-    Ok(Json(service::report(&s, &c, cid).await?))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        service::report_body(&s, &c, cid).await?,
+    )
+        .into_response())
 }
 
 /// The standard answer blocks of the planner's municipality.

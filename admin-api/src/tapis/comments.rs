@@ -50,6 +50,10 @@ pub const MAX_TAGS: usize = 20;
 const MAX_TAG: usize = 60;
 /// Most comments one list call returns.
 pub const MAX_LIST: i64 = 1_000;
+/// The subject line of what TAPIS tells a person about their comment: it names neither the
+/// document nor the comment, since the operator's outbox list shows subject lines.
+const PERSON_SUBJECT: &str =
+    "Teritorijas plānošana: jauns paziņojums / Territorial planning: a new message";
 
 /// Where a comment points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -267,46 +271,6 @@ pub struct Filter {
     pub limit: Option<i64>,
 }
 
-/// The report of a consultation (no identities).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Report {
-    /// The consultation.
-    pub consultation: i64,
-    /// The document.
-    pub document: i64,
-    /// Its title.
-    pub title: String,
-    /// The version consulted.
-    pub version: i64,
-    /// Opened (RFC 3339).
-    pub starts_at: String,
-    /// Closed (RFC 3339).
-    pub ends_at: String,
-    /// `scheduled`, `open` or `closed`.
-    pub status: String,
-    /// Comments received.
-    pub comments: i64,
-    /// Comments and parts that need an answer, and how many have one.
-    pub to_answer: i64,
-    /// Answered of those.
-    pub answered: i64,
-    /// Answers by decision.
-    pub by_decision: std::collections::BTreeMap<String, i64>,
-    /// The comments, in the order received, numbered from 1.
-    pub items: Vec<ReportItem>,
-}
-
-/// One comment in the report.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReportItem {
-    /// Its number in the report.
-    pub number: i64,
-    /// The comment (without its author).
-    pub comment: CommentView,
-    /// Its parts, when split.
-    pub parts: Vec<CommentView>,
-}
-
 fn invalid(field: &str, reason: impl Into<String>) -> GovError {
     GovError::Invalid {
         field: field.into(),
@@ -318,12 +282,19 @@ fn corrupt(what: impl Into<String>) -> GovError {
     GovError::Store(crate::store::StoreError::Corrupt(what.into()))
 }
 
-/// Check an anchor against the consulted version's paragraphs.
-pub fn check_anchor(a: &Anchor, paragraphs: &[super::consultation::Paragraph]) -> GovResult<()> {
+/// Longest stored anchor (a polygon's JSON), in bytes.
+pub const MAX_ANCHOR_BYTES: usize = 64 * 1024;
+
+/// Check an anchor against the consulted version's paragraphs; the anchor as stored (a
+/// polygon rebuilt from its type and rings only, at most [`MAX_ANCHOR_BYTES`]).
+pub fn check_anchor(
+    a: &Anchor,
+    paragraphs: &[super::consultation::Paragraph],
+) -> GovResult<Anchor> {
     match a {
         Anchor::Paragraph { paragraph } => {
             if paragraphs.iter().any(|p| &p.id == paragraph) {
-                Ok(())
+                Ok(a.clone())
             } else {
                 Err(invalid(
                     "anchor.paragraph",
@@ -338,7 +309,7 @@ pub fn check_anchor(a: &Anchor, paragraphs: &[super::consultation::Paragraph]) -
             let (w, s, e, n) = geometry::LATVIA;
             if lon.is_finite() && lat.is_finite() && (w..=e).contains(lon) && (s..=n).contains(lat)
             {
-                Ok(())
+                Ok(a.clone())
             } else {
                 Err(invalid(
                     "anchor.point",
@@ -347,12 +318,26 @@ pub fn check_anchor(a: &Anchor, paragraphs: &[super::consultation::Paragraph]) -
             }
         }
         Anchor::Polygon { polygon } => {
-            if polygon.get("type").and_then(Value::as_str) != Some("Polygon") {
-                return Err(invalid("anchor.polygon", "an RFC 7946 Polygon"));
+            let only_shape = polygon
+                .as_object()
+                .is_some_and(|o| o.keys().all(|k| k == "type" || k == "coordinates"));
+            if polygon.get("type").and_then(Value::as_str) != Some("Polygon") || !only_shape {
+                return Err(invalid(
+                    "anchor.polygon",
+                    "an RFC 7946 Polygon: `type` and `coordinates` only",
+                ));
             }
-            geometry::parse(polygon)
-                .map(drop)
-                .map_err(|e| invalid("anchor.polygon", e.0))
+            geometry::parse(polygon).map_err(|e| invalid("anchor.polygon", e.0))?;
+            let rebuilt = Anchor::Polygon {
+                polygon: serde_json::json!({"type": "Polygon", "coordinates": polygon["coordinates"]}),
+            };
+            if crate::store::to_json(&rebuilt).len() > MAX_ANCHOR_BYTES {
+                return Err(invalid(
+                    "anchor.polygon",
+                    format!("at most {MAX_ANCHOR_BYTES} bytes"),
+                ));
+            }
+            Ok(rebuilt)
         }
     }
 }
@@ -395,7 +380,7 @@ fn anchor_of(raw: &str) -> GovResult<Anchor> {
     serde_json::from_str(raw).map_err(|e| corrupt(format!("comment anchor: {e}")))
 }
 
-fn view(r: &AnyRow) -> GovResult<CommentView> {
+pub(crate) fn view(r: &AnyRow) -> GovResult<CommentView> {
     let answer = match r.try_get::<Option<String>, _>("decision").map_err(db)? {
         Some(decision) => Some(AnswerView {
             decision,
@@ -430,7 +415,7 @@ fn view(r: &AnyRow) -> GovResult<CommentView> {
 }
 
 /// The columns [`view`] reads.
-const VIEW_COLUMNS: &str = "id, consultation, parent, text, anchor, created_at, tags, group_name, \
+pub(crate) const VIEW_COLUMNS: &str = "id, consultation, parent, text, anchor, created_at, tags, group_name, \
      split_at, decision, answer, answered_at";
 
 fn random_id() -> GovResult<String> {
@@ -478,9 +463,10 @@ impl TapisStore {
         t: &Target,
         subject: &str,
         n: &NewComment,
+        receipt_link: impl Fn(&str) -> String,
     ) -> GovResult<Submitted> {
         let body = text("text", &n.text, MAX_COMMENT)?;
-        check_anchor(&n.anchor, &t.paragraphs)?;
+        let anchor = check_anchor(&n.anchor, &t.paragraphs)?;
         let key = self.secret("receipts").await?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let now = Time::now();
@@ -527,35 +513,43 @@ impl TapisStore {
         }
         let rid = random_id()?;
         let hash = to_hex(&Sha256::digest(
-            canonical(
-                t.consultation,
-                t.document,
-                t.version,
-                now.0,
-                &n.anchor,
-                &body,
-            )
-            .as_bytes(),
+            canonical(t.consultation, t.document, t.version, now.0, &anchor, &body).as_bytes(),
         ));
         let signature = sign(&key, &rid, now.0, &hash);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tapis_comments (consultation, document, parent, subject, text, anchor, \
-             paragraph, receipt, hash, signature, created_at, tags) \
-             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, '[]') RETURNING id",
+             paragraph, receipt, hash, signature, created_at, tags, folded) \
+             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, '[]', $11) RETURNING id",
         )
         .bind(t.consultation)
         .bind(t.document)
         .bind(subject)
         .bind(&body)
-        .bind(crate::store::to_json(&n.anchor))
-        .bind(n.anchor.paragraph())
+        .bind(crate::store::to_json(&anchor))
+        .bind(anchor.paragraph())
         .bind(&rid)
         .bind(&hash)
         .bind(&signature)
         .bind(now.0)
+        .bind(super::help::fold(&body))
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        // The author's own copy of the receipt, outside the comment's row: in their inbox
+        // and, when they gave an address, by e-mail.
+        crate::outbox::inbox::notify(
+            &mut tx,
+            &format!("subject:{subject}"),
+            "tapis",
+            PERSON_SUBJECT,
+            &format!(
+                "Your comment was received.\nReceipt {rid}\nTime {}\nSHA-256 {hash}\nDAGR signature {signature}\n\
+                 Keep this message: the receipt's page shows the answer and checks the comment against it.",
+                now.to_rfc3339()
+            ),
+            Some(&receipt_link(&rid)),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(Submitted {
             id,
@@ -609,7 +603,7 @@ impl TapisStore {
                     } else {
                         Ok(format!(
                             "%{}%",
-                            q.to_lowercase()
+                            super::help::fold(q)
                                 .replace('\\', "\\\\")
                                 .replace('%', "\\%")
                                 .replace('_', "\\_")
@@ -621,7 +615,7 @@ impl TapisStore {
         let tag = f
             .tag
             .as_deref()
-            .map(|t| serde_json::to_string(t).unwrap_or_default())
+            .map(|t| serde_json::to_string(&t.trim().to_lowercase()).unwrap_or_default())
             .map(|t| {
                 format!(
                     "%{}%",
@@ -638,7 +632,7 @@ impl TapisStore {
              AND ($4 = '' OR tags LIKE $4 ESCAPE '\\') \
              AND ($5 = '' OR group_name = $5) \
              AND ($6 = '' OR paragraph = $6) \
-             AND ($7 = '' OR LOWER(text) LIKE $7 ESCAPE '\\') \
+             AND ($7 = '' OR folded LIKE $7 ESCAPE '\\') \
              ORDER BY id LIMIT $8"
         );
         let rows = sqlx::query(&sql)
@@ -723,12 +717,23 @@ impl TapisStore {
                 "comment {id} is split or answered already"
             )));
         }
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tapis_comments WHERE consultation = $1")
+                .bind(cid)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if count + parts.len() as i64 > MAX_PER_CONSULTATION {
+            return Err(GovError::Conflict(format!(
+                "consultation {cid} would hold more than {MAX_PER_CONSULTATION} comments and parts"
+            )));
+        }
         let mut ids = Vec::with_capacity(parts.len());
         for (t, a, para) in &parts {
             let pid: i64 = sqlx::query_scalar(
                 "INSERT INTO tapis_comments (consultation, document, parent, subject, text, anchor, \
-                 paragraph, created_at, tags, answered_by) \
-                 VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, '[]', NULL) RETURNING id",
+                 paragraph, created_at, tags, answered_by, folded) \
+                 VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, '[]', NULL, $8) RETURNING id",
             )
             .bind(cid)
             .bind(doc)
@@ -737,6 +742,7 @@ impl TapisStore {
             .bind(a)
             .bind(para.as_deref())
             .bind(now)
+            .bind(super::help::fold(t))
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
@@ -771,7 +777,7 @@ impl TapisStore {
                 }
                 let mut out: Vec<String> = Vec::with_capacity(t.len());
                 for (i, tag) in t.iter().enumerate() {
-                    let v = label(&format!("tags[{i}]"), tag)?;
+                    let v = label(&format!("tags[{i}]"), tag)?.to_lowercase();
                     if !out.contains(&v) {
                         out.push(v);
                     }
@@ -917,8 +923,16 @@ impl TapisStore {
                 "comment {id} is split: answer its parts"
             )));
         }
+        let original = c.parent.unwrap_or(id);
         let mut tx = self.pool.begin().await.map_err(db)?;
         let now = Time::now().0;
+        // The original's row first: answers to its parts are counted one after another, so
+        // the last answer sees all the others (PostgreSQL's read committed included).
+        sqlx::query("UPDATE tapis_comments SET notified_at = notified_at WHERE id = $1")
+            .bind(original)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let r = sqlx::query(
             "UPDATE tapis_comments SET decision = $1, answer = $2, answered_by = $3, answered_at = $4 \
              WHERE id = $5 AND decision IS NULL AND split_at IS NULL",
@@ -937,7 +951,6 @@ impl TapisStore {
             )));
         }
         // Is the original now wholly answered?
-        let original = c.parent.unwrap_or(id);
         let open: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM tapis_comments WHERE parent = $1 AND decision IS NULL",
         )
@@ -945,7 +958,18 @@ impl TapisStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        if open == 0 {
+        let tell = open == 0
+            && sqlx::query(
+                "UPDATE tapis_comments SET notified_at = $1 WHERE id = $2 AND notified_at IS NULL",
+            )
+            .bind(now)
+            .bind(original)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+                == 1;
+        if tell {
             let row =
                 sqlx::query("SELECT subject, receipt, document FROM tapis_comments WHERE id = $1")
                     .bind(original)
@@ -960,7 +984,7 @@ impl TapisStore {
                     &mut tx,
                     &format!("subject:{subject}"),
                     "tapis",
-                    &format!("Your comment on planning document {doc} has an answer"),
+                    PERSON_SUBJECT,
                     &format!(
                         "The municipality answered your comment {original} on planning document {doc}. \
                          Your receipt {receipt} leads to the answer."
@@ -1065,68 +1089,6 @@ impl TapisStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db)
-    }
-
-    /// The report of a consultation: every comment with its parts and answers, numbered,
-    /// without identities.
-    pub(crate) async fn report(&self, cid: i64) -> GovResult<Report> {
-        let k = self.consultation(cid).await?;
-        let title: String = sqlx::query_scalar("SELECT title FROM tapis_documents WHERE id = $1")
-            .bind(k.document)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {VIEW_COLUMNS} FROM tapis_comments WHERE consultation = $1 ORDER BY id"
-        ))
-        .bind(cid)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        let all = rows.iter().map(view).collect::<GovResult<Vec<_>>>()?;
-        let mut items: Vec<ReportItem> = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        let mut by_decision = std::collections::BTreeMap::new();
-        let (mut to_answer, mut answered) = (0, 0);
-        for c in all {
-            if !c.split {
-                to_answer += 1;
-                if let Some(a) = &c.answer {
-                    answered += 1;
-                    *by_decision.entry(a.decision.clone()).or_insert(0) += 1;
-                }
-            }
-            match c.parent {
-                Some(p) => {
-                    if let Some(&i) = index.get(&p) {
-                        let item: &mut ReportItem = &mut items[i];
-                        item.parts.push(c);
-                    }
-                }
-                None => {
-                    index.insert(c.id, items.len());
-                    items.push(ReportItem {
-                        number: items.len() as i64 + 1,
-                        comment: c,
-                        parts: vec![],
-                    });
-                }
-            }
-        }
-        Ok(Report {
-            consultation: cid,
-            document: k.document,
-            title,
-            version: k.version,
-            starts_at: k.starts_at,
-            ends_at: k.ends_at,
-            status: k.status,
-            comments: items.len() as i64,
-            to_answer,
-            answered,
-            by_decision,
-            items,
-        })
     }
 }
 

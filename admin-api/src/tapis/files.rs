@@ -146,6 +146,8 @@ impl TapisStore {
         version: i64,
         f: &VersionFile,
         actor: &str,
+        staging: &str,
+        blobs: &dagr_engine::store::SnapshotStore,
     ) -> GovResult<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The version's row lock: a consultation freezing it waits for this, or this sees
@@ -214,6 +216,16 @@ impl TapisStore {
             actor,
         )
         .await?;
+        // Content-addressed: the same bytes are stored once. The object is put in place
+        // only once the row is sure to be written (never deleted: another row may name
+        // it); a commit that fails after it leaves an unnamed object, nothing worse.
+        let target = object(&f.sha256);
+        if !blobs.blob_exists(&target).await.map_err(engine_err)? {
+            blobs
+                .rename_blob(staging, &target)
+                .await
+                .map_err(engine_err)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(())
     }
@@ -249,6 +261,20 @@ where
         ))
         .into());
     }
+    // The cheap refusals before any byte is read.
+    let names = store.files(version).await?;
+    if names.iter().any(|x| x.name == name) {
+        return Err(GovError::Conflict(format!(
+            "version {version} has a file `{name}` already: files are not replaced"
+        ))
+        .into());
+    }
+    if names.len() as i64 >= MAX_FILES {
+        return Err(GovError::Conflict(format!(
+            "version {version} has {MAX_FILES} files, the most one may have"
+        ))
+        .into());
+    }
     let blobs = state.engine.store();
     let staging = format!("tapis/staging/{}", uuid());
     let mut writer = blobs.blob_writer(&staging).await.map_err(engine_err)?;
@@ -280,29 +306,20 @@ where
         return Err(e);
     }
     writer.finish().await.map_err(engine_err)?;
-    let sha = to_hex(&hash.finalize());
-    let target = object(&sha);
-    // Content-addressed: the same bytes are stored once.
-    let stored = if blobs.blob_exists(&target).await.map_err(engine_err)? {
-        blobs.delete_blob(&staging).await.map_err(engine_err)
-    } else {
-        blobs
-            .rename_blob(&staging, &target)
-            .await
-            .map_err(engine_err)
-    };
-    if let Err(e) = stored {
-        let _ = blobs.delete_blob(&staging).await;
-        return Err(e.into());
-    }
     let f = VersionFile {
         name: name.to_owned(),
-        sha256: sha,
+        sha256: to_hex(&hash.finalize()),
         size: i64::try_from(size).unwrap_or(i64::MAX),
         content_type: content_type.to_owned(),
         created_at: Time::now().to_rfc3339(),
     };
-    store.add_file(doc, version, &f, actor).await?;
+    // The row and the bytes' place are settled together; whatever is refused leaves
+    // nothing behind (the staging object is deleted).
+    let added = store
+        .add_file(doc, version, &f, actor, &staging, blobs)
+        .await;
+    let _ = blobs.delete_blob(&staging).await;
+    added?;
     Ok(store.file(version, name).await?)
 }
 

@@ -17,7 +17,7 @@
 //! - [`consultation`]: versions, and public consultations opened and closed on time;
 //! - [`files`]: files of versions, streamed to the object store with their SHA-256;
 //! - [`comments`]: citizens' comments, receipts, the officers' split, tags, groups and
-//!   answers, the report;
+//!   answers; [`report`]: the consultation's report, streamed;
 //! - [`parcels`]: owners from the registers (read under the municipality's TAPIS system,
 //!   audited), notices to owners, the plan against the cadastre;
 //! - [`help`]: help and FAQ per stage and role, LV/EN, searchable, with anonymous
@@ -36,6 +36,7 @@ pub mod geometry;
 pub mod help;
 pub mod model;
 pub mod parcels;
+pub mod report;
 pub mod rules;
 pub mod service;
 pub mod store;
@@ -50,6 +51,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "comments", include_str!("migrations/0003_comments.sql")),
     (4, "parcels", include_str!("migrations/0004_parcels.sql")),
     (5, "help", include_str!("migrations/0005_help.sql")),
+    (
+        6,
+        "parcel_shapes",
+        include_str!("migrations/0006_parcel_shapes.sql"),
+    ),
+    (
+        7,
+        "comment_search",
+        include_str!("migrations/0007_comment_search.sql"),
+    ),
 ];
 
 /// How often the reminder task looks.
@@ -91,12 +102,10 @@ pub const SCHEDULER_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// tried again.
 pub const OWNERS_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Open and close consultations on time until the task is dropped, and tell the owners of
-/// the properties in an opened consultation's territory. Every replica runs it; each switch
-/// is a conditional update, so it happens once, and an owner is told once per consultation.
-pub fn spawn_scheduler(state: crate::AppState) -> dagr_engine::task::SpawnedTask<()> {
+/// Open and close consultations on time until the task is dropped. Every replica runs it;
+/// each switch is a conditional update, so it happens once.
+pub fn spawn_scheduler(store: TapisStore) -> dagr_engine::task::SpawnedTask<()> {
     dagr_engine::task::SpawnedTask::spawn(async move {
-        let store = TapisStore::new(state.gov.store());
         let mut tick = tokio::time::interval(SCHEDULER_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -106,17 +115,34 @@ pub fn spawn_scheduler(state: crate::AppState) -> dagr_engine::task::SpawnedTask
                 Ok(n) => tracing::info!(switched = n, "TAPIS consultations opened or closed"),
                 Err(e) => tracing::warn!(error = %e, "TAPIS scheduler: retried in a second"),
             }
+        }
+    })
+}
+
+/// How often the owners' notices look for opened consultations.
+pub const OWNERS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a replica's claim on a consultation's owners' notices lasts (a municipality's
+/// registers read, compared and notified take seconds to minutes).
+pub const OWNERS_LEASE: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Tell the owners of the properties in each opened consultation's territory, in a task of
+/// its own (register reads never hold up opening and closing consultations). Every replica
+/// runs it; a replica claims a consultation with a conditional update first, so one does
+/// the work.
+pub fn spawn_owner_notices(state: crate::AppState) -> dagr_engine::task::SpawnedTask<()> {
+    dagr_engine::task::SpawnedTask::spawn(async move {
+        let store = TapisStore::new(state.gov.store());
+        let mut tick = tokio::time::interval(OWNERS_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
             if let Err(e) = tell_owners(&state, &store).await {
-                tracing::warn!(error = %e, "TAPIS owners' notices: retried in a second");
+                tracing::warn!(error = %e, "TAPIS owners' notices: retried shortly");
             }
         }
     })
 }
 
-/// For each open consultation whose owners were not told yet: compare the plan with the
-/// cadastre (the set derived again, audited) and tell every owner. A consultation of a
-/// document without a territory has no owners to tell; a failure (no agreement, registers
-/// unreadable) is noted and tried again after [`OWNERS_RETRY`].
 async fn tell_owners(
     state: &crate::AppState,
     store: &TapisStore,
@@ -137,6 +163,22 @@ async fn tell_owners(
             r.try_get("id").map_err(store::db)?,
             r.try_get("document").map_err(store::db)?,
         );
+        // This replica's claim; another that claimed it first does the work.
+        let claimed = sqlx::query(
+            "UPDATE tapis_consultations SET owners_retry_at = $1 WHERE id = $2 \
+             AND owners_notified_at IS NULL AND (owners_retry_at IS NULL OR owners_retry_at <= $3)",
+        )
+        .bind(now + OWNERS_LEASE.as_millis() as i64)
+        .bind(cid)
+        .bind(now)
+        .execute(&store.pool)
+        .await
+        .map_err(store::db)?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            continue;
+        }
         let has_territory = store.document(doc).await?.territory.is_some();
         let outcome = if has_territory {
             match parcels::compare_cadastre(state, doc, "consultation").await {

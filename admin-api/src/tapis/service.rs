@@ -7,8 +7,8 @@ use crate::AppState;
 use crate::governance::{GovError, GovResult};
 
 use super::comments::{
-    self, AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Report,
-    Split, Submitted,
+    self, AnswerBlock, CommentView, Filter, Labels, NewAnswer, NewComment, ReceiptView, Split,
+    Submitted,
 };
 use super::consultation::{self, Consultation, NewConsultation, NewVersion, Version};
 use super::coordination::{Answer, Extension, LinkView, NewRequest, Request, RequestKind};
@@ -199,20 +199,6 @@ pub async fn move_stage(
             open.id, open.ends_at
         )));
     }
-    if m.stage == Stage::Approved {
-        ready_for_approval(&s, id).await?;
-        // The plan against the cadastre at approval (new owners told); an approval waits
-        // for it.
-        if d.territory.is_some() {
-            super::parcels::compare_cadastre(state, id, "approval")
-                .await
-                .map_err(|e| {
-                    GovError::Conflict(format!(
-                        "the plan could not be compared with the cadastre before approval: {e}"
-                    ))
-                })?;
-        }
-    }
     let reason = m.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     if needs_reason && reason.is_none() {
         return Err(GovError::Invalid {
@@ -230,6 +216,24 @@ pub async fn move_stage(
             field: "reason".into(),
             reason: "at most 4 000 characters".into(),
         });
+    }
+    if m.stage == Stage::Approved {
+        ready_for_approval(&s, id).await?;
+        // The plan against the cadastre at approval (new owners told), after every other
+        // check: an approval waits for it.
+        if d.territory.is_some() {
+            super::parcels::compare_cadastre(state, id, "approval")
+                .await
+                .map_err(|e| match e {
+                    GovError::Conflict(_)
+                    | GovError::NotFound(_)
+                    | GovError::Forbidden(_)
+                    | GovError::Invalid { .. } => GovError::Conflict(format!(
+                        "the plan could not be compared with the cadastre before approval: {e}"
+                    )),
+                    other => other,
+                })?;
+        }
     }
     s.move_stage(id, d.stage, m.stage, &c.describe(), reason)
         .await?;
@@ -729,7 +733,9 @@ pub async fn add_comment(
     let subject = require_citizen(c)?;
     let s = store(state);
     let t = target(&s, cid).await?;
-    s.add_comment(&t, subject, n).await
+    let base = state.public_url();
+    s.add_comment(&t, subject, n, |rid| format!("{base}/tapis/receipts/{rid}"))
+        .await
 }
 
 /// The consultation's comments (its document's planner), filtered, by id.
@@ -764,18 +770,26 @@ pub async fn split(
     own_comment(&s, c, comment).await?;
     let original = s.comment(comment).await?;
     let t = target(&s, original.consultation).await?;
+    let mut parts = Vec::with_capacity(sp.parts.len());
     for (i, p) in sp.parts.iter().enumerate() {
-        if let Some(a) = &p.anchor {
-            comments::check_anchor(a, &t.paragraphs).map_err(|e| match e {
-                GovError::Invalid { field, reason } => GovError::Invalid {
-                    field: format!("parts[{i}].{field}"),
-                    reason,
-                },
-                other => other,
-            })?;
-        }
+        let anchor = match &p.anchor {
+            Some(a) => Some(
+                comments::check_anchor(a, &t.paragraphs).map_err(|e| match e {
+                    GovError::Invalid { field, reason } => GovError::Invalid {
+                        field: format!("parts[{i}].{field}"),
+                        reason,
+                    },
+                    other => other,
+                })?,
+            ),
+            None => None,
+        };
+        parts.push(comments::Part {
+            text: p.text.clone(),
+            anchor,
+        });
     }
-    s.split(comment, sp, &c.describe()).await
+    s.split(comment, &Split { parts }, &c.describe()).await
 }
 
 /// Tag and group a comment or part (its document's planner).
@@ -836,8 +850,12 @@ pub async fn receipt(state: &AppState, c: &Caller, rid: &str) -> GovResult<Recei
 }
 
 /// The report of a consultation without identities (its document's planner, or an
-/// admin).
-pub async fn report(state: &AppState, c: &Caller, cid: i64) -> GovResult<Report> {
+/// admin), as JSON bytes written page by page.
+pub async fn report(
+    state: &AppState,
+    c: &Caller,
+    cid: i64,
+) -> GovResult<futures::stream::BoxStream<'static, Result<bytes::Bytes, GovError>>> {
     if !matches!(c, Caller::Admin) {
         c.planner()?;
     }
@@ -846,5 +864,15 @@ pub async fn report(state: &AppState, c: &Caller, cid: i64) -> GovResult<Report>
     if !matches!(c, Caller::Admin) {
         own(&s, c, k.document).await?;
     }
-    s.report(cid).await
+    s.report_stream(cid).await
+}
+
+/// [`report`] as an HTTP body (a failure half-way ends the body, and is logged).
+pub async fn report_body(state: &AppState, c: &Caller, cid: i64) -> GovResult<axum::body::Body> {
+    use futures::TryStreamExt;
+    let stream = report(state, c, cid).await?;
+    Ok(axum::body::Body::from_stream(stream.map_err(move |e| {
+        tracing::error!(consultation = cid, error = %e, "a TAPIS report export broke off");
+        std::io::Error::other(e.to_string())
+    })))
 }

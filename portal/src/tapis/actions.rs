@@ -2,9 +2,10 @@
 //! stage (a reason for going back or cancelling), set the territory (GeoJSON), add a
 //! version (paragraphs typed as lines `id: text`), send a coordination request, extend
 //! one, schedule a consultation — and a citizen's comment during an open consultation (on
-//! a paragraph, or a point picked on the map or typed), which leads to its receipt. Each is one call of the service with the session's
-//! principal; on success the page again with a confirmation (303), on a refusal the page
-//! with the service's message and the form as typed.
+//! a paragraph, a point picked on the map or typed, or an area drawn on the map or typed
+//! as a GeoJSON Polygon), which leads to its receipt. Each is one call of the service with
+//! the session's principal; on success the page again with a confirmation (303), on a
+//! refusal the page with the service's message and the form as typed.
 //!
 //! What this module checks itself is only what a form cannot say in the service's terms:
 //! a date or time that does not parse, GeoJSON that is no JSON, a paragraph line without
@@ -64,7 +65,7 @@ pub(super) fn fields_of(
         if k == "csrf" {
             continue;
         }
-        let max = if k == "geometry" || k == "paragraphs" {
+        let max = if k == "geometry" || k == "paragraphs" || k == "polygon" {
             MAX_BIG_FIELD
         } else {
             MAX_FIELD
@@ -123,14 +124,19 @@ pub(super) fn paragraphs(raw: &str) -> Result<Vec<Paragraph>, GovError> {
 
 /// A territory typed as GeoJSON: a geometry, or a Feature holding one.
 pub(super) fn geometry(raw: &str) -> Result<Value, GovError> {
-    let v: Value = serde_json::from_str(raw.trim())
-        .map_err(|e| invalid("geometry", format!("not JSON: {e}")))?;
+    geometry_in("geometry", raw)
+}
+
+/// GeoJSON typed (or drawn) in form field `field`: a geometry, or a Feature holding one.
+fn geometry_in(field: &str, raw: &str) -> Result<Value, GovError> {
+    let v: Value =
+        serde_json::from_str(raw.trim()).map_err(|e| invalid(field, format!("not JSON: {e}")))?;
     if v.get("type").and_then(Value::as_str) == Some("Feature") {
         return v
             .get("geometry")
             .cloned()
             .filter(|g| !g.is_null())
-            .ok_or_else(|| invalid("geometry", "the Feature has no geometry"));
+            .ok_or_else(|| invalid(field, "the Feature has no geometry"));
     }
     Ok(v)
 }
@@ -257,6 +263,11 @@ async fn take(
                 "point" => Anchor::Point {
                     point: [coordinate(f, "lon", t)?, coordinate(f, "lat", t)?],
                 },
+                // The service checks it as it checks a territory (a Polygon, closed rings,
+                // no self-intersection, in Latvia).
+                "polygon" => Anchor::Polygon {
+                    polygon: geometry_in("polygon", field(f, "polygon"))?,
+                },
                 _ => return Err(invalid("anchor", t.choose_anchor)),
             };
             let n = NewComment {
@@ -347,6 +358,10 @@ mod tests {
         assert!(matches!(
             geometry(r#"{"type":"Feature","geometry":null}"#),
             Err(GovError::Invalid { .. })
+        ));
+        assert!(matches!(
+            geometry_in("polygon", ""),
+            Err(GovError::Invalid { field, .. }) if field == "polygon"
         ));
         match geometry("{not json") {
             Err(GovError::Invalid { field, reason }) => {

@@ -1,5 +1,6 @@
 //! `GET /tapis/documents/{id}`: the public page of a planning document — its type, title,
-//! stage on the way, history, territory on an SVG map ([`super::svg`]), versions with
+//! stage on the way, history, territory on an SVG map ([`super::svg`]) with the land
+//! parcels it holds (as stored, no register read), versions with
 //! their paragraphs, consultations with their dates, and the institutions it is
 //! coordinated with. The document's planner sees on the same page the coordination
 //! requests with their due dates and answers, and the forms of the actions
@@ -16,6 +17,7 @@ use dagr_admin_api::governance::GovError;
 use dagr_admin_api::tapis::comments::{Anchor, Filter};
 use dagr_admin_api::tapis::coordination::{Request, RequestKind, Verdict};
 use dagr_admin_api::tapis::model::{Document, Stage, check_move};
+use dagr_admin_api::tapis::parcels;
 use dagr_admin_api::tapis::service::{self, Caller};
 use serde::Deserialize;
 
@@ -31,6 +33,9 @@ use crate::web::{PortalError, Shell, render_status};
 const SHOWN_PARAGRAPHS: usize = 500;
 /// Most comments of a consultation pinned on the planner's map.
 const MAX_PINS: i64 = 1_000;
+/// Most properties whose boundaries the map draws (a detailed plan has tens; a
+/// municipality-wide territory's hundreds of thousands are not drawn one by one).
+const MAX_PARCELS: usize = 2_000;
 
 /// The form of an action as typed, kept when the service refused it.
 #[derive(Debug, Default)]
@@ -277,8 +282,9 @@ fn excerpt(text: &str) -> String {
     out.replace(['\n', '\r'], " ")
 }
 
-/// Pin the comments anchored to a point on the map (the planner's view: comments are
-/// not public), at most [`MAX_PINS`] of each consultation.
+/// Pin the comments anchored to a point on the map and draw those anchored to an area
+/// (the planner's view: comments are not public), at most [`MAX_PINS`] of each
+/// consultation.
 async fn pin_comments(
     app: &dagr_admin_api::AppState,
     c: &Caller,
@@ -291,9 +297,36 @@ async fn pin_comments(
             ..Filter::default()
         };
         for x in service::comments(app, c, k.id, &f).await? {
-            if let Anchor::Point { point: [lon, lat] } = x.anchor {
-                map.add_pin(lon, lat, &format!("{} {}", x.id, excerpt(&x.text)));
+            if x.parent.is_some() {
+                // A part of a split comment: its original is drawn.
+                continue;
             }
+            let label = format!("{} {}", x.id, excerpt(&x.text));
+            match &x.anchor {
+                Anchor::Point { point: [lon, lat] } => map.add_pin(*lon, *lat, &label),
+                Anchor::Polygon { polygon } => map.add_area(polygon, &label),
+                Anchor::Paragraph { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Draw the land boundaries of the document's properties, as stored at the set's last
+/// derivation (`parcels::shapes`: no register read, no access record, nothing about the
+/// owners, so the public page may), at most [`MAX_PARCELS`]; buildings and apartments have
+/// no boundary of their own and lie on the land drawn.
+async fn draw_parcels(
+    app: &dagr_admin_api::AppState,
+    id: i64,
+    map: &mut MapView,
+) -> Result<(), GovError> {
+    let shapes = parcels::shapes(app, id).await?;
+    map.parcels_total = shapes.len();
+    map.parcels_cut = shapes.len() > MAX_PARCELS;
+    for p in shapes.iter().take(MAX_PARCELS) {
+        if let Some(b) = &p.boundary {
+            map.add_parcel(b, &format!("{} ({})", p.cadastre_number, p.property_type));
         }
     }
     Ok(())
@@ -354,6 +387,9 @@ impl DocPage {
             .territory
             .as_ref()
             .and_then(|x| MapView::of(&x.geometry, &d.title));
+        if let Some(m) = map.as_mut() {
+            draw_parcels(app, id, m).await.map_err(fail)?;
+        }
         if planner && let Some(m) = map.as_mut() {
             pin_comments(app, &c, &consultations, m)
                 .await
@@ -388,7 +424,6 @@ impl DocPage {
                     .unwrap_or_default(),
                 bounds: MapView::latvia(),
             });
-        // Parcels: none drawn yet; see `MapView::add_parcel`.
         let label_of = |v: i64| {
             versions
                 .iter()

@@ -1,5 +1,8 @@
 // DAGR portal, TAPIS: a click on a document's map fills the comment form's longitude and
-// latitude (and moves the marker). The page works without it: the coordinates can be typed.
+// latitude (and moves the marker). "Draw an area" turns clicks into the corners of a polygon
+// instead: each click adds one, the shape is drawn, and the form's GeoJSON field holds the
+// Polygon with its ring closed (from the third corner on). The page works without it: the
+// coordinates and the GeoJSON can be typed.
 //
 // The map's user coordinates are LKS-92 TM metres with the northing negated (see svg.rs);
 // the click is inverted to WGS 84 by Newton's method on the same projection the server
@@ -44,6 +47,9 @@
     return [lon, lat];
   }
 
+  // Seven decimals: about a centimetre, and the closing position equals the first.
+  const fixed = (v) => Number(v.toFixed(7));
+
   document.addEventListener("DOMContentLoaded", () => {
     const svg = document.querySelector("svg[data-pick]");
     if (!svg) return;
@@ -53,6 +59,50 @@
     if (!lon || !lat) return;
     const start = [Number(svg.dataset.lon0), Number(svg.dataset.lat0)];
     svg.classList.add("pickable");
+
+    // Drawing an area: the corners clicked, in WGS 84 and in the map's coordinates.
+    const polygon = document.getElementById(svg.dataset.polygon || "");
+    const shape = document.getElementById("draw-shape");
+    const drawButton = document.getElementById("draw-area");
+    const endButton = document.getElementById("draw-end");
+    let drawing = false;
+    let corners = [];
+    let drawn = [];
+
+    function setDrawing(on) {
+      drawing = on;
+      svg.dataset.mode = on ? "draw" : "pick";
+      if (drawButton) drawButton.hidden = on;
+      if (endButton) endButton.hidden = !on;
+    }
+
+    function showArea() {
+      if (!shape) return;
+      if (drawn.length === 0) {
+        shape.setAttribute("visibility", "hidden");
+        return;
+      }
+      const d = drawn.map(([x, y], i) => `${i ? "L" : "M"}${x} ${y}`).join(" ");
+      shape.setAttribute("d", drawn.length > 2 ? d + " Z" : d);
+      shape.removeAttribute("visibility");
+    }
+
+    if (polygon && shape && drawButton && endButton) {
+      drawButton.hidden = false;
+      drawButton.addEventListener("click", () => {
+        corners = [];
+        drawn = [];
+        polygon.value = "";
+        showArea();
+        setDrawing(true);
+        const anchor = document.getElementById("anchor-polygon");
+        if (anchor) anchor.checked = true;
+      });
+      endButton.addEventListener("click", () => setDrawing(false));
+      const pointAnchor = document.getElementById("anchor-point");
+      if (pointAnchor) pointAnchor.addEventListener("change", () => setDrawing(false));
+    }
+
     svg.addEventListener("click", (event) => {
       const ctm = svg.getScreenCTM();
       if (!ctm) return;
@@ -61,6 +111,17 @@
       pt.y = event.clientY;
       const p = pt.matrixTransform(ctm.inverse());
       const [lo, la] = inverse(p.x, -p.y, start);
+      if (drawing) {
+        corners.push([fixed(lo), fixed(la)]);
+        drawn.push([p.x, p.y]);
+        showArea();
+        // A ring needs three corners; it is closed by repeating the first.
+        polygon.value = corners.length > 2
+          ? JSON.stringify({type: "Polygon", coordinates: [[...corners, corners[0]]]})
+          : "";
+        svg.dataset.corners = String(corners.length);
+        return;
+      }
       lon.value = lo.toFixed(7);
       lat.value = la.toFixed(7);
       if (marker) {

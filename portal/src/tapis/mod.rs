@@ -19,11 +19,15 @@
 //!   `GET /tapis/receipts/{rid}` shows it, its status and the answer ([`receipt`]).
 //! - `GET|POST /tapis/documents/{id}/consultations/{cid}/comments`: the planner's list of
 //!   a consultation's comments with filters and answer forms; `…/report` downloads the
-//!   report ([`consultation`]).
+//!   report ([`consultation`]); the comments can be split into parts and tagged and
+//!   grouped there too.
+//! - `GET|POST /tapis/answer-blocks`: a planner's standard answer blocks ([`blocks`]).
 //! - `GET /tapis/static/map.js`: the small script that turns a click on the map into
-//!   coordinates (the pages work without it: coordinates can be typed).
+//!   coordinates, or clicks into an area's polygon (the pages work without it:
+//!   coordinates and GeoJSON can be typed).
 
 mod actions;
+mod blocks;
 mod consultation;
 mod document;
 mod documents;
@@ -69,12 +73,13 @@ pub(crate) fn routes() -> Router<Portal> {
         )
         .route(
             "/tapis/documents/{id}/consultations/{cid}/comments",
-            get(consultation::page).post(consultation::answer),
+            get(consultation::page).post(consultation::act),
         )
         .route(
             "/tapis/documents/{id}/consultations/{cid}/report",
             get(consultation::report),
         )
+        .route("/tapis/answer-blocks", get(blocks::page).post(blocks::put))
         .route("/tapis/receipts/{rid}", get(receipt::page))
         .route("/tapis/static/map.js", get(map_js))
         .merge(help::routes())

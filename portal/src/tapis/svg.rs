@@ -41,8 +41,14 @@ pub(crate) struct MapView {
     pub(crate) territory: Vec<Shape>,
     /// Parcels in the territory (drawn under it).
     pub(crate) parcels: Vec<Shape>,
+    /// How many properties the document's stored set holds (drawn or not).
+    pub(crate) parcels_total: usize,
+    /// Whether only some of them are drawn.
+    pub(crate) parcels_cut: bool,
     /// Pinned points.
     pub(crate) pins: Vec<Pin>,
+    /// Areas drawn over the territory (comments anchored to a polygon).
+    pub(crate) areas: Vec<Shape>,
     /// The territory's centre (lon, lat), where `map.js` starts its inversion.
     pub(crate) lon0: String,
     /// See [`MapView::lon0`].
@@ -105,7 +111,10 @@ impl MapView {
             r: String::new(),
             territory,
             parcels: Vec::new(),
+            parcels_total: 0,
+            parcels_cut: false,
             pins: Vec::new(),
+            areas: Vec::new(),
             lon0: format!("{:.7}", (deg.0 + deg.2) / 2.0),
             lat0: format!("{:.7}", (deg.1 + deg.3) / 2.0),
             extent: ext,
@@ -129,24 +138,23 @@ impl MapView {
         self.r = num((size + 2.0 * m) / 100.0);
     }
 
-    /// Draw a parcel (a GeoJSON Polygon or MultiPolygon) labelled `label`; one that does
-    /// not parse is left out. The map's frame is not widened: parcels are what the
-    /// territory touches.
-    ///
-    /// The hook for parcels: `tapis::parcels` gives a document's properties without their
-    /// boundaries (and each of its reads is an audited use of the owners' data), so the
-    /// document page draws none yet; once a boundary of each stored parcel is readable,
-    /// the page calls this for each.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no parcel boundaries are readable yet (see above)"
-        )
-    )]
+    /// Draw a parcel (a GeoJSON Polygon or MultiPolygon, a property's stored boundary)
+    /// labelled `label`; one that does not parse is left out. The map's frame is not
+    /// widened: parcels are what the territory touches.
     pub(crate) fn add_parcel(&mut self, geometry: &Value, label: &str) {
         if let Ok(t) = geometry::parse(geometry) {
             self.parcels.extend(t.polygons.iter().map(|p| Shape {
+                d: path(p),
+                label: label.to_owned(),
+            }));
+        }
+    }
+
+    /// Draw an area (a GeoJSON Polygon, a comment's anchor) labelled `label`; one that does
+    /// not parse is left out. The frame is not widened (the territory stays in view).
+    pub(crate) fn add_area(&mut self, polygon: &Value, label: &str) {
+        if let Ok(t) = geometry::parse(polygon) {
+            self.areas.extend(t.polygons.iter().map(|p| Shape {
                 d: path(p),
                 label: label.to_owned(),
             }));
@@ -221,6 +229,14 @@ mod tests {
         m.add_parcel(&square(24.001, 57.001, 0.001), "01000010001");
         m.add_parcel(&json!({"type": "Point"}), "nothing");
         assert_eq!(m.parcels.len(), 1);
+        m.add_area(&square(24.003, 57.003, 0.001), "7 Koki");
+        m.add_area(
+            &json!({"type": "Polygon", "coordinates": [[[24.0, 57.0]]]}),
+            "bad",
+        );
+        assert_eq!(m.areas.len(), 1);
+        assert_eq!(m.areas[0].label, "7 Koki");
+        assert_eq!(m.areas[0].d.matches('L').count(), 4);
         assert!(MapView::of(&json!({"type": "Polygon", "coordinates": []}), "x").is_none());
     }
 }

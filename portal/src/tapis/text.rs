@@ -180,5 +180,34 @@ texts! {
         blocks: "Standarta atbildes", "Standard answers";
         answer_comment_submit: "Atbildēt", "Answer";
         to_document: "Uz dokumentu", "To the document";
+        done_comment_split: "Priekšlikums sadalīts daļās; atbildiet uz katru daļu.", "The comment was split into parts; answer each part.";
+        done_comment_labelled: "Birkas un grupa saglabātas.", "The tags and group were saved.";
+        split_title: "Sadalīt daļās", "Split into parts";
+        split_parts: "Daļas, katra savā rindā", "Parts, one a line";
+        split_hint: "Katrai daļai jābūt burtiskam priekšlikuma teksta fragmentam (2–50 daļas). Sadalīts priekšlikums tiek atbildēts pa daļām.", "Each part is a verbatim piece of the comment's text (2 to 50 parts). A split comment is answered part by part.";
+        split_submit: "Sadalīt", "Split";
+        label_title: "Birkas un grupa", "Tags and group";
+        tags_label: "Birkas (atdalītas ar komatiem)", "Tags (separated by commas)";
+        label_submit: "Saglabāt", "Save";
+        blocks_hint: "Izvēlēto standarta atbilžu teksti atbildē būs pirmie, secībā; pēc tiem — jūsu teksts.", "The chosen standard answers' texts come first in the answer, in order; your text follows.";
+        blocks_title: "Standarta atbildes", "Standard answers";
+        blocks_lead: "Jūsu pašvaldības standarta atbilžu teksti: tos var izvēlēties, atbildot uz priekšlikumiem.", "Your municipality's standard answer texts: you choose them when answering comments.";
+        blocks_caption: "Pašvaldības standarta atbildes", "The municipality's standard answers";
+        no_blocks: "Standarta atbilžu vēl nav.", "No standard answers yet.";
+        block_code: "Kods", "Code";
+        block_title: "Nosaukums", "Title";
+        block_text: "Teksts", "Text";
+        block_edit: "Mainīt", "Change";
+        block_new_title: "Jauna standarta atbilde", "New standard answer";
+        block_replace_title: "Mainīt standarta atbildi", "Change the standard answer";
+        block_hint: "Kods: 1–64 latīņu burti, cipari, „.”, „_” vai „-”. Atbilde ar esošu kodu aizstāj iepriekšējo; jau sniegtās atbildes nemainās.", "Code: 1 to 64 Latin letters, digits, “.”, “_” or “-”. A standard answer with an existing code replaces it; answers already given do not change.";
+        block_submit: "Saglabāt", "Save";
+        done_block: "Standarta atbilde saglabāta.", "The standard answer was saved.";
+        anchor_polygon_hint: "Ar skriptu: nospiediet „Zīmēt apgabalu” un klikšķiniet kartē apgabala virsotnes; gredzens tiek noslēgts pats. Bez skripta ierakstiet GeoJSON Polygon (WGS 84).", "With the script: press “Draw an area” and click the area's corners on the map; the ring is closed for you. Without it, type a GeoJSON Polygon (WGS 84).";
+        polygon_label: "Apgabals (GeoJSON Polygon)", "Area (GeoJSON Polygon)";
+        draw_area: "Zīmēt apgabalu", "Draw an area";
+        parcels_note: "Īpašumi teritorijā pēc pēdējās salīdzināšanas ar kadastru:", "Properties in the territory at the last comparison with the cadastre:";
+        parcels_cut: "(uzzīmēti pirmie 2 000)", "(the first 2 000 drawn)";
+        draw_end: "Pabeigt apgabalu", "Finish the area";
     }
 }

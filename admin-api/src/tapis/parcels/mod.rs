@@ -1,7 +1,7 @@
 //! Owners from the registers: the properties in a document's territory, derived from
 //! `real_estate` and `addresses` through the engine under the municipality's TAPIS system,
-//! the notices to their owners, and the plan against the cadastre (docs/tapis.md, "Owners
-//! from the registers").
+//! the notices to their owners, the plan against the cadastre, and the stored shapes a
+//! public map may draw (docs/tapis.md, "Owners from the registers").
 //!
 //! **Which system reads.** A document is read for under its organisation's TAPIS system,
 //! registered in `tapis_systems` ([`set_system`]: the admin, or the demo for RIGA), the way
@@ -11,23 +11,28 @@
 //! TAPIS sees only what the register owner (VZD) granted it and nothing once an agreement
 //! is revoked (a 409 naming what is missing).
 //!
-//! **Two reads, one audited set of owners.** First the land: the non-personal attributes
-//! (cadastre number, type, centroid, boundary) of the visible rows whose centroid lies in
-//! the territory's bounding box widened by [`REACH_M`]; each is tested exactly in Rust
-//! ([`geometry::contains`] for the centroid, [`geometry::overlaps`] for a land boundary
-//! that crosses the territory's edge). That pass hands out no personal attribute and is not
-//! a use of anyone's data. Then the owners: only the properties found are looked up by key
-//! with `owner_code`, and that read's access record — naming exactly those owners, with a
-//! purpose that names the document — is committed to the usage audit before anything is
-//! stored, so every owner sees it in "who used my data" (`GET /api/v1/me/usage`).
-//! Addresses (no personal data) are looked up by key for the properties found.
+//! **Two reads, one audited set of owners.** First the land: the [`index`] of the
+//! register's locations (cadastre number, centroid, boundary's box), built once per register
+//! version and effective grant from one pass over the masked view's non-personal columns,
+//! gives the rows whose centroid lies in the territory and the land that may cross its
+//! edge; those boundaries are read back by row from the same masked view and tested
+//! exactly ([`geometry::overlaps`]). None of that hands out a personal attribute, and it is
+//! not a use of anyone's data. Every call resolves the masked view first, so a revoked
+//! agreement is refused before any index is looked at. Then the owners: only the properties
+//! found are looked up by key with `owner_code`, and that read's access record — naming
+//! exactly those owners, with a purpose that names the document — is committed to the usage
+//! audit before anything is stored, so every owner sees it in "who used my data" (`GET
+//! /api/v1/me/usage`). Addresses (no personal data) are looked up by key for the properties
+//! found.
 //!
 //! **Stored per document** (`tapis_parcels`): the set as last derived, each property with
 //! its owner's key (a personal code or registration number: it addresses the notices and is
-//! never shown by the API) and when its current owner was notified. Every GET derives again
-//! (the read is audited each time, and the answer is never stale), and only the changes are
-//! written. The properties of the last cadastre comparison stay marked (`listed`) so that
-//! [`compare_cadastre`] reports what is gone, new, or has a new owner since then.
+//! never shown by the API), when its current owner was notified, and its shape (centroid,
+//! land boundary: [`shapes`] reads them for a public map, with no register read). Every GET
+//! derives again (the read is audited each time, and the answer is never stale), and only
+//! the changes are written. The properties of the last cadastre comparison stay marked
+//! (`listed`) so that [`compare_cadastre`] reports what is gone, new, or has a new owner
+//! since then.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -54,6 +59,10 @@ use crate::model::Time;
 use super::geometry::{self, Territory};
 use super::service::Caller;
 use super::store::{DocRow, TapisStore, db};
+
+pub mod index;
+
+pub use index::{IndexStats, stats as index_stats};
 
 /// The register of properties (VZD).
 pub(crate) const REAL_ESTATE: &str = "real_estate";
@@ -129,6 +138,55 @@ struct Found {
     owner_kind: String,
     owner_key: String,
     address: Option<String>,
+    /// The centroid (lon, lat), when the register has one.
+    centroid: Option<(f64, f64)>,
+    /// The land boundary (GeoJSON text, as the register has it), if any.
+    boundary: Option<String>,
+}
+
+/// A property's shape for a map: non-personal, as stored at the set's last derivation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ParcelShape {
+    /// The cadastre number (11 digits).
+    pub cadastre_number: String,
+    /// The property type: land, building, apartment or land_with_building.
+    pub property_type: String,
+    /// The centroid, `[lon, lat]` in WGS 84.
+    pub centroid: [f64; 2],
+    /// The land boundary, an RFC 7946 `Polygon` in WGS 84; null for a building or an
+    /// apartment.
+    #[schema(value_type = Option<Object>)]
+    pub boundary: Option<serde_json::Value>,
+}
+
+impl Found {
+    /// A stable 64-bit digest (FNV-1a) of the shape (centroid bits, boundary text), stored
+    /// beside it so that a derivation compares shapes without reading them back.
+    fn shape_hash(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        match self.centroid {
+            Some((x, y)) => {
+                eat(&[1]);
+                eat(&x.to_bits().to_le_bytes());
+                eat(&y.to_bits().to_le_bytes());
+            }
+            None => eat(&[0]),
+        }
+        match &self.boundary {
+            Some(b) => {
+                eat(&[1]);
+                eat(b.as_bytes());
+            }
+            None => eat(&[0]),
+        }
+        h as i64
+    }
 }
 
 /// The properties of a territory and the access records of the read that found them.
@@ -209,6 +267,25 @@ fn texts(batch: &RecordBatch, name: &str) -> GovResult<Vec<Option<String>>> {
         .collect())
 }
 
+/// A column of `batch` as numbers.
+fn floats(batch: &RecordBatch, name: &str) -> GovResult<Vec<Option<f64>>> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| GovError::Engine(not_granted(name)))?;
+    let col = cast(col, &DataType::Float64)
+        .map_err(|e| GovError::Engine(dagr_engine::Error::Internal(e.to_string())))?;
+    let a = col.as_primitive::<Float64Type>();
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+/// Whether a register boundary is something a map can draw: a GeoJSON geometry with
+/// positions under `coordinates` (one that is not is not stored as a shape).
+fn drawable(boundary: &str) -> bool {
+    index::boundary_box(boundary).is_some()
+}
+
 /// The territory's bounding box (west, south, east, north) widened by `margin_m` metres.
 pub(crate) fn widened_bbox(t: &Territory, margin_m: f64) -> (f64, f64, f64, f64) {
     let (mut w, mut s, mut e, mut n) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
@@ -227,73 +304,72 @@ pub(crate) fn widened_bbox(t: &Territory, margin_m: f64) -> (f64, f64, f64, f64)
 
 /// Whether a property is in the territory: its centroid inside, or its land boundary
 /// (a GeoJSON Polygon) sharing area or border with it. A boundary that does not parse
-/// counts by its centroid alone.
+/// counts by its centroid alone. (The reference the [`index`] is tested against.)
+#[cfg(test)]
 pub(crate) fn in_territory(t: &Territory, centroid: (f64, f64), boundary: Option<&str>) -> bool {
-    if geometry::contains(t, centroid) {
-        return true;
-    }
-    let Some(b) = boundary else { return false };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(b) else {
-        return false;
-    };
-    geometry::parse(&v).is_ok_and(|land| geometry::overlaps(t, &land))
+    geometry::contains(t, centroid) || boundary.is_some_and(|b| index::boundary_meets(t, b))
 }
 
 /// The first pass: the cadastre numbers of the visible properties in the territory, from
 /// the non-personal attributes only (the view has no log: nothing personal is handed out).
-fn land_in(view: &MaskedView, t: &Territory) -> dagr_engine::Result<Vec<String>> {
+/// The location index of the view's snapshot under `grant` gives the rows whose centroid
+/// is inside and the land that may cross the edge; their cadastre numbers and those
+/// boundaries are read back by row from the same masked view, the boundaries tested
+/// exactly.
+fn land_in(
+    view: &MaskedView,
+    grant: &index::GrantKey,
+    t: &Territory,
+) -> dagr_engine::Result<Vec<String>> {
+    let located = index::of_view(view, grant)?;
+    let hits = located.query(t);
+    let too_many = || {
+        dagr_engine::Error::InvalidQuery(format!(
+            "the territory holds more than {MAX_PARCELS} properties"
+        ))
+    };
+    if hits.inside.len() > MAX_PARCELS {
+        return Err(too_many());
+    }
     let schema = view.mask.schema();
-    let position = |name: &str| schema.index_of(name).map_err(|_| not_granted(name));
-    let mut projection = vec![
-        position("cadastre_number")?,
-        position("centroid_lon")?,
-        position("centroid_lat")?,
-    ];
-    let with_boundary = schema.index_of(BOUNDARY).ok();
-    projection.extend(with_boundary);
-    let projected = view.mask.projected_schema(Some(&projection))?;
-    let (w, s, e, n) = widened_bbox(t, REACH_M);
-    let mut out = Vec::new();
-    for c in 0..view.snapshot.chunks().len() {
-        let Some(batch) = view.chunk(c, Some(&projection), &projected)? else {
-            continue;
-        };
-        // Only the rows in the box are turned into text.
-        let column = |name: &str, to: &DataType| {
-            let c = batch
-                .column_by_name(name)
-                .ok_or_else(|| not_granted(name))?;
-            cast(c, to).map_err(|e| dagr_engine::Error::Internal(e.to_string()))
-        };
-        let cad = column("cadastre_number", &DataType::Utf8)?;
-        let cad = cad.as_string::<i32>();
-        let lon = column("centroid_lon", &DataType::Float64)?;
-        let lon = lon.as_primitive::<Float64Type>();
-        let lat = column("centroid_lat", &DataType::Float64)?;
-        let lat = lat.as_primitive::<Float64Type>();
-        let bounds = match with_boundary {
-            Some(_) => Some(column(BOUNDARY, &DataType::Utf8)?),
-            None => None,
-        };
-        let bounds = bounds.as_ref().map(|b| b.as_string::<i32>());
-        for i in 0..batch.num_rows() {
-            if lon.is_null(i) || lat.is_null(i) || cad.is_null(i) {
-                continue;
-            }
-            let (x, y) = (lon.value(i), lat.value(i));
-            if x < w || x > e || y < s || y > n {
-                continue;
-            }
-            let boundary = bounds.and_then(|b| b.is_valid(i).then(|| b.value(i)));
-            if in_territory(t, (x, y), boundary) {
-                if out.len() == MAX_PARCELS {
-                    return Err(dagr_engine::Error::InvalidQuery(format!(
-                        "the territory holds more than {MAX_PARCELS} properties"
-                    )));
-                }
+    let cad_at = schema
+        .index_of("cadastre_number")
+        .map_err(|_| not_granted("cadastre_number"))?;
+    let column = |batch: &RecordBatch, name: &str| {
+        let c = batch
+            .column_by_name(name)
+            .ok_or_else(|| not_granted(name))?;
+        cast(c, &DataType::Utf8).map_err(|e| dagr_engine::Error::Internal(e.to_string()))
+    };
+    let projection = [cad_at];
+    let inside = view.take(
+        &hits.inside,
+        Some(&projection),
+        &view.mask.projected_schema(Some(&projection))?,
+    )?;
+    let cad = column(&inside, "cadastre_number")?;
+    let cad = cad.as_string::<i32>();
+    let mut out: Vec<String> = (0..cad.len())
+        .filter(|&i| cad.is_valid(i))
+        .map(|i| cad.value(i).to_owned())
+        .collect();
+    if let (Some(b), false) = (schema.index_of(BOUNDARY).ok(), hits.edge.is_empty()) {
+        let projection = [cad_at, b];
+        let edge = view.take(
+            &hits.edge,
+            Some(&projection),
+            &view.mask.projected_schema(Some(&projection))?,
+        )?;
+        let (cad, bounds) = (column(&edge, "cadastre_number")?, column(&edge, BOUNDARY)?);
+        let (cad, bounds) = (cad.as_string::<i32>(), bounds.as_string::<i32>());
+        for i in 0..edge.num_rows() {
+            if cad.is_valid(i) && bounds.is_valid(i) && index::boundary_meets(t, bounds.value(i)) {
                 out.push(cad.value(i).to_owned());
             }
         }
+    }
+    if out.len() > MAX_PARCELS {
+        return Err(too_many());
     }
     Ok(out)
 }
@@ -361,11 +437,13 @@ async fn derive(
         return Err(refuse(ADDRESSES, not_granted(missing)));
     }
 
-    // CPU work (a pass over the register, point-in-polygon tests) off the I/O runtime.
+    // CPU work (the location index, built on first use; point-in-polygon tests) off the I/O
+    // runtime.
+    let grant = index::GrantKey::of(&access, REAL_ESTATE);
     let reads = ReadLog::new();
     let logged = reads.clone();
     let (batch, address_batch) = tokio::task::spawn_blocking(move || {
-        let keys = land_in(&estates, &territory).map_err(|e| (REAL_ESTATE, e))?;
+        let keys = land_in(&estates, &grant, &territory).map_err(|e| (REAL_ESTATE, e))?;
         let estates = estates.with_log(logged.clone());
         let batch = by_keys(&estates, &keys).map_err(|e| (REAL_ESTATE, e))?;
         let codes: Vec<String> = match batch.column_by_name("address_code") {
@@ -432,6 +510,14 @@ async fn derive(
     let owner = texts(&batch, "owner_code")?;
     let owner_kind = texts(&batch, "owner_kind")?;
     let address = texts(&batch, "address_code")?;
+    let (lon, lat) = (
+        floats(&batch, "centroid_lon")?,
+        floats(&batch, "centroid_lat")?,
+    );
+    let boundary = match batch.column_by_name(BOUNDARY) {
+        Some(_) => texts(&batch, BOUNDARY)?,
+        None => vec![None; n],
+    };
     let mut found: Vec<Found> = (0..n)
         .filter_map(|i| {
             Some(Found {
@@ -440,6 +526,10 @@ async fn derive(
                 owner_kind: owner_kind[i].clone().unwrap_or_default(),
                 owner_key: owner[i].clone()?,
                 address: address[i].as_ref().and_then(|a| full.get(a).cloned()),
+                centroid: lon[i]
+                    .zip(lat[i])
+                    .filter(|(x, y)| x.is_finite() && y.is_finite()),
+                boundary: boundary[i].clone().filter(|b| drawable(b)),
             })
         })
         .collect();
@@ -459,6 +549,9 @@ struct Stored {
     owner_kind: String,
     property_type: String,
     address: Option<String>,
+    /// [`Found::shape_hash`] as stored: the shape is compared without reading it.
+    shape_hash: Option<i64>,
+    notified_at: Option<i64>,
     present: bool,
     listed: bool,
 }
@@ -467,8 +560,8 @@ struct Stored {
 /// is the document's first derivation), properties that left kept as not present while the
 /// last comparison listed them (else deleted), a changed owner written with its
 /// notification cleared. One transaction; a concurrent derivation of the same document
-/// waits for it.
-async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> {
+/// waits for it. Returns the set as stored (what the API shows), without reading it back.
+async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<Vec<Parcel>> {
     let now = Time::now().0;
     let records = serde_json::to_string(&d.access_records).unwrap_or_else(|_| "[]".into());
     let mut tx = store.pool.begin().await.map_err(db)?;
@@ -509,13 +602,15 @@ async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> 
                     && s.owner_key == f.owner_key
                     && s.owner_kind == f.owner_kind
                     && s.property_type == f.property_type
-                    && s.address == f.address => {}
+                    && s.address == f.address
+                    && s.shape_hash == Some(f.shape_hash()) => {}
             Some(s) => {
                 let owner_changed = s.owner_key != f.owner_key;
                 sqlx::query(
                     "UPDATE tapis_parcels SET owner_kind = $1, owner_key = $2, property_type = $3, \
                      address = $4, present = 1, \
-                     notified_at = CASE WHEN $5 = 1 THEN NULL ELSE notified_at END \
+                     notified_at = CASE WHEN $5 = 1 THEN NULL ELSE notified_at END, \
+                     centroid_lon = $8, centroid_lat = $9, boundary = $10, shape_hash = $11 \
                      WHERE document = $6 AND cadastre_number = $7",
                 )
                 .bind(&f.owner_kind)
@@ -525,6 +620,10 @@ async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> 
                 .bind(i64::from(owner_changed))
                 .bind(document)
                 .bind(&f.cadastre_number)
+                .bind(f.centroid.map(|c| c.0))
+                .bind(f.centroid.map(|c| c.1))
+                .bind(f.boundary.as_deref())
+                .bind(f.shape_hash())
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -551,15 +650,16 @@ async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> 
     for chunk in fresh.chunks(INSERT_CHUNK) {
         let mut sql = String::from(
             "INSERT INTO tapis_parcels (document, cadastre_number, property_type, owner_kind, \
-             owner_key, address, present, listed, listed_owner, notified_at) VALUES ",
+             owner_key, address, present, listed, listed_owner, notified_at, centroid_lon, \
+             centroid_lat, boundary, shape_hash) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 8;
+            let b = i * 12;
             if i > 0 {
                 sql.push(',');
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, 1, ${}, ${}, NULL)",
+                "(${}, ${}, ${}, ${}, ${}, ${}, 1, ${}, ${}, NULL, ${}, ${}, ${}, ${})",
                 b + 1,
                 b + 2,
                 b + 3,
@@ -567,7 +667,11 @@ async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> 
                 b + 5,
                 b + 6,
                 b + 7,
-                b + 8
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11,
+                b + 12
             ));
         }
         let mut q = sqlx::query(&sql);
@@ -580,17 +684,36 @@ async fn apply(store: &TapisStore, document: i64, d: &Derived) -> GovResult<()> 
                 .bind(&f.owner_key)
                 .bind(f.address.as_deref())
                 .bind(listed)
-                .bind(first.then(|| f.owner_key.clone()));
+                .bind(first.then(|| f.owner_key.clone()))
+                .bind(f.centroid.map(|c| c.0))
+                .bind(f.centroid.map(|c| c.1))
+                .bind(f.boundary.as_deref())
+                .bind(f.shape_hash());
         }
         q.execute(&mut *tx).await.map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    tx.commit().await.map_err(db)?;
+    // `d.found` is sorted by cadastre number; a notification stays while the owner does.
+    Ok(d.found
+        .iter()
+        .map(|f| Parcel {
+            cadastre_number: f.cadastre_number.clone(),
+            owner_kind: f.owner_kind.clone(),
+            notified_at: old
+                .get(&f.cadastre_number)
+                .filter(|s| s.owner_key == f.owner_key)
+                .and_then(|s| s.notified_at)
+                .map(|t| Time(t).to_rfc3339()),
+            property_type: f.property_type.clone(),
+            address: f.address.clone(),
+        })
+        .collect())
 }
 
 async fn stored_rows(c: &mut AnyConnection, document: i64) -> GovResult<BTreeMap<String, Stored>> {
     let rows = sqlx::query(
-        "SELECT cadastre_number, owner_key, owner_kind, property_type, address, present, listed \
-         FROM tapis_parcels WHERE document = $1",
+        "SELECT cadastre_number, owner_key, owner_kind, property_type, address, present, listed, \
+         shape_hash, notified_at FROM tapis_parcels WHERE document = $1",
     )
     .bind(document)
     .fetch_all(&mut *c)
@@ -605,6 +728,8 @@ async fn stored_rows(c: &mut AnyConnection, document: i64) -> GovResult<BTreeMap
                     owner_kind: r.try_get("owner_kind").map_err(db)?,
                     property_type: r.try_get("property_type").map_err(db)?,
                     address: r.try_get("address").map_err(db)?,
+                    shape_hash: r.try_get("shape_hash").map_err(db)?,
+                    notified_at: r.try_get("notified_at").map_err(db)?,
                     present: r.try_get::<i64, _>("present").map_err(db)? == 1,
                     listed: r.try_get::<i64, _>("listed").map_err(db)? == 1,
                 },
@@ -613,11 +738,18 @@ async fn stored_rows(c: &mut AnyConnection, document: i64) -> GovResult<BTreeMap
         .collect()
 }
 
-/// The stored set of a document (present properties), by cadastre number.
-async fn stored(store: &TapisStore, document: i64) -> GovResult<Vec<Parcel>> {
+/// The shapes of a document's properties, as stored at the set's last derivation (`GET
+/// …/parcels`, a territory change, a consultation opening, approval): each property's
+/// cadastre number, type, centroid and land boundary, by cadastre number. Reads only the
+/// stored set — no register read, no access record, nothing about the owners — so a public
+/// page may call it; a document whose set was never derived has none. 404 for no document.
+pub async fn shapes(state: &AppState, document: i64) -> GovResult<Vec<ParcelShape>> {
+    let store = TapisStore::new(state.gov.store());
+    store.document(document).await?;
     let rows = sqlx::query(
-        "SELECT cadastre_number, owner_kind, notified_at, property_type, address \
-         FROM tapis_parcels WHERE document = $1 AND present = 1 ORDER BY cadastre_number",
+        "SELECT cadastre_number, property_type, centroid_lon, centroid_lat, boundary \
+         FROM tapis_parcels WHERE document = $1 AND present = 1 AND centroid_lon IS NOT NULL \
+         AND centroid_lat IS NOT NULL ORDER BY cadastre_number",
     )
     .bind(document)
     .fetch_all(&store.pool)
@@ -625,15 +757,26 @@ async fn stored(store: &TapisStore, document: i64) -> GovResult<Vec<Parcel>> {
     .map_err(db)?;
     rows.iter()
         .map(|r| {
-            Ok(Parcel {
-                cadastre_number: r.try_get("cadastre_number").map_err(db)?,
-                owner_kind: r.try_get("owner_kind").map_err(db)?,
-                notified_at: r
-                    .try_get::<Option<i64>, _>("notified_at")
-                    .map_err(db)?
-                    .map(|t| Time(t).to_rfc3339()),
+            let cadastre_number: String = r.try_get("cadastre_number").map_err(db)?;
+            let boundary = r
+                .try_get::<Option<String>, _>("boundary")
+                .map_err(db)?
+                .map(|b| {
+                    serde_json::from_str(&b).map_err(|e| {
+                        GovError::Store(crate::store::StoreError::Corrupt(format!(
+                            "tapis_parcels.boundary of {cadastre_number}: {e}"
+                        )))
+                    })
+                })
+                .transpose()?;
+            Ok(ParcelShape {
                 property_type: r.try_get("property_type").map_err(db)?,
-                address: r.try_get("address").map_err(db)?,
+                centroid: [
+                    r.try_get("centroid_lon").map_err(db)?,
+                    r.try_get("centroid_lat").map_err(db)?,
+                ],
+                boundary,
+                cadastre_number,
             })
         })
         .collect()
@@ -654,8 +797,7 @@ pub(crate) async fn derive_and_store(
     let store = TapisStore::new(state.gov.store());
     let doc = store.document(document).await?;
     let d = derive(state, &doc, acting, purpose(document)).await?;
-    apply(&store, document, &d).await?;
-    stored(&store, document).await
+    apply(&store, document, &d).await
 }
 
 /// Derive the properties again after a change (a new territory): reads the registers under
