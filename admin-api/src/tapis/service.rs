@@ -80,6 +80,14 @@ impl Caller {
         }
     }
 
+    /// The person acting, when a planner acts (named in access records).
+    fn login(&self) -> Option<&str> {
+        match self {
+            Caller::Planner { login, .. } => Some(login),
+            _ => None,
+        }
+    }
+
     /// The planner's organisation; 403 for anyone else.
     fn planner(&self) -> GovResult<&str> {
         match self {
@@ -222,7 +230,7 @@ pub async fn move_stage(
         // The plan against the cadastre at approval (new owners told), after every other
         // check: an approval waits for it.
         if d.territory.is_some() {
-            super::parcels::compare_cadastre(state, id, "approval")
+            super::parcels::compare_cadastre_as(state, id, "approval", c.login())
                 .await
                 .map_err(|e| match e {
                     GovError::Conflict(_)
@@ -259,7 +267,7 @@ pub async fn set_territory(
     // The properties in the territory are derived again (audited). The territory stands
     // whether or not the registers can be read now; `GET …/parcels` derives them again in
     // any case.
-    if let Err(e) = super::parcels::refresh(state, id).await {
+    if let Err(e) = super::parcels::refresh_as(state, id, c.login()).await {
         tracing::warn!(document = id, error = %e,
             "TAPIS: the properties of a new territory could not be derived now");
     }

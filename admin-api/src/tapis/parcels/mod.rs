@@ -807,6 +807,15 @@ pub async fn refresh(state: &AppState, document: i64) -> GovResult<Vec<Parcel>> 
     derive_and_store(state, document, None).await
 }
 
+/// [`refresh`] caused by a person (`acting`, named in the access record).
+pub async fn refresh_as(
+    state: &AppState,
+    document: i64,
+    acting: Option<&str>,
+) -> GovResult<Vec<Parcel>> {
+    derive_and_store(state, document, acting).await
+}
+
 /// The properties of a document's territory, derived from the registers now (what `GET
 /// …/parcels` answers; each call is an audited read naming the document).
 pub async fn parcels(state: &AppState, document: i64) -> GovResult<Vec<Parcel>> {
@@ -976,6 +985,16 @@ pub async fn compare_cadastre(
     document: i64,
     at: &str,
 ) -> GovResult<CadastreDiff> {
+    compare_cadastre_as(state, document, at, None).await
+}
+
+/// [`compare_cadastre`] caused by a person (`acting`, named in the access record).
+pub async fn compare_cadastre_as(
+    state: &AppState,
+    document: i64,
+    at: &str,
+    acting: Option<&str>,
+) -> GovResult<CadastreDiff> {
     if !matches!(at, "consultation" | "approval") {
         return Err(GovError::Invalid {
             field: "at".into(),
@@ -987,7 +1006,7 @@ pub async fn compare_cadastre(
     let d = derive(
         state,
         &doc,
-        None,
+        acting,
         format!("TAPIS document {document}: the plan against the cadastre at {at}"),
     )
     .await?;
