@@ -378,6 +378,45 @@ async fn the_properties_of_a_territory_are_the_registers_audited_and_stop_with_t
         )
         .await;
     assert_eq!(check["at"], "consultation", "{check}");
+
+    // A cancelled document's owners are no longer read (their codes are forgotten).
+    let gone = api
+        .ok(
+            "POST",
+            "/api/v1/tapis/documents",
+            &planner,
+            Some(json!({"type": "detailed_plan", "title": "Atcelts"})),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    api.ok(
+        "POST",
+        &format!("/api/v1/tapis/documents/{gone}/territory"),
+        &planner,
+        Some(json!({"geometry": territory()})),
+    )
+    .await;
+    api.ok(
+        "POST",
+        &format!("/api/v1/tapis/documents/{gone}/stage"),
+        &planner,
+        Some(json!({"stage": "cancelled", "reason": "parcels test"})),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/api/v1/tapis/documents/{gone}/parcels"),
+            Some(&planner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("no longer read"),
+        "{v}"
+    );
     let seen = api.usage_for(&admin, &owner.owner, id).await;
 
     // VZD revokes the TAPIS agreement on real_estate: refused, and nothing changes.

@@ -245,6 +245,9 @@ pub async fn move_stage(
     }
     s.move_stage(id, d.stage, m.stage, &c.describe(), reason)
         .await?;
+    if matches!(m.stage, Stage::InForce | Stage::Cancelled) {
+        super::parcels::forget_owners(&s, id).await?;
+    }
     Ok(s.document(id).await?.view())
 }
 

@@ -796,8 +796,28 @@ pub(crate) async fn derive_and_store(
 ) -> GovResult<Vec<Parcel>> {
     let store = TapisStore::new(state.gov.store());
     let doc = store.document(document).await?;
+    if matches!(
+        doc.stage,
+        super::model::Stage::InForce | super::model::Stage::Cancelled
+    ) {
+        return Err(GovError::Conflict(format!(
+            "document {document} is {}: its owners are no longer read (the shapes stay on its page)",
+            doc.stage.as_str()
+        )));
+    }
     let d = derive(state, &doc, acting, purpose(document)).await?;
     apply(&store, document, &d).await
+}
+
+/// Forget the owners of a document's properties once it is in force or cancelled (their
+/// personal codes were kept only to tell them); the shapes stay for its page.
+pub(crate) async fn forget_owners(store: &TapisStore, document: i64) -> GovResult<()> {
+    sqlx::query("UPDATE tapis_parcels SET owner_key = '', listed_owner = NULL WHERE document = $1")
+        .bind(document)
+        .execute(&store.pool)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Derive the properties again after a change (a new territory): reads the registers under
