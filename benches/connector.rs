@@ -16,64 +16,24 @@
 //! baseline's median) to stdout. Nothing is asserted on times.
 #![allow(clippy::print_stdout, missing_docs)]
 
-use std::io::{BufRead, BufReader};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use dagr_engine::demo::{DemoConfig, generate};
 use dagr_engine::{Engine, EngineConfig};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn start_server(data: &Path) -> (Serve, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--flight-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--demo-rows", "1000", "--keep-versions", "1"])
-        .env("DAGR_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start dagr serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let flight = loop {
-        let line = lines
-            .next()
-            .expect("dagr serve exited before listening")
-            .expect("read the log");
-        if line.contains("DAGR listening") {
-            break line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("flight="))
-                .expect("flight= in the listening line")
-                .to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Serve(child), format!("http://{flight}"))
+fn start_server(data: &Path) -> (support::Serve, String) {
+    let (serve, _, flight) = support::start_server_addrs(data, 1000, &["--keep-versions", "1"]);
+    (serve, flight)
 }
 
 fn owner_token(data: &Path) -> String {

@@ -30,6 +30,16 @@ pub(crate) fn persons(default: usize) -> usize {
 /// Start `dagr serve` on `data` with `persons` demo persons and `extra` arguments; the
 /// server and its `http://` address once it listens.
 pub(crate) fn start_server(data: &Path, persons: usize, extra: &[&str]) -> (Serve, String) {
+    let (serve, http, _) = start_server_addrs(data, persons, extra);
+    (serve, http)
+}
+
+/// [`start_server`], with both addresses: `http://` of the REST API and `http://` of Flight.
+pub(crate) fn start_server_addrs(
+    data: &Path,
+    persons: usize,
+    extra: &[&str],
+) -> (Serve, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
         .args([
             "serve",
@@ -51,21 +61,25 @@ pub(crate) fn start_server(data: &Path, persons: usize, extra: &[&str]) -> (Serv
         .expect("start dagr serve");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let http = loop {
+    let line = loop {
         let line = lines
             .next()
             .expect("dagr serve exited before listening")
             .expect("read the log");
         if line.contains("DAGR listening") {
-            break line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("http="))
-                .expect("http= in the listening line")
-                .to_owned();
+            break line;
         }
     };
+    let addr = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_else(|| panic!("{key} in the listening line"))
+    };
+    let (http, flight) = (addr("http="), addr("flight="));
+    // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Serve(child), format!("http://{http}"))
+    (Serve(child), http, flight)
 }
 
 /// The demo's credentials in `data`.
