@@ -113,7 +113,7 @@ impl ApiError {
                         "Invalid field",
                     ),
                     A::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-                    A::Database(_) | A::Unavailable(_) => (
+                    A::Database(_) | A::Sqlite(_) | A::Unavailable(_) => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "audit-unavailable",
                         "Audit log unavailable",

@@ -13,12 +13,15 @@
 //!   and stores the roaring bitmap of those ids split by 2^16-id container; its body carries
 //!   the subject count, the SHA-256 of the ids and the dictionary's head at the time. Subject
 //!   values are stored through [`subject_code`] (long ones or ones holding NUL as a hash).
-//! - **Group commit, durability first.** One writer task takes queued entries, chains them
-//!   and writes them, their index rows and the daily aggregates in one transaction, and
-//!   answers the waiters only after the commit; when the transaction fails over one entry's
-//!   data, the jobs are written again one per transaction. Subjects are resolved before, in
-//!   the caller's task. With PostgreSQL the chain head is locked (`FOR UPDATE`) in the
-//!   transaction, so that replicas sharing the database extend one chain.
+//! - **Group commit, durability first.** Callers queue entries (a channel send) and wait; one
+//!   writer takes what is queued, chains it and writes the entries, their index rows and the
+//!   daily aggregates in one transaction, and answers the waiters only after the commit; when
+//!   the transaction fails over one entry's data, the jobs are written again one per
+//!   transaction. On a SQLite file the writer is a thread of its own with its own connection,
+//!   prepared statements and the chain head in memory, and checkpoints run on another thread
+//!   (`thread.rs`); on PostgreSQL it is a task on the pool that locks the head (`FOR UPDATE`)
+//!   in the transaction, so that replicas sharing the database extend one chain (`writer.rs`).
+//!   Subjects are resolved before, in the caller's task.
 //!
 //! [`verify`]: AuditStore::verify
 
@@ -44,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Row};
-use tokio::sync::{Notify, OnceCell, mpsc, oneshot};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use utoipa::ToSchema;
 
 use crate::auth::to_hex;
@@ -57,6 +60,9 @@ pub enum AuditStoreError {
     /// The audit database failed or is unreachable.
     #[error("audit database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The audit database file failed (the SQLite writer's own connection).
+    #[error("audit database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The log cannot take entries (it is closed, or the batch they were in failed).
     #[error("the audit log is unavailable: {0}")]
     Unavailable(String),
@@ -156,6 +162,7 @@ mod query;
 mod record;
 #[cfg(test)]
 mod tests;
+mod thread;
 mod verify;
 mod writer;
 
@@ -164,6 +171,8 @@ pub use chain::{sha256_hex, subject_code};
 pub use query::export_schema;
 #[cfg(test)]
 use record::*;
+use thread::Stats;
+pub use thread::WriterStats;
 use writer::*;
 
 // ---- public types --------------------------------------------------------------------------
@@ -419,13 +428,19 @@ type ArrayKey = (String, u64, usize);
 /// A row → subject-id array, built once by whoever asks first.
 type ArrayCell = Arc<OnceCell<Arc<Vec<u32>>>>;
 
+/// The writer of the log: a thread of its own on a SQLite file, a task on the pool otherwise.
+enum WriterHandle {
+    Task(SpawnedTask<()>),
+    Thread(thread::Threads),
+}
+
 struct Inner {
     pool: AnyPool,
     backend: Backend,
     config: AuditConfig,
-    jobs: mpsc::Sender<Job>,
-    stop: Arc<Notify>,
-    writer: Mutex<Option<SpawnedTask<()>>>,
+    jobs: mpsc::Sender<Msg>,
+    writer: Mutex<Option<WriterHandle>>,
+    stats: Arc<Stats>,
     /// Personal code → dictionary id.
     dict: RwLock<HashMap<Box<str>, u32>>,
     /// (dataset, version, column) → row → dictionary id ([`NO_SUBJECT`] for none).
@@ -509,6 +524,10 @@ impl AuditStore {
                     sqlx::query("PRAGMA cache_size = -16384")
                         .execute(&mut *conn)
                         .await?;
+                    // Checkpoints run on the store's checkpoint thread, never on a commit.
+                    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -526,22 +545,37 @@ impl AuditStore {
             bulk_scan_limit: config.bulk_scan_limit.max(1),
         };
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let stop = Arc::new(Notify::new());
-        let writer = SpawnedTask::spawn(run_writer(
-            pool.clone(),
-            backend,
-            config.max_batch,
-            rx,
-            Arc::clone(&stop),
-        ));
+        let stats = Arc::new(Stats::default());
+        let file = match backend {
+            Backend::Sqlite => thread::database_file(&pool).await?,
+            Backend::Postgres => None,
+        };
+        let writer = match file {
+            Some(path) => {
+                let stats = Arc::clone(&stats);
+                let max_batch = config.max_batch;
+                let threads =
+                    tokio::task::spawn_blocking(move || thread::spawn(&path, max_batch, rx, stats))
+                        .await
+                        .map_err(|e| AuditStoreError::Unavailable(e.to_string()))??;
+                WriterHandle::Thread(threads)
+            }
+            None => WriterHandle::Task(SpawnedTask::spawn(run_writer(
+                pool.clone(),
+                backend,
+                config.max_batch,
+                rx,
+                Arc::clone(&stats),
+            ))),
+        };
         Ok(AuditStore {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 config,
                 jobs,
-                stop,
                 writer: Mutex::new(Some(writer)),
+                stats,
                 dict: RwLock::new(HashMap::new()),
                 arrays: Mutex::new(HashMap::new()),
             }),
@@ -563,12 +597,24 @@ impl AuditStore {
         &self.inner.config
     }
 
+    /// What the writer has done since the store was opened: groups, entries, time.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.stats.snapshot()
+    }
+
     /// Stop taking entries, write the queued ones, stop the writer and close the pool.
     pub async fn close(&self) {
-        self.inner.stop.notify_one();
+        // Refuse new jobs; the writer writes the queued ones, then stops.
+        let _ = self.inner.jobs.send(Msg::Stop).await;
         let writer = self.inner.writer.lock().take();
-        if let Some(w) = writer {
-            let _ = w.join().await;
+        match writer {
+            Some(WriterHandle::Task(w)) => {
+                let _ = w.join().await;
+            }
+            Some(WriterHandle::Thread(t)) => {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+            None => {}
         }
         self.inner.pool.close().await;
     }
@@ -581,7 +627,7 @@ impl AuditStore {
         let (reply, answer) = oneshot::channel();
         self.inner
             .jobs
-            .send(Job { entries, reply })
+            .send(Msg::Job(Job { entries, reply }))
             .await
             .map_err(|_| AuditStoreError::Unavailable("the audit log is closed".into()))?;
         match answer.await {

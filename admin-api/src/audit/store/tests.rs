@@ -118,6 +118,16 @@ fn usage(tx: &str) -> Pending {
 /// database refuses fails alone, the others are written, in order, in one chain.
 #[tokio::test]
 async fn a_poisoned_job_fails_alone_and_the_rest_of_its_batch_is_written() {
+    poisoned_batch(false).await;
+}
+
+/// The same with the SQLite writer thread.
+#[tokio::test]
+async fn the_writer_thread_also_fails_a_poisoned_job_alone() {
+    poisoned_batch(true).await;
+}
+
+async fn poisoned_batch(on_thread: bool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
     let store = AuditStore::open(&url, AuditConfig::default())
@@ -141,11 +151,20 @@ async fn a_poisoned_job_fails_alone_and_the_rest_of_its_batch_is_written() {
     ] {
         let (reply, answer) = oneshot::channel();
         let entries = txs.iter().map(|t| usage(t)).collect();
-        jobs.send(Job { entries, reply }).await.unwrap();
+        jobs.send(Msg::Job(Job { entries, reply })).await.unwrap();
         answers.push(answer);
     }
     drop(jobs);
-    run_writer(pool, Backend::Sqlite, 1000, rx, Arc::new(Notify::new())).await;
+    let stats = Arc::new(Stats::default());
+    if on_thread {
+        let path = dir.path().join("audit.db");
+        let threads = thread::spawn(&path, 1000, rx, Arc::clone(&stats)).unwrap();
+        tokio::task::spawn_blocking(move || threads.join())
+            .await
+            .unwrap();
+    } else {
+        run_writer(pool, Backend::Sqlite, 1000, rx, Arc::clone(&stats)).await;
+    }
     let mut got = Vec::new();
     for a in answers {
         got.push(a.await.unwrap());
