@@ -202,3 +202,36 @@ async fn containers_partition_the_bitmap_and_hash_its_ids() {
     }
     assert_eq!(r.sha256.unwrap(), to_hex(&h.finalize()));
 }
+
+/// Two stores on one file (two servers pointed at one data directory by mistake): each
+/// writer thread finds the stored head moved under the one it keeps, reads it again, and the
+/// entries form one chain; the counters see every group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_one_file_extend_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let a = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let b = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        let written = store.submit(vec![usage(&format!("T{i}"))]).await.unwrap();
+        seqs.push(written[0].seq());
+    }
+    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>());
+    // A repeat through the other store is a duplicate, not a new entry.
+    let again = b.submit(vec![usage("T0")]).await.unwrap();
+    assert_eq!(again, vec![Written::Duplicate(1)]);
+    let report = a.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(report.records, 10);
+    let (sa, sb) = (a.writer_stats(), b.writer_stats());
+    assert_eq!(sa.groups + sb.groups, 11);
+    assert_eq!(sa.records + sb.records, 11);
+    a.close().await;
+    b.close().await;
+}

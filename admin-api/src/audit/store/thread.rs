@@ -241,30 +241,25 @@ impl Writer {
         }
     }
 
-    /// Write one group in one transaction. When the stored head is not the one in memory
-    /// (another process wrote to the file), the head is read again and the group chained
-    /// after it.
+    /// Write one group in one transaction. The head in memory is checked against the stored
+    /// one under the write lock (one indexed read): when another process wrote to the file (two
+    /// servers pointed at one data directory by mistake), the group is chained after the
+    /// stored head instead.
     fn write(&mut self, batches: &[Vec<Pending>]) -> Result<Vec<Vec<Written>>> {
-        match self.write_after(batches)? {
-            Some(written) => Ok(written),
-            None => {
-                tracing::warn!("the audit chain head moved under the writer; reading it again");
-                self.head = read_mem_head(&self.conn)?;
-                self.write_after(batches)?.ok_or_else(|| {
-                    AuditStoreError::Unavailable(
-                        "another process is writing to the audit log file".into(),
-                    )
-                })
-            }
-        }
-    }
-
-    /// Write the group after the head in memory; `None` (nothing written) when the stored
-    /// head differs.
-    fn write_after(&mut self, batches: &[Vec<Pending>]) -> Result<Option<Vec<Vec<Written>>>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored: MemHead = tx
+            .prepare_cached("SELECT seq, hash, recorded_at FROM audit_head WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if stored.0 != self.head.0 || stored.1 != self.head.1 {
+            tracing::warn!(
+                kept = self.head.0,
+                stored = stored.0,
+                "the audit chain head moved under the writer (another process writes to the file)"
+            );
+            self.head = stored;
+        }
         let mut known: HashMap<(String, String), i64> = HashMap::new();
         {
             let mut seen = tx.prepare_cached(
@@ -294,7 +289,7 @@ impl Writer {
         let g = chain_group((*seq, hash, *recorded), &mut known, dict.as_ref(), batches);
         if g.seq == *seq {
             // Only duplicates: nothing to write.
-            return Ok(Some(g.written));
+            return Ok(g.written);
         }
         for (sql, rows) in [
             (&self.insert_log, &g.log),
@@ -310,18 +305,13 @@ impl Writer {
                 insert.execute(rusqlite::params_from_iter(row.iter()))?;
             }
         }
-        let moved = tx
-            .prepare_cached(
-                "UPDATE audit_head SET seq = ?1, hash = ?2, recorded_at = ?3 \
-                 WHERE id = 1 AND seq = ?4 AND hash = ?5",
-            )?
-            .execute(rusqlite::params![g.seq, g.hash, g.recorded, seq, hash])?;
-        if moved != 1 {
-            return Ok(None);
-        }
+        tx.prepare_cached(
+            "UPDATE audit_head SET seq = ?1, hash = ?2, recorded_at = ?3 WHERE id = 1",
+        )?
+        .execute(rusqlite::params![g.seq, g.hash, g.recorded])?;
         tx.commit()?;
         self.head = (g.seq, g.hash, g.recorded);
-        Ok(Some(g.written))
+        Ok(g.written)
     }
 }
 
