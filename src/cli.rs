@@ -95,10 +95,21 @@ pub struct ServeArgs {
     /// before parsing (the planner recurses once per operator).
     #[arg(long, env = "DAGR_MAX_SQL_OPERATORS", default_value_t = dagr_engine::query::DEFAULT_MAX_SQL_OPERATORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_sql_operators: u64,
-    /// Result streams (Flight `DoGet`s: datasets, lookups, SQL) one token may hold open at
-    /// once; more are refused with RESOURCE_EXHAUSTED until one ends.
-    #[arg(long, env = "DAGR_MAX_STREAMS_PER_TOKEN", default_value_t = dagr_flight_server::DEFAULT_MAX_STREAMS_PER_TOKEN as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub max_streams_per_token: u64,
+    /// Default quota: requests per second per token (REST record reads, every Flight call
+    /// but Handshake; the burst is one second's worth; 0 = no limit). A system's own quota
+    /// (`PUT /api/v1/systems/{id}/quotas`) replaces it. Over it: 429 / RESOURCE_EXHAUSTED
+    /// with Retry-After.
+    #[arg(long, env = "DAGR_QUOTA_RPS", default_value_t = dagr_engine::quota::DEFAULT_REQUESTS_PER_SECOND, value_parser = clap::value_parser!(u32).range(0..=dagr_engine::quota::MAX_REQUESTS_PER_SECOND as i64))]
+    pub quota_rps: u32,
+    /// Default quota: result streams (Flight `DoGet`s: datasets, lookups, SQL) one token may
+    /// hold open at once; more are refused with RESOURCE_EXHAUSTED until one ends.
+    /// `--max-streams-per-token` is the older name of this flag.
+    #[arg(long, alias = "max-streams-per-token", env = "DAGR_QUOTA_STREAMS", default_value_t = dagr_engine::quota::DEFAULT_STREAMS, value_parser = clap::value_parser!(u32).range(1..=dagr_engine::quota::MAX_STREAMS as i64))]
+    pub quota_streams: u32,
+    /// Default quota: SQL queries (Flight SQL statements and prepared statements, filtered
+    /// tickets, while they plan and stream) one token may run at once.
+    #[arg(long, env = "DAGR_QUOTA_SQL", default_value_t = dagr_engine::quota::DEFAULT_SQL_QUERIES, value_parser = clap::value_parser!(u32).range(1..=dagr_engine::quota::MAX_SQL_QUERIES as i64))]
+    pub quota_sql: u32,
     /// Longest one SQL query may run, in seconds, from planning to its last batch (0 = no
     /// limit); a query over it fails with RESOURCE_EXHAUSTED.
     #[arg(long, env = "DAGR_QUERY_TIMEOUT_SECS", default_value_t = dagr_engine::query::DEFAULT_MAX_QUERY_TIME.as_secs())]
@@ -128,6 +139,19 @@ pub struct ServeArgs {
     /// Largest snapshot or change set accepted by one upload (Flight `DoPut` or HTTP), in MiB.
     #[arg(long, env = "DAGR_MAX_UPLOAD_MB", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_upload_mb: u64,
+    /// Worker threads of the bulk runtime, on which SQL queries are planned and run and
+    /// whole-dataset, change and SQL streams are produced (default: the cores but one, at
+    /// least one). Point lookups stay on the serving runtime.
+    #[arg(long, env = "DAGR_BULK_THREADS", value_parser = clap::value_parser!(u64).range(1..=dagr_engine::pools::MAX_THREADS as u64))]
+    pub bulk_threads: Option<u64>,
+    /// Load jobs (decode, validate, index, encode for the store) that run at once (default:
+    /// half the cores, at least one).
+    #[arg(long, env = "DAGR_LOAD_THREADS", value_parser = clap::value_parser!(u64).range(1..=dagr_engine::pools::MAX_THREADS as u64))]
+    pub load_threads: Option<u64>,
+    /// How much lower than the serving threads the bulk and load threads run (`nice`
+    /// increment, Linux; 0 = the same priority).
+    #[arg(long, env = "DAGR_BULK_NICE", default_value_t = dagr_engine::pools::DEFAULT_NICE as i64, value_parser = clap::value_parser!(i64).range(0..=dagr_engine::pools::MAX_NICE as i64))]
+    pub bulk_nice: i64,
     /// Mark the portal's cookies `Secure`: set it when users reach DAGR over HTTPS through a
     /// TLS-terminating proxy (a request with `X-Forwarded-Proto: https` gets them anyway).
     #[arg(long, env = "DAGR_SECURE_COOKIES")]

@@ -6,15 +6,34 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dagr_admin_api::{AppState, Governance, MetaStore};
-use dagr_engine::{Engine, EngineConfig, QueryConfig};
+use dagr_engine::{Engine, EngineConfig, Pools, PoolsConfig, QueryConfig};
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::cli::ServeArgs;
 
+/// The sizes of the bulk runtime and the load pool for `args` (this machine's defaults
+/// where a flag is not given).
+pub fn pools_config(args: &ServeArgs) -> PoolsConfig {
+    let defaults = PoolsConfig::for_this_machine();
+    PoolsConfig {
+        bulk_threads: args
+            .bulk_threads
+            .map_or(defaults.bulk_threads, |n| n as usize),
+        load_threads: args
+            .load_threads
+            .map_or(defaults.load_threads, |n| n as usize),
+        nice: args.bulk_nice as i32,
+        stack_bytes: crate::cli::WORKER_STACK_BYTES,
+    }
+}
+
 /// Open the engine for `args`, seeding the demo if the data directory holds no dataset.
+/// DataFusion, bulk streams and loads run on the bulk runtime it starts ([`pools_config`]).
 pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
+    let pools = Pools::start(pools_config(args)).context("starting the bulk runtime")?;
     let config = EngineConfig {
+        pools,
         keep_versions: args.keep_versions as usize,
         query: QueryConfig {
             memory_limit: (args.query_memory_mb as usize) << 20,
@@ -66,6 +85,13 @@ pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
     let gov = Governance::open(store, Arc::clone(&engine))
         .await
         .context("loading the governance policy")?;
+    gov.policy()
+        .quotas()
+        .set_defaults(dagr_engine::quota::QuotaValues {
+            requests_per_second: args.quota_rps,
+            streams: args.quota_streams,
+            sql_queries: args.quota_sql,
+        });
     if crate::demo::pending(&args.data_dir) {
         crate::demo_governance::seed_governance(&gov, &args.data_dir)
             .await
@@ -176,6 +202,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind the Flight address {}", args.flight_addr))?;
     let flight_addr = flight_listener.local_addr()?;
     let mut flight_config = flight_config(&args)?;
+    // One quota state for both servers: a token's requests count whichever protocol it uses.
+    flight_config.quotas = Arc::clone(state.gov.policy().quotas());
     if let Some(node) = loads.node() {
         flight_config.journal = Some(Arc::new(FlightLoadLog {
             store: state.gov.store().clone(),
@@ -324,7 +352,6 @@ fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightC
     Ok(dagr_flight_server::FlightConfig {
         batch_rows: args.flight_batch_rows as usize,
         max_upload_bytes: usize::try_from(args.max_upload_mb << 20).unwrap_or(usize::MAX),
-        max_streams_per_token: args.max_streams_per_token as usize,
         tls,
         ..Default::default()
     })

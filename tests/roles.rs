@@ -268,6 +268,10 @@ const MATRIX: &[Row] = &[
     post("/api/v1/systems", BAD,                                                    [401,  403,  403,  400,  400,  400,  400]),
     get("/api/v1/systems/{id=provider_system}",                                     [401,  404,  404,  200,  404,  200,  200]),
     get("/api/v1/systems/{id=provider_system}/tokens",                              [401,  404,  404,  200,  404,  200,  200]),
+    // quotas (docs/quotas.md): shown like the system; set by admins only, the role checked
+    // before the body is read
+    get("/api/v1/systems/{id=provider_system}/quotas",                              [401,  404,  404,  200,  404,  200,  200]),
+    put("/api/v1/systems/{id=provider_system}/quotas", BAD,                         [401,  403,  403,  403,  403,  403,  400]),
     // a provider system's token: an owner of its organisation; never an admin
     post("/api/v1/systems/{id=provider_system}/tokens", BAD,                        [401,  404,  404,  400,  404,  400,  403]),
     // a consumer system's token: a person of its organisation; never a system token (its

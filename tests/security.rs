@@ -309,7 +309,7 @@ async fn a_token_holds_a_bounded_number_of_streams_and_a_query_a_bounded_time() 
     let second = c.do_get(ticket.clone()).await.unwrap();
     let err = c.do_get(ticket.clone()).await.unwrap_err();
     assert_eq!(code_of(&err), Code::ResourceExhausted, "{err}");
-    assert!(err.to_string().contains("--max-streams-per-token"), "{err}");
+    assert!(err.to_string().contains("quota `streams`"), "{err}");
     // Another token is not affected.
     let mut other = common::flight_client(&server, &riga, None).await;
     let count = statement_ticket(&server, &riga, "SELECT count(*) FROM range(10)").await;

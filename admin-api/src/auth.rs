@@ -7,14 +7,18 @@
 //! - [`Policy`] is the [`AccessPolicy`] of the engine seam: an immutable [`PolicyState`]
 //!   (live tokens, agreements, dataset owners) swapped whole whenever the metadata store
 //!   changes. Expiry of tokens and agreements is checked against the clock on every call,
-//!   so it takes effect at once, without waiting for a reload.
+//!   so it takes effect at once, without waiting for a reload. The state also carries each
+//!   system's own quotas, and the policy owns the per-token quota state
+//!   ([`dagr_engine::Quotas`]) that the REST API and the Flight service share.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use dagr_engine::{Access, AccessPolicy, AuthError, Grant, Principal, Role};
+use dagr_engine::{
+    Access, AccessPolicy, AuthError, Grant, Principal, QuotaOverrides, Quotas, Role,
+};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
@@ -96,6 +100,8 @@ pub struct PolicyState {
     agreements: HashMap<String, Vec<Agreement>>,
     /// Datasets owned, by organisation: their attribute lists are read from the engine.
     owned: HashMap<String, Vec<String>>,
+    /// Systems' own quotas, by system id (as in [`Principal::system`]).
+    quotas: HashMap<String, QuotaOverrides>,
 }
 
 impl PolicyState {
@@ -176,6 +182,16 @@ impl PolicyState {
         state
     }
 
+    /// The state with the systems' own quotas (`(system id, quotas)`).
+    pub fn with_quotas(mut self, quotas: Vec<(i64, QuotaOverrides)>) -> Self {
+        self.quotas = quotas
+            .into_iter()
+            .filter(|(_, q)| !q.is_default())
+            .map(|(id, q)| (id.to_string(), q))
+            .collect();
+        self
+    }
+
     /// The store generation this state was built from.
     pub fn generation(&self) -> i64 {
         self.generation
@@ -208,6 +224,8 @@ impl PolicyState {
 pub struct Policy {
     state: RwLock<Arc<PolicyState>>,
     engine: Option<Arc<dagr_engine::Engine>>,
+    /// Per-token quota state, shared with the Flight service.
+    quotas: Arc<Quotas>,
     /// When the state was last known to match the store (Unix ms).
     fresh_at: AtomicI64,
     /// How old the state may get before callers are refused (ms); 0 = no bound (a policy
@@ -222,6 +240,7 @@ impl Policy {
         Policy {
             state: RwLock::new(Arc::new(PolicyState::default())),
             engine,
+            quotas: Quotas::new(Default::default()),
             fresh_at: AtomicI64::new(Time::now().0),
             max_age_ms: AtomicI64::new(0),
         }
@@ -232,6 +251,12 @@ impl Policy {
     pub fn require_fresh(&self, max_age: std::time::Duration) {
         self.max_age_ms
             .store(max_age.as_millis().max(1) as i64, Ordering::Relaxed);
+    }
+
+    /// The per-token quota state with the server defaults ([`Quotas::set_defaults`]);
+    /// hand it to the Flight service so both servers count a token together.
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.quotas
     }
 
     /// Record that the state matches the store now.
@@ -261,6 +286,7 @@ impl Policy {
                 .collect(),
             agreements: old.agreements.clone(),
             owned: old.owned.clone(),
+            quotas: old.quotas.clone(),
         };
         *guard = Arc::new(next);
     }
@@ -347,6 +373,16 @@ impl AccessPolicy for Policy {
             grants.entry(a.dataset.clone()).or_default().push(g);
         }
         Access::Grants(grants)
+    }
+
+    fn quota_overrides(&self, p: &Principal) -> QuotaOverrides {
+        match &p.system {
+            Some(system) => {
+                let state = self.state.read();
+                state.quotas.get(system).copied().unwrap_or_default()
+            }
+            None => QuotaOverrides::default(),
+        }
     }
 }
 

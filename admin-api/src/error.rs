@@ -38,6 +38,9 @@ pub enum ApiError {
     /// An upload was not taken.
     #[error(transparent)]
     Load(#[from] crate::loads::LoadError),
+    /// A quota of the caller's token refused the request (429 with `Retry-After`).
+    #[error(transparent)]
+    Quota(#[from] dagr_engine::QuotaExceeded),
 }
 
 /// Result with [`ApiError`].
@@ -167,6 +170,11 @@ impl ApiError {
                 }
             }
             ApiError::Engine(e) => Self::engine_status(e),
+            ApiError::Quota(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota-exceeded",
+                "Quota exceeded",
+            ),
         }
     }
 
@@ -261,6 +269,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.status_and_kind();
+        let retry_after = match &self {
+            ApiError::Quota(q) => Some(q.retry_after),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
@@ -295,6 +307,11 @@ impl IntoResponse for ApiError {
             Json(body),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

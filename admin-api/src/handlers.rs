@@ -138,6 +138,7 @@ pub(crate) struct RecordResponse {
         ("x-request-id" = Option<String>, Header, description = "Your request id, kept in the access record (one is made up otherwise)")),
     responses((status = 200, body = RecordResponse), (status = 400, body = Problem, description = "No purpose declared for personal data"),
         (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 429, body = Problem, description = "Over the token's requests per second; see `Retry-After`"),
         (status = 503, body = Problem, description = "The access record cannot be written; no data is returned")),
     security(("bearer" = [])))]
 pub(crate) async fn get_record(
@@ -146,6 +147,7 @@ pub(crate) async fn get_record(
     read: ReadContext,
     Path((name, key)): Path<(String, String)>,
 ) -> Result<([(HeaderName, String); 1], Json<RecordResponse>)> {
+    crate::quotas::admit(&s, &p)?;
     let (view, reads) = audited_view(&s, &p, &read, &name)?;
     let key = view.snapshot.parse_key(&key)?;
     let Some(batch) = view.lookup(&key)? else {
@@ -236,6 +238,7 @@ pub(crate) struct RecordsResponse {
     params(("name" = String, Path, description = "Dataset"), HeadParams,
         ("x-dagr-purpose" = Option<String>, Header, description = "Why the data is used; required when the answer carries personal attributes")),
     responses((status = 200, body = RecordsResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 429, body = Problem, description = "Over the token's requests per second; see `Retry-After`"),
         (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn head_records(
@@ -245,6 +248,7 @@ pub(crate) async fn head_records(
     Path(name): Path<String>,
     Params(params): Params<HeadParams>,
 ) -> Result<([(HeaderName, String); 1], Json<RecordsResponse>)> {
+    crate::quotas::admit(&s, &p)?;
     let limit = params.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_RECORDS_PAGE {
         return Err(ApiError::BadRequest(format!(

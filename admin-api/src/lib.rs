@@ -32,6 +32,7 @@ pub mod map;
 pub mod model;
 pub mod openapi;
 pub mod outbox;
+pub mod quotas;
 pub mod serve;
 pub mod store;
 pub mod tapis;
@@ -223,6 +224,7 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         .merge(audit::api::routes())
         .merge(map::routes())
         .merge(outbox::api::routes())
+        .merge(quotas::routes())
         .merge(calendar::api::routes())
         .merge(tapis::api::routes())
         .fallback(handlers::not_found)

@@ -37,6 +37,8 @@ use crate::{api, handlers};
         api::create_system,
         api::list_systems,
         api::get_system,
+        crate::quotas::get_quotas,
+        crate::quotas::put_quotas,
         api::create_system_token,
         api::list_system_tokens,
         api::create_token,

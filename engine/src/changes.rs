@@ -226,11 +226,10 @@ impl Engine {
         let version = catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let current = state.current.read().clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            apply(definition, current, version, Utc::now(), batches)
-        })
-        .await
-        .map_err(Error::internal)??;
+        let applied = self
+            .pools()
+            .load(move || apply(definition, current, version, Utc::now(), batches))
+            .await??;
         let (version, rows, what) = match applied.snapshot {
             Next::Unchanged(current) => (
                 current.as_ref().map_or(0, |s| s.version()),
@@ -354,9 +353,7 @@ impl Engine {
                 deleted: vec![],
             });
         }
-        tokio::task::spawn_blocking(move || diff(from, to))
-            .await
-            .map_err(Error::internal)?
+        self.pools().blocking(move || diff(from, to)).await?
     }
 
     /// What a caller sees change in a dataset from kept version `since` to the current one,
@@ -407,9 +404,9 @@ impl Engine {
         } else {
             let (from, to) = (Arc::clone(&from), Arc::clone(&to));
             let (from_mask, to_mask) = (Arc::clone(&from_mask), Arc::clone(&to_mask));
-            tokio::task::spawn_blocking(move || feed_rows(&from, &to, &from_mask, &to_mask))
-                .await
-                .map_err(Error::internal)??
+            self.pools()
+                .blocking(move || feed_rows(&from, &to, &from_mask, &to_mask))
+                .await??
         };
         let key_projection: Vec<usize> = from
             .definition()

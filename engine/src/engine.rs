@@ -20,6 +20,7 @@ use crate::definition::DatasetDefinition;
 use crate::error::{Error, Result};
 use crate::index::KeyValue;
 use crate::mask::{Grant, ResolvedMask};
+use crate::pools::Pools;
 use crate::query::QueryConfig;
 use crate::snapshot::Snapshot;
 use crate::store::{Catalog, SnapshotStore, decode_parquet};
@@ -31,6 +32,9 @@ pub struct EngineConfig {
     pub keep_versions: usize,
     /// Query limits.
     pub query: QueryConfig,
+    /// Where DataFusion, bulk streams and load jobs run ([`Pools::shared`] by default: on
+    /// the caller's runtime).
+    pub pools: Pools,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
         Self {
             keep_versions: 3,
             query: QueryConfig::default(),
+            pools: Pools::shared(),
         }
     }
 }
@@ -431,7 +436,7 @@ impl Engine {
             ..config
         };
         let engine = Engine {
-            store,
+            store: store.with_pools(config.pools.clone()),
             query_env: crate::query::QueryEnv::new(&config.query)?,
             config,
             datasets: RwLock::new(BTreeMap::new()),
@@ -509,15 +514,27 @@ impl Engine {
         let batches = self.store.read_batches(name, &manifest).await?;
         let definition = Arc::new(manifest.definition.clone());
         let created = manifest.created_at;
-        tokio::task::spawn_blocking(move || Snapshot::build(definition, version, created, batches))
-            .await
-            .map_err(Error::internal)?
+        self.config
+            .pools
+            .load(move || Snapshot::build(definition, version, created, batches))
+            .await?
             .map_err(|e| Error::Corrupt(format!("dataset `{name}` version {version}: {e}")))
     }
 
     /// The engine configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Where DataFusion, bulk streams and load jobs run.
+    pub fn pools(&self) -> &Pools {
+        &self.config.pools
+    }
+
+    /// The runtime on which DataFusion plans and bulk streams are produced (the current one
+    /// when the engine's pools are shared; `None` then outside any runtime).
+    pub fn bulk_handle(&self) -> Option<tokio::runtime::Handle> {
+        self.config.pools.bulk_handle()
     }
 
     /// The snapshot store.
@@ -681,11 +698,11 @@ impl Engine {
         let catalog = Arc::clone(&state.commit).lock_owned().await;
         let version = catalog.next;
         let definition = Arc::clone(&state.definition.read());
-        let snapshot = tokio::task::spawn_blocking(move || {
-            Snapshot::build(definition, version, Utc::now(), batches)
-        })
-        .await
-        .map_err(Error::internal)??;
+        let snapshot = self
+            .config
+            .pools
+            .load(move || Snapshot::build(definition, version, Utc::now(), batches))
+            .await??;
         let rows = snapshot.num_rows();
         self.commit_snapshot(&state, catalog, Arc::new(snapshot))
             .await?;
@@ -725,13 +742,15 @@ impl Engine {
     /// directory of `.parquet` files (read in name order).
     pub async fn load_parquet(&self, name: &str, source: &str) -> Result<LoadReport> {
         self.state(name)?;
-        let batches = read_parquet_source(source).await.map_err(|e| match e {
-            Error::LoadRefused { reason, .. } => Error::LoadRefused {
-                dataset: name.to_owned(),
-                reason,
-            },
-            other => other,
-        })?;
+        let batches = read_parquet_in(source, &self.config.pools)
+            .await
+            .map_err(|e| match e {
+                Error::LoadRefused { reason, .. } => Error::LoadRefused {
+                    dataset: name.to_owned(),
+                    reason,
+                },
+                other => other,
+            })?;
         self.load_batches(name, batches).await
     }
 
@@ -881,6 +900,11 @@ pub(crate) fn resolve_mask(snapshot: &Snapshot, access: &Access) -> Result<Arc<R
 
 /// Read every batch of a Parquet source (path, `file://` URL or directory).
 pub async fn read_parquet_source(source: &str) -> Result<Vec<RecordBatch>> {
+    read_parquet_in(source, &Pools::shared()).await
+}
+
+/// [`read_parquet_source`], decoding as load jobs of `pools`.
+async fn read_parquet_in(source: &str, pools: &Pools) -> Result<Vec<RecordBatch>> {
     let refused = |reason: String| Error::LoadRefused {
         dataset: String::new(),
         reason,
@@ -929,9 +953,9 @@ pub async fn read_parquet_source(source: &str) -> Result<Vec<RecordBatch>> {
             .await
             .map_err(|e| refused(format!("cannot read `{}`: {e}", f.display())))?;
         let label = f.display().to_string();
-        let mut part = tokio::task::spawn_blocking(move || decode_parquet(bytes.into(), &label))
-            .await
-            .map_err(Error::internal)??;
+        let mut part = pools
+            .load(move || decode_parquet(bytes.into(), &label))
+            .await??;
         batches.append(&mut part);
     }
     Ok(batches)

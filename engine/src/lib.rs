@@ -28,9 +28,13 @@
 //!   primary-key point lookups are answered from the index without planning.
 //! - [`principal`]: the caller seam — [`Principal`] and the [`AccessPolicy`] trait that
 //!   protocol crates ask who a token stands for and what it may read.
+//! - [`quota`]: per-token quotas (requests per second, open streams, running SQL
+//!   queries) that both protocol servers share.
 //! - [`audit`]: the audit seam — every view can note the personal attributes and rows it
 //!   hands out in a [`ReadLog`], which becomes [`AccessRecord`]s for an [`AuditSink`].
 //! - [`task`]: [`task::SpawnedTask`], background tasks that stop with their owner.
+//! - [`pools`]: [`Pools`], the bulk runtime on which DataFusion and bulk streams run and the
+//!   bounded pool of load jobs, both at a lower priority than the serving runtime's lookups.
 //! - [`demo`]: the deterministic generator of the five demo registers.
 
 pub mod audit;
@@ -44,9 +48,11 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod mask;
+pub mod pools;
 pub mod prepared;
 pub mod principal;
 pub mod query;
+pub mod quota;
 pub mod scope;
 mod scrub;
 pub mod snapshot;
@@ -61,9 +67,11 @@ pub use engine::{Access, Engine, EngineConfig, LoadReport, MaskedView, VersionIn
 pub use error::{Error, Result};
 pub use index::{Key, KeyValue, PrimaryKeyIndex};
 pub use mask::{Grant, ResolvedMask};
+pub use pools::{Pools, PoolsConfig};
 pub use prepared::Prepared;
 pub use principal::{AccessPolicy, AuthError, Principal, Role};
 pub use query::{QueryConfig, QueryResult};
+pub use quota::{QuotaExceeded, QuotaKind, QuotaOverrides, QuotaPermit, QuotaValues, Quotas};
 pub use snapshot::Snapshot;
 
 /// Re-exports for crates that build on the engine, so they use the same versions.

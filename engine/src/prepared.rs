@@ -232,11 +232,18 @@ impl Engine {
                         return Err(e);
                     }
                 }
-                let session = CallerSession::new(self, access)?;
-                let plan = session.plan(general.statement.as_ref().clone()).await?;
-                let plan = plan.with_param_values(values).map_err(from_query_error)?;
-                same_columns(&prepared.result_schema, plan.schema().as_arrow())?;
-                session.execute(&self.query_env, plan).await
+                // Planned and run on the bulk runtime, like any query.
+                let (engine, access) = (Arc::clone(self), access.clone());
+                let statement = general.statement.as_ref().clone();
+                let result_schema = Arc::clone(&prepared.result_schema);
+                self.run_on_bulk(async move {
+                    let session = CallerSession::new(&engine, &access)?;
+                    let plan = session.plan(statement).await?;
+                    let plan = plan.with_param_values(values).map_err(from_query_error)?;
+                    same_columns(&result_schema, plan.schema().as_arrow())?;
+                    session.execute(&engine.query_env, plan).await
+                })
+                .await
             }
         }
     }

@@ -116,4 +116,9 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError>;
     /// The grants the principal holds now, per dataset.
     fn access(&self, principal: &Principal) -> Access;
+    /// The quotas the principal's system sets for itself (none: the server defaults). Read
+    /// from memory on every call, like the token: never a database query.
+    fn quota_overrides(&self, _principal: &Principal) -> crate::quota::QuotaOverrides {
+        crate::quota::QuotaOverrides::default()
+    }
 }

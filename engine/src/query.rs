@@ -527,11 +527,43 @@ impl Engine {
     ///
     /// The caller sees its permitted datasets as tables named like the datasets, each with
     /// only its permitted columns and rows; naming anything else is an error that names it.
+    ///
+    /// The query is parsed, planned and run on the bulk runtime ([`crate::pools`]); its
+    /// batches reach the caller through a bounded channel.
     pub async fn query(self: &Arc<Self>, sql: &str, access: &Access) -> Result<QueryResult> {
-        let statement = self.query_env.parse(sql)?;
-        let session = CallerSession::new(self, access)?;
-        let plan = session.plan(statement).await?;
-        session.execute(&self.query_env, plan).await
+        let (engine, sql, access) = (Arc::clone(self), sql.to_owned(), access.clone());
+        self.run_on_bulk(async move {
+            let statement = engine.query_env.parse(&sql)?;
+            let session = CallerSession::new(&engine, &access)?;
+            let plan = session.plan(statement).await?;
+            session.execute(&engine.query_env, plan).await
+        })
+        .await
+    }
+
+    /// Plan and start a query on the bulk runtime (`start`), and produce its batches there:
+    /// the stream returned hands them over through a channel of
+    /// [`crate::pools::BULK_STREAM_AHEAD`] places, so a caller that stops reading stops the
+    /// query. In place when the pools are shared.
+    pub(crate) async fn run_on_bulk(
+        &self,
+        start: impl std::future::Future<Output = Result<QueryResult>> + Send + 'static,
+    ) -> Result<QueryResult> {
+        let pools = self.pools();
+        let result = pools.run_bulk(start).await??;
+        if !pools.is_separate() {
+            return Ok(result);
+        }
+        let schema = result.stream.schema();
+        let stream = pools.bulk_stream(result.stream, crate::pools::BULK_STREAM_AHEAD, |r| {
+            Err(DataFusionError::External(Box::new(Error::Internal(r))))
+        });
+        Ok(QueryResult {
+            stream: Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
+            ),
+            ..result
+        })
     }
 }
 

@@ -94,6 +94,8 @@ pub struct SnapshotStore {
     /// For a local directory store: its root, so that written files and directories are
     /// fsynced (object_store's local `put` renames into place but does not sync).
     local_root: Option<std::path::PathBuf>,
+    /// Where Parquet is encoded and decoded (load jobs).
+    pools: crate::pools::Pools,
 }
 
 /// Flush a local file written by `put`, and its directory (which holds the rename), to disk.
@@ -125,6 +127,7 @@ impl SnapshotStore {
         Self {
             store,
             local_root: None,
+            pools: crate::pools::Pools::shared(),
         }
     }
 
@@ -134,7 +137,13 @@ impl SnapshotStore {
         Self {
             store,
             local_root: Some(root),
+            pools: crate::pools::Pools::shared(),
         }
+    }
+
+    /// The same store, encoding and decoding Parquet as load jobs of `pools`.
+    pub fn with_pools(self, pools: crate::pools::Pools) -> Self {
+        Self { pools, ..self }
     }
 
     async fn put_durable(
@@ -286,6 +295,7 @@ impl SnapshotStore {
                 let path = dir.clone().join(format!("part-{i:05}.parquet"));
                 let store = Arc::clone(&self.store);
                 let root = self.local_root.clone();
+                let pools = self.pools.clone();
                 async move {
                     let rows = group.iter().map(RecordBatch::num_rows).sum();
                     if let Some((from, bytes)) = reuse {
@@ -302,9 +312,7 @@ impl SnapshotStore {
                             }
                         }
                     }
-                    let bytes = tokio::task::spawn_blocking(move || encode_parquet(schema, &group))
-                        .await
-                        .map_err(Error::internal)??;
+                    let bytes = pools.load(move || encode_parquet(schema, &group)).await??;
                     let len = bytes.len();
                     Self::put_durable(&store, root.as_deref(), &path, PutPayload::from(bytes))
                         .await?;
@@ -353,12 +361,13 @@ impl SnapshotStore {
         let parts: Vec<Vec<RecordBatch>> = futures::stream::iter(paths)
             .map(|path| {
                 let store = Arc::clone(&self.store);
+                let pools = self.pools.clone();
                 async move {
                     let bytes = store.get(&path).await?.bytes().await?;
                     let label = path.to_string();
-                    tokio::task::spawn_blocking(move || decode_parquet(bytes, &label))
-                        .await
-                        .map_err(Error::internal)?
+                    pools
+                        .load(move || decode_parquet(bytes, &label))
+                        .await?
                         .map_err(|e| Error::Corrupt(e.to_string()))
                 }
             })

@@ -24,7 +24,7 @@ pub mod error;
 pub mod feed;
 pub mod metadata;
 pub mod put;
-mod quota;
+pub mod quota;
 mod service;
 mod stream;
 pub mod ticket;
@@ -54,9 +54,6 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Default of [`FlightConfig::max_streams_per_token`].
-pub const DEFAULT_MAX_STREAMS_PER_TOKEN: usize = 16;
-
 /// Settings of the Flight service.
 #[derive(Debug, Clone)]
 pub struct FlightConfig {
@@ -75,8 +72,9 @@ pub struct FlightConfig {
     pub connection_window: u32,
     /// Prepared statements kept per server (the oldest are closed beyond it).
     pub max_prepared: usize,
-    /// Result streams (`DoGet`s) one token may hold open at once.
-    pub max_streams_per_token: usize,
+    /// The per-token quotas (requests per second, open result streams, running SQL
+    /// queries) with their defaults; the `dagr` binary shares one with the REST API.
+    pub quotas: Arc<dagr_engine::Quotas>,
     /// TLS, when configured.
     pub tls: Option<TlsFiles>,
     /// Where uploads are recorded (the load history), if anywhere.
@@ -87,7 +85,7 @@ impl Default for FlightConfig {
     fn default() -> Self {
         Self {
             batch_rows: 8192,
-            max_streams_per_token: DEFAULT_MAX_STREAMS_PER_TOKEN,
+            quotas: dagr_engine::Quotas::new(Default::default()),
             max_message_bytes: 2 << 20,
             max_decoding_bytes: 64 << 20,
             max_upload_bytes: 16 << 30,

@@ -1,117 +1,147 @@
-//! The cap on the result streams one token holds open at once.
+//! The per-token quotas of the engine ([`dagr_engine::quota`]) on Flight.
 //!
-//! Every `DoGet` (a dataset, a key lookup, a change feed, a Flight SQL statement or prepared
-//! statement, the metadata listings) takes a permit of its caller's token before it plans or
-//! reads anything, and the response stream holds it until the stream ends or the client goes
-//! away. A token over its cap is refused with `RESOURCE_EXHAUSTED`, naming the cap; other
-//! tokens are not affected. So one caller cannot tie up the server's cores and memory with
-//! hundreds of parallel scans, and its stalled streams (a client that stops reading) count
-//! against its own cap only.
+//! - Every authenticated call but `Handshake` counts as one request against the token's
+//!   requests per second ([`admit`]), before anything else is looked at.
+//! - Every `DoGet` (a dataset, a key lookup, a change feed, a Flight SQL statement or
+//!   prepared statement, the metadata listings) takes a stream permit of its caller's token
+//!   before it plans or reads anything, and the response stream holds it ([`hold`]) until
+//!   the stream ends or the client goes away. So one caller cannot tie up the server's cores
+//!   and memory with hundreds of parallel scans, and its stalled streams count against its
+//!   own quota only.
+//! - Every SQL execution (planning a statement in `GetFlightInfo`, preparing one, and the
+//!   `DoGet` of a statement, a prepared statement or a filtered JSON ticket) holds an SQL
+//!   permit of the token while it plans and streams ([`sql`]).
+//!
+//! A refusal is `RESOURCE_EXHAUSTED` naming the quota, with a `retry-after` metadata entry
+//! (whole seconds); nothing has been planned, read or recorded. Other tokens are not
+//! affected. Per-system limits come from the [`AccessPolicy`] in memory, the defaults from
+//! [`crate::FlightConfig::quotas`].
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use futures::StreamExt;
-use parking_lot::Mutex;
-use tonic::Status;
+use dagr_engine::quota::{self, QuotaExceeded, QuotaPermit, Quotas};
+use dagr_engine::{AccessPolicy, Principal};
+use futures::Stream;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
 
 use crate::stream::FlightStream;
 
-/// Open streams per token.
-#[derive(Debug)]
-pub(crate) struct StreamQuota {
-    per_token: usize,
-    open: Mutex<HashMap<String, usize>>,
+/// The metadata entry of a refusal that says how many whole seconds to wait.
+pub const RETRY_AFTER: &str = "retry-after";
+
+/// The status of a refusal: `RESOURCE_EXHAUSTED`, its message, and `retry-after`.
+pub fn refused(e: &QuotaExceeded) -> Status {
+    let mut metadata = MetadataMap::new();
+    metadata.insert(RETRY_AFTER, MetadataValue::from(e.retry_after));
+    tracing::debug!(quota = %e.quota, limit = e.limit, "request refused by a quota");
+    Status::with_metadata(Code::ResourceExhausted, e.to_string(), metadata)
 }
 
-impl StreamQuota {
-    pub(crate) fn new(per_token: usize) -> Arc<Self> {
-        Arc::new(Self {
-            per_token: per_token.max(1),
-            open: Mutex::new(HashMap::new()),
-        })
-    }
+/// Count one request of `p` against its requests per second.
+pub(crate) fn admit(
+    quotas: &Quotas,
+    policy: &dyn AccessPolicy,
+    p: &Principal,
+) -> Result<(), Status> {
+    quotas
+        .request(&quota::key_of(p), &policy.quota_overrides(p))
+        .map_err(|e| refused(&e))
+}
 
-    /// A permit for one more stream of `who` (the principal with its token), or
-    /// `RESOURCE_EXHAUSTED` when it holds as many as it may.
-    pub(crate) fn acquire(self: &Arc<Self>, who: String) -> Result<StreamPermit, Status> {
-        let mut open = self.open.lock();
-        let n = open.entry(who.clone()).or_insert(0);
-        if *n >= self.per_token {
-            return Err(Status::resource_exhausted(format!(
-                "this token already has {} result streams open, the most one token may hold \
-                 (--max-streams-per-token): read or cancel one first",
-                self.per_token
-            )));
+/// A stream permit of `p`.
+pub(crate) fn stream(
+    quotas: &std::sync::Arc<Quotas>,
+    policy: &dyn AccessPolicy,
+    p: &Principal,
+) -> Result<QuotaPermit, Status> {
+    quotas
+        .stream(&quota::key_of(p), &policy.quota_overrides(p))
+        .map_err(|e| refused(&e))
+}
+
+/// An SQL permit of `p`.
+pub(crate) fn sql(
+    quotas: &std::sync::Arc<Quotas>,
+    policy: &dyn AccessPolicy,
+    p: &Principal,
+) -> Result<QuotaPermit, Status> {
+    quotas
+        .sql(&quota::key_of(p), &policy.quota_overrides(p))
+        .map_err(|e| refused(&e))
+}
+
+/// `stream`, holding `permit` until it ends (its last item is taken), fails for good or is
+/// dropped (the client went away), whichever comes first.
+pub(crate) fn hold(permit: QuotaPermit, stream: FlightStream) -> FlightStream {
+    Box::pin(Held {
+        inner: stream,
+        permit: Some(permit),
+    })
+}
+
+/// A stream with the permit it holds.
+struct Held {
+    inner: FlightStream,
+    permit: Option<QuotaPermit>,
+}
+
+impl Stream for Held {
+    type Item = <FlightStream as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = polled {
+            // Ended: the permit goes now, before the response's trailers reach the client,
+            // so a client that starts its next call at once finds it free.
+            self.permit = None;
         }
-        *n += 1;
-        Ok(StreamPermit {
-            quota: Arc::clone(self),
-            who,
-        })
+        polled
     }
 
-    /// Streams `who` holds open now.
-    #[cfg(test)]
-    fn held(&self, who: &str) -> usize {
-        self.open.lock().get(who).copied().unwrap_or(0)
-    }
-}
-
-/// One open stream of a token; released when dropped.
-#[derive(Debug)]
-pub(crate) struct StreamPermit {
-    quota: Arc<StreamQuota>,
-    who: String,
-}
-
-impl StreamPermit {
-    /// `stream`, holding this permit until it is dropped (ended, failed or cancelled).
-    pub(crate) fn hold(self, stream: FlightStream) -> FlightStream {
-        Box::pin(stream.map(move |item| {
-            let _held = &self;
-            item
-        }))
-    }
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        let mut open = self.quota.open.lock();
-        if let Some(n) = open.get_mut(&self.who) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.who);
-            }
-        }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dagr_engine::quota::QuotaValues;
+    use futures::StreamExt;
 
     #[test]
-    fn permits_are_counted_per_token_and_released_on_drop() {
-        let q = StreamQuota::new(2);
-        let a1 = q.acquire("a".into()).unwrap();
-        let _a2 = q.acquire("a".into()).unwrap();
-        let err = q.acquire("a".into()).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    fn a_refusal_is_resource_exhausted_with_retry_after() {
+        let q = Quotas::new(QuotaValues {
+            requests_per_second: 1,
+            streams: 1,
+            sql_queries: 1,
+        });
+        q.request("a", &Default::default()).unwrap();
+        let status = refused(&q.request("a", &Default::default()).unwrap_err());
+        assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(
-            err.message().contains("2 result streams"),
+            status.message().contains("requests_per_second"),
             "{}",
-            err.message()
+            status.message()
         );
-        let _b = q.acquire("b".into()).unwrap();
-        drop(a1);
-        assert_eq!(q.held("a"), 1);
-        let held = q
-            .acquire("a".into())
-            .unwrap()
-            .hold(Box::pin(futures::stream::empty()));
-        assert_eq!(q.held("a"), 2);
-        drop(held);
-        assert_eq!(q.held("a"), 1);
+        assert_eq!(status.metadata().get(RETRY_AFTER).unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn a_held_permit_goes_when_the_stream_ends_or_is_dropped() {
+        let q = Quotas::new(QuotaValues::default());
+        let permit = q.stream("a", &Default::default()).unwrap();
+        let mut s = hold(permit, Box::pin(futures::stream::empty()));
+        assert_eq!(q.held("a"), (1, 0));
+        assert!(s.next().await.is_none());
+        assert_eq!(q.held("a"), (0, 0), "released at the end, before the drop");
+        drop(s);
+        let permit = q.sql("a", &Default::default()).unwrap();
+        let s = hold(permit, Box::pin(futures::stream::pending()));
+        assert_eq!(q.held("a"), (0, 1));
+        drop(s);
+        assert_eq!(q.held("a"), (0, 0));
     }
 }

@@ -44,7 +44,7 @@ use crate::auth::{self, Caller};
 use crate::error::{bad_input, status};
 use crate::metadata;
 use crate::put::{dataset_of, put_upload};
-use crate::quota::StreamQuota;
+use crate::quota;
 use crate::stream::{self as fstream, COMPRESSION_HEADER, FlightStream};
 use crate::ticket::DatasetTicket;
 
@@ -60,6 +60,9 @@ const MAX_PARAMETER_BYTES: usize = 1 << 20;
 /// A prepared statement kept between its creation and its close.
 struct PreparedEntry {
     prepared: Arc<Prepared>,
+    /// The result schema as an IPC message, encoded once when prepared: what every
+    /// `GetFlightInfo` of the statement answers with.
+    schema_ipc: bytes::Bytes,
     /// Bound parameter values (the last `DoPut` of parameters).
     params: Vec<ScalarValue>,
     /// Who prepared it (the principal with its token): only that caller may use it.
@@ -74,7 +77,6 @@ pub struct SqlService {
     audit: Arc<dyn AuditSink>,
     config: FlightConfig,
     prepared: Mutex<HashMap<Vec<u8>, PreparedEntry>>,
-    streams: Arc<StreamQuota>,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
 }
 
@@ -106,7 +108,6 @@ impl DagrFlight {
                 engine,
                 policy,
                 audit,
-                streams: StreamQuota::new(config.max_streams_per_token),
                 config,
                 prepared: Mutex::new(HashMap::new()),
                 sql_info: metadata::sql_info(),
@@ -152,10 +153,23 @@ impl SqlService {
         auth::caller(self.policy.as_ref(), request.metadata())
     }
 
-    /// Authenticate only: for the wrapper's check before a call is dispatched, whose handler
-    /// resolves the grants itself (so they are not built twice per call).
+    /// Authenticate only, and count the call against the token's requests per second: for
+    /// the wrapper's check before a call is dispatched, whose handler resolves the grants
+    /// itself (so they are not built twice per call).
     fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        auth::principal(self.policy.as_ref(), request.metadata()).map(drop)
+        let principal = auth::principal(self.policy.as_ref(), request.metadata())?;
+        self.admit(&principal)
+    }
+
+    /// Count one call of `p` against its requests per second ([`quota::admit`]).
+    fn admit(&self, p: &dagr_engine::Principal) -> Result<(), Status> {
+        quota::admit(&self.config.quotas, self.policy.as_ref(), p)
+    }
+
+    /// An SQL permit of the caller's token ([`quota::sql`]), held while its query plans
+    /// and streams.
+    fn sql_permit(&self, caller: &Caller) -> Result<dagr_engine::QuotaPermit, Status> {
+        quota::sql(&self.config.quotas, self.policy.as_ref(), &caller.principal)
     }
 
     fn compression<T>(&self, request: &Request<T>) -> Result<Option<&'static str>, Status> {
@@ -190,6 +204,19 @@ impl SqlService {
             &self.config,
             compression,
         )?))
+    }
+
+    /// [`Self::encode`] of a bulk response (a whole dataset, changes, SQL): produced, audited
+    /// and encoded on the engine's bulk runtime ([`fstream::on_bulk`]).
+    fn encode_bulk<T>(
+        &self,
+        request: &Request<T>,
+        schema: SchemaRef,
+        batches: fstream::Batches,
+        asked: Option<&str>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let response = self.encode(request, schema, batches, asked)?;
+        Ok(response.map(|s| fstream::on_bulk(self.engine.pools(), s)))
     }
 
     /// Audit a response: refused now when it carries personal attributes and the caller
@@ -319,6 +346,7 @@ impl SqlService {
                     .join(", "),
             };
             let sql = format!("SELECT {cols} FROM \"{dataset}\" WHERE ({filter}\n)");
+            let permit = self.sql_permit(&caller)?;
             let result = self
                 .engine
                 .query(&sql, &caller.access)
@@ -334,7 +362,9 @@ impl SqlService {
                 reads,
                 fstream::query(result),
             )?;
-            return self.encode(&request, schema, batches, ticket.compression.as_deref());
+            return self
+                .encode_bulk(&request, schema, batches, ticket.compression.as_deref())
+                .map(|r| r.map(|s| quota::hold(permit, s)));
         } else if ticket.keys.is_some() {
             let keys = ticket
                 .key_texts()?
@@ -372,7 +402,7 @@ impl SqlService {
                 fstream::committed_first,
             )?;
             let mut response =
-                self.encode(&request, schema, batches, ticket.compression.as_deref())?;
+                self.encode_bulk(&request, schema, batches, ticket.compression.as_deref())?;
             crate::feed::describe(
                 response.metadata_mut(),
                 &described.0,
@@ -414,7 +444,8 @@ impl SqlService {
         let described = Arc::clone(&feed.to_view().snapshot);
         let batches = crate::feed::batches(Arc::clone(&feed), self.config.batch_rows);
         let batches = self.audited(caller, Channel::FlightGet, query, reads, batches)?;
-        let mut response = self.encode(request, schema, batches, ticket.compression.as_deref())?;
+        let mut response =
+            self.encode_bulk(request, schema, batches, ticket.compression.as_deref())?;
         crate::feed::describe(
             response.metadata_mut(),
             &described,
@@ -470,17 +501,34 @@ impl SqlService {
         caller: &Caller,
         handle: &[u8],
     ) -> Result<(Arc<Prepared>, Vec<ScalarValue>), Status> {
+        let (prepared, params, _) = self.prepared_of(&caller.principal, handle)?;
+        Ok((prepared, params))
+    }
+
+    /// The prepared statement `handle` of `owner` (only its maker may use it), its bound
+    /// parameters and its encoded result schema; marked as used now.
+    ///
+    /// Takes only the principal: binding parameters and describing the result need no
+    /// grants (the execution resolves them), so those calls skip resolving them.
+    fn prepared_of(
+        &self,
+        owner: &dagr_engine::Principal,
+        handle: &[u8],
+    ) -> Result<(Arc<Prepared>, Vec<ScalarValue>, bytes::Bytes), Status> {
+        let gone =
+            || Status::not_found("no such prepared statement (closed, expired or never made)");
+        let owner = owner.describe();
         let mut map = self.prepared.lock();
-        let entry = map.get_mut(handle).ok_or_else(|| {
-            Status::not_found("no such prepared statement (closed, expired or never made)")
-        })?;
-        if entry.owner != caller.principal.describe() || entry.used.elapsed() > PREPARED_IDLE {
-            return Err(Status::not_found(
-                "no such prepared statement (closed, expired or never made)",
-            ));
+        let entry = map.get_mut(handle).ok_or_else(gone)?;
+        if entry.owner != owner || entry.used.elapsed() > PREPARED_IDLE {
+            return Err(gone());
         }
         entry.used = Instant::now();
-        Ok((Arc::clone(&entry.prepared), entry.params.clone()))
+        Ok((
+            Arc::clone(&entry.prepared),
+            entry.params.clone(),
+            entry.schema_ipc.clone(),
+        ))
     }
 
     fn metadata_info(
@@ -562,6 +610,7 @@ impl FlightSqlService for SqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
+        let _permit = self.sql_permit(&caller)?;
         // Plan only (the stream is dropped unread): the schema, and every refusal, now.
         let result = self
             .engine
@@ -592,6 +641,7 @@ impl FlightSqlService for SqlService {
         let caller = self.caller(&request)?;
         let sql = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the statement handle is not UTF-8"))?;
+        let permit = self.sql_permit(&caller)?;
         let result = self
             .engine
             .query(sql, &caller.access)
@@ -606,7 +656,8 @@ impl FlightSqlService for SqlService {
             reads,
             fstream::query(result),
         )?;
-        self.encode(&request, schema, batches, None)
+        self.encode_bulk(&request, schema, batches, None)
+            .map(|r| r.map(|s| quota::hold(permit, s)))
     }
 
     async fn do_action_create_prepared_statement(
@@ -615,11 +666,13 @@ impl FlightSqlService for SqlService {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
+        let permit = self.sql_permit(&caller)?;
         let prepared = self
             .engine
             .prepare(&query.query, &caller.access)
             .await
             .map_err(status)?;
+        drop(permit);
         let dataset_schema = schema_bytes(prepared.result_schema())?;
         let parameter_schema = schema_bytes(prepared.parameter_schema())?;
         let mut handle = vec![0u8; 16];
@@ -648,6 +701,7 @@ impl FlightSqlService for SqlService {
             handle.clone(),
             PreparedEntry {
                 prepared: Arc::new(prepared),
+                schema_ipc: dataset_schema.clone(),
                 params: Vec::new(),
                 owner,
                 used: Instant::now(),
@@ -678,8 +732,9 @@ impl FlightSqlService for SqlService {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let caller = self.caller(&request)?;
-        let (prepared, _) = self.prepared_entry(&caller, &query.prepared_statement_handle)?;
+        // Binding needs no grants: the execution resolves them.
+        let principal = auth::principal(self.policy.as_ref(), request.metadata())?;
+        let (prepared, _, _) = self.prepared_of(&principal, &query.prepared_statement_handle)?;
         let mut received = 0usize;
         let checked = request.into_inner().map(move |item| {
             let data = item?;
@@ -742,15 +797,21 @@ impl FlightSqlService for SqlService {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(&request)?;
-        let (prepared, _) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
+        // Describing the result needs no grants and no planning: the schema was encoded
+        // when the statement was prepared, and `DoGet` checks everything again.
+        let principal = auth::principal(self.policy.as_ref(), request.metadata())?;
+        let (_, _, schema) = self.prepared_of(&principal, &cmd.prepared_statement_handle)?;
         let descriptor = request.into_inner();
-        Ok(Response::new(flight_info(
-            prepared.result_schema(),
-            descriptor,
-            any_ticket(&cmd),
-            -1,
-        )?))
+        let info = FlightInfo {
+            schema,
+            flight_descriptor: Some(descriptor),
+            endpoint: vec![FlightEndpoint::new().with_ticket(any_ticket(&cmd))],
+            total_records: -1,
+            total_bytes: -1,
+            ordered: false,
+            app_metadata: bytes::Bytes::new(),
+        };
+        Ok(Response::new(info))
     }
 
     async fn do_get_prepared_statement(
@@ -760,6 +821,13 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightStream>, Status> {
         let caller = self.caller(&request)?;
         let (prepared, params) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
+        // A point lookup reads the key index, as a JSON keys ticket does: it is not an SQL
+        // query and takes no SQL permit.
+        let permit = if prepared.is_lookup() {
+            None
+        } else {
+            Some(self.sql_permit(&caller)?)
+        };
         let result = self
             .engine
             .execute_prepared(&prepared, &params, &caller.access)
@@ -775,7 +843,17 @@ impl FlightSqlService for SqlService {
             reads,
             fstream::query(result),
         )?;
-        self.encode(&request, schema, batches, None)
+        let response = if prepared.is_lookup() {
+            self.encode(&request, schema, batches, None)
+        } else {
+            self.encode_bulk(&request, schema, batches, None)
+        };
+        response.map(|r| {
+            r.map(|s| match permit {
+                Some(p) => quota::hold(p, s),
+                None => s,
+            })
+        })
     }
 
     async fn get_flight_info_catalogs(
@@ -1020,6 +1098,7 @@ impl FlightService for DagrFlight {
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
         let caller = self.sql.caller(&request)?;
+        self.sql.admit(&caller.principal)?;
         let infos = self.sql.list(&caller);
         Ok(Response::new(Box::pin(stream::iter(infos))))
     }
@@ -1046,6 +1125,7 @@ impl FlightService for DagrFlight {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
         let caller = self.sql.caller(&request)?;
+        self.sql.admit(&caller.principal)?;
         let dataset = dataset_of(request.get_ref())?;
         let view = self.sql.view(&caller, &dataset)?;
         let schema = SchemaAsIpc::new(view.mask.schema(), &IpcWriteOptions::default())
@@ -1060,10 +1140,12 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        // Authenticated first; then a stream permit of the caller's token, held by the
-        // response until it ends.
+        // Authenticated first, counted against the token's requests per second; then a
+        // stream permit of the caller's token, held by the response until it ends.
         let principal = auth::principal(self.sql.policy.as_ref(), request.metadata())?;
-        let permit = self.sql.streams.acquire(principal.describe())?;
+        self.sql.admit(&principal)?;
+        let sql = &self.sql;
+        let permit = quota::stream(&sql.config.quotas, sql.policy.as_ref(), &principal)?;
         // JSON tickets are ours; anything else is a Flight SQL ticket (protobuf `Any`).
         let response = if request.get_ref().ticket.first() == Some(&b'{') {
             let caller = auth::caller_of(self.sql.policy.as_ref(), principal, request.metadata())?;
@@ -1071,7 +1153,7 @@ impl FlightService for DagrFlight {
         } else {
             FlightService::do_get(self.sql.as_ref(), request).await?
         };
-        Ok(response.map(|s| permit.hold(s)))
+        Ok(response.map(|s| quota::hold(permit, s)))
     }
 
     async fn do_put(
@@ -1088,6 +1170,7 @@ impl FlightService for DagrFlight {
     ) -> Result<Response<Self::DoActionStream>, Status> {
         if request.get_ref().r#type == DEFINITION_ACTION {
             let caller = self.sql.caller(&request)?;
+            self.sql.admit(&caller.principal)?;
             let body = self.sql.definition(&caller, &request.get_ref().body)?;
             let result = arrow_flight::Result { body: body.into() };
             return Ok(Response::new(Box::pin(stream::iter([Ok(result)]))));

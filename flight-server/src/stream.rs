@@ -1,6 +1,10 @@
 //! Turning engine data into Flight streams: a masked dataset as batches of a configured size,
 //! a query result, and the IPC encoding (size-bounded messages, optional LZ4/ZSTD,
 //! dictionaries kept as dictionaries).
+//!
+//! Bulk responses (whole datasets, change feeds, SQL results) are produced, masked, audited
+//! and encoded on the engine's bulk runtime ([`on_bulk`]); the serving runtime only moves
+//! finished messages to the socket. Point lookups are answered on the serving runtime.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +16,8 @@ use dagr_engine::arrow::array::RecordBatch;
 use dagr_engine::arrow::datatypes::SchemaRef;
 use dagr_engine::arrow::ipc::CompressionType;
 use dagr_engine::arrow::ipc::writer::IpcWriteOptions;
-use dagr_engine::{AuditContext, AuditSink, MaskedView, QueryResult, ReadLog};
+use dagr_engine::pools::BULK_STREAM_AHEAD;
+use dagr_engine::{AuditContext, AuditSink, MaskedView, Pools, QueryResult, ReadLog};
 use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
@@ -57,6 +62,19 @@ pub(crate) fn encode(
         .build(batches)
         .map_err(Status::from);
     Ok(Box::pin(stream))
+}
+
+/// Produce an encoded response on the bulk runtime of `pools`: at most
+/// [`BULK_STREAM_AHEAD`] messages wait for the client; when it stops reading (the HTTP/2
+/// window is full), production stops until it reads again, and when it goes away, the
+/// producer stops. Unchanged when the pools are shared.
+pub(crate) fn on_bulk(pools: &Pools, stream: FlightStream) -> FlightStream {
+    pools
+        .bulk_stream(stream, BULK_STREAM_AHEAD, |reason| {
+            tracing::error!(reason, "a bulk Flight stream failed");
+            Err(Status::internal(format!("the stream failed: {reason}")))
+        })
+        .boxed()
 }
 
 /// A masked dataset, chunk by chunk, in batches of at most `batch_rows` rows. The view pins

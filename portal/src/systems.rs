@@ -12,6 +12,9 @@
 //!   sent with `Cache-Control: no-store`.
 //! - `POST /tokens/{id}/revoke`: revokes a token ([`Governance::revoke_token`]) and goes
 //!   back to its system.
+//! - The system page also shows the system's quotas (per token: requests per second,
+//!   result streams, SQL queries), each marked when it is the server default, to the
+//!   system's organisation and admins ([`system_quotas`]); admins set them over the API.
 //!
 //! Who may do what is the service's decision; the pages only hide forms the signed-in
 //! role cannot use and say who can.
@@ -19,6 +22,7 @@
 //! [`Governance::create_system`]: dagr_admin_api::Governance::create_system
 //! [`Governance::create_system_token`]: dagr_admin_api::Governance::create_system_token
 //! [`Governance::revoke_token`]: dagr_admin_api::Governance::revoke_token
+//! [`system_quotas`]: dagr_admin_api::quotas::system_quotas
 
 use askama::Template;
 use dagr_admin_api::axum::Router;
@@ -114,6 +118,18 @@ texts! {
         usage_cli: "Ar komandrindas rīku dagr nododiet to mainīgajā DAGR_TOKEN:", "With the dagr command-line tool, pass it in the DAGR_TOKEN variable:";
         usage_placeholder: "Vietā … ielieciet atslēgu.", "Put the token where … stands.";
         back_to_system: "Atpakaļ uz sistēmu", "Back to the system";
+        quotas_heading: "Kvotas", "Quotas";
+        quotas_intro: "Ierobežojumi katrai šīs sistēmas atslēgai. Pieprasījumu virs tiem DAGR atraida (HTTP 429 vai RESOURCE_EXHAUSTED) un norāda, pēc cik sekundēm mēģināt vēlreiz.", "Limits for each token of this system. DAGR refuses a request over them (HTTP 429 or RESOURCE_EXHAUSTED) and says how many seconds to wait before retrying.";
+        quotas_caption: "Sistēmas kvotas (katrai atslēgai)", "The system's quotas (per token)";
+        col_quota: "Kvota", "Quota";
+        col_limit: "Ierobežojums", "Limit";
+        quota_rps: "Pieprasījumi sekundē", "Requests per second";
+        quota_streams: "Vienlaikus atvērtas datu plūsmas (Flight DoGet)", "Result streams open at once (Flight DoGet)";
+        quota_sql: "Vienlaikus izpildāmi SQL vaicājumi", "SQL queries running at once";
+        quota_default: "noklusējums", "default";
+        quota_own: "noteikta šai sistēmai", "set for this system";
+        quota_unlimited: "bez ierobežojuma", "no limit";
+        quotas_hint: "Kvotas nosaka DAGR administrators (PUT /api/v1/systems/{id}/quotas).", "Quotas are set by a DAGR administrator (PUT /api/v1/systems/{id}/quotas).";
         quote_open: "„", "“";
         quote_close: "”", "”";
     }
@@ -429,12 +445,48 @@ struct TokenRow {
     reason_value: String,
 }
 
+/// One quota of the system as its page shows it.
+struct QuotaRow {
+    /// `requests_per_second`, `streams` or `sql_queries` (the row's id).
+    name: &'static str,
+    label: &'static str,
+    /// The limit in force, in words.
+    limit: String,
+    /// Whether it is the server default.
+    default: bool,
+}
+
+/// The system's quotas in rows, in the words of `t`.
+fn quota_rows(t: &SystemsText, q: &dagr_admin_api::quotas::SystemQuotas) -> Vec<QuotaRow> {
+    use dagr_engine::QuotaKind;
+    QuotaKind::ALL
+        .into_iter()
+        .map(|k| {
+            let v = q.get(k);
+            QuotaRow {
+                name: k.name(),
+                label: match k {
+                    QuotaKind::RequestsPerSecond => t.quota_rps,
+                    QuotaKind::Streams => t.quota_streams,
+                    QuotaKind::SqlQueries => t.quota_sql,
+                },
+                limit: v
+                    .limit
+                    .map_or_else(|| t.quota_unlimited.to_owned(), |n| n.to_string()),
+                default: v.default,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "system.html")]
 struct DetailPage {
     shell: Shell,
     t: &'static SystemsText,
     system: SystemView,
+    /// Its quotas, for its organisation and admins.
+    quotas: Option<Vec<QuotaRow>>,
     tokens: Vec<TokenRow>,
     next: Option<String>,
     may_issue: bool,
@@ -534,6 +586,14 @@ async fn detail_page(
     let admin = s.role() == Role::Admin;
     let own = s.organisation() == Some(sys.organisation.as_str());
     let may_issue = dagr_admin_api::Governance::may_issue_system_token(&s.principal, &sys).is_ok();
+    let quotas = if admin || own {
+        let q = dagr_admin_api::quotas::system_quotas(gov, &s.principal, sys.id)
+            .await
+            .map_err(|e| s.fail(e))?;
+        Some(quota_rows(t, &q))
+    } else {
+        None
+    };
     // Every portal session is a person: people of the organisation revoke its tokens.
     let may_revoke = admin || own;
     Ok(DetailPage {
@@ -542,6 +602,7 @@ async fn detail_page(
             .with_done(q.done.as_deref(), &done_notices(t)),
         t,
         system: SystemView::of(sys, |k| kind_long(t, k)),
+        quotas,
         tokens: rows,
         next,
         may_issue,

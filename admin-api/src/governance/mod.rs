@@ -314,8 +314,9 @@ impl Governance {
             .into_iter()
             .map(|d| (d.name, d.owner))
             .collect();
+        let quotas = self.store.system_quotas().await?;
         self.policy
-            .replace(PolicyState::new(generation, tokens, agreements, owners));
+            .replace(PolicyState::new(generation, tokens, agreements, owners).with_quotas(quotas));
         Ok(())
     }
 

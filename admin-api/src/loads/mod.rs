@@ -457,7 +457,12 @@ async fn validate_and_commit(shared: &Shared, dataset: &str, path: PathBuf) -> L
     // The semaphore is never closed.
     let _permit = shared.parallel.acquire().await.ok();
     let budget = shared.config.max_upload_bytes;
-    let read = tokio::task::spawn_blocking(move || read_parquet(&path, budget)).await;
+    // Decoded as a load job: on the engine's bounded, lower-priority load pool.
+    let read = shared
+        .engine
+        .pools()
+        .load(move || read_parquet(&path, budget))
+        .await;
     let batches = match read {
         Ok(Ok(batches)) => batches,
         Ok(Err(Unreadable::Parquet(reason))) => return LoadOutcome::refused(reason),

@@ -32,6 +32,7 @@ use crate::model::*;
 mod accounts;
 mod agreements;
 mod loads;
+mod quotas;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_calendar.sql"),
     ),
     (9, "inbox", include_str!("../migrations/0009_inbox.sql")),
+    (
+        10,
+        "system_quotas",
+        include_str!("../migrations/0010_system_quotas.sql"),
+    ),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).

@@ -12,6 +12,7 @@ async fn engine_with(dir: &std::path::Path, query: QueryConfig) -> Arc<Engine> {
         EngineConfig {
             keep_versions: 3,
             query,
+            ..EngineConfig::default()
         },
     )
     .await

@@ -8,5 +8,6 @@ mod common;
 mod leaks;
 mod limits;
 mod masks;
+mod pools;
 mod prepared;
 mod snapshots;
