@@ -11,7 +11,9 @@
 //!    point-lookup record at a time (what 64 concurrent lookups do). The baseline, in the
 //!    same run and on the same disk, is the storage's own ceiling: one task inserting rows
 //!    of the same size (body + one subject index row) in transactions of 1000 with the
-//!    same pragmas, no chain, no resolution.
+//!    same pragmas, no chain, no resolution. The same with 1, 50 and 1 000 writers, with the
+//!    writer thread's counters: groups, mean group size, write time per group (the sync
+//!    included) — the writer alone, without the lookups around it.
 //! 2. **Filling** the log to `DAGR_BENCH_AUDIT_RECORDS` records (point records of random
 //!    subjects, plus one bulk record of 100 000 rows per 10 000), reported as records/s.
 //! 3. **The citizen view** (`subject_usage`, first page of 50, newest first) for 1 000 random
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
-use dagr_admin_api::audit::store::UsageFilter;
+use dagr_admin_api::audit::store::{UsageFilter, WriterStats};
 use dagr_admin_api::audit::{AuditConfig, AuditStore};
 use dagr_engine::audit::{AuditContext, Channel, SubjectRows};
 use dagr_engine::{
@@ -140,12 +142,41 @@ async fn open(url: &str) -> AuditStore {
         .expect("open the audit store")
 }
 
-/// 64 writers, one record per commit, for `COMMIT_SECONDS`: records/s.
-async fn commits_per_second(store: &AuditStore, snapshot: &Arc<Snapshot>) -> f64 {
+/// What one run of concurrent one-record commits gave.
+struct Commits {
+    writers: usize,
+    per_second: f64,
+    /// The writer's counters over the run (groups, records, time writing).
+    stats: WriterStats,
+}
+
+/// The writer's counters from `before` to `after`.
+fn stats_delta(before: WriterStats, after: WriterStats) -> WriterStats {
+    WriterStats {
+        groups: after.groups - before.groups,
+        records: after.records - before.records,
+        largest_group: after.largest_group,
+        write_time: after.write_time - before.write_time,
+    }
+}
+
+/// `writers` concurrent writers, one record per commit, for `COMMIT_SECONDS`.
+async fn commits(store: &AuditStore, snapshot: &Arc<Snapshot>, writers: usize) -> Commits {
+    let before = store.writer_stats();
+    let per_second = commits_per_second(store, snapshot, writers).await;
+    Commits {
+        writers,
+        per_second,
+        stats: stats_delta(before, store.writer_stats()),
+    }
+}
+
+/// `writers` writers, one record per commit, for `COMMIT_SECONDS`: records/s.
+async fn commits_per_second(store: &AuditStore, snapshot: &Arc<Snapshot>, writers: usize) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(COMMIT_SECONDS);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for w in 0..WRITERS {
+    for w in 0..writers {
         let store = store.clone();
         let snapshot = Arc::clone(snapshot);
         tasks.spawn(async move {
@@ -328,13 +359,22 @@ async fn run() {
     let base = baseline_rows_per_second(dir.path(), COMMIT_SECONDS).await;
     let sqlite_url = format!("sqlite://{}", dir.path().join("audit.db").display());
     let store = open(&sqlite_url).await;
-    eprintln!("1. commits: the audit store on SQLite, {WRITERS} writers ({COMMIT_SECONDS} s) ...");
-    let ours = commits_per_second(&store, &snapshot).await;
+    let mut runs = Vec::new();
+    for writers in [1, 50, WRITERS, 1000] {
+        eprintln!(
+            "1. commits: the audit store on SQLite, {writers} writers ({COMMIT_SECONDS} s) ..."
+        );
+        runs.push(commits(&store, &snapshot, writers).await);
+    }
+    let ours = runs
+        .iter()
+        .find(|r| r.writers == WRITERS)
+        .map_or(0.0, |r| r.per_second);
     let pg = match std::env::var("DAGR_BENCH_POSTGRES_URL") {
         Ok(url) => {
             eprintln!("1. commits: the audit store on PostgreSQL ...");
             let pg = open(&url).await;
-            let r = commits_per_second(&pg, &snapshot).await;
+            let r = commits_per_second(&pg, &snapshot, WRITERS).await;
             pg.close().await;
             Some(r)
         }
@@ -371,6 +411,26 @@ async fn run() {
     println!(
         "| storage ceiling: plain SQLite rows + index row, 1000 per transaction | {base:.0} | 1.00× |"
     );
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "\n### The SQLite writer thread by concurrency ({cores} cores, one record per commit)\n"
+    );
+    println!(
+        "| writers | records/s | groups | mean group | largest | write time per group (sync included) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for r in &runs {
+        let per_group = r.stats.write_time.as_secs_f64() * 1e3 / r.stats.groups.max(1) as f64;
+        println!(
+            "| {} | {:.0} | {} | {:.1} | {} | {per_group:.3} ms |",
+            r.writers,
+            r.per_second,
+            r.stats.groups,
+            r.stats.mean_group(),
+            r.stats.largest_group
+        );
+    }
+    println!();
     println!(
         "| filling: 8 writers × 500 records per commit, 1 bulk record ({BULK_ROWS} rows) per {BULK_EVERY} | {fill_rate:.0} | {:.2}× |",
         fill_rate / base

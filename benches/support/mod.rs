@@ -140,3 +140,115 @@ impl Api {
         v
     }
 }
+
+// ---- shared by the lookup benches (access times) ---------------------------------------------
+
+/// Client HTTP/2 windows for Flight, as NOTES.md recommends (16 / 32 MiB).
+pub(crate) const FLIGHT_STREAM_WINDOW: u32 = 16 << 20;
+/// See [`FLIGHT_STREAM_WINDOW`].
+pub(crate) const FLIGHT_CONNECTION_WINDOW: u32 = 32 << 20;
+/// Largest Flight message the bench clients accept.
+pub(crate) const FLIGHT_MAX_DECODING: usize = 256 << 20;
+
+/// The machine's cores (what `std::thread::available_parallelism` reports; 1 if unknown).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// An environment knob: `name` parsed (`_` allowed as a digit separator), else `default`.
+pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+/// SplitMix64: a small deterministic generator, so that runs pick the same keys.
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A Flight channel to `addr` (`http://host:port`) with `TCP_NODELAY` and the 16 / 32 MiB
+/// HTTP/2 windows.
+pub(crate) async fn flight_channel(addr: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .expect("a Flight address")
+        .tcp_nodelay(true)
+        .initial_stream_window_size(FLIGHT_STREAM_WINDOW)
+        .initial_connection_window_size(FLIGHT_CONNECTION_WINDOW)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to Flight at {addr}: {e}"))
+}
+
+/// A plain Flight client of `addr` sending `token` as bearer and `purpose` as
+/// `x-dagr-purpose` on every call.
+pub(crate) async fn flight_client(
+    addr: &str,
+    token: &str,
+    purpose: &str,
+) -> arrow_flight::FlightClient {
+    let inner =
+        arrow_flight::flight_service_client::FlightServiceClient::new(flight_channel(addr).await)
+            .max_decoding_message_size(FLIGHT_MAX_DECODING);
+    let mut c = arrow_flight::FlightClient::new_from_inner(inner);
+    c.add_header("authorization", &format!("Bearer {token}"))
+        .expect("authorization header");
+    c.add_header("x-dagr-purpose", purpose)
+        .expect("purpose header");
+    c
+}
+
+/// One plain-Flight point lookup: `DoGet` of the JSON ticket
+/// `{"dataset": dataset, "keys": [key]}`, every batch decoded; the rows returned.
+pub(crate) async fn json_ticket_lookup(
+    client: &mut arrow_flight::FlightClient,
+    dataset: &str,
+    key: &str,
+) -> Result<usize, arrow_flight::error::FlightError> {
+    use futures::TryStreamExt;
+    let ticket = arrow_flight::Ticket::new(
+        serde_json::json!({ "dataset": dataset, "keys": [key] }).to_string(),
+    );
+    let batches: Vec<arrow::array::RecordBatch> =
+        client.do_get(ticket).await?.try_collect().await?;
+    Ok(batches
+        .iter()
+        .map(arrow::array::RecordBatch::num_rows)
+        .sum())
+}
+
+/// CPU time (user + system, seconds) from `/proc/{pid}/stat`: the process's own and that of
+/// its children it has waited for. `None` when the process is gone or not on Linux.
+pub(crate) fn proc_cpu(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: the fields that follow start after ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11) // state (field 3) ... cmajflt (field 13)
+        .take(4) // utime, stime, cutime, cstime (fields 14-17)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Linux reports these in USER_HZ, which is 100 on every architecture it exports to
+    // user space.
+    let hz = 100.0;
+    (f.len() == 4).then(|| ((f[0] + f[1]) / hz, (f[2] + f[3]) / hz))
+}
