@@ -136,20 +136,28 @@ impl Engine {
             return Ok(prepared);
         }
         number_placeholders(&mut statement)?;
-        let session = CallerSession::new(self, access)?;
-        let plan = session.plan(statement.clone()).await?;
-        let parameter_schema = parameter_schema(&plan)?;
-        let result_schema = Arc::clone(plan.schema().inner());
-        let datasets = session.datasets().into_iter().map(|(d, _)| d).collect();
-        Ok(Prepared {
-            sql: sql.to_owned(),
-            parameter_schema,
-            result_schema,
-            kind: Kind::General(General {
-                statement: Box::new(statement),
-                datasets,
-            }),
-        })
+        // Planning is bulk work: on the bulk runtime, like `Engine::query`.
+        let engine = Arc::clone(self);
+        let access = access.clone();
+        let sql = sql.to_owned();
+        self.pools()
+            .run_bulk(async move {
+                let session = CallerSession::new(&engine, &access)?;
+                let plan = session.plan(statement.clone()).await?;
+                let parameter_schema = parameter_schema(&plan)?;
+                let result_schema = Arc::clone(plan.schema().inner());
+                let datasets = session.datasets().into_iter().map(|(d, _)| d).collect();
+                Ok(Prepared {
+                    sql,
+                    parameter_schema,
+                    result_schema,
+                    kind: Kind::General(General {
+                        statement: Box::new(statement),
+                        datasets,
+                    }),
+                })
+            })
+            .await?
     }
 
     /// The lookup path for a query of the lookup shape, when the caller's view allows it.

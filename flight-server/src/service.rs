@@ -153,6 +153,14 @@ impl SqlService {
         auth::caller(self.policy.as_ref(), request.metadata())
     }
 
+    /// Authenticate, count the call against the token's requests per second, then resolve the
+    /// grants: a token over its rate costs no grant resolution.
+    fn admitted_caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let principal = auth::principal(self.policy.as_ref(), request.metadata())?;
+        self.admit(&principal)?;
+        auth::caller_of(self.policy.as_ref(), principal, request.metadata())
+    }
+
     /// Authenticate only, and count the call against the token's requests per second: for
     /// the wrapper's check before a call is dispatched, whose handler resolves the grants
     /// itself (so they are not built twice per call).
@@ -1097,8 +1105,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        let caller = self.sql.caller(&request)?;
-        self.sql.admit(&caller.principal)?;
+        let caller = self.sql.admitted_caller(&request)?;
         let infos = self.sql.list(&caller);
         Ok(Response::new(Box::pin(stream::iter(infos))))
     }
@@ -1124,8 +1131,7 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        let caller = self.sql.caller(&request)?;
-        self.sql.admit(&caller.principal)?;
+        let caller = self.sql.admitted_caller(&request)?;
         let dataset = dataset_of(request.get_ref())?;
         let view = self.sql.view(&caller, &dataset)?;
         let schema = SchemaAsIpc::new(view.mask.schema(), &IpcWriteOptions::default())
@@ -1169,8 +1175,7 @@ impl FlightService for DagrFlight {
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
         if request.get_ref().r#type == DEFINITION_ACTION {
-            let caller = self.sql.caller(&request)?;
-            self.sql.admit(&caller.principal)?;
+            let caller = self.sql.admitted_caller(&request)?;
             let body = self.sql.definition(&caller, &request.get_ref().body)?;
             let result = arrow_flight::Result { body: body.into() };
             return Ok(Response::new(Box::pin(stream::iter([Ok(result)]))));

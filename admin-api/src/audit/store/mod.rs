@@ -441,6 +441,10 @@ struct Inner {
     jobs: mpsc::Sender<Msg>,
     writer: Mutex<Option<WriterHandle>>,
     stats: Arc<Stats>,
+    /// The runtime the store was opened on (the serving one): commits made from a bulk
+    /// thread run there, so that the pool's connections (and sqlx's SQLite threads, which
+    /// inherit their creator's priority) are never made at the bulk threads' lower priority.
+    home: tokio::runtime::Handle,
     /// Personal code → dictionary id.
     dict: RwLock<HashMap<Box<str>, u32>>,
     /// (dataset, version, column) → row → dictionary id ([`NO_SUBJECT`] for none).
@@ -576,6 +580,7 @@ impl AuditStore {
                 jobs,
                 writer: Mutex::new(Some(writer)),
                 stats,
+                home: tokio::runtime::Handle::current(),
                 dict: RwLock::new(HashMap::new()),
                 arrays: Mutex::new(HashMap::new()),
             }),
@@ -646,7 +651,22 @@ impl AuditSink for AuditStore {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        match self.commit_records(records).await {
+        let committed = if dagr_engine::pools::Pools::on_bulk_thread() {
+            // A bulk stream's record: committed on the serving runtime (see `Inner::home`).
+            let store = self.clone();
+            self.inner
+                .home
+                .spawn(async move { store.commit_records(records).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(AuditStoreError::Unavailable(format!(
+                        "the audit commit task failed: {e}"
+                    )))
+                })
+        } else {
+            self.commit_records(records).await
+        };
+        match committed {
             Ok(seqs) => Ok(seqs.into_iter().map(|s| s.to_string()).collect()),
             Err(e) => {
                 tracing::error!(error = %e, "access records not committed; the data is withheld");

@@ -235,3 +235,26 @@ async fn writers_of_one_file_extend_one_chain() {
     a.close().await;
     b.close().await;
 }
+
+/// The writer's and the checkpointer's connections keep the durability settings the log
+/// promises: `synchronous = FULL`, no automatic checkpoint on a commit.
+#[tokio::test]
+async fn the_writer_connection_syncs_every_commit_and_never_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let conn = thread::connect(&dir.path().join("audit.db")).unwrap();
+    let pragma = |name: &str| -> i64 {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pragma("synchronous"), 2, "FULL");
+    assert_eq!(pragma("wal_autocheckpoint"), 0);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    store.close().await;
+}

@@ -116,7 +116,7 @@ pub(super) async fn database_file(pool: &AnyPool) -> Result<Option<PathBuf>> {
 
 /// A connection to the audit file for the writer or the checkpointer: the store's durability
 /// settings, and no automatic checkpoint.
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -315,11 +315,24 @@ impl Writer {
     }
 }
 
-/// Checkpoint the WAL into the database now and then, off the commit path: every 200 ms, or
-/// again at once while more than 4 000 pages wait; `TRUNCATE` once when told to stop (or when
-/// the store is gone).
+/// WAL pages past which the checkpointer stops waiting for a pause between groups (64 MiB of
+/// 4 KiB pages).
+const WAL_PAGES_MAX: i64 = 16_384;
+
+/// Checkpoint the WAL into the database now and then, off the commit path: a `PASSIVE`
+/// checkpoint every 200 ms, again soon while more than 4 000 pages wait and the last one made
+/// progress; `TRUNCATE` once when told to stop (or when the store is gone).
+///
+/// A `PASSIVE` checkpoint copies only what no transaction is writing, and SQLite starts the
+/// WAL over only when a write begins after a complete checkpoint: under lookups without a
+/// pause between groups that never happens, and the WAL would grow for as long as the load
+/// lasts. So past [`WAL_PAGES_MAX`] pages the checkpoint is a `RESTART` one, which waits (the
+/// busy handler) for the group being written, holds the next one back while it copies and
+/// syncs, and makes the next writer start the WAL over (cut back by `journal_size_limit`).
+/// That one pause per 64 MiB of WAL is the price of a bounded file.
 fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
     let mut wait = Duration::from_millis(200);
+    let mut last_done = -1;
     loop {
         match stop.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -330,12 +343,30 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
                 return;
             }
         }
-        let pages = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
+        let pages = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .and_then(|(log, done)| {
+                if log > WAL_PAGES_MAX {
+                    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    })
+                } else {
+                    Ok((log, done))
+                }
+            });
         wait = match pages {
-            Ok((log, done)) if log - done > 4000 => Duration::from_millis(5),
-            Ok(_) => Duration::from_millis(200),
+            // Pages wait and the last round copied some: go on soon. A reader that pins the
+            // WAL stops progress; then wait the usual time.
+            Ok((log, done)) if log - done > 4000 && done != last_done => {
+                last_done = done;
+                Duration::from_millis(5)
+            }
+            Ok((_, done)) => {
+                last_done = done;
+                Duration::from_millis(200)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint of the audit log failed; retrying");
                 Duration::from_secs(1)
