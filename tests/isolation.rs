@@ -53,7 +53,27 @@ async fn drain(c: &mut FlightClient, t: Value) -> usize {
 
 /// CPU time (user + system) the process `pid` has used, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+/// CPU time (user + system), in clock ticks, of the threads of `pid` named `name` (the
+/// bulk runtime's threads are `dagr-bulk`).
+fn thread_ticks(pid: u32, name: &str) -> u64 {
+    let mut ticks = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() == name
+            && let Ok(stat) = std::fs::read_to_string(path.join("stat"))
+        {
+            ticks += stat_ticks(&stat);
+        }
+    }
+    ticks
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> u64 {
     // Fields after the command name (which may hold spaces) start after the last `)`.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -79,6 +99,8 @@ async fn lookups_answer_during_saturating_bulk_streams_and_a_stalled_reader_cost
     );
     let creds = credentials(&data);
     let pmlp = common::system_token(&creds, "PMLP", "provider");
+    let pid = server.child.id();
+    let bulk_before = thread_ticks(pid, "dagr-bulk");
 
     // The keys to look up, from a first full read (which also shows the stream is whole).
     let mut lookups = client(&server, &pmlp, None).await;
@@ -159,10 +181,18 @@ async fn lookups_answer_during_saturating_bulk_streams_and_a_stalled_reader_cost
         assert_eq!(total.unwrap(), 3 * PERSONS);
     }
 
+    // The streams were produced (masked, audited, encoded) by the bulk runtime's threads:
+    // seven whole reads of the register cost them CPU time (about 7 ticks in a debug build
+    // here; were the work back on the serving runtime, theirs would stay at zero).
+    let bulk = thread_ticks(pid, "dagr-bulk") - bulk_before;
+    assert!(
+        bulk >= 2,
+        "the bulk threads did not produce the streams: {bulk} ticks of CPU"
+    );
+
     // Only the stalled stream is open now. Its producer waits on the client's window; it
     // neither spins nor buffers: over a second the server uses a fraction of one core (a
     // spinning thread would use all of it). Generous bound: a third of the second.
-    let pid = server.child.id();
     let hz = 100; // USER_HZ on Linux
     let before = cpu_ticks(pid);
     tokio::time::sleep(Duration::from_secs(1)).await;
