@@ -246,7 +246,6 @@ async fn receive(
 ) -> Result<(PutResult, PutReport), Status> {
     let dataset = dataset.to_owned();
     let p = &caller.principal;
-    let mut batches = Vec::new();
     let max = config.max_upload_bytes;
     let mut received = 0usize;
     let mut declared = 0u64;
@@ -293,22 +292,34 @@ async fn receive(
         })();
         std::future::ready(out.transpose())
     });
-    let mut decoded = FlightDataDecoder::new(checked.map_err(FlightError::from)).fuse();
-    while let Some(message) = decoded.next().await {
-        let message = message.map_err(|e| match e {
-            FlightError::Tonic(s) if s.code() == tonic::Code::ResourceExhausted => *s,
-            FlightError::Tonic(s) if s.code() == tonic::Code::InvalidArgument => *s,
-            // A client that breaks off: nothing is committed.
-            FlightError::Tonic(s) => Status::aborted(format!(
-                "the upload of `{dataset}` broke off ({}); nothing was committed",
-                s.message()
-            )),
-            other => bad_input("the upload is not a valid Arrow stream", other),
-        })?;
-        if let DecodedPayload::RecordBatch(batch) = message.payload {
-            batches.push(batch);
+    // Decoding (and decompressing) the IPC messages is bulk work: on the bulk runtime, which
+    // reads the upload's messages as they arrive.
+    let label = dataset.clone();
+    let decode = async move {
+        let mut batches = Vec::new();
+        let mut decoded = FlightDataDecoder::new(checked.map_err(FlightError::from)).fuse();
+        while let Some(message) = decoded.next().await {
+            let message = message.map_err(|e| match e {
+                FlightError::Tonic(s) if s.code() == tonic::Code::ResourceExhausted => *s,
+                FlightError::Tonic(s) if s.code() == tonic::Code::InvalidArgument => *s,
+                // A client that breaks off: nothing is committed.
+                FlightError::Tonic(s) => Status::aborted(format!(
+                    "the upload of `{label}` broke off ({}); nothing was committed",
+                    s.message()
+                )),
+                other => bad_input("the upload is not a valid Arrow stream", other),
+            })?;
+            if let DecodedPayload::RecordBatch(batch) = message.payload {
+                batches.push(batch);
+            }
         }
-    }
+        Ok::<_, Status>(batches)
+    };
+    let batches = engine
+        .pools()
+        .run_bulk(decode)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
     let end = *marker.lock();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let announced = match (expected_rows, end) {
