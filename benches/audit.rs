@@ -22,6 +22,9 @@
 //!
 //! Progress goes to stderr, the markdown report to stdout. Nothing is asserted on times.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ use dagr_engine::{
     Snapshot,
 };
 use roaring::RoaringBitmap;
+use support::{ms, percentile};
 use tokio::task::JoinSet;
 
 const WRITERS: usize = 64;
@@ -304,11 +308,6 @@ async fn fill(store: &AuditStore, snapshot: &Arc<Snapshot>, target: usize) -> (f
     (written as f64 / started.elapsed().as_secs_f64(), bulk)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 async fn citizen_view(store: &AuditStore, n: usize) -> (Vec<Duration>, usize) {
     let mut rng = Rng(99);
     let mut times = Vec::with_capacity(VIEW_QUERIES);
@@ -340,10 +339,6 @@ async fn floor_query(store: &AuditStore) -> Duration {
     }
     times.sort();
     percentile(&times, 0.5)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the harness's output")]

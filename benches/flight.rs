@@ -24,6 +24,9 @@
 //!
 //! Progress goes to stderr, the markdown report to stdout. Nothing is asserted on times.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +52,7 @@ use dagr_engine::{
 use dagr_flight_server::FlightConfig;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use support::percentile;
 use tokio::net::TcpListener;
 use tokio::sync::{Barrier, oneshot};
 use tokio::task::JoinSet;
@@ -643,12 +647,6 @@ struct LookupStats {
     p50: Duration,
     p99: Duration,
     per_sec: f64,
-}
-
-/// Nearest-rank percentile of sorted latencies.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 async fn measure_lookups(

@@ -130,18 +130,7 @@ fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
-/// Every batch of the first endpoint of a Flight SQL `FlightInfo`.
-async fn fetch(
-    sql: &mut FlightSqlServiceClient<Channel>,
-    info: &arrow_flight::FlightInfo,
-) -> Vec<RecordBatch> {
-    sql.do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
+use common::sql_fetch as fetch;
 
 /// A REST lookup of `code` in persons with a purpose: (status, body).
 async fn lookup(f: &Fixture, token: &str, code: &str, purpose: Option<&str>) -> (u16, Value) {

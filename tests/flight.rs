@@ -93,15 +93,7 @@ fn info_version(info: &FlightInfo) -> u64 {
     meta["version"].as_u64().unwrap()
 }
 
-/// Every batch of the first endpoint of a Flight SQL `FlightInfo`.
-async fn fetch(sql: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) -> Vec<RecordBatch> {
-    sql.do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
+use common::sql_fetch as fetch;
 
 /// The attributes of the demo bank's agreement on `persons`.
 async fn bank_persons_attributes(f: &Fixture, bank: &str) -> Vec<String> {

@@ -149,13 +149,7 @@ async fn a_prepared_point_lookup_answers_and_is_recorded_like_a_json_keys_ticket
     // A key that does not exist: no row.
     stmt.set_parameters(params(&["000000-00000"])).unwrap();
     let info = stmt.execute().await.unwrap();
-    let none: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let none = common::sql_fetch(&mut sql, &info).await;
     assert_eq!(none.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
     stmt.close().await.unwrap();
 
@@ -214,13 +208,7 @@ async fn a_prepared_statement_that_is_not_a_point_lookup_still_runs() {
     for (x, y) in [(a, b), (b, a)] {
         stmt.set_parameters(params(&[x, y])).unwrap();
         let info = stmt.execute().await.unwrap();
-        let batches: Vec<RecordBatch> = sql
-            .do_get(info.endpoint[0].ticket.clone().unwrap())
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let batches = common::sql_fetch(&mut sql, &info).await;
         let codes: Vec<String> = batches
             .iter()
             .flat_map(|batch| {

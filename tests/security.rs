@@ -109,13 +109,7 @@ async fn hidden_cells_are_absent_from_the_buffers_a_flight_client_receives() {
         .execute("SELECT * FROM persons".into(), None)
         .await
         .unwrap();
-    let batches: Vec<RecordBatch> = sql
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = common::sql_fetch(&mut sql, &info).await;
     assert!(assert_null_slots_empty(&batches, "Flight SQL") > 100);
 
     // Key lookups of persons outside Rīga: their hidden cells carry nothing.

@@ -10,6 +10,20 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// Every batch of the first endpoint of a Flight SQL `FlightInfo`.
+pub async fn sql_fetch(
+    sql: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    info: &arrow_flight::FlightInfo,
+) -> Vec<dagr_engine::arrow::array::RecordBatch> {
+    use futures::TryStreamExt;
+    sql.do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// A running `dagr serve`; killed on drop if still running.
 pub struct Server {
     pub child: Child,
