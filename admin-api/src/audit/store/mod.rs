@@ -149,6 +149,8 @@ const ARRAYS_MAX: usize = 16;
 const NO_SUBJECT: u32 = u32::MAX;
 /// Jobs that may wait for the writer.
 const QUEUE: usize = 4096;
+/// How long a reader waits for the tables to catch up with the commit log.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
 /// Subject resolution runs on the blocking pool above this many rows.
 const BLOCKING_ROWS: u64 = 4096;
 /// Longest subject value stored as it is, in bytes; longer ones (and ones holding NUL) are
@@ -160,6 +162,7 @@ const DICT_PAGE: i64 = 10_000;
 mod chain;
 mod query;
 mod record;
+mod seglog;
 #[cfg(test)]
 mod tests;
 mod thread;
@@ -428,10 +431,11 @@ type ArrayKey = (String, u64, usize);
 /// A row → subject-id array, built once by whoever asks first.
 type ArrayCell = Arc<OnceCell<Arc<Vec<u32>>>>;
 
-/// The writer of the log: a thread of its own on a SQLite file, a task on the pool otherwise.
+/// The writer of the log: threads of their own on a SQLite file (shared by the stores of the
+/// process on that file), a task on the pool otherwise.
 enum WriterHandle {
     Task(SpawnedTask<()>),
-    Thread(thread::Threads),
+    Thread(Arc<thread::Shared>),
 }
 
 struct Inner {
@@ -441,6 +445,13 @@ struct Inner {
     jobs: mpsc::Sender<Msg>,
     writer: Mutex<Option<WriterHandle>>,
     stats: Arc<Stats>,
+    /// How far the commit log and the tables have got (a SQLite file this store writes).
+    progress: Option<Arc<thread::Progress>>,
+    /// Why this store takes no entries: another store writes its SQLite file.
+    read_only: Option<String>,
+    /// Set by [`AuditStore::close`]: the store takes no more entries (the writer it shares
+    /// may go on for other stores of the file).
+    closed: std::sync::atomic::AtomicBool,
     /// The runtime the store was opened on (the serving one): commits made from a bulk
     /// thread run there, so that the pool's connections (and sqlx's SQLite threads, which
     /// inherit their creator's priority) are never made at the bulk threads' lower priority.
@@ -548,29 +559,43 @@ impl AuditStore {
             max_batch: config.max_batch.max(1),
             bulk_scan_limit: config.bulk_scan_limit.max(1),
         };
-        let (jobs, rx) = mpsc::channel(QUEUE);
-        let stats = Arc::new(Stats::default());
         let file = match backend {
             Backend::Sqlite => thread::database_file(&pool).await?,
             Backend::Postgres => None,
         };
-        let writer = match file {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let (writer, jobs, stats, progress, read_only) = match file {
             Some(path) => {
-                let stats = Arc::clone(&stats);
-                let max_batch = config.max_batch;
-                let threads =
-                    tokio::task::spawn_blocking(move || thread::spawn(&path, max_batch, rx, stats))
-                        .await
-                        .map_err(|e| AuditStoreError::Unavailable(e.to_string()))??;
-                WriterHandle::Thread(threads)
+                let shown = path.display().to_string();
+                match thread::attach(path, config.max_batch).await? {
+                    Some(shared) => (
+                        Some(WriterHandle::Thread(Arc::clone(&shared))),
+                        shared.jobs.clone(),
+                        Arc::clone(&shared.stats),
+                        Some(Arc::clone(&shared.progress)),
+                        None,
+                    ),
+                    None => {
+                        let why = format!(
+                            "another process writes the audit log {shown} (its commit log is \
+                             locked); this one only reads it"
+                        );
+                        tracing::warn!("{why}");
+                        (None, jobs, Arc::new(Stats::default()), None, Some(why))
+                    }
+                }
             }
-            None => WriterHandle::Task(SpawnedTask::spawn(run_writer(
-                pool.clone(),
-                backend,
-                config.max_batch,
-                rx,
-                Arc::clone(&stats),
-            ))),
+            None => {
+                let stats = Arc::new(Stats::default());
+                let task = SpawnedTask::spawn(run_writer(
+                    pool.clone(),
+                    backend,
+                    config.max_batch,
+                    rx,
+                    Arc::clone(&stats),
+                ));
+                (Some(WriterHandle::Task(task)), jobs, stats, None, None)
+            }
         };
         Ok(AuditStore {
             inner: Arc::new(Inner {
@@ -578,8 +603,11 @@ impl AuditStore {
                 backend,
                 config,
                 jobs,
-                writer: Mutex::new(Some(writer)),
+                writer: Mutex::new(writer),
                 stats,
+                progress,
+                read_only,
+                closed: std::sync::atomic::AtomicBool::new(false),
                 home: tokio::runtime::Handle::current(),
                 dict: RwLock::new(HashMap::new()),
                 arrays: Mutex::new(HashMap::new()),
@@ -607,27 +635,70 @@ impl AuditStore {
         self.inner.stats.snapshot()
     }
 
-    /// Stop taking entries, write the queued ones, stop the writer and close the pool.
+    /// Stop taking entries, write the queued ones, stop the writer and close the pool. A
+    /// SQLite file's writer stops with the last store of the process that uses it.
     pub async fn close(&self) {
-        // Refuse new jobs; the writer writes the queued ones, then stops.
-        let _ = self.inner.jobs.send(Msg::Stop).await;
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
         let writer = self.inner.writer.lock().take();
         match writer {
             Some(WriterHandle::Task(w)) => {
+                // Refuse new jobs; the writer writes the queued ones, then stops.
+                let _ = self.inner.jobs.send(Msg::Stop).await;
                 let _ = w.join().await;
             }
-            Some(WriterHandle::Thread(t)) => {
-                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            Some(WriterHandle::Thread(shared)) => {
+                if Arc::strong_count(&shared) == 1 {
+                    shared.close().await;
+                }
             }
             None => {}
         }
         self.inner.pool.close().await;
     }
 
+    /// Wait until the tables hold every entry acknowledged so far. On a SQLite file the
+    /// commit log is the commit point and the tables follow it within milliseconds; every
+    /// read of the tables the store offers waits for this first, so that a reader sees what
+    /// was acknowledged before it asked. Tools that read [`AuditStore::pool`] call it too.
+    pub async fn settle(&self) -> Result<()> {
+        let Some(p) = &self.inner.progress else {
+            return Ok(());
+        };
+        let target = p.committed.load(std::sync::atomic::Ordering::Acquire);
+        let mut indexed = p.indexed.subscribe();
+        if *indexed.borrow() >= target {
+            return Ok(());
+        }
+        p.poke();
+        let reached = tokio::time::timeout(SETTLE_MAX, async move {
+            // The indexer gone (the store closed): nothing more will come.
+            indexed.wait_for(|i| *i >= target).await.map(|_| ()).ok()
+        })
+        .await;
+        match reached {
+            Ok(_) => Ok(()),
+            Err(_) => Err(AuditStoreError::Unavailable(format!(
+                "the audit log's tables are behind its commit log (entry {target} not in them \
+                 after {} s; the server log says why)",
+                SETTLE_MAX.as_secs()
+            ))),
+        }
+    }
+
     /// Queue entries for the writer and wait until they are committed.
     async fn submit(&self, entries: Vec<Pending>) -> Result<Vec<Written>> {
         if entries.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(why) = &self.inner.read_only {
+            return Err(AuditStoreError::Unavailable(why.clone()));
+        }
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(AuditStoreError::Unavailable(
+                "the audit log is closed".into(),
+            ));
         }
         let (reply, answer) = oneshot::channel();
         self.inner

@@ -17,6 +17,7 @@ impl AuditStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<UsagePage> {
+        self.settle().await?;
         let subject = subject_code(subject);
         let limit = limit.clamp(1, 10_000);
         let mut sql = Sql::new(
@@ -130,6 +131,7 @@ impl AuditStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SummaryRow>> {
+        self.settle().await?;
         let mut sql = Sql::new(
             self.inner.backend,
             "SELECT day, dataset, organisation, system_id, attribute, kind, record_count, \
@@ -180,6 +182,8 @@ impl AuditStore {
         to_ms: i64,
     ) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
         struct State {
+            /// The store until the first page: it settles first (see [`AuditStore::settle`]).
+            settle: Option<AuditStore>,
             pool: AnyPool,
             backend: Backend,
             scopes: VecDeque<Option<String>>,
@@ -190,12 +194,16 @@ impl AuditStore {
             Some(d) => d.iter().cloned().map(Some).collect(),
         };
         let state = State {
+            settle: Some(self.clone()),
             pool: self.inner.pool.clone(),
             backend: self.inner.backend,
             scopes,
             cursor: None,
         };
         futures::stream::try_unfold(state, move |mut st| async move {
+            if let Some(store) = st.settle.take() {
+                store.settle().await?;
+            }
             loop {
                 let Some(scope) = st.scopes.front().cloned() else {
                     return Ok(None);
@@ -235,6 +243,7 @@ impl AuditStore {
     /// from which verification starts; the daily aggregates and the subject dictionary stay.
     /// Returns how many entries were removed.
     pub async fn expire_before(&self, cutoff_ms: i64) -> Result<u64> {
+        self.settle().await?;
         let mut removed = 0u64;
         loop {
             let mut tx = self.inner.pool.begin().await?;

@@ -398,6 +398,9 @@ impl AuditStore {
         // Access records named: they must exist and be of the reporter's organisation.
         let mut records: HashMap<i64, (Option<String>, String, String)> = HashMap::new();
         let refs: Vec<i64> = refs.into_iter().collect();
+        if !refs.is_empty() {
+            self.settle().await?;
+        }
         for chunk in refs.chunks(MAX_ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
                 self.inner.backend,

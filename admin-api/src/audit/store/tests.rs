@@ -118,16 +118,12 @@ fn usage(tx: &str) -> Pending {
 /// database refuses fails alone, the others are written, in order, in one chain.
 #[tokio::test]
 async fn a_poisoned_job_fails_alone_and_the_rest_of_its_batch_is_written() {
-    poisoned_batch(false).await;
+    poisoned_batch().await;
 }
 
-/// The same with the SQLite writer thread.
-#[tokio::test]
-async fn the_writer_thread_also_fails_a_poisoned_job_alone() {
-    poisoned_batch(true).await;
-}
-
-async fn poisoned_batch(on_thread: bool) {
+/// The pool writer (PostgreSQL's; here on the SQLite file of a store, whose own writer is
+/// the commit log's thread and has no per-entry failure before the commit point).
+async fn poisoned_batch() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
     let store = AuditStore::open(&url, AuditConfig::default())
@@ -156,15 +152,7 @@ async fn poisoned_batch(on_thread: bool) {
     }
     drop(jobs);
     let stats = Arc::new(Stats::default());
-    if on_thread {
-        let path = dir.path().join("audit.db");
-        let threads = thread::spawn(&path, 1000, rx, Arc::clone(&stats)).unwrap();
-        tokio::task::spawn_blocking(move || threads.join())
-            .await
-            .unwrap();
-    } else {
-        run_writer(pool, Backend::Sqlite, 1000, rx, Arc::clone(&stats)).await;
-    }
+    run_writer(pool, Backend::Sqlite, 1000, rx, Arc::clone(&stats)).await;
     let mut got = Vec::new();
     for a in answers {
         got.push(a.await.unwrap());
@@ -203,11 +191,12 @@ async fn containers_partition_the_bitmap_and_hash_its_ids() {
     assert_eq!(r.sha256.unwrap(), to_hex(&h.finalize()));
 }
 
-/// Two stores on one file (two servers pointed at one data directory by mistake): each
-/// writer thread finds the stored head moved under the one it keeps, reads it again, and the
-/// entries form one chain; the counters see every group.
+/// Two stores of one process on one file share its writer: one chain, duplicates seen
+/// across them, one commit log. A store of another process (here: the lock held by hand)
+/// finds the commit log locked, refuses entries with a clear error and reads what was
+/// written. Once the writers are closed, a new store writes again and continues the chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writers_of_one_file_extend_one_chain() {
+async fn one_writer_per_file_and_a_second_process_only_reads() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
     let a = AuditStore::open(&url, AuditConfig::default())
@@ -217,23 +206,207 @@ async fn writers_of_one_file_extend_one_chain() {
         .await
         .unwrap();
     let mut seqs = Vec::new();
-    for i in 0..10 {
+    for i in 0..6 {
         let store = if i % 2 == 0 { &a } else { &b };
         let written = store.submit(vec![usage(&format!("T{i}"))]).await.unwrap();
         seqs.push(written[0].seq());
     }
-    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>());
-    // A repeat through the other store is a duplicate, not a new entry.
-    let again = b.submit(vec![usage("T0")]).await.unwrap();
-    assert_eq!(again, vec![Written::Duplicate(1)]);
-    let report = a.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
-    assert_eq!(report.records, 10);
-    let (sa, sb) = (a.writer_stats(), b.writer_stats());
-    assert_eq!(sa.groups + sb.groups, 11);
-    assert_eq!(sa.records + sb.records, 11);
+    assert_eq!(seqs, (1..=6).collect::<Vec<i64>>());
+    assert_eq!(
+        b.submit(vec![usage("T0")]).await.unwrap(),
+        vec![Written::Duplicate(1)]
+    );
+    assert_eq!(a.writer_stats().groups, 7);
     a.close().await;
+    // `b` still writes: the writer stops with the last store.
+    b.submit(vec![usage("T6")]).await.unwrap();
     b.close().await;
+    assert!(
+        segment_files(dir.path()).is_empty(),
+        "a clean close leaves no commit log"
+    );
+
+    let held = std::fs::File::create(dir.path().join("audit.db-seg.lock")).unwrap();
+    held.try_lock().unwrap();
+    let other = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let e = other
+        .submit(vec![usage("T9")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another process writes the audit log"), "{e}");
+    let report = other.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(report.records, 7);
+    other.close().await;
+    drop(held);
+
+    let c = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.submit(vec![usage("T5"), usage("T7")]).await.unwrap(),
+        vec![Written::Duplicate(6), Written::Recorded(8)]
+    );
+    let report = c.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(report.records, 8);
+    c.close().await;
+}
+
+/// The commit log segments beside `audit.db` in `dir`.
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("audit.db-seg-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Groups chained after the head of a closed store's file, for a commit log written by hand.
+fn chained(from: (i64, &str, i64), txs: &[&str]) -> Group {
+    let batch: Vec<Pending> = txs.iter().map(|t| usage(t)).collect();
+    chain_group(from, &mut HashMap::new(), None, &[batch])
+}
+
+/// What a crash between the commit log's sync and the tables leaves: groups in a segment
+/// that the tables lack, and a last frame whose sync never returned. Opening the store
+/// replays the groups (they were acknowledged), cuts the torn frame off (it was not), and
+/// the chain verifies; a second open replays nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let url = format!("sqlite://{}", db.display());
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    store.submit(vec![usage("A")]).await.unwrap();
+    let head = store.chain_head().await.unwrap();
+    store.close().await;
+    assert!(segment_files(dir.path()).is_empty());
+
+    let rec = Time::now().0;
+    let g1 = chained((head.seq, &head.hash, rec), &["B", "C"]);
+    let g2 = chained((g1.seq, &g1.hash, rec), &["D"]);
+    let g3 = chained((g2.seq, &g2.hash, rec), &["E"]);
+    let mut bytes = b"DAGRSEG1".to_vec();
+    bytes.extend(seglog::encode(&g1));
+    bytes.extend(seglog::encode(&g2));
+    let torn = seglog::encode(&g3);
+    bytes.extend(&torn[..torn.len() - 3]);
+    let seg = dir
+        .path()
+        .join(format!("audit.db-seg-{:020}", head.seq + 1));
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let report = store.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!((report.records, report.head_seq), (4, 4), "{report}");
+    assert_eq!(report.head_hash, g2.hash);
+    // The replayed events are known: a repeat is a duplicate; the torn one was never written.
+    assert_eq!(
+        store.submit(vec![usage("D"), usage("E")]).await.unwrap(),
+        vec![Written::Duplicate(4), Written::Recorded(5)]
+    );
+    store.close().await;
+    assert!(segment_files(dir.path()).is_empty());
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let report = store.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(report.records, 5);
+    store.close().await;
+}
+
+/// A commit log that does not continue the tables' chain, or is damaged before its last
+/// frame, is refused: the store does not open, and says where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    store.submit(vec![usage("A")]).await.unwrap();
+    store.close().await;
+    let rec = Time::now().0;
+    let seg = dir.path().join(format!("audit.db-seg-{:020}", 2));
+    // Chained from the genesis, not from entry 1.
+    let stray = chained((1, GENESIS_HASH, rec), &["B"]);
+    let mut bytes = b"DAGRSEG1".to_vec();
+    bytes.extend(seglog::encode(&stray));
+    std::fs::write(&seg, &bytes).unwrap();
+    let e = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not continue"), "{e}");
+    // A damaged frame followed by another segment: corruption, not a torn tail.
+    std::fs::remove_file(&seg).unwrap();
+    let good = chained(
+        (
+            1,
+            &{
+                let s = AuditStore::open(&url, AuditConfig::default())
+                    .await
+                    .unwrap();
+                let h = s.chain_head().await.unwrap().hash;
+                s.close().await;
+                h
+            },
+            rec,
+        ),
+        &["B"],
+    );
+    let mut frame = seglog::encode(&good);
+    let last = frame.len() - 1;
+    frame[last] ^= 0xff;
+    let mut bytes = b"DAGRSEG1".to_vec();
+    bytes.extend(&frame);
+    std::fs::write(&seg, &bytes).unwrap();
+    std::fs::write(
+        dir.path().join(format!("audit.db-seg-{:020}", 3)),
+        b"DAGRSEG1",
+    )
+    .unwrap();
+    let e = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn frames_round_trip_and_bad_payloads_are_errors() {
+    let g = chained((0, GENESIS_HASH, 5), &["A", "B"]);
+    let frame = seglog::encode(&g);
+    let back = seglog::decode(&frame[8..]).unwrap();
+    assert_eq!(
+        (back.seq, &back.hash, back.recorded),
+        (g.seq, &g.hash, g.recorded)
+    );
+    assert_eq!(back.log.len(), 2);
+    for (a, b) in back.log.iter().flatten().zip(g.log.iter().flatten()) {
+        assert_eq!(a.to_string(), b.to_string());
+    }
+    assert_eq!(back.subjects.len(), g.subjects.len());
+    assert_eq!(back.daily.len(), g.daily.len());
+    // Every truncation is an error, never a panic.
+    for cut in 0..frame.len() - 8 {
+        assert!(seglog::decode(&frame[8..8 + cut]).is_err(), "cut at {cut}");
+    }
+    let mut long = frame[8..].to_vec();
+    long.push(0);
+    assert!(seglog::decode(&long).is_err());
 }
 
 /// The writer's and the checkpointer's connections keep the durability settings the log

@@ -1,20 +1,28 @@
-//! The writer of an audit log in a SQLite file: one OS thread owns a connection of its own
-//! (rusqlite, on the same SQLite library as sqlx) and does each group commit in one call —
-//! `BEGIN IMMEDIATE`, the dedupe lookups, the inserts through cached prepared statements, the
-//! head update, `COMMIT` — with the chain head kept in memory. Requests only enqueue their
-//! entries and wait for the answer; the thread answers every waiter of a group right after
-//! the commit returned, that is after the WAL was synced (`synchronous = FULL`, `fdatasync`
-//! where the platform has it: `.cargo/config.toml`). WAL checkpoints run on a thread of their
-//! own, never on the commit path. Why this design and not a segment log: `docs/audit.md`.
+//! The threads of an audit log in a SQLite file, each with a connection of its own
+//! (rusqlite, on the same SQLite library as sqlx):
+//!
+//! - the **writer** takes queued groups, chains them with the head it keeps in memory, appends
+//!   each group as one frame to the commit log (`seglog.rs`) and syncs it (`fdatasync`), then
+//!   answers every waiter of the group at once — a write and a sync, nothing else, on the
+//!   commit path;
+//! - the **indexer** writes the durable groups into the tables, those that arrive within a
+//!   few milliseconds of each other in one transaction (cached prepared statements), and
+//!   moves the stored head; readers that must see every acknowledged entry wait for it
+//!   ([`AuditStore::settle`]);
+//! - the **checkpointer** copies the WAL into the database now and then, off both paths.
+//!
+//! Why a commit log in front of the tables: `docs/audit.md#the-commit-log`.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
+use tokio::sync::watch;
 
 use super::*;
 
@@ -82,24 +90,6 @@ impl ToSql for Val {
     }
 }
 
-/// The writer and checkpoint threads of a SQLite file.
-#[derive(Debug)]
-pub(super) struct Threads {
-    writer: JoinHandle<()>,
-    checkpointer: JoinHandle<()>,
-    stop_checkpoints: Sender<()>,
-}
-
-impl Threads {
-    /// Wait until the writer has written what was queued (the queue must have been told to
-    /// stop), then run a last checkpoint and stop the checkpoint thread. Blocking.
-    pub(super) fn join(self) {
-        let _ = self.writer.join();
-        let _ = self.stop_checkpoints.send(());
-        let _ = self.checkpointer.join();
-    }
-}
-
 /// The file of the `main` database of a pool's SQLite connection; `None` for a database
 /// without one (in memory).
 pub(super) async fn database_file(pool: &AnyPool) -> Result<Option<PathBuf>> {
@@ -131,6 +121,127 @@ pub(super) fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// How far the writer and the indexer of a SQLite file have got, for readers that must see
+/// every acknowledged entry ([`AuditStore::settle`]).
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// The last seq durable in the commit log (set before its waiters are answered).
+    pub(super) committed: AtomicI64,
+    /// The last seq in the database tables.
+    pub(super) indexed: watch::Sender<i64>,
+    /// The indexer's queue, to ask it not to wait for more groups.
+    flush: SyncSender<IndexMsg>,
+}
+
+impl Progress {
+    /// Ask the indexer to write what it holds now.
+    pub(super) fn poke(&self) {
+        let _ = self.flush.try_send(IndexMsg::Flush);
+    }
+}
+
+/// What the indexer's queue carries.
+enum IndexMsg {
+    /// A group durable in the commit log, to be written into the tables.
+    Group(Box<Group>),
+    /// A reader waits: write what is held without waiting for more.
+    Flush,
+    /// Write what is queued, then stop.
+    Stop,
+}
+
+/// Groups the writer may hand the indexer ahead of it before it waits (back-pressure).
+const INDEX_QUEUE: usize = 4096;
+/// How long the indexer waits for more groups before it writes what it holds.
+const INDEX_DELAY: Duration = Duration::from_millis(5);
+/// Entries past which the indexer writes what it holds without waiting.
+const INDEX_ROWS: usize = 8192;
+
+/// The threads of a SQLite file: the writer (which owns the indexer) and the checkpointer.
+#[derive(Debug)]
+pub(super) struct Threads {
+    writer: JoinHandle<()>,
+    checkpointer: JoinHandle<()>,
+    stop_checkpoints: Sender<()>,
+}
+
+impl Threads {
+    /// Wait until the writer has written what was queued (the queue must have been told to
+    /// stop) and the indexer has put it in the tables, then run a last checkpoint and stop
+    /// the checkpoint thread. Blocking.
+    pub(super) fn join(self) {
+        let _ = self.writer.join();
+        let _ = self.stop_checkpoints.send(());
+        let _ = self.checkpointer.join();
+    }
+}
+
+/// What [`spawn`] started.
+pub(super) enum Spawned {
+    /// This store writes the log.
+    Writer(Threads, Arc<Progress>),
+    /// Another store (another process) writes it: this one only reads.
+    ReadOnly,
+}
+
+/// The writer of a SQLite file, shared by the stores of this process that open the file
+/// (replicas in tests, a second configuration of one log): one commit log, one chain.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) jobs: mpsc::Sender<Msg>,
+    pub(super) progress: Arc<Progress>,
+    pub(super) stats: Arc<Stats>,
+    threads: parking_lot::Mutex<Option<Threads>>,
+}
+
+impl Shared {
+    /// Refuse new entries, write the queued ones and stop the threads (for the last store
+    /// that uses the writer).
+    pub(super) async fn close(&self) {
+        let _ = self.jobs.send(Msg::Stop).await;
+        let threads = self.threads.lock().take();
+        if let Some(t) = threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// The writers of this process, by database file.
+static WRITERS: std::sync::LazyLock<parking_lot::Mutex<HashMap<PathBuf, std::sync::Weak<Shared>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How long opening waits for a writer of this process that is stopping (a store dropped
+/// without `close`) to let go of the commit log before it concludes another process has it.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// The writer of the SQLite file `path`: the one this process runs already, or a new one;
+/// `None` when another process writes the file.
+pub(super) async fn attach(path: PathBuf, max_batch: usize) -> Result<Option<Arc<Shared>>> {
+    let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    if let Some(shared) = WRITERS.lock().get(&key).and_then(std::sync::Weak::upgrade) {
+        return Ok(Some(shared));
+    }
+    let (jobs, rx) = mpsc::channel(QUEUE);
+    let stats = Arc::new(Stats::default());
+    let st = Arc::clone(&stats);
+    let spawned = tokio::task::spawn_blocking(move || spawn(&path, max_batch, rx, st))
+        .await
+        .map_err(|e| AuditStoreError::Unavailable(e.to_string()))??;
+    let Spawned::Writer(threads, progress) = spawned else {
+        return Ok(None);
+    };
+    let shared = Arc::new(Shared {
+        jobs,
+        progress,
+        stats,
+        threads: parking_lot::Mutex::new(Some(threads)),
+    });
+    let mut writers = WRITERS.lock();
+    writers.retain(|_, w| w.strong_count() > 0);
+    writers.insert(key, Arc::downgrade(&shared));
+    Ok(Some(shared))
+}
+
 /// The head as the writer keeps it: seq, hash, recorded_at.
 type MemHead = (i64, String, i64);
 
@@ -142,39 +253,230 @@ fn read_mem_head(conn: &Connection) -> rusqlite::Result<MemHead> {
     )
 }
 
-/// Open the writer's and the checkpointer's connections to `path` and start their threads.
+/// Take the commit log of `path` (or find it taken: [`Spawned::ReadOnly`]), replay into the
+/// tables what they lack, and start the writer, indexer and checkpoint threads. Blocking.
 pub(super) fn spawn(
     path: &Path,
     max_batch: usize,
     rx: mpsc::Receiver<Msg>,
     stats: Arc<Stats>,
-) -> Result<Threads> {
-    let conn = connect(path)?;
-    let head = read_mem_head(&conn)?;
+) -> Result<Spawned> {
+    let waited = Instant::now();
+    let lock = loop {
+        match seglog::lock(path)? {
+            Some(lock) => break lock,
+            None if waited.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None => return Ok(Spawned::ReadOnly),
+        }
+    };
+    let mut indexer = Indexer::new(connect(path)?);
+    let (seq, hash, _) = read_mem_head(&indexer.conn)?;
+    let (log, _) = seglog::Log::recover(path, lock, (seq, hash), |groups| indexer.index(groups))?;
+    let head = read_mem_head(&indexer.conn)?;
+    let reader = connect(path)?;
     let checkpoints = connect(path)?;
+    let (index_tx, index_rx) = sync_channel(INDEX_QUEUE);
+    let progress = Arc::new(Progress {
+        committed: AtomicI64::new(head.0),
+        indexed: watch::channel(head.0).0,
+        flush: index_tx.clone(),
+    });
     let (stop_checkpoints, stop) = channel();
     let thread_error = |e: std::io::Error| {
         AuditStoreError::Unavailable(format!("cannot start the audit writer thread: {e}"))
     };
+    let indexed = Arc::clone(&progress);
+    let indexer = std::thread::Builder::new()
+        .name("dagr-audit-index".into())
+        .spawn(move || indexer.run(&index_rx, &indexed))
+        .map_err(thread_error)?;
+    let writer = Writer {
+        conn: reader,
+        head,
+        log,
+        progress: Arc::clone(&progress),
+        index: index_tx,
+        unindexed: HashMap::new(),
+        unindexed_order: VecDeque::new(),
+        broken: None,
+    };
     let writer = std::thread::Builder::new()
         .name("dagr-audit-writer".into())
-        .spawn(move || Writer::new(conn, head).run(max_batch, rx, &stats))
+        .spawn(move || writer.run(max_batch, rx, &stats, indexer))
         .map_err(thread_error)?;
     let checkpointer = std::thread::Builder::new()
         .name("dagr-audit-checkpoint".into())
         .spawn(move || checkpoint_loop(&checkpoints, &stop))
         .map_err(thread_error)?;
-    Ok(Threads {
-        writer,
-        checkpointer,
-        stop_checkpoints,
-    })
+    Ok(Spawned::Writer(
+        Threads {
+            writer,
+            checkpointer,
+            stop_checkpoints,
+        },
+        progress,
+    ))
 }
 
-/// The writer thread's state.
+/// The writer thread's state: it chains groups and makes them durable in the commit log.
 struct Writer {
+    /// Reads only: usage events already recorded, the subject dictionary's head.
     conn: Connection,
     head: MemHead,
+    log: seglog::Log,
+    progress: Arc<Progress>,
+    index: SyncSender<IndexMsg>,
+    /// Idempotency keys of usage events durable but not yet in the tables, and their seq.
+    unindexed: HashMap<(String, String), i64>,
+    unindexed_order: VecDeque<(i64, (String, String))>,
+    /// Set when the commit log failed in a way that cannot be undone: every later group fails.
+    broken: Option<String>,
+}
+
+impl Writer {
+    /// Take groups off the queue until it is closed and empty; then let the indexer finish
+    /// and remove the commit log it made redundant.
+    fn run(
+        mut self,
+        max_batch: usize,
+        mut rx: mpsc::Receiver<Msg>,
+        stats: &Stats,
+        indexer: JoinHandle<()>,
+    ) {
+        while let Some(msg) = rx.blocking_recv() {
+            let first = match msg {
+                Msg::Job(j) => j,
+                Msg::Stop => {
+                    rx.close();
+                    continue;
+                }
+            };
+            let (entries, replies, n) = gather(first, max_batch, &mut rx);
+            if let Some(why) = &self.broken {
+                fail(replies, why);
+                continue;
+            }
+            let started = Instant::now();
+            match self.write(&entries) {
+                Ok((written, group)) => {
+                    stats.group(n, started.elapsed());
+                    answer(replies, written);
+                    if let Some(g) = group {
+                        // Blocks while the indexer is [`INDEX_QUEUE`] groups behind.
+                        let _ = self.index.send(IndexMsg::Group(g));
+                    }
+                    if let Err(e) = self.log.rotate(self.head.0 + 1) {
+                        tracing::warn!(error = %e, "cannot start a new audit commit log segment; the current one grows");
+                    }
+                    self.log
+                        .drop_indexed(*self.progress.indexed.borrow(), false);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, entries = n, "audit log write failed; the batch's data is withheld");
+                    fail(replies, &e.to_string());
+                }
+            }
+        }
+        let _ = self.index.send(IndexMsg::Stop);
+        let _ = indexer.join();
+        let indexed = *self.progress.indexed.borrow();
+        self.log.drop_indexed(indexed, true);
+    }
+
+    /// Forget the idempotency keys the tables now hold.
+    fn prune(&mut self) {
+        let indexed = *self.progress.indexed.borrow();
+        while let Some((seq, _)) = self.unindexed_order.front() {
+            if *seq > indexed {
+                break;
+            }
+            if let Some((seq, key)) = self.unindexed_order.pop_front()
+                && self.unindexed.get(&key) == Some(&seq)
+            {
+                self.unindexed.remove(&key);
+            }
+        }
+    }
+
+    /// Chain one group and make it durable: one frame appended to the commit log and synced.
+    /// Returns what became of each job's entries and the group for the indexer (none when
+    /// every entry was a duplicate).
+    fn write(&mut self, batches: &[Vec<Pending>]) -> Result<Durable> {
+        self.prune();
+        let mut known: HashMap<(String, String), i64> = HashMap::new();
+        {
+            let mut seen = self.conn.prepare_cached(
+                "SELECT seq FROM audit_log WHERE reporter = ?1 AND transaction_id = ?2",
+            )?;
+            for p in batches.iter().flatten() {
+                let Some(key) = p.dedupe_key() else {
+                    continue;
+                };
+                if known.contains_key(&key) {
+                    continue;
+                }
+                if let Some(seq) = self.unindexed.get(&key) {
+                    known.insert(key, *seq);
+                } else if let Some(seq) = seen
+                    .query_row([&key.0, &key.1], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    known.insert(key, seq);
+                }
+            }
+        }
+        // Bulk records name the subject dictionary's head: its ids are committed (through the
+        // pool) before the records that use them are queued.
+        let dict = if has_bulk(batches) {
+            Some(self.conn.query_row(
+                "SELECT last_id, hash FROM audit_dict_head WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )?)
+        } else {
+            None
+        };
+        let (seq, hash, recorded) = &self.head;
+        let mut g = chain_group((*seq, hash, *recorded), &mut known, dict.as_ref(), batches);
+        let written = std::mem::take(&mut g.written);
+        if g.seq == *seq {
+            // Only duplicates: nothing to write.
+            return Ok((written, None));
+        }
+        let frame = seglog::encode(&g);
+        if let Err((e, cut)) = self.log.append(&frame, g.seq) {
+            if !cut {
+                self.broken = Some(format!(
+                    "the audit commit log failed ({e}) and could not be cut back; restart the \
+                     server (the log is replayed and verified on start)"
+                ));
+            }
+            return Err(AuditStoreError::Unavailable(format!(
+                "cannot write the audit commit log: {e}"
+            )));
+        }
+        for (batch, w) in batches.iter().zip(&written) {
+            for (p, w) in batch.iter().zip(w) {
+                if let (Written::Recorded(s), Some(key)) = (w, p.dedupe_key()) {
+                    self.unindexed.insert(key.clone(), *s);
+                    self.unindexed_order.push_back((*s, key));
+                }
+            }
+        }
+        self.head = (g.seq, g.hash.clone(), g.recorded);
+        self.progress.committed.store(g.seq, Ordering::Release);
+        Ok((written, Some(Box::new(g))))
+    }
+}
+
+/// What became of each job's entries, and the group for the indexer.
+type Durable = (Vec<Vec<Written>>, Option<Box<Group>>);
+
+/// The indexer thread's state: it writes durable groups into the tables.
+struct Indexer {
+    conn: Connection,
     insert_log: String,
     insert_subjects: String,
     insert_bulk: String,
@@ -187,11 +489,10 @@ fn insert_sql(target: &str, n: usize, suffix: &str) -> String {
     format!("INSERT INTO {target} VALUES ({}){suffix}", marks.join(", "))
 }
 
-impl Writer {
-    fn new(conn: Connection, head: MemHead) -> Self {
-        Writer {
+impl Indexer {
+    fn new(conn: Connection) -> Self {
+        Indexer {
             conn,
-            head,
             insert_log: insert_sql(&log_target(), LOG_COLUMNS.len() + 3, ""),
             insert_subjects: insert_sql("audit_subjects (subject, seq)", 2, ""),
             insert_bulk: insert_sql("audit_bulk (hi, seq, bits)", 3, ""),
@@ -199,119 +500,100 @@ impl Writer {
         }
     }
 
-    /// Take groups off the queue until it is closed and empty.
-    fn run(mut self, max_batch: usize, mut rx: mpsc::Receiver<Msg>, stats: &Stats) {
-        while let Some(msg) = rx.blocking_recv() {
-            let first = match msg {
-                Msg::Job(j) => j,
-                Msg::Stop => {
-                    rx.close();
-                    continue;
-                }
+    /// Take groups off the queue and write them, those that arrive within [`INDEX_DELAY`] of
+    /// each other (up to [`INDEX_ROWS`] entries) in one transaction, until told to stop.
+    fn run(mut self, rx: &Receiver<IndexMsg>, progress: &Progress) {
+        let mut stopping = false;
+        while !stopping {
+            let first = match rx.recv() {
+                Ok(IndexMsg::Group(g)) => g,
+                Ok(IndexMsg::Flush) => continue,
+                Ok(IndexMsg::Stop) | Err(_) => break,
             };
-            let (entries, replies, n) = gather(first, max_batch, &mut rx);
-            let started = Instant::now();
-            match self.write(&entries) {
-                Ok(written) => {
-                    stats.group(n, started.elapsed());
-                    answer(replies, written);
-                }
-                Err(e) if replies.len() > 1 && entry_specific(Backend::Sqlite, &e) => {
-                    tracing::warn!(
-                        error = %e,
-                        jobs = replies.len(),
-                        entries = n,
-                        "audit log batch failed; writing its jobs one by one"
-                    );
-                    let mut down = None;
-                    for (job, reply) in entries.into_iter().zip(replies) {
-                        if let Some(msg) = &down {
-                            let _ = reply.send(Err(String::clone(msg)));
-                            continue;
-                        }
-                        let result = self.write(std::slice::from_ref(&job));
-                        settle_one(Backend::Sqlite, reply, job.len(), result, &mut down);
+            let mut rows = first.log.len();
+            let mut batch = vec![*first];
+            let deadline = Instant::now() + INDEX_DELAY;
+            while rows < INDEX_ROWS {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(IndexMsg::Group(g)) => {
+                        rows += g.log.len();
+                        batch.push(*g);
                     }
+                    Ok(IndexMsg::Flush) => {
+                        // Take what is queued already, and go.
+                        while let Ok(m) = rx.try_recv() {
+                            match m {
+                                IndexMsg::Group(g) => batch.push(*g),
+                                IndexMsg::Flush => {}
+                                IndexMsg::Stop => stopping = true,
+                            }
+                        }
+                        break;
+                    }
+                    Ok(IndexMsg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, entries = n, "audit log write failed; the batch's data is withheld");
-                    fail(replies, &e.to_string());
+            }
+            let last = batch.last().map_or(0, |g| g.seq);
+            let mut pause = Duration::from_millis(100);
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match self.index(&batch) {
+                    Ok(()) => {
+                        progress.indexed.send_replace(last);
+                        break;
+                    }
+                    // The groups are durable in the commit log: on close they wait there for
+                    // the next open's replay.
+                    Err(e) if stopping && tries >= 5 => {
+                        tracing::error!(error = %e, "the audit index is behind its commit log at close; the next start replays it");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, retry_in = ?pause, "cannot write durable audit entries into the tables; retrying (readers wait)");
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
         }
     }
 
-    /// Write one group in one transaction. The head in memory is checked against the stored
-    /// one under the write lock (one indexed read): when another process wrote to the file (two
-    /// servers pointed at one data directory by mistake), the group is chained after the
-    /// stored head instead.
-    fn write(&mut self, batches: &[Vec<Pending>]) -> Result<Vec<Vec<Written>>> {
+    /// Write groups, in order, in one transaction, and move the stored head to the last.
+    fn index(&mut self, groups: &[Group]) -> Result<()> {
+        let Some(last) = groups.last() else {
+            return Ok(());
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored: MemHead = tx
-            .prepare_cached("SELECT seq, hash, recorded_at FROM audit_head WHERE id = 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        if stored.0 != self.head.0 || stored.1 != self.head.1 {
-            tracing::warn!(
-                kept = self.head.0,
-                stored = stored.0,
-                "the audit chain head moved under the writer (another process writes to the file)"
-            );
-            self.head = stored;
-        }
-        let mut known: HashMap<(String, String), i64> = HashMap::new();
-        {
-            let mut seen = tx.prepare_cached(
-                "SELECT seq FROM audit_log WHERE reporter = ?1 AND transaction_id = ?2",
-            )?;
-            for p in batches.iter().flatten() {
-                if let Some(key) = p.dedupe_key()
-                    && !known.contains_key(&key)
-                    && let Some(seq) = seen
-                        .query_row([&key.0, &key.1], |r| r.get::<_, i64>(0))
-                        .optional()?
-                {
-                    known.insert(key, seq);
+        for g in groups {
+            for (sql, rows) in [
+                (&self.insert_log, &g.log),
+                (&self.insert_subjects, &g.subjects),
+                (&self.insert_bulk, &g.bulk),
+                (&self.insert_daily, &g.daily),
+            ] {
+                if rows.is_empty() {
+                    continue;
                 }
-            }
-        }
-        let dict = if has_bulk(batches) {
-            Some(tx.query_row(
-                "SELECT last_id, hash FROM audit_dict_head WHERE id = 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-            )?)
-        } else {
-            None
-        };
-        let (seq, hash, recorded) = &self.head;
-        let g = chain_group((*seq, hash, *recorded), &mut known, dict.as_ref(), batches);
-        if g.seq == *seq {
-            // Only duplicates: nothing to write.
-            return Ok(g.written);
-        }
-        for (sql, rows) in [
-            (&self.insert_log, &g.log),
-            (&self.insert_subjects, &g.subjects),
-            (&self.insert_bulk, &g.bulk),
-            (&self.insert_daily, &g.daily),
-        ] {
-            if rows.is_empty() {
-                continue;
-            }
-            let mut insert = tx.prepare_cached(sql)?;
-            for row in rows {
-                insert.execute(rusqlite::params_from_iter(row.iter()))?;
+                let mut insert = tx.prepare_cached(sql)?;
+                for row in rows {
+                    insert.execute(rusqlite::params_from_iter(row.iter()))?;
+                }
             }
         }
         tx.prepare_cached(
             "UPDATE audit_head SET seq = ?1, hash = ?2, recorded_at = ?3 WHERE id = 1",
         )?
-        .execute(rusqlite::params![g.seq, g.hash, g.recorded])?;
+        .execute(rusqlite::params![last.seq, last.hash, last.recorded])?;
         tx.commit()?;
-        self.head = (g.seq, g.hash, g.recorded);
-        Ok(g.written)
+        Ok(())
     }
 }
 

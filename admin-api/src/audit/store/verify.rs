@@ -20,6 +20,7 @@ impl AuditStore {
         retention: Option<Duration>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<VerifyReport> {
+        self.settle().await?;
         let pool = &self.inner.pool;
         let head = read_head(pool).await?;
         let mut anchor = head.anchor.clone();
@@ -413,6 +414,7 @@ impl AuditStore {
     /// The head of the chain — the last entry's sequence number and hash, and when it was
     /// recorded — and whether the writer still takes entries: for health pages.
     pub async fn chain_head(&self) -> Result<ChainHead> {
+        self.settle().await?;
         let head = read_head(&self.inner.pool).await?;
         Ok(ChainHead {
             seq: head.seq,
