@@ -235,8 +235,10 @@ pub async fn flight_client(
     c
 }
 
-/// Make every insert into the usage audit log of `dir` fail, through a second connection to
-/// its SQLite database (a full disk, as the server sees it).
+/// Make every insert into the usage audit log's tables of `dir` fail, through a second
+/// connection to its SQLite database (a damaged database, as the server sees it). The commit
+/// point is the commit log beside it: the server withholds personal data from the first
+/// failed write of its tables on, so the first audited read after this may still be served.
 pub async fn break_audit_log(dir: &std::path::Path) {
     use sqlx::Connection;
     let url = format!("sqlite://{}", dir.join("audit.db").display());

@@ -1456,9 +1456,10 @@ async fn exports_stream_the_periods_records_as_parquet_and_csv() {
 }
 
 /// On a SQLite file the commit log is the commit point: when the tables refuse the rows (a
-/// trigger standing in for a damaged index), records are still acknowledged — they are
-/// durable — and the indexer retries; readers wait for it. Once the tables take rows again,
-/// everything acknowledged is there and the chain verifies.
+/// trigger standing in for a damaged index), a record already queued is still acknowledged —
+/// it is durable — but once the indexer has failed, new records are refused (the data is
+/// withheld) while it retries; readers wait for it. Once the tables take rows again,
+/// everything acknowledged is there, the chain verifies and records are taken again.
 #[tokio::test]
 async fn tables_that_fail_delay_readers_and_lose_nothing() {
     let w = World::new(&crate::common::Backend::Sqlite).await;
@@ -1472,16 +1473,25 @@ async fn tables_that_fail_delay_readers_and_lose_nothing() {
     .await
     .unwrap();
     let mut ids = Vec::new();
-    for i in 1..4 {
-        let got = w
+    let mut refused = None;
+    for i in 1..200 {
+        match w
             .state
             .audit
-            .commit(lookups(&w, &names_access(), &[i], &ctx))
+            .commit(lookups(&w, &names_access(), &[i % 50], &ctx))
             .await
-            .unwrap();
-        ids.extend(got);
+        {
+            Ok(got) => ids.extend(got),
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(ids, ["1", "2", "3"]);
+    let refused = refused.expect("records are refused once the tables refuse the rows");
+    assert!(refused.contains("disk on fire"), "{refused}");
+    assert!(!ids.is_empty() && ids[0] == "1", "{ids:?}");
     let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
         .fetch_one(&other)
         .await
@@ -1496,14 +1506,35 @@ async fn tables_that_fail_delay_readers_and_lose_nothing() {
     let found = w
         .state
         .audit
-        .subject_usage(&code(2), &UsageFilter::default(), None, 10)
+        .subject_usage(&code(1), &UsageFilter::default(), None, 10)
         .await
         .unwrap();
-    assert_eq!(found.entries.len(), 1);
-    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_log").await, 3);
+    assert_eq!(found.entries[0].id, "1");
+    let n = ids.len() as i64;
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM audit_log").await, n);
+    // The indexer's retry pause doubles up to 5 s: new records are taken once it got through.
+    let mut next = None;
+    for _ in 0..100 {
+        match w
+            .state
+            .audit
+            .commit(lookups(&w, &names_access(), &[1], &ctx))
+            .await
+        {
+            Ok(got) => {
+                next = Some(got);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(
+        next.expect("records are taken again"),
+        [(n + 1).to_string()]
+    );
     let report = verify(&w.state.audit).await;
     assert!(report.broken.is_none(), "{report}");
-    assert_eq!(report.records, 3);
+    assert_eq!(report.records as i64, n + 1);
 }
 
 #[tokio::test]

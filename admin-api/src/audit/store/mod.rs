@@ -17,10 +17,12 @@
 //!   writer takes what is queued, chains it and writes the entries, their index rows and the
 //!   daily aggregates in one transaction, and answers the waiters only after the commit; when
 //!   the transaction fails over one entry's data, the jobs are written again one per
-//!   transaction. On a SQLite file the writer is a thread of its own with its own connection,
-//!   prepared statements and the chain head in memory, and checkpoints run on another thread
-//!   (`thread.rs`); on PostgreSQL it is a task on the pool that locks the head (`FOR UPDATE`)
-//!   in the transaction, so that replicas sharing the database extend one chain (`writer.rs`).
+//!   transaction. On a SQLite file the commit point is a commit log instead: the writer thread
+//!   chains each group with the head it keeps in memory, appends it as one frame and syncs it
+//!   (`seglog.rs`); an indexer thread writes the durable groups into the tables, and readers
+//!   wait for it ([`AuditStore::settle`]); opening replays what the tables lack (`thread.rs`).
+//!   On PostgreSQL the writer is a task on the pool that locks the head (`FOR UPDATE`) in the
+//!   transaction, so that replicas sharing the database extend one chain (`writer.rs`).
 //!   Subjects are resolved before, in the caller's task.
 //!
 //! [`verify`]: AuditStore::verify

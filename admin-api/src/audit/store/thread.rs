@@ -131,6 +131,10 @@ pub(super) struct Progress {
     pub(super) indexed: watch::Sender<i64>,
     /// The indexer's queue, to ask it not to wait for more groups.
     flush: SyncSender<IndexMsg>,
+    /// Why the tables refused the indexer's last write, while they do: the writer then
+    /// refuses new groups, so that personal data is withheld rather than served with a record
+    /// nobody can see.
+    refused: parking_lot::Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -282,6 +286,7 @@ pub(super) fn spawn(
         committed: AtomicI64::new(head.0),
         indexed: watch::channel(head.0).0,
         flush: index_tx.clone(),
+        refused: parking_lot::Mutex::new(None),
     });
     let (stop_checkpoints, stop) = channel();
     let thread_error = |e: std::io::Error| {
@@ -404,6 +409,12 @@ impl Writer {
     /// Returns what became of each job's entries and the group for the indexer (none when
     /// every entry was a duplicate).
     fn write(&mut self, batches: &[Vec<Pending>]) -> Result<Durable> {
+        if let Some(why) = self.progress.refused.lock().clone() {
+            return Err(AuditStoreError::Unavailable(format!(
+                "the audit log's tables refuse entries ({why}); personal data is withheld until \
+                 they take them again"
+            )));
+        }
         self.prune();
         let mut known: HashMap<(String, String), i64> = HashMap::new();
         {
@@ -545,6 +556,7 @@ impl Indexer {
                 tries += 1;
                 match self.index(&batch) {
                     Ok(()) => {
+                        *progress.refused.lock() = None;
                         progress.indexed.send_replace(last);
                         break;
                     }
@@ -555,7 +567,8 @@ impl Indexer {
                         return;
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, retry_in = ?pause, "cannot write durable audit entries into the tables; retrying (readers wait)");
+                        *progress.refused.lock() = Some(e.to_string());
+                        tracing::error!(error = %e, retry_in = ?pause, "cannot write durable audit entries into the tables; retrying (readers wait, new entries are refused)");
                         std::thread::sleep(pause);
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
