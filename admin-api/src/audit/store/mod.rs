@@ -650,12 +650,11 @@ impl AuditStore {
                 let _ = self.inner.jobs.send(Msg::Stop).await;
                 let _ = w.join().await;
             }
-            Some(WriterHandle::Thread(shared)) => {
-                if Arc::strong_count(&shared) == 1 {
-                    shared.close().await;
-                }
+            // The last store of the process on this file stops its writer.
+            Some(WriterHandle::Thread(shared)) if Arc::strong_count(&shared) == 1 => {
+                shared.close().await;
             }
-            None => {}
+            Some(WriterHandle::Thread(_)) | None => {}
         }
         self.inner.pool.close().await;
     }

@@ -16,7 +16,9 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
+};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -306,6 +308,7 @@ pub(super) fn spawn(
         unindexed: HashMap::new(),
         unindexed_order: VecDeque::new(),
         broken: None,
+        backlog: VecDeque::new(),
     };
     let writer = std::thread::Builder::new()
         .name("dagr-audit-writer".into())
@@ -338,6 +341,8 @@ struct Writer {
     unindexed_order: VecDeque<(i64, (String, String))>,
     /// Set when the commit log failed in a way that cannot be undone: every later group fails.
     broken: Option<String>,
+    /// Durable groups not yet handed to the indexer (see [`Writer::hand_over`]).
+    backlog: VecDeque<Box<Group>>,
 }
 
 impl Writer {
@@ -363,15 +368,18 @@ impl Writer {
                 fail(replies, why);
                 continue;
             }
+            if !self.backlog.is_empty() {
+                self.hand_over();
+            }
             let started = Instant::now();
             match self.write(&entries) {
                 Ok((written, group)) => {
                     stats.group(n, started.elapsed());
                     answer(replies, written);
                     if let Some(g) = group {
-                        // Blocks while the indexer is [`INDEX_QUEUE`] groups behind.
-                        let _ = self.index.send(IndexMsg::Group(g));
+                        self.backlog.push_back(g);
                     }
+                    self.hand_over();
                     if let Err(e) = self.log.rotate(self.head.0 + 1) {
                         tracing::warn!(error = %e, "cannot start a new audit commit log segment; the current one grows");
                     }
@@ -384,10 +392,33 @@ impl Writer {
                 }
             }
         }
+        for g in std::mem::take(&mut self.backlog) {
+            let _ = self.index.send(IndexMsg::Group(g));
+        }
         let _ = self.index.send(IndexMsg::Stop);
         let _ = indexer.join();
         let indexed = *self.progress.indexed.borrow();
         self.log.drop_indexed(indexed, true);
+    }
+
+    /// Hand the durable groups to the indexer, in order. While it is [`INDEX_QUEUE`] groups
+    /// behind, wait (back-pressure) — unless the tables refuse its writes: then the groups
+    /// stay here (durable in the commit log) and new ones are refused, rather than every
+    /// caller hanging until the tables recover.
+    fn hand_over(&mut self) {
+        while let Some(g) = self.backlog.pop_front() {
+            match self.index.try_send(IndexMsg::Group(g)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(IndexMsg::Group(g))) => {
+                    self.backlog.push_front(g);
+                    if self.progress.refused.lock().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => return,
+            }
+        }
     }
 
     /// Forget the idempotency keys the tables now hold.
