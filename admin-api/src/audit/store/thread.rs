@@ -131,6 +131,10 @@ pub(super) struct Progress {
     pub(super) committed: AtomicI64,
     /// The last seq in the database tables.
     pub(super) indexed: watch::Sender<i64>,
+    /// The last seq in the tables and on disk: the indexer commits without a sync
+    /// (`synchronous = NORMAL`), and a complete checkpoint makes everything committed before
+    /// it durable. Segments up to here may go.
+    durable: AtomicI64,
     /// The indexer's queue, to ask it not to wait for more groups.
     flush: SyncSender<IndexMsg>,
     /// Why the tables refused the indexer's last write, while they do: the writer then
@@ -281,12 +285,16 @@ pub(super) fn spawn(
     let (seq, hash, _) = read_mem_head(&indexer.conn)?;
     let (log, _) = seglog::Log::recover(path, lock, (seq, hash), |groups| indexer.index(groups))?;
     let head = read_mem_head(&indexer.conn)?;
+    // The replay above committed with a sync (the segments are gone); from here on the
+    // commit log is what makes entries durable, and the tables are synced by checkpoints.
+    indexer.conn.pragma_update(None, "synchronous", "NORMAL")?;
     let reader = connect(path)?;
     let checkpoints = connect(path)?;
     let (index_tx, index_rx) = sync_channel(INDEX_QUEUE);
     let progress = Arc::new(Progress {
         committed: AtomicI64::new(head.0),
         indexed: watch::channel(head.0).0,
+        durable: AtomicI64::new(head.0),
         flush: index_tx.clone(),
         refused: parking_lot::Mutex::new(None),
     });
@@ -316,7 +324,10 @@ pub(super) fn spawn(
         .map_err(thread_error)?;
     let checkpointer = std::thread::Builder::new()
         .name("dagr-audit-checkpoint".into())
-        .spawn(move || checkpoint_loop(&checkpoints, &stop))
+        .spawn({
+            let progress = Arc::clone(&progress);
+            move || checkpoint_loop(&checkpoints, &stop, &progress)
+        })
         .map_err(thread_error)?;
     Ok(Spawned::Writer(
         Threads {
@@ -384,7 +395,7 @@ impl Writer {
                         tracing::warn!(error = %e, "cannot start a new audit commit log segment; the current one grows");
                     }
                     self.log
-                        .drop_indexed(*self.progress.indexed.borrow(), false);
+                        .drop_indexed(self.progress.durable.load(Ordering::Acquire), false);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, entries = n, "audit log write failed; the batch's data is withheld");
@@ -397,8 +408,21 @@ impl Writer {
         }
         let _ = self.index.send(IndexMsg::Stop);
         let _ = indexer.join();
+        // Make the tables durable, then the commit log is redundant.
         let indexed = *self.progress.indexed.borrow();
-        self.log.drop_indexed(indexed, true);
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            }) {
+            Ok((log, done)) if log == done => self.log.drop_indexed(indexed, true),
+            Ok(_) => self
+                .log
+                .drop_indexed(self.progress.durable.load(Ordering::Acquire), false),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint of the audit log at close failed; the commit log stays for the next start");
+            }
+        }
     }
 
     /// Hand the durable groups to the indexer, in order. While it is [`INDEX_QUEUE`] groups
@@ -656,7 +680,11 @@ const WAL_PAGES_MAX: i64 = 16_384;
 /// busy handler) for the group being written, holds the next one back while it copies and
 /// syncs, and makes the next writer start the WAL over (cut back by `journal_size_limit`).
 /// That one pause per 64 MiB of WAL is the price of a bounded file.
-fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+///
+/// A checkpoint that copied everything (the WAL synced first, then the database) makes every
+/// transaction committed before it durable: the indexer's progress read before it becomes
+/// [`Progress::durable`].
+fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, progress: &Progress) {
     let mut wait = Duration::from_millis(200);
     let mut last_done = -1;
     loop {
@@ -669,6 +697,7 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
                 return;
             }
         }
+        let before = *progress.indexed.borrow();
         let pages = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
@@ -682,6 +711,11 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
                     Ok((log, done))
                 }
             });
+        if let Ok((log, done)) = pages
+            && log == done
+        {
+            progress.durable.fetch_max(before, Ordering::AcqRel);
+        }
         wait = match pages {
             // Pages wait and the last round copied some: go on soon. A reader that pins the
             // WAL stops progress; then wait the usual time.
