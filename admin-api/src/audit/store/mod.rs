@@ -673,6 +673,13 @@ impl AuditStore {
             return Ok(());
         }
         p.poke();
+        // And the writer, which may hold groups the indexer could not take (see
+        // `thread::Writer::hand_over`).
+        let (reply, _) = oneshot::channel();
+        let _ = self.inner.jobs.try_send(Msg::Job(Job {
+            entries: Vec::new(),
+            reply,
+        }));
         let reached = tokio::time::timeout(SETTLE_MAX, async move {
             // The indexer gone (the store closed): nothing more will come.
             indexed.wait_for(|i| *i >= target).await.map(|_| ()).ok()

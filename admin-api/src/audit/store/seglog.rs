@@ -26,11 +26,12 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-/// A segment is closed, and a new one started, past this size.
-pub(super) const SEGMENT_MAX: u64 = 64 << 20;
+/// A segment is closed, and a new one started, past this size; segments are preallocated
+/// (zeros) to it.
+pub(super) const SEGMENT_MAX: u64 = 16 << 20;
 /// The largest frame read back (a group of `max_batch` entries of at most `list_limit`
 /// subjects stays far below).
-const FRAME_MAX: usize = 1 << 30;
+pub(super) const FRAME_MAX: usize = 1 << 30;
 const MAGIC: &[u8; 8] = b"DAGRSEG1";
 /// CRC-32C, sliced by 16 (a group of 30 point records is some 40 KiB).
 const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
@@ -202,6 +203,8 @@ pub(super) struct Log {
     last: i64,
     /// Closed segments and the last seq each holds.
     sealed: VecDeque<(PathBuf, i64)>,
+    /// The next segment, prepared once the current one is half full.
+    spare: Option<Spare>,
 }
 
 /// Where the commit log of the database file `db` lives: its directory and the file name.
@@ -266,20 +269,25 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io_error("cannot sync the audit log folder", dir, e))
 }
 
-/// The groups a segment holds, in order. A frame cut short or failing its CRC ends the
-/// segment: allowed only in the last one (`last`), where the file is cut back to the frames
-/// before it.
+/// Whether every byte is zero (the preallocated, never written part of a segment).
+fn zeros(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// The groups a segment holds, in order, and where its frames end. A segment shorter than its
+/// header, or whose header is zeros, holds nothing (its header is synced before any frame is
+/// written into it). The frames end at the first header of zeros followed only by zeros (the
+/// preallocated rest). A frame cut short or failing its checksum is a group whose sync never
+/// returned only where nothing but zeros follows it, in the last segment (`last`): the
+/// writer has at most one unsynced frame, at the end. The file is then cut back to the
+/// frames before it. Anything else is corruption.
 fn read_segment(path: &Path, last: bool) -> Result<Vec<Group>> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| io_error("cannot read the audit commit log", path, e))?;
-    if bytes.len() < MAGIC.len() {
-        // Created, not yet synced with its header: it holds nothing acknowledged.
-        if last {
-            return Ok(Vec::new());
-        }
-        return Err(corrupt(path, 0, "no header"));
+    if bytes.len() < MAGIC.len() || zeros(&bytes[..MAGIC.len()]) {
+        return Ok(Vec::new());
     }
     if &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt(path, 0, "not a DAGR audit commit log"));
@@ -287,14 +295,38 @@ fn read_segment(path: &Path, last: bool) -> Result<Vec<Group>> {
     let mut at = MAGIC.len();
     let mut groups = Vec::new();
     while at < bytes.len() {
-        let torn = |why: String| -> Result<Vec<Group>> {
-            if !last {
-                return Err(corrupt(path, at as u64, why));
+        let rest = &bytes[at..];
+        if zeros(rest) {
+            // The preallocated rest: the end of the frames.
+            break;
+        }
+        let frame = (rest.len() >= 8).then(|| {
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default()) as usize;
+            let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
+            (len, crc)
+        });
+        let good = match frame {
+            Some((len, crc)) if len > 0 && len <= FRAME_MAX && rest.len() - 8 >= len => {
+                let payload = &rest[8..8 + len];
+                (CRC.checksum(payload) == crc).then_some((len, payload))
+            }
+            _ => None,
+        };
+        let Some((len, payload)) = good else {
+            // Torn only if nothing but zeros follows where the frame claims to end (or the
+            // claim runs past the file).
+            let after = frame.map_or(rest.len(), |(len, _)| 8usize.saturating_add(len));
+            let torn = last && (after >= rest.len() || zeros(&rest[after..]));
+            if !torn {
+                return Err(corrupt(
+                    path,
+                    at as u64,
+                    "a frame failing its length or checksum before the end of the log",
+                ));
             }
             tracing::warn!(
                 file = %path.display(),
                 at,
-                reason = %why,
                 "the audit commit log ends in a group whose sync never completed (never \
                  acknowledged); cutting it off"
             );
@@ -306,39 +338,30 @@ fn read_segment(path: &Path, last: bool) -> Result<Vec<Group>> {
                     f.sync_all()
                 })
                 .map_err(|e| io_error("cannot cut the audit commit log", path, e))?;
-            Ok(Vec::new())
+            break;
         };
-        if bytes.len() - at < 8 {
-            torn(format!("{} bytes of a frame header", bytes.len() - at))?;
-            break;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
-        if len > FRAME_MAX || bytes.len() - at - 8 < len {
-            torn(format!("a frame of {len} bytes past the end"))?;
-            break;
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if CRC.checksum(payload) != crc {
-            torn("a frame failing its checksum".into())?;
-            break;
-        }
         groups.push(decode(payload).map_err(|e| corrupt(path, at as u64, e))?);
         at += 8 + len;
     }
     Ok(groups)
 }
 
+/// The segment files found when the log was opened: replayed, removed once the tables that
+/// hold their groups are on disk ([`Log::forget_replayed`]).
+#[derive(Debug, Default)]
+pub(super) struct Replayed(Vec<PathBuf>);
+
 impl Log {
     /// Open the commit log of `db` under `lock`: replay into the database, through `index`,
-    /// every group its head `(seq, hash)` lacks — each must continue the chain — then remove
-    /// the segments and start a new one. Returns the log and the head after the replay.
+    /// every group its head `(seq, hash)` lacks — each must continue the chain — and start a
+    /// new segment. Returns the log, the head after the replay, and the old segments, to be
+    /// removed by [`Log::forget_replayed`] once the tables are durable.
     pub(super) fn recover(
         db: &Path,
         lock: File,
         head: (i64, String),
         mut index: impl FnMut(&[Group]) -> Result<()>,
-    ) -> Result<(Log, (i64, String))> {
+    ) -> Result<(Log, (i64, String), Replayed)> {
         let (dir, stem) = parts(db);
         let found = segments(&dir, &stem)?;
         let (mut seq, mut hash) = head;
@@ -377,11 +400,21 @@ impl Log {
                 "audit log: entries of the commit log replayed into the database"
             );
         }
-        for (_, path) in &found {
-            std::fs::remove_file(path)
-                .map_err(|e| io_error("cannot remove the audit commit log", path, e))?;
+        let spare = dir.join(format!("{stem}-seg-spare"));
+        if spare.exists() {
+            std::fs::remove_file(&spare)
+                .map_err(|e| io_error("cannot remove the spare audit commit log", &spare, e))?;
         }
-        let (file, path) = create_segment(&dir, &stem, seq + 1)?;
+        let old: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+        let path = dir.join(format!("{stem}-seg-{:020}", seq + 1));
+        if old.contains(&path) {
+            // The last segment starts where the new one would (it held nothing to keep):
+            // it is replaced.
+            std::fs::remove_file(&path)
+                .map_err(|e| io_error("cannot remove the audit commit log", &path, e))?;
+        }
+        let file = create_segment(&dir, &path)?;
+        let old = old.into_iter().filter(|p| *p != path).collect();
         Ok((
             Log {
                 dir,
@@ -392,45 +425,86 @@ impl Log {
                 len: MAGIC.len() as u64,
                 last: 0,
                 sealed: VecDeque::new(),
+                spare: None,
             },
             (seq, hash),
+            Replayed(old),
         ))
     }
 
-    /// Append a frame and sync it. After a failed write the segment is cut back to where it
-    /// was (`Ok(false)` from the cut: it failed too, and the log must not be written again).
+    /// Remove the segments found at open: every group in them is in the tables, and the
+    /// tables are on disk.
+    pub(super) fn forget_replayed(&mut self, replayed: Replayed) -> Result<()> {
+        for path in replayed.0 {
+            std::fs::remove_file(&path)
+                .map_err(|e| io_error("cannot remove the audit commit log", &path, e))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Keep the segments found at open until the tables holding their groups (up to
+    /// `head`) are on disk, like closed segments.
+    pub(super) fn keep_replayed(&mut self, replayed: Replayed, head: i64) {
+        for path in replayed.0 {
+            self.sealed.push_back((path, head));
+        }
+    }
+
+    /// Append a frame at the end of the frames and sync it. A failed write leaves the log
+    /// as it was (the next frame is written at the same place; `Ok(true)` in the error);
+    /// a failed sync does not (`false`: the kernel may have dropped the pages it could not
+    /// write, and a retried sync would not say so), and the log must not be written again.
     pub(super) fn append(
         &mut self,
         frame: &[u8],
         last: i64,
     ) -> std::result::Result<(), (std::io::Error, bool)> {
-        let written = self.file.write_all(frame).and_then(|()| {
-            // `fdatasync`: the file's size is data too, so the frame is durable with it.
-            self.file.sync_data()
-        });
-        match written {
-            Ok(()) => {
-                self.len += frame.len() as u64;
-                self.last = last;
-                Ok(())
-            }
-            Err(e) => {
-                let cut = self
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.file.sync_data())
-                    .is_ok();
-                Err((e, cut))
-            }
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = self.file.write_all_at(frame, self.len) {
+            // Zeros back over what was written, so that no torn frame lies before the
+            // next one; within the preallocated part the file keeps its size.
+            let size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+            let undone = if size > self.len + frame.len() as u64 {
+                self.file.write_all_at(&vec![0; frame.len()], self.len)
+            } else {
+                self.file.set_len(self.len)
+            };
+            return Err((e, undone.is_ok()));
         }
+        // `fdatasync`: within the preallocated part nothing but the data changes, so no
+        // journal commit of the file system is waited for.
+        if let Err(e) = self.file.sync_data() {
+            return Err((e, false));
+        }
+        self.len += frame.len() as u64;
+        self.last = last;
+        if self.len >= SEGMENT_MAX / 2 && self.spare.is_none() {
+            self.spare = Some(prepare_spare(&self.dir, &self.stem));
+        }
+        Ok(())
     }
 
-    /// Past [`SEGMENT_MAX`], close the current segment and start one at `next` (the next seq).
+    /// Past [`SEGMENT_MAX`], close the current segment and start one at `next` (the next
+    /// seq): the spare prepared beside it, renamed, or a new one.
     pub(super) fn rotate(&mut self, next: i64) -> Result<()> {
         if self.len < SEGMENT_MAX || self.last == 0 {
             return Ok(());
         }
-        let (file, path) = create_segment(&self.dir, &self.stem, next)?;
+        let path = self.dir.join(format!("{}-seg-{next:020}", self.stem));
+        let spare = self.spare.take().and_then(|h| h.join().ok());
+        let file = match spare {
+            Some(Ok((file, spare))) => {
+                std::fs::rename(&spare, &path)
+                    .map_err(|e| io_error("cannot start an audit commit log segment", &path, e))?;
+                sync_dir(&self.dir)?;
+                file
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the spare audit commit log segment failed; creating one now");
+                create_segment(&self.dir, &path)?
+            }
+            None => create_segment(&self.dir, &path)?,
+        };
         let old = std::mem::replace(&mut self.path, path);
         self.file = file;
         self.sealed.push_back((old, self.last));
@@ -439,11 +513,11 @@ impl Log {
         Ok(())
     }
 
-    /// Remove the closed segments whose every group is in the database (`indexed`: the last
-    /// seq there). On `all`, the current one too when all of it is (a clean close).
-    pub(super) fn drop_indexed(&mut self, indexed: i64, all: bool) {
+    /// Remove the closed segments whose every group is durable in the database (`durable`:
+    /// the last such seq). On `all`, the current one too when all of it is (a clean close).
+    pub(super) fn drop_indexed(&mut self, durable: i64, all: bool) {
         while let Some((path, last)) = self.sealed.front() {
-            if *last > indexed {
+            if *last > durable {
                 break;
             }
             if let Err(e) = std::fs::remove_file(path) {
@@ -451,28 +525,79 @@ impl Log {
             }
             self.sealed.pop_front();
         }
-        if all
-            && self.sealed.is_empty()
-            && self.last <= indexed
-            && let Err(e) = std::fs::remove_file(&self.path)
-        {
-            tracing::warn!(file = %self.path.display(), error = %e, "cannot remove the audit commit log");
+        if all && self.sealed.is_empty() && self.last <= durable {
+            for path in [
+                Some(self.path.clone()),
+                self.spare
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .and_then(Result::ok)
+                    .map(|(_, p)| p),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove the audit commit log");
+                }
+            }
         }
     }
 }
 
-/// Create the segment that starts at `first`, with its header, synced with its folder.
-fn create_segment(dir: &Path, stem: &str, first: i64) -> Result<(File, PathBuf)> {
-    let path = dir.join(format!("{stem}-seg-{first:020}"));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_error("cannot create the audit commit log", &path, e))?;
-    file.write_all(MAGIC)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("cannot write the audit commit log", &path, e))?;
-    sync_dir(dir)?;
-    Ok((file, path))
+/// The next segment, being prepared on a thread of its own.
+type Spare = std::thread::JoinHandle<Result<(File, PathBuf)>>;
+
+/// Prepare the next segment beside the current one (`{stem}-seg-spare`), so that rotating
+/// is a rename.
+fn prepare_spare(dir: &Path, stem: &str) -> Spare {
+    let dir = dir.to_path_buf();
+    let path = dir.join(format!("{stem}-seg-spare"));
+    std::thread::Builder::new()
+        .name("dagr-audit-segment".into())
+        .spawn(move || {
+            let file = create_segment(&dir, &path)?;
+            Ok((file, path))
+        })
+        .unwrap_or_else(|e| {
+            let msg = e.to_string();
+            std::thread::spawn(move || {
+                Err(AuditStoreError::Unavailable(format!(
+                    "cannot start the audit segment thread: {msg}"
+                )))
+            })
+        })
+}
+
+/// Create the segment `path`: its header, then zeros up to [`SEGMENT_MAX`] (so that appends
+/// write into allocated blocks and a sync changes no file system metadata), synced with its
+/// folder. A file left half-made is removed.
+fn create_segment(dir: &Path, path: &Path) -> Result<File> {
+    let made = (|| -> std::io::Result<File> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        file.write_all(MAGIC)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = SEGMENT_MAX - MAGIC.len() as u64;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            file.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()?;
+        Ok(file)
+    })();
+    match made {
+        Ok(file) => {
+            sync_dir(dir)?;
+            Ok(file)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            Err(io_error("cannot create the audit commit log", path, e))
+        }
+    }
 }

@@ -298,7 +298,11 @@ async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
     bytes.extend(seglog::encode(&g1));
     bytes.extend(seglog::encode(&g2));
     let torn = seglog::encode(&g3);
-    bytes.extend(&torn[..torn.len() - 3]);
+    // Cut in the middle (a cut of trailing zero bytes, filled by the zeros after it, would
+    // leave a whole frame: replayed, rightly).
+    bytes.extend(&torn[..torn.len() / 2]);
+    // The preallocated rest of the segment.
+    bytes.extend(vec![0u8; 64 << 10]);
     let seg = dir
         .path()
         .join(format!("audit.db-seg-{:020}", head.seq + 1));
@@ -383,6 +387,39 @@ async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("checksum"), "{e}");
+}
+
+/// In the last segment, a damaged frame followed by a good one is corruption, not a torn
+/// tail: the acknowledged frame after it is never cut off silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_frame_before_good_ones_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let store = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap();
+    let head = store.chain_head().await.unwrap();
+    store.close().await;
+    let rec = Time::now().0;
+    let g1 = chained((head.seq, &head.hash, rec), &["A"]);
+    let g2 = chained((g1.seq, &g1.hash, rec), &["B"]);
+    let mut f1 = seglog::encode(&g1);
+    let mid = f1.len() / 2;
+    f1[mid] ^= 0x55;
+    let mut bytes = b"DAGRSEG1".to_vec();
+    bytes.extend(&f1);
+    bytes.extend(seglog::encode(&g2));
+    bytes.extend(vec![0u8; 4096]);
+    let seg = dir
+        .path()
+        .join(format!("audit.db-seg-{:020}", head.seq + 1));
+    std::fs::write(&seg, &bytes).unwrap();
+    let e = AuditStore::open(&url, AuditConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("before the end of the log"), "{e}");
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }
 
 #[test]

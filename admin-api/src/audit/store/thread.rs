@@ -141,6 +141,9 @@ pub(super) struct Progress {
     /// refuses new groups, so that personal data is withheld rather than served with a record
     /// nobody can see.
     refused: parking_lot::Mutex<Option<String>>,
+    /// Set when the writer stops: the indexer then gives up retrying after a few tries (the
+    /// groups wait in the commit log for the next start).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -198,6 +201,8 @@ pub(super) enum Spawned {
 /// (replicas in tests, a second configuration of one log): one commit log, one chain.
 #[derive(Debug)]
 pub(super) struct Shared {
+    /// The file, as the registry knows it.
+    key: PathBuf,
     pub(super) jobs: mpsc::Sender<Msg>,
     pub(super) progress: Arc<Progress>,
     pub(super) stats: Arc<Stats>,
@@ -208,6 +213,16 @@ impl Shared {
     /// Refuse new entries, write the queued ones and stop the threads (for the last store
     /// that uses the writer).
     pub(super) async fn close(&self) {
+        // A store opened from now on starts a writer of its own (once this one let go).
+        {
+            let mut writers = WRITERS.lock();
+            if writers
+                .get(&self.key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+            {
+                writers.remove(&self.key);
+            }
+        }
         let _ = self.jobs.send(Msg::Stop).await;
         let threads = self.threads.lock().take();
         if let Some(t) = threads {
@@ -227,6 +242,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// The writer of the SQLite file `path`: the one this process runs already, or a new one;
 /// `None` when another process writes the file.
 pub(super) async fn attach(path: PathBuf, max_batch: usize) -> Result<Option<Arc<Shared>>> {
+    // One attach at a time: two stores opened together share one writer.
+    static ATTACH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ATTACH.lock().await;
     let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     if let Some(shared) = WRITERS.lock().get(&key).and_then(std::sync::Weak::upgrade) {
         return Ok(Some(shared));
@@ -241,6 +259,7 @@ pub(super) async fn attach(path: PathBuf, max_batch: usize) -> Result<Option<Arc
         return Ok(None);
     };
     let shared = Arc::new(Shared {
+        key: key.clone(),
         jobs,
         progress,
         stats,
@@ -283,10 +302,20 @@ pub(super) fn spawn(
     };
     let mut indexer = Indexer::new(connect(path)?);
     let (seq, hash, _) = read_mem_head(&indexer.conn)?;
-    let (log, _) = seglog::Log::recover(path, lock, (seq, hash), |groups| indexer.index(groups))?;
+    let (mut log, _, replayed) =
+        seglog::Log::recover(path, lock, (seq, hash), |groups| indexer.index(groups))?;
     let head = read_mem_head(&indexer.conn)?;
-    // The replay above committed with a sync (the segments are gone); from here on the
-    // commit log is what makes entries durable, and the tables are synced by checkpoints.
+    // The tables may hold commits of the last run that were never synced: a complete
+    // checkpoint makes them durable before the old segments go; if it cannot complete now,
+    // the segments wait for one like closed segments do.
+    let durable = if checkpoint(&indexer.conn, "TRUNCATE")? {
+        log.forget_replayed(replayed)?;
+        head.0
+    } else {
+        log.keep_replayed(replayed, head.0);
+        0
+    };
+    // From here on the commit log makes entries durable, and checkpoints sync the tables.
     indexer.conn.pragma_update(None, "synchronous", "NORMAL")?;
     let reader = connect(path)?;
     let checkpoints = connect(path)?;
@@ -294,9 +323,10 @@ pub(super) fn spawn(
     let progress = Arc::new(Progress {
         committed: AtomicI64::new(head.0),
         indexed: watch::channel(head.0).0,
-        durable: AtomicI64::new(head.0),
+        durable: AtomicI64::new(durable),
         flush: index_tx.clone(),
         refused: parking_lot::Mutex::new(None),
+        stopping: std::sync::atomic::AtomicBool::new(false),
     });
     let (stop_checkpoints, stop) = channel();
     let thread_error = |e: std::io::Error| {
@@ -382,10 +412,19 @@ impl Writer {
             if !self.backlog.is_empty() {
                 self.hand_over();
             }
+            if n == 0 {
+                // A reader's nudge (`AuditStore::settle`): the backlog handed over, nothing to
+                // write.
+                let none = replies.iter().map(|_| Vec::new()).collect();
+                answer(replies, none);
+                continue;
+            }
             let started = Instant::now();
             match self.write(&entries) {
                 Ok((written, group)) => {
-                    stats.group(n, started.elapsed());
+                    if n > 0 {
+                        stats.group(n, started.elapsed());
+                    }
                     answer(replies, written);
                     if let Some(g) = group {
                         self.backlog.push_back(g);
@@ -403,6 +442,7 @@ impl Writer {
                 }
             }
         }
+        self.progress.stopping.store(true, Ordering::Release);
         for g in std::mem::take(&mut self.backlog) {
             let _ = self.index.send(IndexMsg::Group(g));
         }
@@ -410,13 +450,9 @@ impl Writer {
         let _ = indexer.join();
         // Make the tables durable, then the commit log is redundant.
         let indexed = *self.progress.indexed.borrow();
-        match self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            }) {
-            Ok((log, done)) if log == done => self.log.drop_indexed(indexed, true),
-            Ok(_) => self
+        match checkpoint(&self.conn, "PASSIVE") {
+            Ok(true) => self.log.drop_indexed(indexed, true),
+            Ok(false) => self
                 .log
                 .drop_indexed(self.progress.durable.load(Ordering::Acquire), false),
             Err(e) => {
@@ -512,6 +548,15 @@ impl Writer {
             return Ok((written, None));
         }
         let frame = seglog::encode(&g);
+        if frame.len() > seglog::FRAME_MAX {
+            return Err(AuditStoreError::Unavailable(format!(
+                "a group of {} audit entries takes {} MiB, more than a commit log frame holds \
+                 ({} MiB); lower the writer's batch size",
+                g.log.len(),
+                frame.len() >> 20,
+                seglog::FRAME_MAX >> 20
+            )));
+        }
         if let Err((e, cut)) = self.log.append(&frame, g.seq) {
             if !cut {
                 self.broken = Some(format!(
@@ -617,7 +662,10 @@ impl Indexer {
                     }
                     // The groups are durable in the commit log: on close they wait there for
                     // the next open's replay.
-                    Err(e) if stopping && tries >= 5 => {
+                    Err(e)
+                        if (stopping || progress.stopping.load(Ordering::Acquire))
+                            && tries >= 5 =>
+                    {
                         tracing::error!(error = %e, "the audit index is behind its commit log at close; the next start replays it");
                         return;
                     }
@@ -665,6 +713,20 @@ impl Indexer {
     }
 }
 
+/// Run a checkpoint (`PASSIVE`, `TRUNCATE`, ...); whether it was complete — not blocked by
+/// another checkpointer, every WAL frame copied and synced — so that every transaction
+/// committed before it is on disk.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<bool> {
+    let (busy, log, done) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    Ok(busy == 0 && log >= 0 && log == done)
+}
+
 /// WAL pages past which the checkpointer stops waiting for a pause between groups (64 MiB of
 /// 4 KiB pages).
 const WAL_PAGES_MAX: i64 = 16_384;
@@ -698,24 +760,31 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, prog
             }
         }
         let before = *progress.indexed.borrow();
-        let pages = conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        let run = |mode: &str| {
+            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
-            .and_then(|(log, done)| {
-                if log > WAL_PAGES_MAX {
-                    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    })
-                } else {
-                    Ok((log, done))
-                }
-            });
-        if let Ok((log, done)) = pages
+        };
+        let pages = run("PASSIVE").and_then(|(busy, log, done)| {
+            if log > WAL_PAGES_MAX {
+                run("RESTART")
+            } else {
+                Ok((busy, log, done))
+            }
+        });
+        // Complete (not blocked by another checkpointer, every frame copied and synced):
+        // everything committed before it is on disk.
+        if let Ok((0, log, done)) = pages
+            && log >= 0
             && log == done
         {
             progress.durable.fetch_max(before, Ordering::AcqRel);
         }
+        let pages = pages.map(|(_, log, done)| (log, done));
         wait = match pages {
             // Pages wait and the last round copied some: go on soon. A reader that pins the
             // WAL stops progress; then wait the usual time.
