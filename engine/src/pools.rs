@@ -383,7 +383,9 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Lower the calling thread's scheduling priority by `nice` (Linux: priority is per thread).
 /// A failure is logged once and otherwise ignored: the pools still bound the thread count.
-fn lower_priority(nice: i32) {
+/// Also for other background threads that must not take cores from lookups (the audit log's
+/// indexer and checkpointer).
+pub fn lower_priority(nice: i32) {
     if nice == 0 {
         return;
     }

@@ -1,23 +1,27 @@
 //! The commit log of a SQLite audit file: the point at which a group of entries is durable.
 //!
-//! The writer thread appends each group — the rows it adds to the database, already chained —
-//! as one frame to the current segment file and syncs it (`fdatasync`); only then are the
-//! group's waiters answered. The rows reach the SQLite tables afterwards, on the indexer
+//! The writer thread writes each group — the rows it adds to the database, already chained —
+//! as one frame at the end of the current segment and syncs it (`fdatasync`); only then are
+//! the group's waiters answered. The rows reach the SQLite tables afterwards, on the indexer
 //! thread, in larger transactions (`thread.rs`). A segment is removed once every group in it
-//! is in the database; on open, the groups the database lacks are replayed from the segments
-//! before anything else runs. Why: `docs/audit.md#the-commit-log`.
+//! is in the tables and a complete checkpoint put them on disk; on open, the groups the
+//! tables lack are replayed from the segments before anything else runs. Why:
+//! `docs/audit.md#on-a-sqlite-file-the-commit-log`.
 //!
 //! Files, beside the database file `audit.db`:
-//! - `audit.db-seg-<first seq, 20 digits>`: a segment, `DAGRSEG1` then frames;
+//! - `audit.db-seg-<first seq, 20 digits>`: a segment, `DAGRSEG1` then frames, preallocated
+//!   with zeros to [`SEGMENT_MAX`] (a sync then changes no file-system metadata);
+//! - `audit.db-seg-spare`: the next segment, prepared while the current one fills;
 //! - `audit.db-seg.lock`: held (`flock`) by the one store that writes the log.
 //!
 //! A frame is `len: u32 LE`, `crc: u32 LE` (CRC-32C of the payload), then the payload:
 //! the group's last seq, its recording time and head hash, then the four tables (`audit_log`,
 //! `audit_subjects`, `audit_bulk`, `audit_daily`) as a row count and rows, each row an arity
-//! and values (`0` null, `1` i64, `2` text, `3` bytes; lengths as `u32 LE`). A frame cut short
-//! or failing its CRC at the end of the last segment is a group whose sync never returned —
-//! never acknowledged — and is cut off; anywhere else it is corruption, and the store refuses
-//! to open.
+//! and values (`0` null, `1` i64, `2` text, `3` bytes; lengths as `u32 LE`). The frames end
+//! at a header of zeros followed only by zeros. A frame cut short or failing its CRC is a
+//! group whose sync never returned — never acknowledged — only in the last segment and with
+//! nothing but zeros after it: it is cut off. Anywhere else it is corruption, and the store
+//! refuses to open.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -556,6 +560,7 @@ fn prepare_spare(dir: &Path, stem: &str) -> Spare {
     std::thread::Builder::new()
         .name("dagr-audit-segment".into())
         .spawn(move || {
+            dagr_engine::pools::lower_priority(dagr_engine::pools::DEFAULT_NICE);
             let file = create_segment(&dir, &path)?;
             Ok((file, path))
         })

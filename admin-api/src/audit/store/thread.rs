@@ -614,6 +614,8 @@ impl Indexer {
     /// Take groups off the queue and write them, those that arrive within [`INDEX_DELAY`] of
     /// each other (up to [`INDEX_ROWS`] entries) in one transaction, until told to stop.
     fn run(mut self, rx: &Receiver<IndexMsg>, progress: &Progress) {
+        // Behind the writer, not beside it: lookups and the writer keep the cores first.
+        dagr_engine::pools::lower_priority(dagr_engine::pools::DEFAULT_NICE);
         let mut stopping = false;
         while !stopping {
             let first = match rx.recv() {
@@ -747,6 +749,7 @@ const WAL_PAGES_MAX: i64 = 16_384;
 /// transaction committed before it durable: the indexer's progress read before it becomes
 /// [`Progress::durable`].
 fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, progress: &Progress) {
+    dagr_engine::pools::lower_priority(dagr_engine::pools::DEFAULT_NICE);
     let mut wait = Duration::from_millis(200);
     let mut last_done = -1;
     loop {
