@@ -650,7 +650,9 @@ impl AuditStore {
                 let _ = self.inner.jobs.send(Msg::Stop).await;
                 let _ = w.join().await;
             }
-            // The last store of the process on this file stops its writer.
+            // The last store of the process on this file stops its writer. (Two stores closed
+            // at the same moment may each see the other: then the writer stops when the last
+            // `AuditStore` is dropped, its queue closing — later, not never.)
             Some(WriterHandle::Thread(shared)) if Arc::strong_count(&shared) == 1 => {
                 shared.close().await;
             }
