@@ -126,9 +126,7 @@ async fn a_poisoned_job_fails_alone_and_the_rest_of_its_batch_is_written() {
 async fn poisoned_batch() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let store = open(&url).await;
     let pool = store.pool().clone();
     sqlx::query(
         "CREATE TRIGGER poison BEFORE INSERT ON audit_log \
@@ -165,8 +163,7 @@ async fn poisoned_batch() {
         got[3],
         Ok(vec![Written::Duplicate(1), Written::Recorded(3)])
     );
-    let report = store.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
+    let report = intact(&store).await;
     assert_eq!(report.records, 3);
     store.close().await;
 }
@@ -199,12 +196,8 @@ async fn containers_partition_the_bitmap_and_hash_its_ids() {
 async fn one_writer_per_file_and_a_second_process_only_reads() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let a = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
-    let b = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let a = open(&url).await;
+    let b = open(&url).await;
     let mut seqs = Vec::new();
     for i in 0..6 {
         let store = if i % 2 == 0 { &a } else { &b };
@@ -228,32 +221,47 @@ async fn one_writer_per_file_and_a_second_process_only_reads() {
 
     let held = std::fs::File::create(dir.path().join("audit.db-seg.lock")).unwrap();
     held.try_lock().unwrap();
-    let other = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let other = open(&url).await;
     let e = other
         .submit(vec![usage("T9")])
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("another process writes the audit log"), "{e}");
-    let report = other.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
+    let report = intact(&other).await;
     assert_eq!(report.records, 7);
     other.close().await;
     drop(held);
 
-    let c = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let c = open(&url).await;
     assert_eq!(
         c.submit(vec![usage("T5"), usage("T7")]).await.unwrap(),
         vec![Written::Duplicate(6), Written::Recorded(8)]
     );
-    let report = c.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
+    let report = intact(&c).await;
     assert_eq!(report.records, 8);
     c.close().await;
+}
+
+/// The store of `url`, with the default configuration.
+async fn open(url: &str) -> AuditStore {
+    AuditStore::open(url, AuditConfig::default()).await.unwrap()
+}
+
+/// Verify the whole chain and require it intact.
+async fn intact(store: &AuditStore) -> VerifyReport {
+    let report = store.verify(None, &mut |_| {}).await.unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    report
+}
+
+/// A segment file starting at `first`: the header and `frames`, in `dir`.
+fn write_segment(dir: &std::path::Path, first: i64, frames: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(format!("audit.db-seg-{first:020}"));
+    let mut bytes = b"DAGRSEG1".to_vec();
+    bytes.extend(frames);
+    std::fs::write(&path, &bytes).unwrap();
+    path
 }
 
 /// The commit log segments beside `audit.db` in `dir`.
@@ -282,9 +290,7 @@ async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let url = format!("sqlite://{}", db.display());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let store = open(&url).await;
     store.submit(vec![usage("A")]).await.unwrap();
     let head = store.chain_head().await.unwrap();
     store.close().await;
@@ -294,25 +300,18 @@ async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
     let g1 = chained((head.seq, &head.hash, rec), &["B", "C"]);
     let g2 = chained((g1.seq, &g1.hash, rec), &["D"]);
     let g3 = chained((g2.seq, &g2.hash, rec), &["E"]);
-    let mut bytes = b"DAGRSEG1".to_vec();
-    bytes.extend(seglog::encode(&g1));
-    bytes.extend(seglog::encode(&g2));
+    let mut frames = seglog::encode(&g1);
+    frames.extend(seglog::encode(&g2));
     let torn = seglog::encode(&g3);
     // Cut in the middle (a cut of trailing zero bytes, filled by the zeros after it, would
     // leave a whole frame: replayed, rightly).
-    bytes.extend(&torn[..torn.len() / 2]);
+    frames.extend(&torn[..torn.len() / 2]);
     // The preallocated rest of the segment.
-    bytes.extend(vec![0u8; 64 << 10]);
-    let seg = dir
-        .path()
-        .join(format!("audit.db-seg-{:020}", head.seq + 1));
-    std::fs::write(&seg, &bytes).unwrap();
+    frames.extend(vec![0u8; 64 << 10]);
+    write_segment(dir.path(), head.seq + 1, &frames);
 
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
-    let report = store.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
+    let store = open(&url).await;
+    let report = intact(&store).await;
     assert_eq!((report.records, report.head_seq), (4, 4), "{report}");
     assert_eq!(report.head_hash, g2.hash);
     // The replayed events are known: a repeat is a duplicate; the torn one was never written.
@@ -322,11 +321,8 @@ async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
     );
     store.close().await;
     assert!(segment_files(dir.path()).is_empty());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
-    let report = store.verify(None, &mut |_| {}).await.unwrap();
-    assert!(report.broken.is_none(), "{report}");
+    let store = open(&url).await;
+    let report = intact(&store).await;
     assert_eq!(report.records, 5);
     store.close().await;
 }
@@ -337,18 +333,13 @@ async fn opening_replays_the_commit_log_and_cuts_off_a_torn_frame() {
 async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let store = open(&url).await;
     store.submit(vec![usage("A")]).await.unwrap();
     store.close().await;
     let rec = Time::now().0;
-    let seg = dir.path().join(format!("audit.db-seg-{:020}", 2));
     // Chained from the genesis, not from entry 1.
     let stray = chained((1, GENESIS_HASH, rec), &["B"]);
-    let mut bytes = b"DAGRSEG1".to_vec();
-    bytes.extend(seglog::encode(&stray));
-    std::fs::write(&seg, &bytes).unwrap();
+    let seg = write_segment(dir.path(), 2, &seglog::encode(&stray));
     let e = AuditStore::open(&url, AuditConfig::default())
         .await
         .unwrap_err()
@@ -360,9 +351,7 @@ async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
         (
             1,
             &{
-                let s = AuditStore::open(&url, AuditConfig::default())
-                    .await
-                    .unwrap();
+                let s = open(&url).await;
                 let h = s.chain_head().await.unwrap().hash;
                 s.close().await;
                 h
@@ -374,14 +363,8 @@ async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
     let mut frame = seglog::encode(&good);
     let last = frame.len() - 1;
     frame[last] ^= 0xff;
-    let mut bytes = b"DAGRSEG1".to_vec();
-    bytes.extend(&frame);
-    std::fs::write(&seg, &bytes).unwrap();
-    std::fs::write(
-        dir.path().join(format!("audit.db-seg-{:020}", 3)),
-        b"DAGRSEG1",
-    )
-    .unwrap();
+    write_segment(dir.path(), 2, &frame);
+    write_segment(dir.path(), 3, &[]);
     let e = AuditStore::open(&url, AuditConfig::default())
         .await
         .unwrap_err()
@@ -395,9 +378,7 @@ async fn a_commit_log_that_does_not_continue_the_chain_is_refused() {
 async fn a_damaged_frame_before_good_ones_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let store = open(&url).await;
     let head = store.chain_head().await.unwrap();
     store.close().await;
     let rec = Time::now().0;
@@ -406,14 +387,11 @@ async fn a_damaged_frame_before_good_ones_is_refused_not_cut() {
     let mut f1 = seglog::encode(&g1);
     let mid = f1.len() / 2;
     f1[mid] ^= 0x55;
-    let mut bytes = b"DAGRSEG1".to_vec();
-    bytes.extend(&f1);
-    bytes.extend(seglog::encode(&g2));
-    bytes.extend(vec![0u8; 4096]);
-    let seg = dir
-        .path()
-        .join(format!("audit.db-seg-{:020}", head.seq + 1));
-    std::fs::write(&seg, &bytes).unwrap();
+    let mut frames = f1;
+    frames.extend(seglog::encode(&g2));
+    frames.extend(vec![0u8; 4096]);
+    let seg = write_segment(dir.path(), head.seq + 1, &frames);
+    let bytes = std::fs::read(&seg).unwrap();
     let e = AuditStore::open(&url, AuditConfig::default())
         .await
         .unwrap_err()
@@ -452,9 +430,7 @@ fn frames_round_trip_and_bad_payloads_are_errors() {
 async fn the_writer_connection_syncs_every_commit_and_never_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = AuditStore::open(&url, AuditConfig::default())
-        .await
-        .unwrap();
+    let store = open(&url).await;
     let conn = thread::connect(&dir.path().join("audit.db")).unwrap();
     let pragma = |name: &str| -> i64 {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
