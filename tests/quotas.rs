@@ -333,4 +333,86 @@ async fn quotas_refuse_with_the_right_status_and_recover() {
     let page = other.get(&format!("/systems/{bank_system}")).await;
     assert_eq!(page.status, 404, "{}", page.html);
     assert!(!page.has("id=\"quotas\""));
+    // The organisation sees its quotas but gets no form; a forged post is refused and
+    // changes nothing.
+    assert!(!en.has("id=\"quota-form\""), "{}", en.html);
+    let refused = b
+        .submit(
+            &format!("/systems/{bank_system}/quotas"),
+            &[("requests_per_second", "1000")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    let (_, _, q) = get_auth(
+        &format!("{base}/api/v1/systems/{bank_system}/quotas"),
+        &admin,
+    )
+    .await;
+    assert_eq!(q["requests_per_second"]["limit"], 2, "{q}");
+
+    // --- an admin changes them in the portal -----------------------------------------
+    let mut a = support::Browser::new(&base);
+    a.sign_in("admin", &support::demo_password("admin")).await;
+    let page = a.open(&format!("/systems/{bank_system}")).await;
+    assert!(page.has("id=\"quota-form\""), "{}", page.html);
+    // The form shows the system's own value and leaves defaults empty.
+    assert!(
+        page.has("name=\"requests_per_second\" value=\"2\""),
+        "{}",
+        page.html
+    );
+    assert!(page.has("name=\"streams\" value=\"\""), "{}", page.html);
+    // Out of bounds, or not a number: refused by field, the typed values kept, nothing set.
+    for (field, bad) in [("streams", "100000"), ("sql_queries", "many")] {
+        let mut fields = vec![("requests_per_second", "5")];
+        fields.push((field, bad));
+        let page = a
+            .submit(&format!("/systems/{bank_system}/quotas"), &fields)
+            .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.has("id=\"quota-error\""), "{}", page.html);
+        assert!(
+            page.has(&format!("href=\"#quota-{field}-input\"")),
+            "{}",
+            page.html
+        );
+        assert!(page.has(&format!("value=\"{bad}\"")), "{}", page.html);
+        let (_, _, q) = get_auth(
+            &format!("{base}/api/v1/systems/{bank_system}/quotas"),
+            &admin,
+        )
+        .await;
+        assert_eq!(q["requests_per_second"]["limit"], 2, "{q}");
+    }
+    // Set: requests per second back to the default, 3 streams.
+    let page = a
+        .submit(
+            &format!("/systems/{bank_system}/quotas"),
+            &[
+                ("requests_per_second", ""),
+                ("streams", " 3 "),
+                ("sql_queries", ""),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.has("id=\"notice\""), "{}", page.html);
+    assert!(
+        page.has("<span id=\"quota-streams-limit\">3</span>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.has("id=\"quota-requests_per_second-default\""),
+        "{}",
+        page.html
+    );
+    let (_, _, q) = get_auth(
+        &format!("{base}/api/v1/systems/{bank_system}/quotas"),
+        &admin,
+    )
+    .await;
+    assert_eq!(q["streams"]["limit"], 3, "{q}");
+    assert_eq!(q["streams"]["default"], false, "{q}");
+    assert_eq!(q["requests_per_second"]["default"], true, "{q}");
 }

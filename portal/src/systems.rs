@@ -14,7 +14,11 @@
 //!   back to its system.
 //! - The system page also shows the system's quotas (per token: requests per second,
 //!   result streams, SQL queries), each marked when it is the server default, to the
-//!   system's organisation and admins ([`system_quotas`]); admins set them over the API.
+//!   system's organisation and admins ([`system_quotas`]).
+//! - `POST /systems/{id}/quotas`: an admin sets the system's own quotas from the form on
+//!   that page (an empty field: the server default); a field that is not a whole positive
+//!   number, or out of its bounds, is refused by name with the typed values kept
+//!   ([`set_system_quotas`]).
 //!
 //! Who may do what is the service's decision; the pages only hide forms the signed-in
 //! role cannot use and say who can.
@@ -23,6 +27,7 @@
 //! [`Governance::create_system_token`]: dagr_admin_api::Governance::create_system_token
 //! [`Governance::revoke_token`]: dagr_admin_api::Governance::revoke_token
 //! [`system_quotas`]: dagr_admin_api::quotas::system_quotas
+//! [`set_system_quotas`]: dagr_admin_api::quotas::set_system_quotas
 
 use askama::Template;
 use dagr_admin_api::axum::Router;
@@ -130,6 +135,11 @@ texts! {
         quota_own: "noteikta šai sistēmai", "set for this system";
         quota_unlimited: "bez ierobežojuma", "no limit";
         quotas_hint: "Kvotas nosaka DAGR administrators (PUT /api/v1/systems/{id}/quotas).", "Quotas are set by a DAGR administrator (PUT /api/v1/systems/{id}/quotas).";
+        quota_form_heading: "Mainīt kvotas", "Change the quotas";
+        quota_form_hint: "Tukšs lauks nozīmē servera noklusējumu. Jaunās kvotas ir spēkā uzreiz šajā serverī un pārējos — to politikas atjaunošanas intervālā.", "An empty field means the server default. New quotas are in force at once on this server, and on the others within their policy refresh interval.";
+        quota_save: "Saglabāt kvotas", "Save the quotas";
+        quota_number_invalid: "Ievadiet veselu pozitīvu skaitli vai atstājiet lauku tukšu.", "Enter a whole positive number, or leave the field empty.";
+        done_quotas: "Kvotas ir saglabātas un ir spēkā.", "The quotas are saved and in force.";
         quote_open: "„", "“";
         quote_close: "”", "”";
     }
@@ -146,6 +156,7 @@ pub(crate) fn routes() -> Router<Portal> {
         .route("/systems", get(list).post(create))
         .route("/systems/{id}", get(detail))
         .route("/systems/{id}/tokens", get(to_system).post(create_token))
+        .route("/systems/{id}/quotas", get(to_system).post(set_quotas))
         .route("/tokens/{id}/revoke", get(to_token_system).post(revoke))
 }
 
@@ -224,8 +235,12 @@ fn kind_long(t: &SystemsText, kind: SystemKind) -> &'static str {
 }
 
 /// The confirmations of the `?done=` parameter.
-fn done_notices(t: &SystemsText) -> [(&'static str, &'static str); 2] {
-    [("created", t.done_created), ("revoked", t.done_revoked)]
+fn done_notices(t: &SystemsText) -> [(&'static str, &'static str); 3] {
+    [
+        ("created", t.done_created),
+        ("revoked", t.done_revoked),
+        ("quotas", t.done_quotas),
+    ]
 }
 
 // ---- the list ------------------------------------------------------------------------
@@ -409,6 +424,50 @@ struct DetailQuery {
     done: Option<String>,
 }
 
+/// The fields of an admin's quota form: each a whole number, or empty for the default.
+#[derive(Debug, Deserialize, Default, Clone)]
+struct QuotaForm {
+    #[serde(default)]
+    requests_per_second: String,
+    #[serde(default)]
+    streams: String,
+    #[serde(default)]
+    sql_queries: String,
+}
+
+impl QuotaForm {
+    fn value(&self, k: dagr_engine::QuotaKind) -> &str {
+        use dagr_engine::QuotaKind;
+        match k {
+            QuotaKind::RequestsPerSecond => &self.requests_per_second,
+            QuotaKind::Streams => &self.streams,
+            QuotaKind::SqlQueries => &self.sql_queries,
+        }
+    }
+
+    /// The overrides typed (empty: the default); a field that is not a whole positive
+    /// number is refused by name. The bounds are the governance's (`QuotaOverrides::validate`).
+    fn overrides(&self, t: &SystemsText) -> Result<dagr_engine::QuotaOverrides, GovError> {
+        use dagr_engine::QuotaKind;
+        let field = |k: QuotaKind| -> Result<Option<u32>, GovError> {
+            let v = self.value(k).trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| invalid(k.name(), t.quota_number_invalid))
+        };
+        Ok(dagr_engine::QuotaOverrides {
+            requests_per_second: field(QuotaKind::RequestsPerSecond)?,
+            streams: field(QuotaKind::Streams)?,
+            sql_queries: field(QuotaKind::SqlQueries)?,
+        })
+    }
+}
+
 /// The fields of the form that issues a token.
 #[derive(Debug, Deserialize, Default, Clone)]
 struct TokenForm {
@@ -454,10 +513,18 @@ struct QuotaRow {
     limit: String,
     /// Whether it is the server default.
     default: bool,
+    /// What the admin's form shows for it: the system's own value, or what was typed.
+    value: String,
+    /// Its upper bound.
+    max: u32,
 }
 
 /// The system's quotas in rows, in the words of `t`.
-fn quota_rows(t: &SystemsText, q: &dagr_admin_api::quotas::SystemQuotas) -> Vec<QuotaRow> {
+fn quota_rows(
+    t: &SystemsText,
+    q: &dagr_admin_api::quotas::SystemQuotas,
+    typed: Option<&QuotaForm>,
+) -> Vec<QuotaRow> {
     use dagr_engine::QuotaKind;
     QuotaKind::ALL
         .into_iter()
@@ -474,6 +541,12 @@ fn quota_rows(t: &SystemsText, q: &dagr_admin_api::quotas::SystemQuotas) -> Vec<
                     .limit
                     .map_or_else(|| t.quota_unlimited.to_owned(), |n| n.to_string()),
                 default: v.default,
+                value: match typed {
+                    Some(f) => f.value(k).to_owned(),
+                    None if v.default => String::new(),
+                    None => v.limit.map(|n| n.to_string()).unwrap_or_default(),
+                },
+                max: k.max(),
             }
         })
         .collect()
@@ -487,6 +560,8 @@ struct DetailPage {
     system: SystemView,
     /// Its quotas, for its organisation and admins.
     quotas: Option<Vec<QuotaRow>>,
+    /// A refusal of the admin's quota form.
+    quota_error: Option<FormError>,
     tokens: Vec<TokenRow>,
     next: Option<String>,
     may_issue: bool,
@@ -530,16 +605,43 @@ async fn revoke_reason(portal: &Portal, s: &SignedIn, id: i64) -> Option<String>
         .filter(|r| !r.trim().is_empty())
 }
 
-/// The system page, with the token form as given and a refusal, if any.
+/// What the system page shows besides the system: the token form as typed, and the refusal
+/// of a form, if any.
+struct Forms {
+    token: TokenForm,
+    /// The token form's refusal.
+    error: Option<FormError>,
+    revoke: Option<RevokeRefusal>,
+    /// The quota form as typed, and its refusal.
+    quota: Option<(QuotaForm, FormError)>,
+}
+
+impl Forms {
+    /// Blank forms, nothing refused.
+    fn blank() -> Self {
+        Forms {
+            token: default_token_form(),
+            error: None,
+            revoke: None,
+            quota: None,
+        }
+    }
+}
+
+/// The system page, with its forms as given and a refusal, if any.
 async fn detail_page(
     portal: &Portal,
     s: &SignedIn,
     sys: System,
     q: &DetailQuery,
-    form: TokenForm,
-    error: Option<FormError>,
-    revoke: Option<RevokeRefusal>,
+    forms: Forms,
 ) -> Result<DetailPage, PortalError> {
+    let Forms {
+        token: form,
+        error,
+        revoke,
+        quota,
+    } = forms;
     let t = SystemsText::get(s.lang());
     let gov = &portal.app.gov;
     let tokens = gov
@@ -590,7 +692,7 @@ async fn detail_page(
         let q = dagr_admin_api::quotas::system_quotas(gov, &s.principal, sys.id)
             .await
             .map_err(|e| s.fail(e))?;
-        Some(quota_rows(t, &q))
+        Some(quota_rows(t, &q, quota.as_ref().map(|(f, _)| f)))
     } else {
         None
     };
@@ -603,6 +705,7 @@ async fn detail_page(
         t,
         system: SystemView::of(sys, |k| kind_long(t, k)),
         quotas,
+        quota_error: quota.map(|(_, e)| e),
         tokens: rows,
         next,
         may_issue,
@@ -627,8 +730,43 @@ async fn detail(
     Query(q): Query<DetailQuery>,
 ) -> Result<Response, PortalError> {
     let sys = system(&portal, &s, &raw).await?;
-    let page = detail_page(&portal, &s, sys, &q, default_token_form(), None, None).await?;
+    let page = detail_page(&portal, &s, sys, &q, Forms::blank()).await?;
     Ok(render(&page))
+}
+
+/// `POST /systems/{id}/quotas`: an admin sets the system's own quotas (empty fields: the
+/// server defaults); back to the system page, or the page again with the refusal.
+async fn set_quotas(
+    State(portal): State<Portal>,
+    Path(raw): Path<String>,
+    Posted { session: s, form }: Posted<QuotaForm>,
+) -> Result<Response, PortalError> {
+    let gov = &portal.app.gov;
+    if let Err(e) = dagr_admin_api::Governance::require_admin(&s.principal) {
+        return Err(s.fail(e));
+    }
+    let t = SystemsText::get(s.lang());
+    let sys = system(&portal, &s, &raw).await?;
+    let set = match form.overrides(t) {
+        Ok(own) => dagr_admin_api::quotas::set_system_quotas(gov, &s.principal, sys.id, own)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match set {
+        Ok(()) => Ok(see_other(&format!("/systems/{}?done=quotas", sys.id))),
+        Err(e @ (GovError::NotFound(_) | GovError::Forbidden(_))) => Err(s.fail(e)),
+        Err(e) => {
+            let (status, error) = refusal(s.shell("").c, &e, "");
+            let q = DetailQuery::default();
+            let forms = Forms {
+                quota: Some((form, error)),
+                ..Forms::blank()
+            };
+            let page = detail_page(&portal, &s, sys, &q, forms).await?;
+            Ok(render_status(status, &page))
+        }
+    }
 }
 
 /// `GET /systems/{id}/tokens` (e.g. the language switch on the new token's page): the
@@ -725,7 +863,12 @@ async fn create_token(
         Err(e) => {
             let (status, error) = refusal(s.shell("").c, &e, "");
             let q = DetailQuery::default();
-            let page = detail_page(&portal, &s, sys, &q, form, Some(error), None).await?;
+            let forms = Forms {
+                token: form,
+                error: Some(error),
+                ..Forms::blank()
+            };
+            let page = detail_page(&portal, &s, sys, &q, forms).await?;
             Ok(render_status(status, &page))
         }
     }
@@ -762,16 +905,11 @@ async fn revoke(
                 error,
             };
             let q = DetailQuery::default();
-            let page = detail_page(
-                &portal,
-                &s,
-                sys,
-                &q,
-                default_token_form(),
-                None,
-                Some(refusal),
-            )
-            .await?;
+            let forms = Forms {
+                revoke: Some(refusal),
+                ..Forms::blank()
+            };
+            let page = detail_page(&portal, &s, sys, &q, forms).await?;
             Ok(render_status(status, &page))
         }
     }
