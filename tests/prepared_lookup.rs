@@ -3,7 +3,8 @@
 //! masked columns, the same values, the same IPC bytes on the wire — and leaves an equivalent
 //! access record (same subject, dataset, version, attributes and agreements; only the channel
 //! and the query text differ); a prepared statement that is not a point lookup still runs
-//! through the general path.
+//! through the general path; and the prepared lookup is answered while the caller's only SQL
+//! slot is held, so it does not go through the SQL path.
 
 mod common;
 
@@ -225,4 +226,96 @@ async fn a_prepared_statement_that_is_not_a_point_lookup_still_runs() {
         assert_eq!(codes, want);
     }
     stmt.close().await.unwrap();
+}
+
+/// The prepared point lookup does not take the SQL path: with one SQL query allowed per
+/// token (`--quota-sql 1`) and that one slot held by a long query of the same token, a new
+/// SQL statement is refused (`RESOURCE_EXHAUSTED`), but the prepared lookup — prepared
+/// before — is answered from the key index, and the slot is still held afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_lookup_needs_no_sql_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, PERSONS, &["--quota-sql", "1"]);
+    let creds = credentials(&data);
+    let bank = system_token(&creds, "BANKA", "consumer");
+    let alice = creds["subjects"][0]["personal_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = |purpose: &'static str| {
+        let server = &server;
+        let bank = bank.clone();
+        async move {
+            let mut sql = FlightSqlServiceClient::new(common::flight_channel(server).await);
+            sql.set_token(bank);
+            sql.set_header("x-dagr-purpose", purpose);
+            sql
+        }
+    };
+
+    // Prepared while the slot is free (preparing plans, and takes it for that time).
+    let mut lookups = client("prepared lookup").await;
+    let mut stmt = lookups
+        .prepare(
+            "SELECT * FROM persons WHERE personal_code = ?".to_owned(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    // A long query holds the slot: a four-way join whose count no statistic answers (it
+    // would run for minutes; the server stops it when the client goes).
+    let mut long = client("long query").await;
+    let info = long
+        .execute(
+            "SELECT count(*) FROM persons a, persons b, persons c, persons d \
+             WHERE a.given_name < b.given_name AND b.family_name <> c.family_name \
+             AND c.birth_date <> d.birth_date"
+                .to_owned(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    // Kept open, unread, until the test ends (the server then stops the query).
+    let held_stream = long.do_get(ticket).await.unwrap();
+
+    let mut probe = client("probe").await;
+    let refused = |sql: &mut FlightSqlServiceClient<Channel>| {
+        let sql = sql.clone();
+        async move {
+            let mut sql = sql;
+            match sql
+                .execute("SELECT personal_code FROM persons LIMIT 1".to_owned(), None)
+                .await
+            {
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(text.contains("sql_queries"), "{text}");
+                    true
+                }
+                Ok(_) => false,
+            }
+        }
+    };
+    let mut held = false;
+    for _ in 0..100 {
+        if refused(&mut probe).await {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(held, "the long query holds the only SQL slot");
+
+    stmt.set_parameters(params(&[&alice])).unwrap();
+    let info = stmt.execute().await.unwrap();
+    let rows = common::sql_fetch(&mut lookups, &info).await;
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+    assert!(
+        refused(&mut probe).await,
+        "the slot was held all along: the lookup did not need it"
+    );
+    drop(held_stream);
 }
