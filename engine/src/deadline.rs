@@ -8,10 +8,16 @@
 //! `Instant::now()` per batch per operator), so a query fails within one batch of its
 //! deadline, whatever shape it has — generators such as `range()` included. Dropping the
 //! failed stream stops every operator (DataFusion's cancellation).
+//!
+//! The same check stops a query whose reader went away ([`Cancel`]): aborting the task that
+//! produces a bulk stream takes effect only when it yields, which an aggregate over a join
+//! does not do until it is done — the reader's side raises the flag, and the next batch any
+//! operator hands on fails.
 
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -26,24 +32,47 @@ use futures::Stream;
 
 use crate::error::Error;
 
-/// A query's time budget: when it started and how long it may run.
-#[derive(Debug, Clone, Copy)]
+/// A flag the reader of a query's result raises when it goes away (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Stop the query at its next batch.
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A query's time budget — when it must end and how long it may run (none: no limit) — and
+/// its cancellation flag.
+#[derive(Debug, Clone)]
 pub(crate) struct Deadline {
-    at: Instant,
+    at: Option<Instant>,
     limit: Duration,
+    cancel: Cancel,
 }
 
 impl Deadline {
-    /// A deadline `limit` from now.
-    pub(crate) fn after(limit: Duration) -> Self {
+    /// A deadline `limit` from now (`None`: none), stopped early by `cancel`.
+    pub(crate) fn after(limit: Option<Duration>, cancel: Cancel) -> Self {
         Self {
-            at: Instant::now() + limit,
-            limit,
+            at: limit.map(|l| Instant::now() + l),
+            limit: limit.unwrap_or_default(),
+            cancel,
         }
     }
 
     fn check(&self) -> Result<()> {
-        if Instant::now() < self.at {
+        if self.cancel.is_cancelled() {
+            return Err(DataFusionError::Execution(
+                "the query was cancelled: its reader went away".into(),
+            ));
+        }
+        if self.at.is_none_or(|at| Instant::now() < at) {
             return Ok(());
         }
         Err(DataFusionError::External(Box::new(
@@ -62,7 +91,7 @@ pub(crate) fn with_deadline(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| {
         Ok(Transformed::yes(
-            Arc::new(DeadlineExec::new(node, deadline)) as Arc<dyn ExecutionPlan>,
+            Arc::new(DeadlineExec::new(node, deadline.clone())) as Arc<dyn ExecutionPlan>,
         ))
     })
     .map(|t| t.data)
@@ -127,7 +156,9 @@ impl ExecutionPlan for DeadlineExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(input, self.deadline))),
+            Some(input) if children.is_empty() => {
+                Ok(Arc::new(Self::new(input, self.deadline.clone())))
+            }
             _ => Err(DataFusionError::Internal(
                 "DeadlineExec has exactly one child".into(),
             )),
@@ -143,7 +174,7 @@ impl ExecutionPlan for DeadlineExec {
         let inner = self.input.execute(partition, context)?;
         Ok(Box::pin(DeadlineStream {
             inner,
-            deadline: self.deadline,
+            deadline: self.deadline.clone(),
             expired: false,
         }))
     }

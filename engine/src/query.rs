@@ -8,6 +8,7 @@
 //! plan again. Memory is bounded by a shared DataFusion memory pool (no spilling to disk),
 //! and the number of result rows by an optional limit.
 
+use crate::deadline::Cancel;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -394,18 +395,22 @@ impl CallerSession {
     }
 
     /// Start executing a plan, with the result row limit applied.
-    pub(crate) async fn execute(self, env: &QueryEnv, plan: LogicalPlan) -> Result<QueryResult> {
+    /// Every operator checks the time limit and `cancel` per batch (`deadline.rs`).
+    pub(crate) async fn execute(
+        self,
+        env: &QueryEnv,
+        plan: LogicalPlan,
+        cancel: Cancel,
+    ) -> Result<QueryResult> {
         let Self { state, schema } = self;
         let task = state.task_ctx();
-        let mut physical = state
+        let physical = state
             .create_physical_plan(&plan)
             .await
             .map_err(from_query_error)?;
-        if let Some(limit) = env.config.max_query_time {
-            physical =
-                crate::deadline::with_deadline(physical, crate::deadline::Deadline::after(limit))
-                    .map_err(from_query_error)?;
-        }
+        let deadline = crate::deadline::Deadline::after(env.config.max_query_time, cancel);
+        let physical =
+            crate::deadline::with_deadline(physical, deadline).map_err(from_query_error)?;
         let stream =
             datafusion::physical_plan::execute_stream(physical, task).map_err(from_query_error)?;
         let datasets = pinned(&schema);
@@ -532,22 +537,29 @@ impl Engine {
     /// batches reach the caller through a bounded channel.
     pub async fn query(self: &Arc<Self>, sql: &str, access: &Access) -> Result<QueryResult> {
         let (engine, sql, access) = (Arc::clone(self), sql.to_owned(), access.clone());
-        self.run_on_bulk(async move {
-            let statement = engine.query_env.parse(&sql)?;
-            let session = CallerSession::new(&engine, &access)?;
-            let plan = session.plan(statement).await?;
-            session.execute(&engine.query_env, plan).await
-        })
+        let cancel = Cancel::default();
+        let stop = cancel.clone();
+        self.run_on_bulk(
+            async move {
+                let statement = engine.query_env.parse(&sql)?;
+                let session = CallerSession::new(&engine, &access)?;
+                let plan = session.plan(statement).await?;
+                session.execute(&engine.query_env, plan, stop).await
+            },
+            cancel,
+        )
         .await
     }
 
     /// Plan and start a query on the bulk runtime (`start`), and produce its batches there:
     /// the stream returned hands them over through a channel of
     /// [`crate::pools::BULK_STREAM_AHEAD`] places, so a caller that stops reading stops the
-    /// query. In place when the pools are shared.
+    /// query — and dropping it raises `cancel`, which stops the query's operators at their
+    /// next batch even inside one long poll. In place when the pools are shared.
     pub(crate) async fn run_on_bulk(
         &self,
         start: impl std::future::Future<Output = Result<QueryResult>> + Send + 'static,
+        cancel: Cancel,
     ) -> Result<QueryResult> {
         let pools = self.pools();
         let result = pools.run_bulk(start).await??;
@@ -557,6 +569,18 @@ impl Engine {
         let schema = result.stream.schema();
         let stream = pools.bulk_stream(result.stream, crate::pools::BULK_STREAM_AHEAD, |r| {
             Err(DataFusionError::External(Box::new(Error::Internal(r))))
+        });
+        /// Raises the flag when the reader drops the stream.
+        struct CancelOnDrop(Cancel);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let guard = CancelOnDrop(cancel);
+        let stream = futures::StreamExt::map(stream, move |item| {
+            let _keep = &guard;
+            item
         });
         Ok(QueryResult {
             stream: Box::pin(

@@ -9,7 +9,8 @@ use dagr_engine::datafusion::scalar::ScalarValue;
 use dagr_engine::{Access, Engine, EngineConfig, Pools, PoolsConfig, QueryConfig};
 use futures::StreamExt;
 
-async fn engine(dir: &std::path::Path, query: QueryConfig) -> Arc<Engine> {
+/// Pools of one bulk thread and one load thread, at the process's priority.
+fn one_thread_pools() -> Pools {
     let pools = Pools::start(PoolsConfig {
         bulk_threads: 1,
         load_threads: 1,
@@ -18,6 +19,14 @@ async fn engine(dir: &std::path::Path, query: QueryConfig) -> Arc<Engine> {
     })
     .unwrap();
     assert!(pools.is_separate());
+    pools
+}
+
+async fn engine(dir: &std::path::Path, query: QueryConfig) -> Arc<Engine> {
+    engine_on(dir, query, one_thread_pools()).await
+}
+
+async fn engine_on(dir: &std::path::Path, query: QueryConfig, pools: Pools) -> Arc<Engine> {
     let e = Engine::open_dir(
         dir,
         EngineConfig {
@@ -116,4 +125,67 @@ async fn limits_fail_the_stream_and_a_dropped_result_stops_its_query() {
         .await
         .unwrap();
     assert_eq!(rows(&n), 1);
+}
+
+/// CPU time (user + system, clock ticks) of the thread `tid` of this process.
+fn thread_ticks(tid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // After the command name: state is field 0, utime 11 and stime 12.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse::<u64>().unwrap())
+        .sum()
+}
+
+/// A query that would compute for minutes without a row to send (a count over a cross join
+/// of 50 000 rows with itself) stops on the bulk thread once its result is dropped: the
+/// thread's CPU time, about 100 ticks a second while it ran, stops growing. (Back-pressure
+/// alone would not stop it: it has nothing to send until it is done.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_result_stops_its_query_on_the_bulk_thread() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("no /proc: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pools = one_thread_pools();
+    // The one bulk thread of this engine (other tests run engines of their own).
+    let tid = pools
+        .run_bulk(async { rustix::thread::gettid().as_raw_nonzero().get() })
+        .await
+        .unwrap();
+    let bulk_ticks = || thread_ticks(tid);
+    let e = engine_on(dir.path(), QueryConfig::default(), pools).await;
+    let mut r = e
+        .query(
+            "SELECT count(*) FROM people a, people b WHERE a.personal_code <> b.personal_code",
+            &Access::Unrestricted,
+        )
+        .await
+        .unwrap();
+    // It computes on the bulk thread (waited for while the result is polled).
+    let before = bulk_ticks();
+    let mut waited = 0;
+    while bulk_ticks() <= before + 10 {
+        let next = tokio::time::timeout(std::time::Duration::from_millis(100), r.stream.next());
+        assert!(next.await.is_err(), "the count cannot be done this soon");
+        waited += 1;
+        assert!(
+            waited < 600,
+            "the bulk thread never showed the query's CPU time"
+        );
+    }
+    drop(r);
+    // A moment for the abort to land, then a second of nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stopped = bulk_ticks();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let spent = bulk_ticks() - stopped;
+    assert!(
+        spent <= 20,
+        "the dropped query kept the bulk thread busy: {spent} ticks in a second"
+    );
 }
