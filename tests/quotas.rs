@@ -363,9 +363,16 @@ async fn quotas_refuse_with_the_right_status_and_recover() {
     );
     assert!(page.has("name=\"streams\" value=\"\""), "{}", page.html);
     // Out of bounds, or not a number: refused by field, the typed values kept, nothing set.
-    for (field, bad) in [("streams", "100000"), ("sql_queries", "many")] {
-        let mut fields = vec![("requests_per_second", "5")];
-        fields.push((field, bad));
+    for (field, bad) in [
+        ("streams", "100000"),
+        ("sql_queries", "many"),
+        ("requests_per_second", "0"),
+        ("streams", "-1"),
+    ] {
+        let mut fields = vec![(field, bad)];
+        if field != "requests_per_second" {
+            fields.push(("requests_per_second", "5"));
+        }
         let page = a
             .submit(&format!("/systems/{bank_system}/quotas"), &fields)
             .await;

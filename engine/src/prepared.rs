@@ -244,18 +244,13 @@ impl Engine {
                 let (engine, access) = (Arc::clone(self), access.clone());
                 let statement = general.statement.as_ref().clone();
                 let result_schema = Arc::clone(&prepared.result_schema);
-                let cancel = crate::deadline::Cancel::default();
-                let stop = cancel.clone();
-                self.run_on_bulk(
-                    async move {
-                        let session = CallerSession::new(&engine, &access)?;
-                        let plan = session.plan(statement).await?;
-                        let plan = plan.with_param_values(values).map_err(from_query_error)?;
-                        same_columns(&result_schema, plan.schema().as_arrow())?;
-                        session.execute(&engine.query_env, plan, stop).await
-                    },
-                    cancel,
-                )
+                self.run_on_bulk(move |cancel| async move {
+                    let session = CallerSession::new(&engine, &access)?;
+                    let plan = session.plan(statement).await?;
+                    let plan = plan.with_param_values(values).map_err(from_query_error)?;
+                    same_columns(&result_schema, plan.schema().as_arrow())?;
+                    session.execute(&engine.query_env, plan, cancel).await
+                })
                 .await
             }
         }

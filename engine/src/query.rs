@@ -537,47 +537,49 @@ impl Engine {
     /// batches reach the caller through a bounded channel.
     pub async fn query(self: &Arc<Self>, sql: &str, access: &Access) -> Result<QueryResult> {
         let (engine, sql, access) = (Arc::clone(self), sql.to_owned(), access.clone());
-        let cancel = Cancel::default();
-        let stop = cancel.clone();
-        self.run_on_bulk(
-            async move {
-                let statement = engine.query_env.parse(&sql)?;
-                let session = CallerSession::new(&engine, &access)?;
-                let plan = session.plan(statement).await?;
-                session.execute(&engine.query_env, plan, stop).await
-            },
-            cancel,
-        )
+        self.run_on_bulk(move |cancel| async move {
+            let statement = engine.query_env.parse(&sql)?;
+            let session = CallerSession::new(&engine, &access)?;
+            let plan = session.plan(statement).await?;
+            session.execute(&engine.query_env, plan, cancel).await
+        })
         .await
     }
 
     /// Plan and start a query on the bulk runtime (`start`), and produce its batches there:
     /// the stream returned hands them over through a channel of
     /// [`crate::pools::BULK_STREAM_AHEAD`] places, so a caller that stops reading stops the
-    /// query — and dropping it raises `cancel`, which stops the query's operators at their
-    /// next batch even inside one long poll. In place when the pools are shared.
-    pub(crate) async fn run_on_bulk(
+    /// query. `start` gets the query's [`Cancel`] flag (for `CallerSession::execute`): it is
+    /// raised when the result is dropped — or the caller goes before it gets the result,
+    /// since DataFusion starts partitions as soon as a plan is executed — which stops the
+    /// query's operators at their next batch even inside one long poll, with shared pools
+    /// too.
+    pub(crate) async fn run_on_bulk<F>(
         &self,
-        start: impl std::future::Future<Output = Result<QueryResult>> + Send + 'static,
-        cancel: Cancel,
-    ) -> Result<QueryResult> {
-        let pools = self.pools();
-        let result = pools.run_bulk(start).await??;
-        if !pools.is_separate() {
-            return Ok(result);
-        }
-        let schema = result.stream.schema();
-        let stream = pools.bulk_stream(result.stream, crate::pools::BULK_STREAM_AHEAD, |r| {
-            Err(DataFusionError::External(Box::new(Error::Internal(r))))
-        });
-        /// Raises the flag when the reader drops the stream.
+        start: impl FnOnce(Cancel) -> F,
+    ) -> Result<QueryResult>
+    where
+        F: std::future::Future<Output = Result<QueryResult>> + Send + 'static,
+    {
+        /// Raises the flag when dropped.
         struct CancelOnDrop(Cancel);
         impl Drop for CancelOnDrop {
             fn drop(&mut self) {
                 self.0.cancel();
             }
         }
-        let guard = CancelOnDrop(cancel);
+        let cancel = Cancel::default();
+        let guard = CancelOnDrop(cancel.clone());
+        let pools = self.pools();
+        let result = pools.run_bulk(start(cancel)).await??;
+        let schema = result.stream.schema();
+        let stream = if pools.is_separate() {
+            pools.bulk_stream(result.stream, crate::pools::BULK_STREAM_AHEAD, |r| {
+                Err(DataFusionError::External(Box::new(Error::Internal(r))))
+            })
+        } else {
+            result.stream
+        };
         let stream = futures::StreamExt::map(stream, move |item| {
             let _keep = &guard;
             item

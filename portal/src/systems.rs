@@ -138,7 +138,7 @@ texts! {
         quota_form_heading: "Mainīt kvotas", "Change the quotas";
         quota_form_hint: "Tukšs lauks nozīmē servera noklusējumu. Jaunās kvotas ir spēkā uzreiz šajā serverī un pārējos — to politikas atjaunošanas intervālā.", "An empty field means the server default. New quotas are in force at once on this server, and on the others within their policy refresh interval.";
         quota_save: "Saglabāt kvotas", "Save the quotas";
-        quota_number_invalid: "Ievadiet veselu pozitīvu skaitli vai atstājiet lauku tukšu.", "Enter a whole positive number, or leave the field empty.";
+        quota_number_invalid: "jābūt veselam skaitlim no 1 līdz {max} vai tukšam laukam (servera noklusējums)", "must be a whole number from 1 to {max}, or empty (the server default)";
         done_quotas: "Kvotas ir saglabātas un ir spēkā.", "The quotas are saved and in force.";
         quote_open: "„", "“";
         quote_close: "”", "”";
@@ -456,9 +456,12 @@ impl QuotaForm {
             }
             v.parse::<u32>()
                 .ok()
-                .filter(|n| *n > 0)
+                .filter(|n| (1..=k.max()).contains(n))
                 .map(Some)
-                .ok_or_else(|| invalid(k.name(), t.quota_number_invalid))
+                .ok_or_else(|| {
+                    let max = k.max().to_string();
+                    invalid(k.name(), t.quota_number_invalid.replace("{max}", &max))
+                })
         };
         Ok(dagr_engine::QuotaOverrides {
             requests_per_second: field(QuotaKind::RequestsPerSecond)?,
@@ -515,8 +518,6 @@ struct QuotaRow {
     default: bool,
     /// What the admin's form shows for it: the system's own value, or what was typed.
     value: String,
-    /// Its upper bound.
-    max: u32,
 }
 
 /// The system's quotas in rows, in the words of `t`.
@@ -546,7 +547,6 @@ fn quota_rows(
                     None if v.default => String::new(),
                     None => v.limit.map(|n| n.to_string()).unwrap_or_default(),
                 },
-                max: k.max(),
             }
         })
         .collect()

@@ -152,6 +152,7 @@ async fn a_dropped_result_stops_its_query_on_the_bulk_thread() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pools = one_thread_pools();
+    let probe = pools.clone();
     // The one bulk thread of this engine (other tests run engines of their own).
     let tid = pools
         .run_bulk(async { rustix::thread::gettid().as_raw_nonzero().get() })
@@ -180,6 +181,13 @@ async fn a_dropped_result_stops_its_query_on_the_bulk_thread() {
     }
     drop(r);
     // A moment for the abort to land, then a second of nothing.
+    // The one bulk worker is free again: a query still running would hold it for minutes
+    // (this part does not depend on how loaded the machine is).
+    let freed = tokio::time::timeout(std::time::Duration::from_secs(60), probe.run_bulk(async {}));
+    assert!(
+        freed.await.is_ok(),
+        "the dropped query still holds the bulk thread"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let stopped = bulk_ticks();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
