@@ -395,6 +395,17 @@ impl CallerSession {
     }
 
     /// Start executing a plan, with the result row limit applied.
+    /// The result schema of a plan and what it reads, without running it: the physical plan
+    /// is made (its schema is the stream's) but not executed, so no partition starts.
+    pub(crate) async fn describe(self, plan: LogicalPlan) -> Result<(SchemaRef, ReadLog)> {
+        let Self { state, schema } = self;
+        let physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(from_query_error)?;
+        Ok((physical.schema(), schema.log.clone()))
+    }
+
     /// Every operator checks the time limit and `cancel` per batch (`deadline.rs`).
     pub(crate) async fn execute(
         self,
@@ -544,6 +555,25 @@ impl Engine {
             session.execute(&engine.query_env, plan, cancel).await
         })
         .await
+    }
+
+    /// Plan `sql` for `access` exactly as [`Engine::query`] does — every refusal included —
+    /// and run nothing: the result schema and what the query would read (its personal
+    /// attributes, for the purpose check). For `GetFlightInfo`, which only describes.
+    pub async fn describe(
+        self: &Arc<Self>,
+        sql: &str,
+        access: &Access,
+    ) -> Result<(SchemaRef, ReadLog)> {
+        let (engine, sql, access) = (Arc::clone(self), sql.to_owned(), access.clone());
+        self.pools()
+            .run_bulk(async move {
+                let statement = engine.query_env.parse(&sql)?;
+                let session = CallerSession::new(&engine, &access)?;
+                let plan = session.plan(statement).await?;
+                session.describe(plan).await
+            })
+            .await?
     }
 
     /// Plan and start a query on the bulk runtime (`start`), and produce its batches there:

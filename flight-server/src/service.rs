@@ -619,14 +619,13 @@ impl FlightSqlService for SqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
         let _permit = self.sql_permit(&caller)?;
-        // Plan only (the stream is dropped unread): the schema, and every refusal, now.
-        let result = self
+        // Plan only, run nothing: the schema, and every refusal, now.
+        let (schema, reads) = self
             .engine
-            .query(&query.query, &caller.access)
+            .describe(&query.query, &caller.access)
             .await
             .map_err(status)?;
-        result
-            .reads
+        reads
             .require_purpose(caller.purpose.as_deref())
             .map_err(status)?;
         let ticket = TicketStatementQuery {
@@ -634,7 +633,7 @@ impl FlightSqlService for SqlService {
         };
         let descriptor = request.into_inner();
         Ok(Response::new(flight_info(
-            &result.schema,
+            &schema,
             descriptor,
             any_ticket(&ticket),
             -1,

@@ -197,3 +197,46 @@ async fn a_dropped_result_stops_its_query_on_the_bulk_thread() {
         "the dropped query kept the bulk thread busy: {spent} ticks in a second"
     );
 }
+
+/// Describing a query (what `GetFlightInfo` does) plans it and runs nothing: the schema
+/// and the personal attributes it reads come back, and the bulk thread stays idle after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describing_a_query_runs_none_of_it() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("no /proc: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pools = one_thread_pools();
+    let tid = pools
+        .run_bulk(async { rustix::thread::gettid().as_raw_nonzero().get() })
+        .await
+        .unwrap();
+    let e = engine_on(dir.path(), QueryConfig::default(), pools).await;
+    let (schema, reads) = e
+        .describe(
+            "SELECT count(*) AS n, max(a.income) AS top FROM people a, people b \
+             WHERE a.personal_code <> b.personal_code",
+            &Access::Unrestricted,
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["n", "top"]);
+    // `income` is personal: a purpose is required.
+    assert!(reads.require_purpose(None).is_err());
+    assert!(reads.require_purpose(Some("statistics")).is_ok());
+    let before = thread_ticks(tid);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let spent = thread_ticks(tid) - before;
+    assert!(
+        spent <= 20,
+        "describing ran the query: {spent} ticks in a second"
+    );
+    // And the planner's refusals come back as they would from `query`.
+    let err = e
+        .describe("SELECT nope FROM people", &Access::Unrestricted)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
