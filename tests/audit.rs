@@ -105,16 +105,6 @@ impl Fixture {
     }
 }
 
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn code_of(e: &FlightError) -> Code {
     match e {
         FlightError::Tonic(s) => s.code(),
@@ -200,7 +190,7 @@ async fn every_read_path_is_recorded_for_exactly_its_subjects() {
         assert_eq!(e["organisation"], "BANKA", "{e}");
         assert_eq!(e["dataset"], "persons", "{e}");
         assert!(
-            !strings(&e["agreements"]).is_empty(),
+            !common::json_strings(&e["agreements"]).is_empty(),
             "names its agreement: {e}"
         );
     }
@@ -209,12 +199,12 @@ async fn every_read_path_is_recorded_for_exactly_its_subjects() {
     assert_eq!(mine[1]["purpose"], "loan application 77");
     // The SQL read handed out the name only (the key was the caller's own input).
     assert_eq!(
-        strings(&mine[1]["attributes"]),
+        common::json_strings(&mine[1]["attributes"]),
         BTreeSet::from(["given_name".to_owned()])
     );
     // The REST lookup handed out every granted attribute, the personal code among them.
-    assert!(strings(&mine[2]["attributes"]).contains("personal_code"));
-    assert!(strings(&mine[2]["attributes"]).contains("given_name"));
+    assert!(common::json_strings(&mine[2]["attributes"]).contains("personal_code"));
+    assert!(common::json_strings(&mine[2]["attributes"]).contains("given_name"));
 
     // Bob was only in the bulk read: one record, never Alice's lookups.
     let his = f.usage_of(&bob_token).await;

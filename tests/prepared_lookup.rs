@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_client::FlightServiceClient;
@@ -18,7 +17,7 @@ use arrow_flight::{FlightData, Ticket};
 use common::{Server, credentials, system_token};
 use dagr_engine::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use futures::TryStreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::transport::Channel;
 
 const PERSONS: usize = 300;
@@ -55,16 +54,6 @@ fn batch_messages(messages: &[FlightData]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .filter(|m| !m.data_body.is_empty())
         .map(|m| (m.data_header.to_vec(), m.data_body.to_vec()))
         .collect()
-}
-
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn params(values: &[&str]) -> RecordBatch {
@@ -175,12 +164,12 @@ async fn a_prepared_point_lookup_answers_and_is_recorded_like_a_json_keys_ticket
     }
     for field in ["attributes", "agreements"] {
         assert_eq!(
-            strings(&sql_record[field]),
-            strings(&json_record[field]),
+            common::json_strings(&sql_record[field]),
+            common::json_strings(&json_record[field]),
             "{field}"
         );
     }
-    assert!(strings(&sql_record["attributes"]).contains("given_name"));
+    assert!(common::json_strings(&sql_record["attributes"]).contains("given_name"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

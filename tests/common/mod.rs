@@ -365,3 +365,15 @@ pub async fn fresh_postgres() -> Option<String> {
     let (prefix, _) = base.rsplit_once('/').unwrap();
     Some(format!("{prefix}/{name}"))
 }
+
+/// The strings of a JSON array (an access record's attributes or agreements), as a set;
+/// empty for anything else.
+pub fn json_strings(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -719,14 +719,16 @@ impl Indexer {
 /// another checkpointer, every WAL frame copied and synced — so that every transaction
 /// committed before it is on disk.
 fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<bool> {
-    let (busy, log, done) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let (busy, log, done) = checkpoint_pages(conn, mode)?;
     Ok(busy == 0 && log >= 0 && log == done)
+}
+
+/// Run a checkpoint; SQLite's answer: whether another checkpointer blocked it, the WAL's
+/// pages, the pages copied (-1, -1 when blocked).
+fn checkpoint_pages(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 /// WAL pages past which the checkpointer stops waiting for a pause between groups (64 MiB of
@@ -763,18 +765,9 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>, prog
             }
         }
         let before = *progress.indexed.borrow();
-        let run = |mode: &str| {
-            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-        };
-        let pages = run("PASSIVE").and_then(|(busy, log, done)| {
+        let pages = checkpoint_pages(conn, "PASSIVE").and_then(|(busy, log, done)| {
             if log > WAL_PAGES_MAX {
-                run("RESTART")
+                checkpoint_pages(conn, "RESTART")
             } else {
                 Ok((busy, log, done))
             }
