@@ -76,6 +76,14 @@ pub struct ServeArgs {
     /// Rows per record batch of a Flight DoGet of a dataset.
     #[arg(long, env = "DAGR_FLIGHT_BATCH_ROWS", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub flight_batch_rows: u64,
+    /// Memory for encoded whole-dataset Flight streams kept for repeated pulls, in MiB (0 =
+    /// no cache). See docs/flight.md.
+    #[arg(long, env = "DAGR_FLIGHT_CACHE_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub flight_cache_mb: u64,
+    /// Serve Flight DoGet through tonic's generated encoder (copies every body twice) instead
+    /// of the zero-copy wire path; for comparison and as a fallback.
+    #[arg(long, env = "DAGR_FLIGHT_NO_ZERO_COPY")]
+    pub flight_no_zero_copy: bool,
     /// Persons in the demo seeded into an empty data directory (other registers scale with it).
     #[arg(long, env = "DAGR_DEMO_ROWS", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(10..=50_000_000))]
     pub demo_rows: u64,

@@ -352,6 +352,8 @@ fn flight_config(args: &ServeArgs) -> anyhow::Result<dagr_flight_server::FlightC
     Ok(dagr_flight_server::FlightConfig {
         batch_rows: args.flight_batch_rows as usize,
         max_upload_bytes: usize::try_from(args.max_upload_mb << 20).unwrap_or(usize::MAX),
+        cache_bytes: usize::try_from(args.flight_cache_mb << 20).unwrap_or(usize::MAX),
+        zero_copy: !args.flight_no_zero_copy,
         tls,
         ..Default::default()
     })

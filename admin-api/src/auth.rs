@@ -375,6 +375,15 @@ impl AccessPolicy for Policy {
         Access::Grants(grants)
     }
 
+    fn agreement_in_force(&self, id: &str) -> bool {
+        let now = Time::now();
+        self.state()
+            .agreements
+            .values()
+            .flatten()
+            .any(|a| a.in_force(now) && a.id.to_string() == id)
+    }
+
     fn quota_overrides(&self, p: &Principal) -> QuotaOverrides {
         match &p.system {
             Some(system) => {

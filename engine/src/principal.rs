@@ -121,4 +121,9 @@ pub trait AccessPolicy: Send + Sync + fmt::Debug {
     fn quota_overrides(&self, _principal: &Principal) -> crate::quota::QuotaOverrides {
         crate::quota::QuotaOverrides::default()
     }
+    /// Whether the agreement `id` (as in [`crate::Grant::agreement`]) is in force now: a
+    /// cache of data cut by an agreement drops it when it is not. Read from memory.
+    fn agreement_in_force(&self, _id: &str) -> bool {
+        true
+    }
 }

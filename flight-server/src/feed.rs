@@ -22,6 +22,9 @@ pub const FROM_VERSION_HEADER: &str = "x-dagr-from-version";
 pub const KEY_HEADER: &str = "x-dagr-primary-key";
 /// The fingerprint of the caller's grants and schema on the dataset.
 pub const MASK_HEADER: &str = "x-dagr-mask";
+/// `hit` when a whole-dataset stream is sent from the cache of encoded streams, `miss` when
+/// it is encoded now (absent when the cache is off).
+pub const CACHE_HEADER: &str = "x-dagr-cache";
 
 /// A fingerprint of what a caller sees of a dataset: its masked schema and the attributes
 /// and row scopes of its grants (not which agreements they come from, so that renewing an

@@ -20,6 +20,7 @@
 //! on `dagr-engine`, never on `dagr-admin-api`: the `dagr` binary hands it the policy.
 
 pub mod auth;
+mod cache;
 pub mod error;
 pub mod feed;
 pub mod metadata;
@@ -28,6 +29,7 @@ pub mod quota;
 mod service;
 mod stream;
 pub mod ticket;
+mod wire;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -44,6 +46,11 @@ pub use service::{DEFINITION_ACTION, DagrFlight};
 
 /// Default address the Flight service binds when none is configured.
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
+
+/// The HTTP/2 `SETTINGS_MAX_FRAME_SIZE` DAGR's own clients advertise (and the server
+/// accepts): 1 MiB, so that a 2 MiB message goes out in 2 frames rather than h2's default
+/// 128 frames of 16 KiB. Third-party clients should set the same (`docs/flight.md`).
+pub const CLIENT_MAX_FRAME_SIZE: u32 = 1 << 20;
 
 /// PEM files of the server's TLS certificate (chain) and private key.
 #[derive(Debug, Clone)]
@@ -79,6 +86,16 @@ pub struct FlightConfig {
     pub tls: Option<TlsFiles>,
     /// Where uploads are recorded (the load history), if anywhere.
     pub journal: Option<std::sync::Arc<dyn put::LoadJournal>>,
+    /// Send `DoGet` responses through the zero-copy wire path ([`wire`]): the Arrow buffers
+    /// go to the socket without being copied into a protobuf message. `false` serves them
+    /// through tonic's generated code, as before (for comparison, and as a fallback).
+    pub zero_copy: bool,
+    /// Memory bound of the cache of encoded whole-dataset streams ([`cache`]), in bytes;
+    /// 0 turns it off.
+    pub cache_bytes: usize,
+    /// The largest HTTP/2 frame the server accepts (`SETTINGS_MAX_FRAME_SIZE`, at most
+    /// 16 MiB − 1); the frames it sends are bounded by what each client advertises.
+    pub max_frame_size: u32,
 }
 
 impl Default for FlightConfig {
@@ -94,6 +111,9 @@ impl Default for FlightConfig {
             max_prepared: 10_000,
             tls: None,
             journal: None,
+            zero_copy: true,
+            cache_bytes: 2 << 30,
+            max_frame_size: CLIENT_MAX_FRAME_SIZE,
         }
     }
 }
@@ -127,6 +147,7 @@ pub async fn serve(
         .initial_stream_window_size(config.stream_window)
         .initial_connection_window_size(config.connection_window)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_frame_size(config.max_frame_size)
         .tcp_nodelay(true);
     if let Some(tls) = &config.tls {
         let read = |path: &PathBuf| {
@@ -140,14 +161,32 @@ pub async fn serve(
     }
     let max_encoding = config.max_message_bytes.max(4 << 20) * 2;
     let max_decoding = config.max_decoding_bytes;
-    let service = FlightServiceServer::new(DagrFlight::new(engine, policy, audit, config))
+    let zero_copy = config.zero_copy;
+    let flight = DagrFlight::new(engine, policy, audit, config);
+    let service = FlightServiceServer::new(flight.clone())
         .max_encoding_message_size(max_encoding)
         .max_decoding_message_size(max_decoding);
     // A listener bound by the caller does not get tonic's nodelay setting: without it a
     // small response waits for the peer's delayed ACK (~40 ms; see NOTES.md).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    builder
-        .add_service(service)
+    // Cached streams cut by an agreement that is no longer in force go within a second.
+    let _sweeper = flight.cache_enabled().then(|| {
+        let flight = flight.clone();
+        dagr_engine::task::SpawnedTask::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flight.sweep_cache();
+            }
+        })
+    });
+    let router = if zero_copy {
+        builder.add_service(wire::Wire::new(service, flight, max_decoding))
+    } else {
+        builder.add_service(service)
+    };
+    router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

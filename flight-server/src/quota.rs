@@ -23,10 +23,9 @@ use std::task::{Context, Poll};
 use dagr_engine::quota::{self, QuotaExceeded, QuotaPermit, Quotas};
 use dagr_engine::{AccessPolicy, Principal};
 use futures::Stream;
+use futures::stream::BoxStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
-
-use crate::stream::FlightStream;
 
 /// The metadata entry of a refusal that says how many whole seconds to wait.
 pub const RETRY_AFTER: &str = "retry-after";
@@ -74,7 +73,10 @@ pub(crate) fn sql(
 
 /// `stream`, holding `permit` until it ends (its last item is taken), fails for good or is
 /// dropped (the client went away), whichever comes first.
-pub(crate) fn hold(permit: QuotaPermit, stream: FlightStream) -> FlightStream {
+pub(crate) fn hold<T: Send + 'static>(
+    permit: QuotaPermit,
+    stream: BoxStream<'static, T>,
+) -> BoxStream<'static, T> {
     Box::pin(Held {
         inner: stream,
         permit: Some(permit),
@@ -82,13 +84,13 @@ pub(crate) fn hold(permit: QuotaPermit, stream: FlightStream) -> FlightStream {
 }
 
 /// A stream with the permit it holds.
-struct Held {
-    inner: FlightStream,
+struct Held<T> {
+    inner: BoxStream<'static, T>,
     permit: Option<QuotaPermit>,
 }
 
-impl Stream for Held {
-    type Item = <FlightStream as Stream>::Item;
+impl<T> Stream for Held<T> {
+    type Item = T;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
@@ -133,13 +135,13 @@ mod tests {
     async fn a_held_permit_goes_when_the_stream_ends_or_is_dropped() {
         let q = Quotas::new(QuotaValues::default());
         let permit = q.stream("a", &Default::default()).unwrap();
-        let mut s = hold(permit, Box::pin(futures::stream::empty()));
+        let mut s = hold::<()>(permit, Box::pin(futures::stream::empty()));
         assert_eq!(q.held("a"), (1, 0));
         assert!(s.next().await.is_none());
         assert_eq!(q.held("a"), (0, 0), "released at the end, before the drop");
         drop(s);
         let permit = q.sql("a", &Default::default()).unwrap();
-        let s = hold(permit, Box::pin(futures::stream::pending()));
+        let s = hold::<()>(permit, Box::pin(futures::stream::pending()));
         assert_eq!(q.held("a"), (0, 1));
         drop(s);
         assert_eq!(q.held("a"), (0, 0));

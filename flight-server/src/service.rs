@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::Command;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
@@ -36,17 +37,19 @@ use dagr_engine::{AccessPolicy, AuditContext, AuditSink, Channel, Engine, Masked
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::FlightConfig;
 use crate::auth::{self, Caller};
+use crate::cache::{self, EncodedCache};
 use crate::error::{bad_input, status};
 use crate::metadata;
 use crate::put::{dataset_of, put_upload};
 use crate::quota;
 use crate::stream::{self as fstream, COMPRESSION_HEADER, FlightStream};
 use crate::ticket::DatasetTicket;
+use crate::wire::{self, Encoded, Messages};
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -77,6 +80,8 @@ pub struct SqlService {
     audit: Arc<dyn AuditSink>,
     config: FlightConfig,
     prepared: Mutex<HashMap<Vec<u8>, PreparedEntry>>,
+    /// Encoded whole-dataset streams sent before ([`cache`]).
+    cache: Arc<EncodedCache>,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
 }
 
@@ -108,11 +113,50 @@ impl DagrFlight {
                 engine,
                 policy,
                 audit,
+                cache: Arc::new(EncodedCache::new(config.cache_bytes)),
                 config,
                 prepared: Mutex::new(HashMap::new()),
                 sql_info: metadata::sql_info(),
             }),
         }
+    }
+
+    /// Whether whole-dataset streams are cached.
+    pub(crate) fn cache_enabled(&self) -> bool {
+        self.sql.cache.enabled()
+    }
+
+    /// Drop the cached streams of agreements no longer in force.
+    pub(crate) fn sweep_cache(&self) {
+        self.sql.cache.sweep(self.sql.policy.as_ref());
+    }
+
+    /// Check the caller's token (nothing counted, nothing read): what the wire path does
+    /// before it reads a request body.
+    pub(crate) fn authenticate_metadata(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        auth::principal(self.sql.policy.as_ref(), metadata).map(|_| ())
+    }
+
+    /// `DoGet` as encoded IPC messages: what the wire path ([`wire::Wire`]) sends, and what
+    /// `FlightService::do_get` turns into `FlightData`.
+    pub(crate) async fn get_messages(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Messages>, Status> {
+        // Authenticated first, counted against the token's requests per second; then a
+        // stream permit of the caller's token, held by the response until it ends.
+        let principal = auth::principal(self.sql.policy.as_ref(), request.metadata())?;
+        self.sql.admit(&principal)?;
+        let sql = &self.sql;
+        let permit = quota::stream(&sql.config.quotas, sql.policy.as_ref(), &principal)?;
+        // JSON tickets are ours; anything else is a Flight SQL ticket (protobuf `Any`).
+        let response = if request.get_ref().ticket.first() == Some(&b'{') {
+            let caller = auth::caller_of(self.sql.policy.as_ref(), principal, request.metadata())?;
+            self.sql.get_dataset(caller, request).await?
+        } else {
+            self.sql.get_sql(request).await?
+        };
+        Ok(response.map(|s| quota::hold(permit, s)))
     }
 }
 
@@ -200,7 +244,7 @@ impl SqlService {
         schema: SchemaRef,
         batches: fstream::Batches,
         asked: Option<&str>,
-    ) -> Result<Response<FlightStream>, Status> {
+    ) -> Result<Response<Messages>, Status> {
         let name = match asked {
             Some(a) => Some(a),
             None => self.compression(request)?,
@@ -222,7 +266,7 @@ impl SqlService {
         schema: SchemaRef,
         batches: fstream::Batches,
         asked: Option<&str>,
-    ) -> Result<Response<FlightStream>, Status> {
+    ) -> Result<Response<Messages>, Status> {
         let response = self.encode(request, schema, batches, asked)?;
         Ok(response.map(|s| fstream::on_bulk(self.engine.pools(), s)))
     }
@@ -252,6 +296,18 @@ impl SqlService {
         batches: fstream::Batches,
         wrap: fn(fstream::Batches, fstream::Audit) -> fstream::Batches,
     ) -> Result<fstream::Batches, Status> {
+        Ok(wrap(batches, self.audit_of(caller, channel, query, reads)?))
+    }
+
+    /// Where a response's records go: refused now when it carries personal attributes and
+    /// the caller declared no purpose.
+    fn audit_of(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        query: String,
+        reads: ReadLog,
+    ) -> Result<fstream::Audit, Status> {
         reads
             .require_purpose(caller.purpose.as_deref())
             .map_err(status)?;
@@ -262,14 +318,11 @@ impl SqlService {
             request_id: caller.request_id.clone(),
             query,
         });
-        Ok(wrap(
-            batches,
-            fstream::Audit {
-                sink: Arc::clone(&self.audit),
-                reads,
-                context,
-            },
-        ))
+        Ok(fstream::Audit {
+            sink: Arc::clone(&self.audit),
+            reads,
+            context,
+        })
     }
 
     /// The caller's masked view of a dataset it may read.
@@ -301,7 +354,7 @@ impl SqlService {
         &self,
         caller: Caller,
         request: Request<Ticket>,
-    ) -> Result<Response<FlightStream>, Status> {
+    ) -> Result<Response<Messages>, Status> {
         let ticket = DatasetTicket::parse(&request.get_ref().ticket)?;
         let query = String::from_utf8_lossy(&request.get_ref().ticket).into_owned();
         let reads = ReadLog::new();
@@ -394,23 +447,54 @@ impl SqlService {
             let fingerprint =
                 crate::feed::mask_fingerprint(&caller.access, &dataset, view.mask.schema());
             let described = (Arc::clone(&view.snapshot), view.mask.key_granted());
-            let stream_view = MaskedView { log: None, ..view };
-            let batches = fstream::dataset(
-                stream_view,
-                projection,
-                Arc::clone(&schema),
-                self.config.batch_rows,
-            );
-            let batches = self.audit_with(
-                &caller,
-                Channel::FlightGet,
-                query,
-                reads,
-                batches,
-                fstream::committed_first,
-            )?;
-            let mut response =
-                self.encode_bulk(&request, schema, batches, ticket.compression.as_deref())?;
+            let compression = match ticket.compression.as_deref() {
+                Some(asked) => Some(asked),
+                None => self.compression(&request)?,
+            };
+            let key = self.cache.enabled().then(|| {
+                cache::Key::new(
+                    &view,
+                    &caller.access,
+                    &fingerprint,
+                    projection.as_deref(),
+                    compression,
+                )
+            });
+            let hit = key.as_ref().and_then(|k| self.cache.get(k));
+            let cached = match (&key, &hit) {
+                (None, _) => None,
+                (Some(_), Some(_)) => Some("hit"),
+                (Some(_), None) => Some("miss"),
+            };
+            let mut response = match hit {
+                // Sent before to the same grants: the same messages, after the same record.
+                Some(hit) => {
+                    let audit = self.audit_of(&caller, Channel::FlightGet, query, reads)?;
+                    Response::new(fstream::committed_first(hit, audit))
+                }
+                None => {
+                    let stream_view = MaskedView { log: None, ..view };
+                    let batches = fstream::dataset(
+                        stream_view,
+                        projection,
+                        Arc::clone(&schema),
+                        self.config.batch_rows,
+                    );
+                    let batches = self.audit_with(
+                        &caller,
+                        Channel::FlightGet,
+                        query,
+                        reads,
+                        batches,
+                        fstream::committed_first,
+                    )?;
+                    let response = self.encode_bulk(&request, schema, batches, compression)?;
+                    match key {
+                        Some(key) => response.map(|s| self.cache.tee(key, s)),
+                        None => response,
+                    }
+                }
+            };
             crate::feed::describe(
                 response.metadata_mut(),
                 &described.0,
@@ -418,6 +502,12 @@ impl SqlService {
                 described.1,
                 &fingerprint,
             );
+            if let Some(cached) = cached {
+                response.metadata_mut().insert(
+                    crate::feed::CACHE_HEADER,
+                    tonic::metadata::MetadataValue::from_static(cached),
+                );
+            }
             return Ok(response);
         };
         let batches = self.audited(&caller, Channel::FlightGet, query, reads, batches)?;
@@ -432,7 +522,7 @@ impl SqlService {
         ticket: &DatasetTicket,
         since: u64,
         query: String,
-    ) -> Result<Response<FlightStream>, Status> {
+    ) -> Result<Response<Messages>, Status> {
         let dataset = &ticket.dataset;
         let feed = self
             .engine
@@ -555,13 +645,100 @@ impl SqlService {
         )?))
     }
 
+    /// `DoGet` of a Flight SQL statement ticket.
+    async fn get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Messages>, Status> {
+        let caller = self.caller(&request)?;
+        let sql = std::str::from_utf8(&ticket.statement_handle)
+            .map_err(|_| Status::invalid_argument("the statement handle is not UTF-8"))?;
+        let permit = self.sql_permit(&caller)?;
+        let result = self
+            .engine
+            .query(sql, &caller.access)
+            .await
+            .map_err(status)?;
+        let schema = Arc::clone(&result.schema);
+        let reads = result.reads.clone();
+        let batches = self.audited(
+            &caller,
+            Channel::FlightSql,
+            sql.to_owned(),
+            reads,
+            fstream::query(result),
+        )?;
+        self.encode_bulk(&request, schema, batches, None)
+            .map(|r| r.map(|s| quota::hold(permit, s)))
+    }
+
+    /// `DoGet` of a prepared statement (a point lookup answers from the key index).
+    async fn get_prepared(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Messages>, Status> {
+        let caller = self.caller(&request)?;
+        let (prepared, params) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
+        // A point lookup reads the key index, as a JSON keys ticket does: it is not an SQL
+        // query and takes no SQL permit.
+        let permit = if prepared.is_lookup() {
+            None
+        } else {
+            Some(self.sql_permit(&caller)?)
+        };
+        let result = self
+            .engine
+            .execute_prepared(&prepared, &params, &caller.access)
+            .await
+            .map_err(status)?;
+        let schema = Arc::clone(&result.schema);
+        let reads = result.reads.clone();
+        let query = format!("{} -- parameters: {params:?}", prepared.sql());
+        let batches = self.audited(
+            &caller,
+            Channel::FlightSql,
+            query,
+            reads,
+            fstream::query(result),
+        )?;
+        let response = if prepared.is_lookup() {
+            self.encode(&request, schema, batches, None)
+        } else {
+            self.encode_bulk(&request, schema, batches, None)
+        };
+        response.map(|r| {
+            r.map(|s| match permit {
+                Some(p) => quota::hold(p, s),
+                None => s,
+            })
+        })
+    }
+
+    /// `DoGet` of a Flight SQL ticket (a protobuf `Any`): statements and prepared statements
+    /// here, the metadata commands through the generated dispatch.
+    async fn get_sql(&self, request: Request<Ticket>) -> Result<Response<Messages>, Status> {
+        let any: Any = prost::Message::decode(&*request.get_ref().ticket)
+            .map_err(|e| Status::invalid_argument(format!("the ticket is not valid: {e}")))?;
+        match Command::try_from(any).map_err(|e| Status::invalid_argument(e.to_string()))? {
+            Command::TicketStatementQuery(t) => self.get_statement(t, request).await,
+            Command::CommandPreparedStatementQuery(c) => self.get_prepared(c, request).await,
+            _ => {
+                let response = FlightService::do_get(self, request).await?;
+                Ok(response.map(|s| s.map(|d| d.map(Encoded::from_flight)).boxed()))
+            }
+        }
+    }
+
     fn metadata_get(
         &self,
         request: &Request<Ticket>,
         batch: Result<RecordBatch, dagr_engine::Error>,
     ) -> Result<Response<FlightStream>, Status> {
         let batch = batch.map_err(status)?;
-        self.encode(request, batch.schema(), fstream::once(batch), None)
+        let response = self.encode(request, batch.schema(), fstream::once(batch), None)?;
+        Ok(response.map(wire::into_flight_stream))
     }
 }
 
@@ -599,7 +776,8 @@ impl FlightSqlService for SqlService {
         _message: Any,
     ) -> Result<Response<FlightStream>, Status> {
         let caller = self.caller(&request)?;
-        self.get_dataset(caller, request).await
+        let response = self.get_dataset(caller, request).await?;
+        Ok(response.map(wire::into_flight_stream))
     }
 
     async fn get_flight_info_fallback(
@@ -645,26 +823,17 @@ impl FlightSqlService for SqlService {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<FlightStream>, Status> {
-        let caller = self.caller(&request)?;
-        let sql = std::str::from_utf8(&ticket.statement_handle)
-            .map_err(|_| Status::invalid_argument("the statement handle is not UTF-8"))?;
-        let permit = self.sql_permit(&caller)?;
-        let result = self
-            .engine
-            .query(sql, &caller.access)
-            .await
-            .map_err(status)?;
-        let schema = Arc::clone(&result.schema);
-        let reads = result.reads.clone();
-        let batches = self.audited(
-            &caller,
-            Channel::FlightSql,
-            sql.to_owned(),
-            reads,
-            fstream::query(result),
-        )?;
-        self.encode_bulk(&request, schema, batches, None)
-            .map(|r| r.map(|s| quota::hold(permit, s)))
+        let response = self.get_statement(ticket, request).await?;
+        Ok(response.map(wire::into_flight_stream))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        let response = self.get_prepared(cmd, request).await?;
+        Ok(response.map(wire::into_flight_stream))
     }
 
     async fn do_action_create_prepared_statement(
@@ -819,48 +988,6 @@ impl FlightSqlService for SqlService {
             app_metadata: bytes::Bytes::new(),
         };
         Ok(Response::new(info))
-    }
-
-    async fn do_get_prepared_statement(
-        &self,
-        cmd: CommandPreparedStatementQuery,
-        request: Request<Ticket>,
-    ) -> Result<Response<FlightStream>, Status> {
-        let caller = self.caller(&request)?;
-        let (prepared, params) = self.prepared_entry(&caller, &cmd.prepared_statement_handle)?;
-        // A point lookup reads the key index, as a JSON keys ticket does: it is not an SQL
-        // query and takes no SQL permit.
-        let permit = if prepared.is_lookup() {
-            None
-        } else {
-            Some(self.sql_permit(&caller)?)
-        };
-        let result = self
-            .engine
-            .execute_prepared(&prepared, &params, &caller.access)
-            .await
-            .map_err(status)?;
-        let schema = Arc::clone(&result.schema);
-        let reads = result.reads.clone();
-        let query = format!("{} -- parameters: {params:?}", prepared.sql());
-        let batches = self.audited(
-            &caller,
-            Channel::FlightSql,
-            query,
-            reads,
-            fstream::query(result),
-        )?;
-        let response = if prepared.is_lookup() {
-            self.encode(&request, schema, batches, None)
-        } else {
-            self.encode_bulk(&request, schema, batches, None)
-        };
-        response.map(|r| {
-            r.map(|s| match permit {
-                Some(p) => quota::hold(p, s),
-                None => s,
-            })
-        })
     }
 
     async fn get_flight_info_catalogs(
@@ -1145,20 +1272,8 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        // Authenticated first, counted against the token's requests per second; then a
-        // stream permit of the caller's token, held by the response until it ends.
-        let principal = auth::principal(self.sql.policy.as_ref(), request.metadata())?;
-        self.sql.admit(&principal)?;
-        let sql = &self.sql;
-        let permit = quota::stream(&sql.config.quotas, sql.policy.as_ref(), &principal)?;
-        // JSON tickets are ours; anything else is a Flight SQL ticket (protobuf `Any`).
-        let response = if request.get_ref().ticket.first() == Some(&b'{') {
-            let caller = auth::caller_of(self.sql.policy.as_ref(), principal, request.metadata())?;
-            self.sql.get_dataset(caller, request).await?
-        } else {
-            FlightService::do_get(self.sql.as_ref(), request).await?
-        };
-        Ok(response.map(|s| quota::hold(permit, s)))
+        let response = self.get_messages(request).await?;
+        Ok(response.map(wire::into_flight_stream))
     }
 
     async fn do_put(

@@ -22,6 +22,7 @@ use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
 use crate::FlightConfig;
+use crate::wire::{self, Encoded, Messages};
 
 /// The header in which a client asks for IPC compression (`lz4` or `zstd`).
 pub(crate) const COMPRESSION_HEADER: &str = "x-dagr-compression";
@@ -43,38 +44,56 @@ pub(crate) fn compression(name: Option<&str>) -> Result<Option<CompressionType>,
     }
 }
 
-/// Encode batches as Flight data: messages kept under the configured size, compressed when
-/// asked, dictionaries sent as dictionaries.
+/// Encode batches as IPC messages: kept under the configured size, compressed when asked,
+/// dictionaries sent as dictionaries (when they change). With [`FlightConfig::zero_copy`],
+/// the batches' own buffers are referenced ([`wire::IpcEncoder`]); without, arrow-flight's
+/// `FlightDataEncoder` copies them into each message as before.
 pub(crate) fn encode(
     schema: SchemaRef,
     batches: Batches,
     config: &FlightConfig,
     compression: Option<CompressionType>,
-) -> Result<FlightStream, Status> {
+) -> Result<Messages, Status> {
     let options = IpcWriteOptions::default()
         .try_with_compression(compression)
         .map_err(|e| Status::internal(format!("IPC options: {e}")))?;
-    let stream = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .with_max_flight_data_size(config.max_message_bytes)
-        .with_options(options)
-        .with_dictionary_handling(DictionaryHandling::Resend)
-        .build(batches)
-        .map_err(Status::from);
-    Ok(Box::pin(stream))
+    if !config.zero_copy {
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .with_max_flight_data_size(config.max_message_bytes)
+            .with_options(options)
+            .with_dictionary_handling(DictionaryHandling::Resend)
+            .build(batches)
+            .map(|d| d.map(Encoded::from_flight).map_err(Status::from));
+        return Ok(stream.boxed());
+    }
+    let (mut encoder, first) = wire::IpcEncoder::new(&schema, options, config.max_message_bytes)
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?;
+    let rest = batches
+        .map(move |batch| {
+            let messages = batch.map_err(Status::from).and_then(|b| {
+                encoder
+                    .encode(&b)
+                    .map_err(|e| Status::internal(format!("cannot encode a batch: {e}")))
+            });
+            match messages {
+                Ok(m) => stream::iter(m.into_iter().map(Ok)).left_stream(),
+                Err(e) => stream::iter([Err(e)]).right_stream(),
+            }
+        })
+        .flatten();
+    Ok(stream::once(async { Ok(first) }).chain(rest).boxed())
 }
 
 /// Produce an encoded response on the bulk runtime of `pools`: at most
 /// [`BULK_STREAM_AHEAD`] messages wait for the client; when it stops reading (the HTTP/2
 /// window is full), production stops until it reads again, and when it goes away, the
 /// producer stops. Unchanged when the pools are shared.
-pub(crate) fn on_bulk(pools: &Pools, stream: FlightStream) -> FlightStream {
-    pools
-        .bulk_stream(stream, BULK_STREAM_AHEAD, |reason| {
-            tracing::error!(reason, "a bulk Flight stream failed");
-            Err(Status::internal(format!("the stream failed: {reason}")))
-        })
-        .boxed()
+pub(crate) fn on_bulk(pools: &Pools, stream: Messages) -> Messages {
+    pools.bulk_stream(stream, BULK_STREAM_AHEAD, |reason| {
+        tracing::error!(reason, "a bulk Flight stream failed");
+        Err(Status::internal(format!("the stream failed: {reason}")))
+    })
 }
 
 /// A masked dataset, chunk by chunk, in batches of at most `batch_rows` rows. The view pins
@@ -146,13 +165,20 @@ impl Audit {
 pub(crate) const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// A stream whose access record covers everything it will send (a whole-dataset `DoGet`:
-/// every visible row, noted before the call): the record is committed before the first
+/// every visible row, noted before the call; as batches, or as messages from the cache): the record is committed before the first
 /// batch, so no batch leaves without it. If the commit fails, the stream is only the error.
-pub(crate) fn committed_first(batches: Batches, audit: Audit) -> Batches {
+pub(crate) fn committed_first<T, E>(
+    items: BoxStream<'static, Result<T, E>>,
+    audit: Audit,
+) -> BoxStream<'static, Result<T, E>>
+where
+    T: Send + 'static,
+    E: From<Status> + Send + 'static,
+{
     stream::once(async move {
         match audit.commit().await {
-            Ok(()) => batches,
-            Err(s) => stream::iter([Err(FlightError::from(s))]).boxed(),
+            Ok(()) => items,
+            Err(s) => stream::iter([Err(E::from(s))]).boxed(),
         }
     })
     .flatten()

@@ -52,7 +52,9 @@ impl Connection {
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .initial_stream_window_size(16 << 20)
-            .initial_connection_window_size(32 << 20);
+            .initial_connection_window_size(32 << 20)
+            // Frames of up to 1 MiB from the server (h2's default is 16 KiB).
+            .max_frame_size(dagr_flight_server::CLIENT_MAX_FRAME_SIZE);
         let endpoint = if self.server.starts_with("https://") {
             endpoint
                 .tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots())
