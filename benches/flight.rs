@@ -24,6 +24,8 @@
 //!
 //! Progress goes to stderr, the markdown report to stdout. Nothing is asserted on times.
 
+#[path = "support/flight.rs"]
+mod flight_support;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -32,45 +34,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::SchemaRef;
-use arrow_flight::decode::DecodedPayload;
-use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
-use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
-};
-use dagr_engine::demo::{DEFAULT_SEED, DemoConfig, generate};
+use arrow_flight::{FlightClient, Ticket};
 use dagr_engine::snapshot::{CHUNK_ROWS, row_id};
-use dagr_engine::task::SpawnedTask;
 use dagr_engine::{
-    Access, AccessPolicy, AccessRecord, AuditError, AuditSink, AuthError, Engine, EngineConfig,
-    Grant, Principal, Role, Snapshot,
+    Access, AccessPolicy, AccessRecord, AuditError, AuditSink, Engine, Grant, Principal, Role,
+    Snapshot,
 };
 use dagr_flight_server::FlightConfig;
-use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use flight_support::{
+    BaselineFlight, BenchPolicy, ClientOptions, PURPOSE, Read, TOKEN, Transfer, baseline_batches,
+    channel, dataset_ticket, flight_client, full_get, gbps, median, mrows, persons_count,
+    raw_client, setup, start_baseline, start_dagr,
+};
+use futures::TryStreamExt;
 use support::percentile;
-use tokio::net::TcpListener;
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::transport::Channel;
 
-/// The one bearer token [`BenchPolicy`] accepts.
-const TOKEN: &str = "bench-token";
-/// The purpose every read declares (personal data needs one).
-const PURPOSE: &str = "benchmark";
-/// Client HTTP/2 windows, as NOTES.md recommends (16 / 32 MiB).
-const CLIENT_STREAM_WINDOW: u32 = 16 << 20;
-const CLIENT_CONNECTION_WINDOW: u32 = 32 << 20;
 /// hyper's HTTP/2 server defaults (what tonic uses when no window is set).
 const HYPER_SERVER_WINDOW: u32 = 1 << 20;
-/// Client decoding limit: large, so that no server setting is refused by the client.
-const CLIENT_MAX_DECODING: usize = 256 << 20;
 /// Timed runs of the DAGR vs baseline comparison (after one warm-up run each).
 const MAIN_RUNS: usize = 5;
 /// Timed runs per knob configuration (after one warm-up run).
@@ -83,203 +67,26 @@ const LOOKUPS_PER_CLIENT: usize = 500;
 /// Untimed lookups per client before timing.
 const LOOKUP_WARMUP: usize = 50;
 
-fn persons_count() -> usize {
-    std::env::var("DAGR_BENCH_PERSONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000_000)
-}
-
 /// Authenticates [`TOKEN`] as an owner-like principal holding every attribute of `persons`.
-#[derive(Debug)]
-struct BenchPolicy {
-    principal: Principal,
-    access: Access,
-}
-
-impl BenchPolicy {
-    fn new(snapshot: &Snapshot) -> Self {
-        let def = snapshot.definition();
-        let attributes = def.attributes.iter().map(|a| a.name.clone());
-        BenchPolicy {
-            principal: Principal {
-                role: Role::Owner,
-                organisation: Some(def.owner.clone()),
-                system: None,
-                subject: None,
-                user: None,
-                token_id: Some("bench".to_owned()),
-            },
-            access: Access::Grants(
-                [(def.name.clone(), vec![Grant::attributes(attributes)])].into(),
-            ),
-        }
-    }
-}
-
-impl AccessPolicy for BenchPolicy {
-    fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
-        if bearer == TOKEN {
-            Ok(self.principal.clone())
-        } else {
-            Err(AuthError::Invalid)
-        }
-    }
-
-    fn access(&self, _principal: &Principal) -> Access {
-        self.access.clone()
+fn owner_policy(snapshot: &Snapshot) -> BenchPolicy {
+    let def = snapshot.definition();
+    let attributes = def.attributes.iter().map(|a| a.name.clone());
+    BenchPolicy {
+        principal: Principal {
+            role: Role::Owner,
+            organisation: Some(def.owner.clone()),
+            system: None,
+            subject: None,
+            user: None,
+            token_id: Some("bench".to_owned()),
+        },
+        access: Access::Grants([(def.name.clone(), vec![Grant::attributes(attributes)])].into()),
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// The baseline: a minimal arrow-flight server
+// The audit-off sink and the Flight SQL client (the rest is in support/flight.rs)
 // ---------------------------------------------------------------------------------------
-
-/// `DoGet` of any ticket streams the prepared batches; nothing else is implemented.
-#[derive(Debug, Clone)]
-struct BaselineFlight {
-    schema: SchemaRef,
-    batches: Arc<Vec<RecordBatch>>,
-    max_message_bytes: usize,
-}
-
-type Boxed<T> = BoxStream<'static, Result<T, Status>>;
-
-fn unimplemented<T>() -> Result<T, Status> {
-    Err(Status::unimplemented("the baseline only answers DoGet"))
-}
-
-#[tonic::async_trait]
-impl FlightService for BaselineFlight {
-    type HandshakeStream = Boxed<HandshakeResponse>;
-    type ListFlightsStream = Boxed<FlightInfo>;
-    type DoGetStream = Boxed<FlightData>;
-    type DoPutStream = Boxed<PutResult>;
-    type DoExchangeStream = Boxed<FlightData>;
-    type DoActionStream = Boxed<arrow_flight::Result>;
-    type ListActionsStream = Boxed<ActionType>;
-
-    async fn handshake(
-        &self,
-        _request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Self::HandshakeStream>, Status> {
-        unimplemented()
-    }
-
-    async fn list_flights(
-        &self,
-        _request: Request<Criteria>,
-    ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        unimplemented()
-    }
-
-    async fn get_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        unimplemented()
-    }
-
-    async fn poll_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
-        unimplemented()
-    }
-
-    async fn get_schema(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
-        unimplemented()
-    }
-
-    async fn do_get(
-        &self,
-        _request: Request<Ticket>,
-    ) -> Result<Response<Self::DoGetStream>, Status> {
-        let batches = Arc::clone(&self.batches);
-        let input = stream::iter((0..batches.len()).map(move |i| Ok(batches[i].clone())));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(Arc::clone(&self.schema))
-            .with_max_flight_data_size(self.max_message_bytes)
-            .with_dictionary_handling(DictionaryHandling::Resend)
-            .build(input)
-            .map_err(Status::from);
-        Ok(Response::new(stream.boxed()))
-    }
-
-    async fn do_put(
-        &self,
-        _request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoPutStream>, Status> {
-        unimplemented()
-    }
-
-    async fn do_exchange(
-        &self,
-        _request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        unimplemented()
-    }
-
-    async fn do_action(
-        &self,
-        _request: Request<Action>,
-    ) -> Result<Response<Self::DoActionStream>, Status> {
-        unimplemented()
-    }
-
-    async fn list_actions(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<Self::ListActionsStream>, Status> {
-        unimplemented()
-    }
-}
-
-/// The snapshot's chunks sliced to `batch_rows`, as DAGR's `DoGet` slices them.
-fn baseline_batches(snapshot: &Snapshot, batch_rows: usize) -> Vec<RecordBatch> {
-    snapshot
-        .chunks()
-        .iter()
-        .flat_map(|c| {
-            (0..c.num_rows())
-                .step_by(batch_rows)
-                .map(move |at| c.slice(at, batch_rows.min(c.num_rows() - at)))
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// Servers and clients
-// ---------------------------------------------------------------------------------------
-
-/// A server on 127.0.0.1:0, stopped with [`Running::stop`].
-struct Running {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: SpawnedTask<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        // Dropping the join on timeout drops the task, which aborts it.
-        if tokio::time::timeout(Duration::from_secs(10), self.task.join())
-            .await
-            .is_err()
-        {
-            eprintln!("a server did not stop within 10 s; aborted it");
-        }
-    }
-}
-
-async fn bind() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local address");
-    (listener, addr)
-}
 
 /// The "audit off" sink: records are discarded.
 #[derive(Debug)]
@@ -292,85 +99,10 @@ impl AuditSink for AuditOff {
     }
 }
 
-async fn start_dagr(
-    engine: &Arc<Engine>,
-    policy: &Arc<dyn AccessPolicy>,
-    audit: &Arc<dyn AuditSink>,
-    config: FlightConfig,
-) -> Running {
-    let (listener, addr) = bind().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let engine = Arc::clone(engine);
-    let policy = Arc::clone(policy);
-    let audit = Arc::clone(audit);
-    let task = SpawnedTask::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) =
-            dagr_flight_server::serve(listener, engine, policy, audit, config, shutdown).await
-        {
-            eprintln!("DAGR Flight server failed: {e}");
-        }
-    });
-    Running { addr, stop, task }
-}
-
-/// The baseline with the transport settings `dagr_flight_server::serve` applies.
-async fn start_baseline(service: BaselineFlight, config: &FlightConfig) -> Running {
-    let (listener, addr) = bind().await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let service = FlightServiceServer::new(service)
-        .max_encoding_message_size(config.max_message_bytes.max(4 << 20) * 2)
-        .max_decoding_message_size(config.max_decoding_bytes);
-    let router = Server::builder()
-        .initial_stream_window_size(config.stream_window)
-        .initial_connection_window_size(config.connection_window)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true)
-        .add_service(service);
-    let task = SpawnedTask::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-        {
-            eprintln!("baseline Flight server failed: {e}");
-        }
-    });
-    Running { addr, stop, task }
-}
-
-/// A channel to `addr`; with `windows`, the 16 / 32 MiB HTTP/2 windows, else tonic's defaults.
-async fn channel(addr: SocketAddr, windows: bool) -> Channel {
-    let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .tcp_nodelay(true);
-    if windows {
-        endpoint = endpoint
-            .initial_stream_window_size(CLIENT_STREAM_WINDOW)
-            .initial_connection_window_size(CLIENT_CONNECTION_WINDOW);
-    }
-    endpoint.connect().await.expect("connect")
-}
-
-fn raw_client(channel: Channel) -> FlightServiceClient<Channel> {
-    FlightServiceClient::new(channel).max_decoding_message_size(CLIENT_MAX_DECODING)
-}
-
-async fn flight_client(addr: SocketAddr, windows: bool) -> FlightClient {
-    let mut c = FlightClient::new_from_inner(raw_client(channel(addr, windows).await));
-    c.add_header("authorization", &format!("Bearer {TOKEN}"))
-        .expect("header");
-    c.add_header("x-dagr-purpose", PURPOSE).expect("header");
-    c
-}
-
 async fn sql_client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
-    let mut c = FlightSqlServiceClient::new_from_inner(raw_client(channel(addr, true).await));
+    let mut c = FlightSqlServiceClient::new_from_inner(raw_client(
+        channel(addr, ClientOptions::windows(true)).await,
+    ));
     c.set_token(TOKEN.to_owned());
     c.set_header("x-dagr-purpose", PURPOSE);
     c
@@ -379,95 +111,6 @@ async fn sql_client(addr: SocketAddr) -> FlightSqlServiceClient<Channel> {
 // ---------------------------------------------------------------------------------------
 // DoGet throughput
 // ---------------------------------------------------------------------------------------
-
-/// One full `DoGet`: rows, bytes (IPC header + body of every `FlightData`) and wall time.
-#[derive(Debug, Clone, Copy)]
-struct Transfer {
-    rows: usize,
-    bytes: usize,
-    secs: f64,
-}
-
-/// How the client reads a `DoGet`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
-    /// `FlightClient::do_get(..).into_inner()`: every message decoded to a `RecordBatch`, as
-    /// a client that uses the data does.
-    Decoded,
-    /// The raw `FlightData` stream of the tonic client: bytes counted, rows read from each
-    /// IPC message header, nothing decoded (isolates the server and the transport).
-    Raw,
-}
-
-impl Read {
-    fn label(self) -> &'static str {
-        match self {
-            Read::Decoded => "decoded",
-            Read::Raw => "raw",
-        }
-    }
-}
-
-async fn full_get(client: &mut FlightClient, ticket: &Ticket, read: Read) -> Transfer {
-    let started = Instant::now();
-    let (mut rows, mut bytes) = (0, 0);
-    match read {
-        Read::Decoded => {
-            let mut decoder = client
-                .do_get(ticket.clone())
-                .await
-                .expect("DoGet")
-                .into_inner();
-            while let Some(data) = decoder.next().await {
-                let data = data.expect("a FlightData message");
-                bytes += data.inner.data_header.len() + data.inner.data_body.len();
-                if let DecodedPayload::RecordBatch(b) = &data.payload {
-                    rows += b.num_rows();
-                }
-            }
-        }
-        Read::Raw => {
-            let mut request = Request::new(ticket.clone());
-            *request.metadata_mut() = client.metadata().clone();
-            let mut stream = client
-                .inner_mut()
-                .do_get(request)
-                .await
-                .expect("DoGet")
-                .into_inner();
-            while let Some(data) = stream.message().await.expect("a FlightData message") {
-                bytes += data.data_header.len() + data.data_body.len();
-                rows += arrow::ipc::root_as_message(&data.data_header)
-                    .ok()
-                    .and_then(|m| m.header_as_record_batch())
-                    .map_or(0, |b| b.length() as usize);
-            }
-        }
-    }
-    Transfer {
-        rows,
-        bytes,
-        secs: started.elapsed().as_secs_f64(),
-    }
-}
-
-/// The median run of several (by time).
-fn median(mut runs: Vec<Transfer>) -> Transfer {
-    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-    runs[runs.len() / 2]
-}
-
-fn gbps(t: &Transfer) -> f64 {
-    t.bytes as f64 / t.secs / 1e9
-}
-
-fn mrows(t: &Transfer) -> f64 {
-    t.rows as f64 / t.secs / 1e6
-}
-
-fn dataset_ticket() -> Ticket {
-    Ticket::new(serde_json::json!({ "dataset": "persons" }).to_string())
-}
 
 /// The medians of one configuration, per way of reading.
 #[derive(Debug, Clone, Copy)]
@@ -487,7 +130,7 @@ async fn measure_dagr_config(
 ) -> Medians {
     let off: Arc<dyn AuditSink> = Arc::new(AuditOff);
     let server = start_dagr(engine, policy, &off, config).await;
-    let mut client = flight_client(server.addr, client_windows).await;
+    let mut client = flight_client(server.addr, ClientOptions::windows(client_windows)).await;
     let ticket = dataset_ticket();
     full_get(&mut client, &ticket, Read::Decoded).await;
     let (mut decoded, mut raw) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
@@ -607,7 +250,7 @@ async fn lookup_client(
             run
         }
         LookupPath::JsonTicket => {
-            let mut client = flight_client(addr, true).await;
+            let mut client = flight_client(addr, ClientOptions::windows(true)).await;
             let one = async |client: &mut FlightClient, key: &str| -> usize {
                 let ticket = Ticket::new(
                     serde_json::json!({ "dataset": "persons", "keys": [key] }).to_string(),
@@ -696,41 +339,13 @@ struct KnobRow {
     transfer: Medians,
 }
 
-async fn setup(n: usize) -> (tempfile::TempDir, Arc<Engine>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let persons = tokio::task::spawn_blocking(move || {
-        generate(&DemoConfig {
-            persons: n,
-            seed: DEFAULT_SEED,
-        })
-        .expect("demo data")
-        .into_iter()
-        .find(|d| d.definition.name == "persons")
-        .expect("persons")
-    })
-    .await
-    .expect("generator");
-    let engine = Engine::open_dir(&dir.path().join("store"), EngineConfig::default())
-        .await
-        .expect("engine");
-    engine
-        .create_dataset(persons.definition.clone())
-        .await
-        .expect("create persons");
-    engine
-        .load_batches("persons", persons.batches)
-        .await
-        .expect("load persons");
-    (dir, Arc::new(engine))
-}
-
 async fn run() {
     let all = Instant::now();
     let n = persons_count();
     eprintln!("flight bench: generating and loading {n} persons ...");
     let (_dir, engine) = setup(n).await;
     let snapshot = engine.current("persons").expect("persons loaded");
-    let policy: Arc<dyn AccessPolicy> = Arc::new(BenchPolicy::new(&snapshot));
+    let policy: Arc<dyn AccessPolicy> = Arc::new(owner_policy(&snapshot));
     let defaults = FlightConfig::default();
     eprintln!(
         "loaded {} rows ({:.1} MiB Arrow) in {:.1} s",
@@ -748,8 +363,8 @@ async fn run() {
     let audit_off: Arc<dyn AuditSink> = Arc::new(AuditOff);
     let dagr_server = start_dagr(&engine, &policy, &audit_off, defaults.clone()).await;
     let base_server = start_baseline(baseline, &defaults).await;
-    let mut dagr_client = flight_client(dagr_server.addr, true).await;
-    let mut base_client = flight_client(base_server.addr, true).await;
+    let mut dagr_client = flight_client(dagr_server.addr, ClientOptions::windows(true)).await;
+    let mut base_client = flight_client(base_server.addr, ClientOptions::windows(true)).await;
     let ticket = dataset_ticket();
     let warm = full_get(&mut dagr_client, &ticket, Read::Decoded).await;
     full_get(&mut base_client, &ticket, Read::Decoded).await;
