@@ -51,6 +51,8 @@ const RUNS: usize = 5;
 const HIDDEN: [&str; 3] = ["birth_date", "phone", "email"];
 /// The agreement named in the consumer's grant (and in its access records).
 const AGREEMENT: &str = "bench-agreement";
+/// Pulls of one server under `DAGR_BENCH_PROFILE`.
+const PROFILE_PULLS: usize = 20;
 /// Cache bound of the "DAGR cached" server.
 const CACHE_BYTES: usize = 8 << 30;
 /// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in `/proc/self/stat` (100 on Linux).
@@ -551,6 +553,34 @@ async fn run() {
         miss.transfer.secs,
         gbps(&miss.transfer)
     );
+
+    // `DAGR_BENCH_PROFILE=before|zero-copy|cached|arrow-rs`: only pyarrow-client pulls of
+    // that server, for `perf record -p <pid>` (the pid is printed); no report.
+    if let Ok(which) = std::env::var("DAGR_BENCH_PROFILE") {
+        let kind = match which.as_str() {
+            "before" => ServerKind::DagrBefore,
+            "zero-copy" => ServerKind::DagrZeroCopy,
+            "cached" => ServerKind::DagrCached,
+            "arrow-rs" => ServerKind::Baseline,
+            other => panic!("DAGR_BENCH_PROFILE: no server `{other}`"),
+        };
+        let server = servers
+            .iter_mut()
+            .find(|s| s.kind == kind)
+            .expect("the server to profile");
+        let client = if pullers.py_client.is_some() {
+            ClientKind::Pyarrow
+        } else {
+            ClientKind::Rust(Read::Raw)
+        };
+        eprintln!("profile: pid {}; pulls start in 3 s", std::process::id());
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        for _ in 0..PROFILE_PULLS {
+            pullers.pull(server, client).await;
+        }
+        eprintln!("profile: done");
+        return;
+    }
 
     eprintln!("warm-up: one pull per server × client ...");
     for server in &mut servers {

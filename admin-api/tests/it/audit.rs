@@ -384,6 +384,69 @@ async fn bulk_records_are_found_for_their_subjects_only() {
     });
 }
 
+#[tokio::test]
+async fn a_repeated_big_read_names_the_same_subjects() {
+    each_backend!(|w| {
+        // Listing at most 2 subjects: 9000 rows of 10000 take the big-read path.
+        let store = AuditStore::open(
+            &w.audit_url,
+            AuditConfig {
+                list_limit: 2,
+                ..AuditConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let ctx = context(bank(&w), "statistics", Channel::Export);
+        crowd(&w, 10_000).await;
+        let first = store.commit(head(&w, "crowd", 9_000, &ctx)).await.unwrap();
+        // The same rows again (resolved once, reused), then more rows.
+        let again = store.commit(head(&w, "crowd", 9_000, &ctx)).await.unwrap();
+        let more = store.commit(head(&w, "crowd", 9_500, &ctx)).await.unwrap();
+        store.settle().await.unwrap();
+        // The subject count and the bitmap containers each record stores.
+        let pool = w.state.audit.pool();
+        let mut facts: Vec<(i64, Vec<(i64, Vec<u8>)>)> = Vec::new();
+        for seq in [&first[0], &again[0], &more[0]] {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT subject_count FROM audit_log WHERE seq = {seq}"
+            ))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            let bits: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+                "SELECT hi, bits FROM audit_bulk WHERE seq = {seq} ORDER BY hi"
+            ))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            facts.push((n, bits));
+        }
+        assert_eq!(facts[0].0, 9_000);
+        assert!(!facts[0].1.is_empty());
+        assert_eq!(facts[0], facts[1], "the same subjects, stored the same");
+        assert_eq!(facts[2].0, 9_500);
+        assert_ne!(facts[2].1, facts[0].1);
+        let seqs = |v: UsagePage| -> Vec<String> { v.entries.into_iter().map(|e| e.id).collect() };
+        let all = UsageFilter::default();
+        assert_eq!(
+            seqs(
+                store
+                    .subject_usage(&code(9_200), &all, None, 10)
+                    .await
+                    .unwrap()
+            ),
+            [more[0].clone()]
+        );
+        assert_eq!(
+            seqs(store.subject_usage(&code(5), &all, None, 10).await.unwrap()),
+            [more[0].clone(), again[0].clone(), first[0].clone()]
+        );
+        assert!(verify(&store).await.broken.is_none());
+        store.close().await;
+    });
+}
+
 fn event(tx: &str, subject: &str) -> Value {
     json!({
         "subject": subject,

@@ -462,6 +462,9 @@ struct Inner {
     dict: RwLock<HashMap<Box<str>, u32>>,
     /// (dataset, version, column) → row → dictionary id ([`NO_SUBJECT`] for none).
     arrays: Mutex<HashMap<ArrayKey, ArrayCell>>,
+    /// The subjects of the last big read resolved: a whole-dataset pull repeated on the same
+    /// snapshot (the same rows, the same subject columns) reuses them.
+    last_big: Mutex<Option<record::BigRead>>,
 }
 
 /// The durable, hash-chained audit log of access records and usage events. Cheap to clone
@@ -493,7 +496,7 @@ struct Checked {
 }
 
 /// What a record's subjects became.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Resolved {
     listed: Option<Vec<String>>,
     count: u64,
@@ -613,6 +616,7 @@ impl AuditStore {
                 home: tokio::runtime::Handle::current(),
                 dict: RwLock::new(HashMap::new()),
                 arrays: Mutex::new(HashMap::new()),
+                last_big: Mutex::new(None),
             }),
         })
     }

@@ -83,31 +83,27 @@ impl AuditStore {
             return bulk(bitmap).await;
         }
         // A big read: map rows to ids through the snapshot's cached arrays.
+        if let Some(resolved) = self.inner.last_big.lock().as_ref().and_then(|b| b.of(s)) {
+            return Ok(resolved);
+        }
         let mut arrays = Vec::with_capacity(s.columns.len());
         for &c in &s.columns {
             arrays.push(self.column_ids(s, c).await?);
         }
         let read = s.rows.clone();
-        let bitmap = blocking(move || {
-            let mut ids = Vec::with_capacity(read.len() as usize);
-            for r in &read {
-                for a in &arrays {
-                    if let Some(&id) = a.get(r as usize)
-                        && id != NO_SUBJECT
-                    {
-                        ids.push(id);
-                    }
-                }
-            }
-            ids.sort_unstable();
-            ids.dedup();
-            Ok(RoaringBitmap::from_sorted_iter(ids).unwrap_or_default())
-        })
-        .await?;
-        if bitmap.len() <= limit as u64 {
-            return Ok(listed(values_of(s).await?));
-        }
-        bulk(bitmap).await
+        let bitmap = blocking(move || Ok(ids_read(&read, &arrays))).await?;
+        let resolved = if bitmap.len() <= limit as u64 {
+            listed(values_of(s).await?)
+        } else {
+            bulk(bitmap).await?
+        };
+        *self.inner.last_big.lock() = Some(BigRead {
+            snapshot: Arc::downgrade(&s.snapshot),
+            columns: s.columns.clone(),
+            rows: s.rows.clone(),
+            resolved: resolved.clone(),
+        });
+        Ok(resolved)
     }
 
     /// Dictionary ids of codes (assigned when new), in the order given.
@@ -615,4 +611,59 @@ pub(super) async fn bulk(bitmap: RoaringBitmap) -> Result<Resolved> {
         })
     };
     if small { work() } else { blocking(work).await }
+}
+
+/// The distinct dictionary ids of the rows `read` through the row → id `arrays` (one per
+/// subject column): marked in a bit set as large as the largest id, then read out in order
+/// (no sort of one entry per row).
+fn ids_read(read: &RoaringBitmap, arrays: &[Arc<Vec<u32>>]) -> RoaringBitmap {
+    let max = arrays
+        .iter()
+        .flat_map(|a| a.iter().copied().filter(|&id| id != NO_SUBJECT).max())
+        .max();
+    let Some(max) = max else {
+        return RoaringBitmap::new();
+    };
+    let mut bits = vec![0u64; max as usize / 64 + 1];
+    for r in read {
+        for a in arrays {
+            if let Some(&id) = a.get(r as usize)
+                && id != NO_SUBJECT
+            {
+                bits[id as usize / 64] |= 1 << (id % 64);
+            }
+        }
+    }
+    let ids = bits.iter().enumerate().flat_map(|(w, &word)| {
+        let mut word = word;
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let bit = word.trailing_zeros();
+                word &= word - 1;
+                (w as u32) * 64 + bit
+            })
+        })
+    });
+    RoaringBitmap::from_sorted_iter(ids).unwrap_or_default()
+}
+
+/// The subjects of the last big read, for a read of the same rows of the same snapshot.
+pub(super) struct BigRead {
+    snapshot: std::sync::Weak<dagr_engine::Snapshot>,
+    columns: Vec<usize>,
+    rows: RoaringBitmap,
+    resolved: Resolved,
+}
+
+impl BigRead {
+    /// The subjects, when `s` reads what this read did.
+    fn of(&self, s: &SubjectRows) -> Option<Resolved> {
+        let same = self
+            .snapshot
+            .upgrade()
+            .is_some_and(|snapshot| Arc::ptr_eq(&snapshot, &s.snapshot))
+            && self.columns == s.columns
+            && self.rows == s.rows;
+        same.then(|| self.resolved.clone())
+    }
 }
