@@ -589,7 +589,8 @@ mod tests {
             max_message_bytes,
             ..Default::default()
         };
-        let input: Batches = futures::stream::iter(batches.to_vec().into_iter().map(Ok)).boxed();
+        let input: Batches =
+            futures::stream::iter(batches.iter().cloned().map(Ok).collect::<Vec<_>>()).boxed();
         encode(Arc::clone(schema), input, &config, compression)
             .unwrap()
             .map(|m| m.unwrap().into_flight())

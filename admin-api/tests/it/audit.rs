@@ -406,7 +406,8 @@ async fn a_repeated_big_read_names_the_same_subjects() {
         store.settle().await.unwrap();
         // The subject count and the bitmap containers each record stores.
         let pool = w.state.audit.pool();
-        let mut facts: Vec<(i64, Vec<(i64, Vec<u8>)>)> = Vec::new();
+        type Containers = Vec<(i64, Vec<u8>)>;
+        let mut facts: Vec<(i64, Containers)> = Vec::new();
         for seq in [&first[0], &again[0], &more[0]] {
             let n: i64 = sqlx::query_scalar(&format!(
                 "SELECT subject_count FROM audit_log WHERE seq = {seq}"
