@@ -112,7 +112,7 @@ async fn the_wire_path_sends_the_bytes_tonic_sent_masked_cells_included() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_pull_comes_from_the_cache_and_a_revoked_agreement_ends_it() {
-    let node = start(&[]);
+    let mut node = start(&[]);
     let base = node.server.base.clone();
     let riga = common::system_token(&node.creds, "RIGA", "consumer");
     let owner = common::system_token(&node.creds, "PMLP", "provider");
@@ -160,4 +160,7 @@ async fn a_second_pull_comes_from_the_cache_and_a_revoked_agreement_ends_it() {
         matches!(refused.code(), Code::PermissionDenied | Code::NotFound),
         "{refused:?}"
     );
+    // And the streams it cut leave the server's memory (the sweep runs every second).
+    let line = node.server.wait_for("dropped cached streams");
+    assert!(line.contains("streams=2"), "{line}");
 }

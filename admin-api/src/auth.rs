@@ -376,12 +376,15 @@ impl AccessPolicy for Policy {
     }
 
     fn agreement_in_force(&self, id: &str) -> bool {
+        let Ok(id) = id.parse::<i64>() else {
+            return false;
+        };
         let now = Time::now();
         self.state()
             .agreements
             .values()
             .flatten()
-            .any(|a| a.in_force(now) && a.id.to_string() == id)
+            .any(|a| a.id == id && a.in_force(now))
     }
 
     fn quota_overrides(&self, p: &Principal) -> QuotaOverrides {

@@ -147,7 +147,8 @@ pub async fn serve(
         .initial_stream_window_size(config.stream_window)
         .initial_connection_window_size(config.connection_window)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .max_frame_size(config.max_frame_size)
+        // h2 accepts 16 KiB ..= 16 MiB − 1 (RFC 9113 §6.5.2).
+        .max_frame_size(config.max_frame_size.clamp(16 << 10, (16 << 20) - 1))
         .tcp_nodelay(true);
     if let Some(tls) = &config.tls {
         let read = |path: &PathBuf| {
@@ -182,7 +183,7 @@ pub async fn serve(
         })
     });
     let router = if zero_copy {
-        builder.add_service(wire::Wire::new(service, flight, max_decoding))
+        builder.add_service(wire::Wire::new(service, flight, max_decoding, max_encoding))
     } else {
         builder.add_service(service)
     };

@@ -128,7 +128,13 @@ impl DagrFlight {
 
     /// Drop the cached streams of agreements no longer in force.
     pub(crate) fn sweep_cache(&self) {
-        self.sql.cache.sweep(self.sql.policy.as_ref());
+        let engine = &self.sql.engine;
+        self.sql.cache.sweep(self.sql.policy.as_ref(), |dataset| {
+            engine
+                .current(dataset)
+                .ok()
+                .map(|s| (s.version(), s.created_at().timestamp_micros()))
+        });
     }
 
     /// Check the caller's token (nothing counted, nothing read): what the wire path does
@@ -451,15 +457,16 @@ impl SqlService {
                 Some(asked) => Some(asked),
                 None => self.compression(&request)?,
             };
-            let key = self.cache.enabled().then(|| {
-                cache::Key::new(
+            let key = match self.cache.enabled() {
+                false => None,
+                true => Some(cache::Key::new(
                     &view,
                     &caller.access,
                     &fingerprint,
                     projection.as_deref(),
-                    compression,
-                )
-            });
+                    fstream::compression(compression)?,
+                )),
+            };
             let hit = key.as_ref().and_then(|k| self.cache.get(k));
             let cached = match (&key, &hit) {
                 (None, _) => None,

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, ready};
 
 use arrow_flight::{FlightData, Ticket};
 use bytes::{BufMut, Bytes, BytesMut};
-use dagr_engine::arrow::array::{Array, RecordBatch};
+use dagr_engine::arrow::array::{Array, AsArray, RecordBatch};
 use dagr_engine::arrow::buffer::Buffer;
 use dagr_engine::arrow::datatypes::Schema;
 use dagr_engine::arrow::error::ArrowError;
@@ -166,10 +166,7 @@ impl IpcEncoder {
             let buffers = self.inner.encode(&piece)?;
             let from = out.len();
             split_messages(buffers, &mut out)?;
-            if !self.schema_skipped {
-                if out.len() == from {
-                    return Err(ArrowError::IpcError("no schema message".to_owned()));
-                }
+            if !self.schema_skipped && out.len() > from && is_schema(&out[from]) {
                 out.remove(from);
                 self.schema_skipped = true;
             }
@@ -178,16 +175,26 @@ impl IpcEncoder {
     }
 }
 
+/// Whether `m` is a schema message.
+fn is_schema(m: &Encoded) -> bool {
+    root_as_message(&m.header)
+        .is_ok_and(|h| h.header_type() == dagr_engine::arrow::ipc::MessageHeader::Schema)
+}
+
 /// `batch` cut by rows into pieces of about `max_bytes` each (of the bytes the batch
 /// references, not of its parents' buffers: a slice of a large chunk is not cut further than
-/// its own size needs).
+/// its own size needs; a dictionary column counts its keys, its values travel in their own
+/// message).
 fn split_batch(batch: &RecordBatch, max_bytes: usize) -> Vec<RecordBatch> {
     let size: usize = batch
         .columns()
         .iter()
         .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
+            let data = match c.as_any_dictionary_opt() {
+                Some(d) => d.keys().to_data(),
+                None => c.to_data(),
+            };
+            data.get_slice_memory_size()
                 .unwrap_or_else(|_| c.get_buffer_memory_size())
         })
         .sum();
@@ -262,7 +269,7 @@ const DATA_BODY_TAG: u32 = 1000;
 /// Append to `out` the pieces of one gRPC message carrying `m` as a `FlightData`: the length
 /// prefix and the protobuf fields before the body (prost's order: descriptor, header,
 /// app_metadata, body), then the body pieces, small ones merged.
-fn frame(m: Encoded, out: &mut VecDeque<Bytes>) -> Result<(), Status> {
+fn frame(m: Encoded, max_bytes: usize, out: &mut VecDeque<Bytes>) -> Result<(), Status> {
     let body_len = m.body_len();
     let fields = FlightData {
         flight_descriptor: None,
@@ -276,8 +283,15 @@ fn frame(m: Encoded, out: &mut VecDeque<Bytes>) -> Result<(), Status> {
     } else {
         0
     };
-    let total = u32::try_from(fields_len + body_key_len + body_len)
-        .map_err(|_| Status::internal("a Flight message over 4 GiB"))?;
+    let total = fields_len + body_key_len + body_len;
+    if total > max_bytes {
+        // As tonic's encoder refuses a message over its limit.
+        return Err(Status::out_of_range(format!(
+            "a message of {total} bytes is over the limit of {max_bytes} bytes (one row too large?)"
+        )));
+    }
+    let total =
+        u32::try_from(total).map_err(|_| Status::internal("a Flight message over 4 GiB"))?;
     let mut current = BytesMut::with_capacity(5 + fields_len + body_key_len);
     current.put_u8(0);
     current.put_u32(total);
@@ -318,14 +332,17 @@ fn trailers(status: &Status) -> http::HeaderMap {
 /// Dropping it (the client went away) drops the message stream, which stops its producer.
 pub(crate) struct GrpcBody {
     messages: Option<Messages>,
+    /// Largest message sent.
+    max_message_bytes: usize,
     pending: VecDeque<Bytes>,
     trailers: Option<http::HeaderMap>,
 }
 
 impl GrpcBody {
-    pub(crate) fn new(messages: Messages) -> Self {
+    pub(crate) fn new(messages: Messages, max_message_bytes: usize) -> Self {
         GrpcBody {
             messages: Some(messages),
+            max_message_bytes,
             pending: VecDeque::new(),
             trailers: None,
         }
@@ -352,7 +369,7 @@ impl http_body::Body for GrpcBody {
                 return Poll::Ready(None);
             };
             let end = match ready!(messages.poll_next_unpin(cx)) {
-                Some(Ok(m)) => match frame(m, &mut this.pending) {
+                Some(Ok(m)) => match frame(m, this.max_message_bytes, &mut this.pending) {
                     Ok(()) => continue,
                     Err(s) => s,
                 },
@@ -380,14 +397,22 @@ pub(crate) struct Wire<S> {
     flight: DagrFlight,
     /// Largest request accepted (the ticket's gRPC message).
     max_request_bytes: usize,
+    /// Largest message sent.
+    max_response_bytes: usize,
 }
 
 impl<S> Wire<S> {
-    pub(crate) fn new(inner: S, flight: DagrFlight, max_request_bytes: usize) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        flight: DagrFlight,
+        max_request_bytes: usize,
+        max_response_bytes: usize,
+    ) -> Self {
         Wire {
             inner,
             flight,
             max_request_bytes,
+            max_response_bytes,
         }
     }
 }
@@ -416,9 +441,9 @@ where
             return Box::pin(self.inner.call(request));
         }
         let flight = self.flight.clone();
-        let max = self.max_request_bytes;
+        let limits = (self.max_request_bytes, self.max_response_bytes);
         Box::pin(async move {
-            Ok(match do_get(flight, request, max).await {
+            Ok(match do_get(flight, request, limits).await {
                 Ok(response) => response,
                 Err(status) => status.into_http(),
             })
@@ -431,7 +456,7 @@ where
 async fn do_get(
     flight: DagrFlight,
     request: http::Request<Body>,
-    max_request_bytes: usize,
+    (max_request_bytes, max_response_bytes): (usize, usize),
 ) -> Result<http::Response<Body>, Status> {
     let (parts, body) = request.into_parts();
     let metadata = MetadataMap::from_headers(parts.headers);
@@ -439,7 +464,7 @@ async fn do_get(
     let ticket = read_ticket(body, max_request_bytes).await?;
     let request = tonic::Request::from_parts(metadata, parts.extensions, ticket);
     let (metadata, messages, _) = flight.get_messages(request).await?.into_parts();
-    let mut response = http::Response::new(Body::new(GrpcBody::new(messages)));
+    let mut response = http::Response::new(Body::new(GrpcBody::new(messages, max_response_bytes)));
     *response.headers_mut() = metadata.into_headers();
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -455,7 +480,7 @@ async fn read_ticket(mut body: Body, max_bytes: usize) -> Result<Ticket, Status>
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {
             if buf.len() + data.len() > max_bytes.saturating_add(5) {
-                return Err(Status::resource_exhausted(format!(
+                return Err(Status::out_of_range(format!(
                     "the DoGet request is larger than {max_bytes} bytes"
                 )));
             }
@@ -669,7 +694,7 @@ mod tests {
         };
         let expected = m.clone().into_flight().encode_to_vec();
         let mut pieces = VecDeque::new();
-        frame(m, &mut pieces).unwrap();
+        frame(m, usize::MAX, &mut pieces).unwrap();
         assert_eq!(pieces.len(), 3, "small pieces merged, the large one alone");
         let wire: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
         assert_eq!(wire[0], 0);
@@ -688,7 +713,7 @@ mod tests {
         };
         let expected = m.clone().into_flight().encode_to_vec();
         let mut pieces = VecDeque::new();
-        frame(m, &mut pieces).unwrap();
+        frame(m, usize::MAX, &mut pieces).unwrap();
         let wire: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
         assert_eq!(&wire[5..], &expected[..]);
     }
