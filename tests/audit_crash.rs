@@ -194,17 +194,7 @@ fn verify(data: &std::path::Path) -> Value {
 /// The owner's CSV export of the records of `persons`: for each purpose of the burst, the
 /// line of its record.
 async fn burst_records(server: &Server, owner: &str) -> HashMap<String, String> {
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/usage/records?dataset=persons&format=csv",
-            server.base
-        ))
-        .bearer_auth(owner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let csv = r.text().await.unwrap();
+    let csv = common::persons_usage_csv(&server.base, owner).await;
     let mut records = HashMap::new();
     for line in csv.lines() {
         if let Some(at) = line.find("crash-")

@@ -64,16 +64,7 @@ async fn pull(
 
 /// The access records of `persons` the owner sees that name `organisation`.
 async fn records_of(base: &str, owner: &str, organisation: &str) -> usize {
-    let r = reqwest::Client::new()
-        .get(format!(
-            "{base}/api/v1/usage/records?dataset=persons&format=csv"
-        ))
-        .bearer_auth(owner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let csv = r.text().await.unwrap();
+    let csv = common::persons_usage_csv(base, owner).await;
     csv.lines()
         .filter(|l| l.contains(&format!(",{organisation},")))
         .count()

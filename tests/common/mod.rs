@@ -377,3 +377,17 @@ pub fn json_strings(v: &serde_json::Value) -> std::collections::BTreeSet<String>
         })
         .unwrap_or_default()
 }
+
+/// The CSV export of the access records of `persons` that `token` (its owner) may see.
+pub async fn persons_usage_csv(base: &str, token: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{base}/api/v1/usage/records?dataset=persons&format=csv"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}

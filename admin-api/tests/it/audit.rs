@@ -276,19 +276,24 @@ async fn crowd(w: &World, n: usize) {
         .unwrap();
 }
 
+/// A second store on the world's audit database that lists at most 2 subjects per record.
+async fn listing_two(w: &World) -> AuditStore {
+    AuditStore::open(
+        &w.audit_url,
+        AuditConfig {
+            list_limit: 2,
+            ..AuditConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn bulk_records_are_found_for_their_subjects_only() {
     each_backend!(|w| {
         // A second store on the same database (a replica), listing at most 2 subjects.
-        let small = AuditStore::open(
-            &w.audit_url,
-            AuditConfig {
-                list_limit: 2,
-                ..AuditConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let small = listing_two(&w).await;
         let ctx = context(bank(&w), "statistics", Channel::Export);
         let listed = small
             .commit(lookups(&w, &names_access(), &[20, 21], &ctx))
@@ -388,15 +393,7 @@ async fn bulk_records_are_found_for_their_subjects_only() {
 async fn a_repeated_big_read_names_the_same_subjects() {
     each_backend!(|w| {
         // Listing at most 2 subjects: 9000 rows of 10000 take the big-read path.
-        let store = AuditStore::open(
-            &w.audit_url,
-            AuditConfig {
-                list_limit: 2,
-                ..AuditConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let store = listing_two(&w).await;
         let ctx = context(bank(&w), "statistics", Channel::Export);
         crowd(&w, 10_000).await;
         let first = store.commit(head(&w, "crowd", 9_000, &ctx)).await.unwrap();
