@@ -14,6 +14,11 @@
 //! (`x-dagr-purpose`) and is recorded through the engine's [`AuditSink`] seam: its last
 //! batch is sent only once the access record is committed.
 //!
+//! `DoGet` responses leave through the zero-copy wire path (`wire.rs`, in front of tonic's
+//! generated server): IPC messages that reference the batches' own buffers, framed for gRPC
+//! by hand; repeated whole-dataset pulls are answered from a bounded cache of encoded streams
+//! (`cache.rs`) that drops what a revoked agreement or a replaced snapshot cut.
+//!
 //! Every call is authenticated with `authorization: Bearer <token>` through the engine's
 //! [`AccessPolicy`] seam; `Handshake` also takes basic credentials whose password is a DAGR
 //! token, so that standard Flight SQL clients (ADBC, JDBC) can log in. The crate depends only
@@ -86,11 +91,11 @@ pub struct FlightConfig {
     pub tls: Option<TlsFiles>,
     /// Where uploads are recorded (the load history), if anywhere.
     pub journal: Option<std::sync::Arc<dyn put::LoadJournal>>,
-    /// Send `DoGet` responses through the zero-copy wire path ([`wire`]): the Arrow buffers
+    /// Send `DoGet` responses through the zero-copy wire path (`wire.rs`): the Arrow buffers
     /// go to the socket without being copied into a protobuf message. `false` serves them
     /// through tonic's generated code, as before (for comparison, and as a fallback).
     pub zero_copy: bool,
-    /// Memory bound of the cache of encoded whole-dataset streams ([`cache`]), in bytes;
+    /// Memory bound of the cache of encoded whole-dataset streams (`cache.rs`), in bytes;
     /// 0 turns it off.
     pub cache_bytes: usize,
     /// The largest HTTP/2 frame the server accepts (`SETTINGS_MAX_FRAME_SIZE`, at most
