@@ -319,7 +319,9 @@ fn scope(s: &AppState, p: &Principal, dataset: Option<&str>) -> Result<Option<Ve
 
 /// `[from, to)` in Unix ms, bounded to [`MAX_PERIOD_DAYS`].
 fn period(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64)> {
-    let to = time_param("to", to, true)?.unwrap_or_else(|| Time::now().0);
+    // The default period ends after the current millisecond: an entry recorded in it (a
+    // report acknowledged just before the export) is in the export.
+    let to = time_param("to", to, true)?.unwrap_or_else(|| Time::now().0 + 1);
     let from = time_param("from", from, false)?
         .unwrap_or_else(|| to.saturating_sub(DEFAULT_PERIOD_DAYS * 86_400_000));
     if from >= to {
@@ -652,5 +654,12 @@ mod tests {
         assert!(e.to_string().contains("366 days"), "{e}");
         assert!(period(Some("2026-02-01"), Some("2026-01-01")).is_err());
         assert!(period(Some("yesterday"), None).is_err());
+    }
+
+    #[test]
+    fn the_default_period_includes_the_current_millisecond() {
+        let now = Time::now().0;
+        let (_, to) = period(None, None).unwrap();
+        assert!(to > now, "an entry recorded at {now} is before `to` ({to})");
     }
 }
