@@ -33,7 +33,9 @@ use dagr_engine::arrow::datatypes::{Schema, SchemaRef};
 use dagr_engine::arrow::ipc::writer::IpcWriteOptions;
 use dagr_engine::datafusion::scalar::ScalarValue;
 use dagr_engine::prepared::Prepared;
-use dagr_engine::{AccessPolicy, AuditContext, AuditSink, Channel, Engine, MaskedView, ReadLog};
+use dagr_engine::{
+    AccessPolicy, AuditContext, AuditSink, Channel, Engine, MaskedView, Principal, ReadLog,
+};
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
@@ -137,21 +139,25 @@ impl DagrFlight {
         });
     }
 
-    /// Check the caller's token (nothing counted, nothing read): what the wire path does
-    /// before it reads a request body.
-    pub(crate) fn authenticate_metadata(&self, metadata: &MetadataMap) -> Result<(), Status> {
-        auth::principal(self.sql.policy.as_ref(), metadata).map(|_| ())
+    /// The caller's principal from its token (nothing counted, nothing read): checked first,
+    /// by the wire path before it reads a request body.
+    pub(crate) fn authenticate_metadata(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<Principal, Status> {
+        auth::principal(self.sql.policy.as_ref(), metadata)
     }
 
-    /// `DoGet` as encoded IPC messages: what the wire path ([`wire::Wire`]) sends, and what
-    /// `FlightService::do_get` turns into `FlightData`.
+    /// `DoGet` of `principal` (from [`Self::authenticate_metadata`]) as encoded IPC messages:
+    /// what the wire path ([`wire::Wire`]) sends, and what `FlightService::do_get` turns
+    /// into `FlightData`.
     pub(crate) async fn get_messages(
         &self,
+        principal: Principal,
         request: Request<Ticket>,
     ) -> Result<Response<Messages>, Status> {
-        // Authenticated first, counted against the token's requests per second; then a
-        // stream permit of the caller's token, held by the response until it ends.
-        let principal = auth::principal(self.sql.policy.as_ref(), request.metadata())?;
+        // Counted against the token's requests per second; then a stream permit of the
+        // caller's token, held by the response until it ends.
         self.sql.admit(&principal)?;
         let sql = &self.sql;
         let permit = quota::stream(&sql.config.quotas, sql.policy.as_ref(), &principal)?;
@@ -1279,7 +1285,8 @@ impl FlightService for DagrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let response = self.get_messages(request).await?;
+        let principal = self.authenticate_metadata(request.metadata())?;
+        let response = self.get_messages(principal, request).await?;
         Ok(response.map(wire::into_flight_stream))
     }
 

@@ -460,10 +460,10 @@ async fn do_get(
 ) -> Result<http::Response<Body>, Status> {
     let (parts, body) = request.into_parts();
     let metadata = MetadataMap::from_headers(parts.headers);
-    flight.authenticate_metadata(&metadata)?;
+    let principal = flight.authenticate_metadata(&metadata)?;
     let ticket = read_ticket(body, max_request_bytes).await?;
     let request = tonic::Request::from_parts(metadata, parts.extensions, ticket);
-    let (metadata, messages, _) = flight.get_messages(request).await?.into_parts();
+    let (metadata, messages, _) = flight.get_messages(principal, request).await?.into_parts();
     let mut response = http::Response::new(Body::new(GrpcBody::new(messages, max_response_bytes)));
     *response.headers_mut() = metadata.into_headers();
     response.headers_mut().insert(
