@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod connector;
 pub mod demo;
 pub mod demo_governance;
