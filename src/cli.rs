@@ -1,5 +1,7 @@
-//! Command-line interface. Every flag also reads an environment variable `DAGR_...`;
-//! flags win over the environment, which wins over the defaults.
+//! Command-line interface. Every flag also reads an environment variable `DAGR_...`, and
+//! the flags of `dagr serve` can also come from a TOML file (`--config`, see
+//! [`crate::config`]): flags win over the environment, which wins over the file, which wins
+//! over the defaults.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ pub enum Command {
     Admin(crate::admin::AdminArgs),
     /// Check the usage audit log (hash chain) without a server.
     Audit(crate::audit::AuditArgs),
+    /// Check a configuration file of `dagr serve`, or print an example one.
+    #[command(subcommand)]
+    Config(crate::config::ConfigCommand),
     /// Load files or a PostgreSQL table into a dataset of a running server (a full snapshot
     /// or, with --changes, upserts and deletes), validating them first.
     Load(crate::connector::LoadArgs),
@@ -54,6 +59,11 @@ pub enum Command {
 /// Flags of `dagr serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// TOML configuration file whose keys are the long flags below (`http-addr =
+    /// "0.0.0.0:8080"`); flags and environment variables win over it. See
+    /// docs/configuration.md.
+    #[arg(long, env = "DAGR_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory: snapshots, and the metadata database unless --database-url is given.
     #[arg(long, env = "DAGR_DATA_DIR", default_value = "./dagr-data")]
     pub data_dir: PathBuf,
@@ -164,6 +174,11 @@ pub struct ServeArgs {
     /// TLS-terminating proxy (a request with `X-Forwarded-Proto: https` gets them anyway).
     #[arg(long, env = "DAGR_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Seconds between SIGTERM and closing the listeners, during which the node keeps
+    /// serving but `/api/v1/ready` answers 503, so that a load balancer polling it stops
+    /// sending new requests first (0 = close at once).
+    #[arg(long, env = "DAGR_DRAIN_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub drain_secs: u64,
 }
 
 /// `dagr demo ...`
@@ -210,6 +225,14 @@ pub const WORKER_STACK_BYTES: usize = 16 << 20;
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
+    if let Command::Config(cmd) = &cli.command {
+        // Checks files only: no runtime, no database, no ports.
+        let code = crate::config::run(cmd);
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dagr")
@@ -220,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(crate::server::run(args)),
+        Command::Config(_) => unreachable!("handled before the runtime starts"),
         Command::Admin(args) => crate::admin::run(&runtime, args),
         Command::Audit(args) => {
             let code = crate::audit::run(&runtime, args)?;

@@ -251,15 +251,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::pin!(servers);
     tokio::select! {
         result = &mut servers => result?,
-                () = shutdown_signal() => {
-            let _ = stop.send(());
-            // In-flight calls get a grace period; a stalled client cannot keep DAGR up.
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await {
-                Ok(result) => result?,
-                Err(_) => tracing::warn!(
-                    seconds = SHUTDOWN_GRACE.as_secs(),
-                    "calls still open after the grace period were cut"
-                ),
+        () = shutdown_signal() => {
+            // A load balancer polling /api/v1/ready stops sending new requests while the
+            // node still serves (--drain-secs); then the listeners close.
+            dagr_admin_api::ops::set_draining();
+            let drained = match args.drain_secs {
+                0 => None,
+                secs => {
+                    info!(seconds = secs, "draining: /api/v1/ready answers 503 until the listeners close");
+                    let drain = std::time::Duration::from_secs(secs);
+                    tokio::time::timeout(drain, &mut servers).await.ok()
+                }
+            };
+            match drained {
+                // A server stopped by itself during the drain.
+                Some(result) => result?,
+                None => {
+                    let _ = stop.send(());
+                    // In-flight calls get a grace period; a stalled client cannot keep DAGR up.
+                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await {
+                        Ok(result) => result?,
+                        Err(_) => tracing::warn!(
+                            seconds = SHUTDOWN_GRACE.as_secs(),
+                            "calls still open after the grace period were cut"
+                        ),
+                    }
+                }
             }
         }
     }

@@ -7,21 +7,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{Server, credentials, system_token};
 
 const DEMO_ROWS: usize = 1000;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-/// Where the virtualenv is cached between runs; `scripts/test` prepares the same one.
-const VENV_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python-env");
 /// The attributes of the demo's BANKA consumer agreement on `persons`.
 const BANK_COLUMNS: &str = "personal_code,given_name,family_name,birth_date,declared_address_code";
 
 #[test]
 fn python_flight_clients_read_persons_within_agreements() {
-    let Some(python) = python_env() else {
+    let Some(python) = common::python_env("the Python Flight client test") else {
         return;
     };
 
@@ -63,33 +61,6 @@ fn python_flight_clients_read_persons_within_agreements() {
         server.logged()
     );
     server.terminate();
-}
-
-/// The virtualenv's python from `scripts/python-env`, or `None` (test skipped) when it cannot be
-/// made and Python is not required.
-fn python_env() -> Option<PathBuf> {
-    let out = Command::new(Path::new(ROOT).join("scripts/python-env"))
-        .arg(VENV_DIR)
-        .output()
-        .expect("run scripts/python-env");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let python = stdout.lines().last().map(str::trim).unwrap_or_default();
-    if out.status.success() && !python.is_empty() {
-        return Some(PathBuf::from(python));
-    }
-    let why = format!(
-        "scripts/python-env {VENV_DIR} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        std::env::var("DAGR_TEST_REQUIRE_PYTHON").as_deref() != Ok("1"),
-        "{why}"
-    );
-    eprintln!(
-        "skipping the Python Flight client test (set DAGR_TEST_REQUIRE_PYTHON=1 to fail instead): {why}"
-    );
-    None
 }
 
 /// The Flight address (`flight=HOST:PORT`) from the server's listening line.

@@ -31,6 +31,7 @@ pub mod loads;
 pub mod map;
 pub mod model;
 pub mod openapi;
+pub mod ops;
 pub mod outbox;
 pub mod quotas;
 pub mod serve;
@@ -150,6 +151,8 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
     .merge(tapis::api::file_routes().with_state(state.clone()));
     Router::new()
         .route("/api/v1/health", get(handlers::health))
+        .route("/api/v1/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics_text))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/me", get(api::me))
         .route(
@@ -233,4 +236,6 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         .layer(request_timeout())
         .merge(load_routes)
         .layer(TraceLayer::new_for_http())
+        // Every request is counted in /metrics by its route template.
+        .layer(axum::middleware::from_fn(ops::measure))
 }

@@ -17,12 +17,13 @@ use crate::{api, handlers};
         description = "Catalog, record lookups, governance (organisations, systems, \
             tokens, access requests, agreements, schema changes), snapshot loads and the usage \
             audit of DAGR. \
-            Every call except `/health` and this document needs `Authorization: Bearer \
+            Every call except `/health`, `/ready` and this document needs `Authorization: Bearer \
             <token>`. Errors are `application/problem+json` (RFC 9457). Lists are JSON arrays \
             paginated with `limit` and `after`; a full page carries `Link: <...>; rel=\"next\"`."
     ),
     paths(
         handlers::health,
+        crate::ops::ready,
         handlers::list_datasets,
         handlers::get_dataset,
         handlers::head_records,
@@ -150,7 +151,7 @@ use crate::{api, handlers};
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "meta", description = "Health and this document"),
+        (name = "meta", description = "Health, readiness and this document"),
         (name = "auth", description = "Who the caller is"),
         (name = "datasets", description = "The catalog and data flows"),
         (name = "records", description = "Masked record lookups"),

@@ -221,6 +221,18 @@ impl Engine {
         batches: Vec<RecordBatch>,
     ) -> Result<ChangeReport> {
         let started = Instant::now();
+        let result = self.apply_change_set(name, batches, started).await;
+        let rows = result.as_ref().map_or(0, |r| r.rows);
+        crate::metrics::metrics().load("changes", started.elapsed(), &result, rows);
+        result
+    }
+
+    async fn apply_change_set(
+        &self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        started: Instant,
+    ) -> Result<ChangeReport> {
         let state = self.state(name)?;
         let catalog = Arc::clone(&state.commit).lock_owned().await;
         let version = catalog.next;

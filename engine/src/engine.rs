@@ -285,6 +285,7 @@ impl MaskedView {
             .index()
             .get_many(keys.iter().map(Vec::as_slice));
         rows.retain(|&r| self.mask.keyed_row_visible(r));
+        crate::metrics::metrics().lookups(keys.len(), rows.len());
         Ok(rows)
     }
 
@@ -360,6 +361,11 @@ impl MaskedView {
         let rows = self.key_rows(keys)?;
         self.take(&rows, None, &Arc::clone(self.mask.schema()))
     }
+}
+
+/// The rows a load committed (0 when it did not).
+fn report_rows(result: &Result<LoadReport>) -> usize {
+    result.as_ref().map_or(0, |r| r.rows)
 }
 
 /// Who is asking, as far as the engine is concerned: the grants they hold per dataset.
@@ -648,6 +654,35 @@ impl Engine {
         self.datasets.read().keys().cloned().collect()
     }
 
+    /// Set the per-dataset gauges of [`crate::metrics`] (version, rows, memory and age of
+    /// each current snapshot) to what is current now; called before a scrape.
+    pub fn publish_metrics(&self) {
+        let m = crate::metrics::metrics();
+        let (version, rows, bytes, age) = (
+            &m.dataset_version,
+            &m.dataset_rows,
+            &m.dataset_bytes,
+            &m.dataset_age,
+        );
+        for g in [version, rows, bytes, age] {
+            g.reset();
+        }
+        let now = Utc::now();
+        for name in self.dataset_names() {
+            let Ok(Some(snap)) = self.current_opt(&name) else {
+                continue;
+            };
+            let label = [name.as_str()];
+            version.with_label_values(&label).set(snap.version() as i64);
+            rows.with_label_values(&label).set(snap.num_rows() as i64);
+            bytes
+                .with_label_values(&label)
+                .set(snap.memory_size() as i64);
+            age.with_label_values(&label)
+                .set((now - snap.created_at()).num_seconds().max(0));
+        }
+    }
+
     /// The definition of a dataset.
     pub fn definition(&self, name: &str) -> Result<Arc<DatasetDefinition>> {
         Ok(Arc::clone(&self.state(name)?.definition.read()))
@@ -694,6 +729,22 @@ impl Engine {
     /// waiting.
     pub async fn load_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<LoadReport> {
         let started = Instant::now();
+        let result = self.load_snapshot(name, batches, started).await;
+        crate::metrics::metrics().load(
+            "snapshot",
+            started.elapsed(),
+            &result,
+            report_rows(&result),
+        );
+        result
+    }
+
+    async fn load_snapshot(
+        &self,
+        name: &str,
+        batches: Vec<RecordBatch>,
+        started: Instant,
+    ) -> Result<LoadReport> {
         let state = self.state(name)?;
         let catalog = Arc::clone(&state.commit).lock_owned().await;
         let version = catalog.next;
@@ -757,6 +808,17 @@ impl Engine {
     /// Make a kept version current again.
     pub async fn rollback(&self, name: &str, version: u64) -> Result<LoadReport> {
         let started = Instant::now();
+        let result = self.roll_back(name, version, started).await;
+        crate::metrics::metrics().load(
+            "rollback",
+            started.elapsed(),
+            &result,
+            report_rows(&result),
+        );
+        result
+    }
+
+    async fn roll_back(&self, name: &str, version: u64, started: Instant) -> Result<LoadReport> {
         let state = self.state(name)?;
         let mut catalog = Arc::clone(&state.commit).lock_owned().await;
         if !catalog.kept.contains(&version) {

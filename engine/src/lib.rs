@@ -48,6 +48,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod mask;
+pub mod metrics;
 pub mod pools;
 pub mod prepared;
 pub mod principal;

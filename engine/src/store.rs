@@ -191,6 +191,12 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// Check that the store answers: list its root (no write, nothing read but names).
+    pub async fn probe(&self) -> Result<()> {
+        self.store.list_with_delimiter(None).await?;
+        Ok(())
+    }
+
     /// The underlying object store.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

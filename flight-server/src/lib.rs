@@ -28,6 +28,7 @@ pub mod auth;
 mod cache;
 pub mod error;
 pub mod feed;
+mod measure;
 pub mod metadata;
 pub mod put;
 pub mod quota;
@@ -188,9 +189,14 @@ pub async fn serve(
         })
     });
     let router = if zero_copy {
-        builder.add_service(wire::Wire::new(service, flight, max_decoding, max_encoding))
+        builder.add_service(measure::Measured::new(wire::Wire::new(
+            service,
+            flight,
+            max_decoding,
+            max_encoding,
+        )))
     } else {
-        builder.add_service(service)
+        builder.add_service(measure::Measured::new(service))
     };
     router
         .serve_with_incoming_shutdown(incoming, shutdown)

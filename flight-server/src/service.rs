@@ -516,6 +516,10 @@ impl SqlService {
                 &fingerprint,
             );
             if let Some(cached) = cached {
+                dagr_engine::metrics::metrics()
+                    .flight_cache
+                    .with_label_values(&[cached])
+                    .inc();
                 response.metadata_mut().insert(
                     crate::feed::CACHE_HEADER,
                     tonic::metadata::MetadataValue::from_static(cached),

@@ -63,7 +63,11 @@ pub(crate) fn encode(
             .with_max_flight_data_size(config.max_message_bytes)
             .with_options(options)
             .with_dictionary_handling(DictionaryHandling::Resend)
-            .build(batches)
+            .build(batches.inspect(|b| {
+                if let Ok(b) = b {
+                    count_rows(b);
+                }
+            }))
             .map(|d| d.map(Encoded::from_flight).map_err(Status::from));
         return Ok(stream.boxed());
     }
@@ -72,6 +76,7 @@ pub(crate) fn encode(
     let rest = batches
         .map(move |batch| {
             let messages = batch.map_err(Status::from).and_then(|b| {
+                count_rows(&b);
                 encoder
                     .encode(&b)
                     .map_err(|e| Status::internal(format!("cannot encode a batch: {e}")))
@@ -83,6 +88,13 @@ pub(crate) fn encode(
         })
         .flatten();
     Ok(stream::once(async { Ok(first) }).chain(rest).boxed())
+}
+
+/// Count the rows of a batch put on a stream (`dagr_flight_sent_rows_total`).
+fn count_rows(batch: &RecordBatch) {
+    dagr_engine::metrics::metrics()
+        .flight_rows
+        .inc_by(batch.num_rows() as u64);
 }
 
 /// Produce an encoded response on the bulk runtime of `pools`: at most

@@ -62,23 +62,28 @@ pub(crate) struct Portal {
 }
 
 /// The whole HTTP application: the portal's pages, and `api` (the REST API's router) for
-/// every path under `/api/`. A path that is neither gets the portal's readable "not found"
+/// every path under `/api/` and for `/metrics`. A path that is neither gets the portal's readable "not found"
 /// page (the API answers its own unknown paths with problem+json).
 pub fn with_api(api: Router, app: AppState, config: PortalConfig) -> Router {
-    router(app, config).fallback(move |req: Request| {
-        let api = api.clone();
-        async move {
-            let path = req.uri().path();
-            if path == "/api" || path.starts_with("/api/") {
-                match api.oneshot(req).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
+    // The portal's pages are counted in /metrics like the API's routes (which the API
+    // router counts itself: the layer is on the portal's routes only, not its fallback).
+    let measured = middleware::from_fn(dagr_admin_api::ops::measure);
+    router(app, config)
+        .route_layer(measured)
+        .fallback(move |req: Request| {
+            let api = api.clone();
+            async move {
+                let path = req.uri().path();
+                if path == "/api" || path.starts_with("/api/") || path == "/metrics" {
+                    match api.oneshot(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                } else {
+                    web::security_headers(web::not_found(req).await).await
                 }
-            } else {
-                web::security_headers(web::not_found(req).await).await
             }
-        }
-    })
+        })
 }
 
 /// The portal's routes, with their security headers.

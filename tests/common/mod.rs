@@ -391,3 +391,32 @@ pub async fn persons_usage_csv(base: &str, token: &str) -> String {
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
 }
+
+/// Where the tests' Python virtualenv is cached between runs; `scripts/test` prepares the
+/// same one.
+pub const VENV_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python-env");
+
+/// The virtualenv's python from `scripts/python-env`, or `None` (test skipped) when it cannot be
+/// made and Python is not required.
+pub fn python_env(test: &str) -> Option<std::path::PathBuf> {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python-env"))
+        .arg(VENV_DIR)
+        .output()
+        .expect("run scripts/python-env");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let python = stdout.lines().last().map(str::trim).unwrap_or_default();
+    if out.status.success() && !python.is_empty() {
+        return Some(std::path::PathBuf::from(python));
+    }
+    let why = format!(
+        "scripts/python-env {VENV_DIR} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::env::var("DAGR_TEST_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "{why}"
+    );
+    eprintln!("skipping {test} (set DAGR_TEST_REQUIRE_PYTHON=1 to fail instead): {why}");
+    None
+}

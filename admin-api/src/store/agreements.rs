@@ -251,6 +251,19 @@ impl MetaStore {
             .ok_or_else(|| StoreError::Corrupt(format!("request {id} vanished")))
     }
 
+    /// Pending requests, and how many of them are past their decision deadline.
+    pub async fn request_counts(&self) -> StoreResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS pending, \
+             COALESCE(SUM(CASE WHEN due_at < $1 THEN 1 ELSE 0 END), 0) AS overdue \
+             FROM access_requests WHERE status = 'pending'",
+        )
+        .bind(Time::now().0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("pending")?, row.try_get("overdue")?))
+    }
+
     /// One request.
     pub async fn request(&self, id: i64) -> StoreResult<Option<AccessRequest>> {
         let now = Time::now();

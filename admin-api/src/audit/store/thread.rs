@@ -45,6 +45,7 @@ impl Stats {
         self.largest.fetch_max(n as u64, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        dagr_engine::metrics::metrics().audit_group(n, took);
     }
 
     pub(super) fn snapshot(&self) -> WriterStats {

@@ -1,0 +1,176 @@
+//! What an operator and a load balancer ask of a node: readiness (`/api/v1/ready`),
+//! metrics in the Prometheus text format (`/metrics`) and the middleware that counts every
+//! HTTP request into them. Liveness (`/api/v1/health`) stays in [`crate::handlers`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dagr_engine::metrics::{self, Refusal};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+/// How long one readiness check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Mark this node as shutting down: `/api/v1/ready` answers 503 from now on, so that a load
+/// balancer sends no new requests while in-flight ones finish.
+pub fn set_draining() {
+    DRAINING.store(true, Ordering::Release);
+}
+
+/// Count an HTTP request into [`metrics`]: by route template (never the raw path, so the
+/// number of series stays bounded), method and status, with its latency to the response
+/// head; refusals (401, 403, 413, 429, ...) also by reason.
+pub async fn measure(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let m = metrics::metrics();
+    m.http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), status_label(status)])
+        .inc();
+    m.http_duration
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(reason) = Refusal::from_http(status) {
+        m.refuse(reason);
+    }
+    response
+}
+
+/// The status as a label value, without allocating for the usual ones.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        303 => "303",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Metrics in the Prometheus text format (no authentication: serve it to the monitoring
+/// network only; see docs/operations.md).
+pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
+    s.engine.publish_metrics();
+    let m = metrics::metrics();
+    match tokio::time::timeout(CHECK_TIMEOUT, s.gov.store().request_counts()).await {
+        Ok(Ok((pending, overdue))) => {
+            m.requests_pending.set(pending);
+            m.requests_overdue.set(overdue);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot count pending requests"),
+        Err(_) => tracing::warn!("metrics: counting pending requests timed out"),
+    }
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()).into_response()
+}
+
+/// What `/api/v1/ready` found.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    /// The node is shutting down (it finishes in-flight requests but takes no new ones).
+    draining: bool,
+    /// Each check: `ok` or what failed.
+    checks: Checks,
+    /// Datasets whose snapshots could not be read at start (served by no one until a new
+    /// load): the node is ready, but these are missing.
+    unreadable_datasets: std::collections::BTreeMap<String, String>,
+}
+
+/// The checks of `/api/v1/ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Checks {
+    /// The metadata database answers a query.
+    database: String,
+    /// The audit log's database answers a query.
+    audit: String,
+    /// The snapshot store can be listed.
+    snapshot_store: String,
+}
+
+async fn check<E: std::fmt::Display>(
+    what: impl std::future::Future<Output = Result<(), E>>,
+) -> String {
+    match tokio::time::timeout(CHECK_TIMEOUT, what).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+    }
+}
+
+/// Readiness for a load balancer (no authentication): 200 when the node can serve —
+/// its metadata database, audit log and snapshot store answer and it is not shutting down
+/// — else 503 with what failed.
+#[utoipa::path(get, path = "/api/v1/ready", tag = "meta", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Not ready (shutting down, or a dependency failed)", body = Readiness)))]
+pub(crate) async fn ready(State(s): State<AppState>) -> Response {
+    let database = check(async {
+        sqlx::query("SELECT 1")
+            .execute(s.gov.store().pool())
+            .await
+            .map(drop)
+    });
+    let audit = check(async {
+        sqlx::query("SELECT 1")
+            .execute(s.audit.pool())
+            .await
+            .map(drop)
+    });
+    let store = check(s.engine.store().probe());
+    let (database, audit, snapshot_store) = tokio::join!(database, audit, store);
+    let draining = DRAINING.load(Ordering::Acquire);
+    let checks = Checks {
+        database,
+        audit,
+        snapshot_store,
+    };
+    let ok = !draining
+        && [&checks.database, &checks.audit, &checks.snapshot_store]
+            .iter()
+            .all(|c| *c == "ok");
+    let body = Readiness {
+        status: if ok { "ready" } else { "not_ready" },
+        draining,
+        checks,
+        unreadable_datasets: s.engine.unreadable(),
+    };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
