@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// Data directory: snapshots, and the metadata database unless --database-url is given.
     #[arg(long, env = "DAGR_DATA_DIR", default_value = "./dagr-data")]
     pub data_dir: PathBuf,
+    /// Where snapshots are kept: a directory, or S3-compatible object storage
+    /// `s3://BUCKET/PREFIX` (endpoint, region and credentials from the `AWS_*` environment
+    /// variables: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_ALLOW_HTTP). Default: `snapshots` in the data directory.
+    #[arg(long, env = "DAGR_STORE")]
+    pub store: Option<String>,
     /// Metadata database: `postgres://USER@HOST:PORT/DB` (needed for several replicas) or
     /// `sqlite://PATH`; default a SQLite file `meta.db` in the data directory.
     #[arg(long, env = "DAGR_DATABASE_URL", hide_env_values = true)]

@@ -44,10 +44,21 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
             ..QueryConfig::default()
         },
     };
-    let snapshots = args.data_dir.join("snapshots");
-    let engine = Engine::open_dir(&snapshots, config)
-        .await
-        .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
+    let started = std::time::Instant::now();
+    let engine = match &args.store {
+        Some(location) => Engine::open_location(location, config)
+            .await
+            .with_context(|| format!("opening the snapshot store {location}"))?,
+        None => Engine::open_dir(&args.data_dir.join("snapshots"), config)
+            .await
+            .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?,
+    };
+    info!(
+        store = args.store.as_deref().unwrap_or("data directory"),
+        datasets = engine.dataset_names().len(),
+        ms = started.elapsed().as_millis() as u64,
+        "snapshots restored"
+    );
     if !args.no_demo && crate::demo::should_seed(&engine, &args.data_dir) {
         crate::demo::seed(&engine, &args.data_dir, args.demo_rows as usize).await?;
     }

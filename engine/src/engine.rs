@@ -428,6 +428,23 @@ impl Engine {
         Self::open_store(SnapshotStore::local(Arc::new(fs), root), config).await
     }
 
+    /// Open an engine on the snapshot store named by `location`: a local directory (a path or
+    /// `file://` URL, created if missing) or S3-compatible object storage,
+    /// `s3://BUCKET[/PREFIX]`, configured by the usual `AWS_*` environment variables
+    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP` for a plain-HTTP endpoint; see [`crate::store::s3_from_env`]).
+    pub async fn open_location(location: &str, config: EngineConfig) -> Result<Self> {
+        match location.split_once("://") {
+            Some(("s3", _)) => Self::open(crate::store::s3_from_env(location)?, config).await,
+            Some(("file", path)) => Self::open_dir(std::path::Path::new(path), config).await,
+            Some((scheme, _)) => Err(Error::Store(format!(
+                "snapshot store `{location}`: the scheme `{scheme}` is not supported; use a \
+                 directory, file://PATH or s3://BUCKET/PREFIX"
+            ))),
+            None => Self::open_dir(std::path::Path::new(location), config).await,
+        }
+    }
+
     /// Open an engine on an object store, restoring every dataset's current version.
     ///
     /// Version directories that no catalog names (a load that died half-way, or versions

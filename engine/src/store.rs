@@ -121,6 +121,29 @@ fn version_dir(name: &str, version: u64) -> Path {
     Path::from(format!("datasets/{name}/v{version:020}"))
 }
 
+/// An S3-compatible object store for `url` (`s3://BUCKET[/PREFIX]`), configured from the
+/// `AWS_*` environment variables (endpoint, region, credentials; `AWS_ALLOW_HTTP=true` for a
+/// plain-HTTP endpoint such as a test server). Path-style requests unless
+/// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`. Objects are kept under `PREFIX`.
+pub fn s3_from_env(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Error::Store(format!("snapshot store `{url}` is not a URL: {e}")))?;
+    let bucket = parsed
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::Store(format!("snapshot store `{url}` names no bucket")))?;
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| Error::Store(format!("snapshot store `{url}`: {e}")))?;
+    let prefix = parsed.path().trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
+}
+
 impl SnapshotStore {
     /// A store on `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {

@@ -44,6 +44,16 @@ impl Drop for Server {
 impl Server {
     /// Start `dagr serve` without waiting for it.
     pub fn spawn(data_dir: &std::path::Path, demo_rows: usize, extra: &[&str]) -> Server {
+        Server::spawn_with_env(data_dir, demo_rows, extra, &[])
+    }
+
+    /// Start `dagr serve` with more environment variables, without waiting for it.
+    pub fn spawn_with_env(
+        data_dir: &std::path::Path,
+        demo_rows: usize,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
             .args([
                 "serve",
@@ -61,6 +71,7 @@ impl Server {
             .env_remove("DAGR_NO_DEMO")
             .env("NO_COLOR", "1")
             .env("DAGR_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -101,7 +112,17 @@ impl Server {
 
     /// Start `dagr serve` and wait until it listens.
     pub fn start(data_dir: &std::path::Path, demo_rows: usize, extra: &[&str]) -> Server {
-        let mut server = Server::spawn(data_dir, demo_rows, extra);
+        Server::start_with_env(data_dir, demo_rows, extra, &[])
+    }
+
+    /// Start `dagr serve` with more environment variables and wait until it listens.
+    pub fn start_with_env(
+        data_dir: &std::path::Path,
+        demo_rows: usize,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Server {
+        let mut server = Server::spawn_with_env(data_dir, demo_rows, extra, env);
         let line = server.wait_for("DAGR listening");
         let addr = line
             .split_whitespace()
@@ -419,4 +440,38 @@ pub fn python_env(test: &str) -> Option<std::path::PathBuf> {
     );
     eprintln!("skipping {test} (set DAGR_TEST_REQUIRE_PYTHON=1 to fail instead): {why}");
     None
+}
+
+/// The environment of the test S3-compatible server (`scripts/s3 start` writes it to a file
+/// whose path `DAGR_TEST_S3_ENV` names): `AWS_*` variables and the bucket. `None` when no
+/// server is configured (refused when `DAGR_TEST_REQUIRE_S3=1`, as `scripts/test` sets).
+pub fn s3_env() -> Option<(Vec<(String, String)>, String)> {
+    let Some(file) = std::env::var("DAGR_TEST_S3_ENV")
+        .ok()
+        .filter(|f| !f.is_empty())
+    else {
+        assert!(
+            std::env::var("DAGR_TEST_REQUIRE_S3").as_deref() != Ok("1"),
+            "DAGR_TEST_REQUIRE_S3=1 but DAGR_TEST_S3_ENV is not set"
+        );
+        eprintln!(
+            "DAGR_TEST_S3_ENV not set (scripts/s3 start DIR writes DIR/env): the S3 tests are not run"
+        );
+        return None;
+    };
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut bucket = String::new();
+    let mut env = Vec::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k == "DAGR_TEST_S3_BUCKET" {
+            bucket = v.to_owned();
+        } else {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    assert!(!bucket.is_empty(), "no DAGR_TEST_S3_BUCKET in {file}");
+    Some((env, bucket))
 }
