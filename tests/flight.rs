@@ -757,6 +757,23 @@ async fn flight_serves_tls_from_configured_certificate_files() {
         .await
         .unwrap();
     assert!(!infos.is_empty());
+    // `dagr pull` over TLS trusts the system's certificate authorities (here the test CA,
+    // through SSL_CERT_FILE as a system would have it installed).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dagr"))
+        .args(["pull", "persons", "--out"])
+        .arg(dir.join("pulled.parquet"))
+        .args(["--purpose", common::PURPOSE, "--quiet", "--server", &url])
+        .args(["--token", &f.token("BANKA", "consumer")])
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("DAGR_SERVER")
+        .env_remove("DAGR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dagr pull over TLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Plain text against the TLS port fails.
     let plain = Channel::from_shared(f.server.flight.clone())
         .unwrap()

@@ -40,6 +40,18 @@ pub(crate) fn start_server_addrs(
     persons: usize,
     extra: &[&str],
 ) -> (Serve, String, String) {
+    let (serve, http, flight, _) = start_server_env(data, persons, extra, &[]);
+    (serve, http, flight)
+}
+
+/// [`start_server_addrs`] with more environment variables; also the lines the server logged
+/// before it listened.
+pub(crate) fn start_server_env(
+    data: &Path,
+    persons: usize,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> (Serve, String, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dagr"))
         .args([
             "serve",
@@ -55,20 +67,23 @@ pub(crate) fn start_server_addrs(
         .env("DAGR_LOG", "info")
         .env("NO_COLOR", "1")
         .env_remove("DAGR_DATABASE_URL")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start dagr serve");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut before = Vec::new();
     let line = loop {
         let line = lines
             .next()
-            .expect("dagr serve exited before listening")
+            .unwrap_or_else(|| panic!("dagr serve exited before listening:\n{}", before.join("\n")))
             .expect("read the log");
         if line.contains("DAGR listening") {
             break line;
         }
+        before.push(line);
     };
     let addr = |key: &str| {
         line.split_whitespace()
@@ -79,7 +94,7 @@ pub(crate) fn start_server_addrs(
     let (http, flight) = (addr("http="), addr("flight="));
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Serve(child), http, flight)
+    (Serve(child), http, flight, before)
 }
 
 /// The demo's credentials in `data`.
