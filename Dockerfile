@@ -36,10 +36,10 @@ RUN --mount=type=cache,id=dagr-cargo-registry,target=/usr/local/cargo/registry,s
  && /out/dagr --version
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# The binary needs only glibc and libgcc_s (both in the base image). ca-certificates: for
-# outbound TLS clients; today's binary makes none that use the system roots (see
-# docs/operations.md), but a site's CA bundle belongs here. Not pinned to a version: it must
-# follow Debian's security updates on every rebuild.
+# The binary needs only glibc and libgcc_s (both in the base image). ca-certificates: the
+# system roots that S3 over HTTPS (--store s3://...) and `dagr load/pull/sync --server
+# https://...` trust. Not pinned to a version: it must follow Debian's security updates on
+# every rebuild.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \

@@ -212,15 +212,23 @@ fn main() {
         "the two nodes sent different tables"
     );
 
+    report(persons, &results);
+}
+
+/// What a row of the report measures.
+type Measure = fn(&Start) -> Duration;
+
+#[allow(clippy::print_stdout, reason = "the report is the harness's output")]
+fn report(persons: usize, results: &[Vec<Start>; 2]) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let med = |i: usize, f: fn(&Start) -> Duration| median(results[i].iter().map(f).collect());
+    let med = |i: usize, f: Measure| median(results[i].iter().map(f).collect());
     println!(
         "## Snapshot store: S3 (SeaweedFS on loopback) against the local disk\n\n\
          {persons} persons (6 demo registers), {cores} cores shared by the node, SeaweedFS and \
          the client; medians of {RUNS} rounds, node starts interleaved.\n\n\
          | measure | local disk | S3 | S3 / local |\n| --- | --- | --- | --- |"
     );
-    let rows: [(&str, fn(&Start) -> Duration); 3] = [
+    let rows: [(&str, Measure); 3] = [
         ("restore the snapshots (logged)", |s| s.restore),
         ("spawn to listening", |s| s.listening),
         ("whole pull of persons (Flight, owner)", |s| s.pull),

@@ -574,6 +574,7 @@ fn toml_value(arg: &Arg, kind: Kind, raw: &OsStr) -> toml::Value {
                     .iter()
                     .any(|w| id.contains(w));
             let shown = if text.contains("://") {
+                // Passwords in the userinfo or the query hidden; an unparsable URL hidden.
                 dagr_admin_api::store::redact(&text)
             } else if secret {
                 "***".to_owned()

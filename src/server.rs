@@ -48,7 +48,7 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
     let engine = match &args.store {
         Some(location) => Engine::open_location(location, config)
             .await
-            .with_context(|| format!("opening the snapshot store {location}"))?,
+            .context("opening the snapshot store")?,
         None => Engine::open_dir(&args.data_dir.join("snapshots"), config)
             .await
             .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?,
@@ -271,7 +271,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 secs => {
                     info!(seconds = secs, "draining: /api/v1/ready answers 503 until the listeners close");
                     let drain = std::time::Duration::from_secs(secs);
-                    tokio::time::timeout(drain, &mut servers).await.ok()
+                    // A second signal ends the drain at once.
+                    tokio::select! {
+                        result = tokio::time::timeout(drain, &mut servers) => result.ok(),
+                        () = shutdown_signal() => None,
+                    }
                 }
             };
             match drained {

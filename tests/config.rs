@@ -200,9 +200,18 @@ impl Drop for Serve {
 impl Serve {
     /// Start `dagr` with `args` and wait (at most two minutes) until it listens.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Serve {
+        Serve::start_in(None, args, env)
+    }
+
+    /// [`Serve::start`] in the working directory `cwd`.
+    fn start_in(cwd: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut command = dagr(args, env);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
         // Owned by a `Serve` at once: killed and waited for on every path, panics included.
         let mut server = Serve {
-            child: dagr(args, env)
+            child: command
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -267,7 +276,7 @@ fn serve_reads_the_file() {
     let file = write(dir.path(), "dagr.toml", SERVE_FILE);
     // Started elsewhere: the data directory is beside the file, not in the working directory.
     let elsewhere = tempfile::tempdir().unwrap();
-    let server = Serve::start(&["serve", "--config", &file], &[]);
+    let server = Serve::start_in(Some(elsewhere.path()), &["serve", "--config", &file], &[]);
     let data = std::path::absolute(dir.path().join("data")).unwrap();
     assert_eq!(server.field("data_dir"), data.to_str().unwrap());
     assert!(data.is_dir());

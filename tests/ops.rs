@@ -193,6 +193,11 @@ async fn ready_and_metrics_describe_what_the_node_did() {
         ),
         1.0
     );
+    // A stream read to its end is not also counted as cancelled.
+    assert_eq!(
+        value(&m, "dagr_flight_calls_total", &[("code", "CANCELLED")]),
+        0.0
+    );
     assert_eq!(
         value(&m, "dagr_flight_sent_rows_total", &[]),
         DEMO_ROWS as f64

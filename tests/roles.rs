@@ -238,7 +238,8 @@ const LISTED: &str = "OK+persons";
 const UNLISTED: &str = "OK-persons";
 
 /// Routes the OpenAPI document leaves out on purpose (method, path): the document itself.
-const UNDOCUMENTED: &[(&str, &str)] = &[("GET", "/api/v1/openapi.json")];
+// `/metrics` is Prometheus text for a scraper, documented in docs/operations.md.
+const UNDOCUMENTED: &[(&str, &str)] = &[("GET", "/api/v1/openapi.json"), ("GET", "/metrics")];
 
 /// The decisions. Cells: anonymous, citizen, consumer, provider, other org, owner, admin.
 ///
@@ -253,6 +254,9 @@ const MATRIX: &[Row] = &[
     // ---- meta, who am I ---------------------------------------------------------- anon  citz  cons  prov  other owner admin
     get("/api/v1/health",                                                           [200,  200,  200,  200,  200,  200,  200]),
     get("/api/v1/openapi.json",                                                     [200,  200,  200,  200,  200,  200,  200]),
+    get("/api/v1/ready",                                                            [200,  200,  200,  200,  200,  200,  200]),
+    // Prometheus metrics: no token (a scraper has none); kept to the monitoring network.
+    get("/metrics",                                                                 [200,  200,  200,  200,  200,  200,  200]),
     get("/api/v1/me",                                                               [401,  200,  200,  200,  200,  200,  200]),
     // ---- organisations and users: the directory is not secret; admins manage it
     get("/api/v1/organisations",                                                    [401,  200,  200,  200,  200,  200,  200]),
@@ -1349,7 +1353,10 @@ fn router_routes() -> BTreeSet<(String, String)> {
 fn every_router_route_has_a_row() {
     let routes = router_routes();
     assert!(
-        routes.len() > 40 && routes.iter().all(|(_, p)| p.starts_with("/api/v1/")),
+        routes.len() > 40
+            && routes
+                .iter()
+                .all(|(_, p)| p.starts_with("/api/v1/") || p == "/metrics"),
         "the scan of the router's sources went wrong: {routes:?}"
     );
     let rows = rest_rows();

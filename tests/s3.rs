@@ -115,6 +115,8 @@ fn a_store_that_cannot_be_used_is_refused_at_start() {
     for (store, says) in [
         ("ftp://host/x", "the scheme `ftp` is not supported"),
         ("s3:///prefix", "names no bucket"),
+        ("s3://key:secret@bucket/p", "must not carry credentials"),
+        ("s3://bucket:9000/p", "no port, query or fragment"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dagr"))
             .args([
@@ -133,5 +135,6 @@ fn a_store_that_cannot_be_used_is_refused_at_start() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{store} was accepted");
         assert!(stderr.contains(says), "{store}: {stderr}");
+        assert!(!stderr.contains("secret"), "{store}: {stderr}");
     }
 }

@@ -36,20 +36,35 @@ pub async fn measure(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let m = metrics::metrics();
     m.http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), status_label(status)])
+        .with_label_values(&[route.as_str(), method, status_label(status)])
         .inc();
     m.http_duration
-        .with_label_values(&[route.as_str(), method.as_str()])
+        .with_label_values(&[route.as_str(), method])
         .observe(started.elapsed().as_secs_f64());
     if let Some(reason) = Refusal::from_http(status) {
         m.refuse(reason);
     }
     response
+}
+
+/// The method as a label value from a closed set (a client may send any token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The status as a label value, without allocating for the usual ones.
@@ -82,6 +97,9 @@ fn status_label(status: u16) -> &'static str {
 /// Metrics in the Prometheus text format (no authentication: serve it to the monitoring
 /// network only; see docs/operations.md).
 pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
+    // One scrape at a time: the per-dataset gauges are reset and set again by each.
+    static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = SCRAPE.lock().await;
     s.engine.publish_metrics();
     let m = metrics::metrics();
     match tokio::time::timeout(CHECK_TIMEOUT, s.gov.store().request_counts()).await {
@@ -95,8 +113,12 @@ pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()).into_response()
 }
 
+/// How long a readiness answer is reused: probes from several load balancers (and anyone
+/// else: the route needs no token) cost at most one round of checks per second.
+const READY_CACHE: Duration = Duration::from_secs(1);
+
 /// What `/api/v1/ready` found.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Readiness {
     /// `ready` or `not_ready`.
     status: &'static str,
@@ -110,11 +132,11 @@ pub(crate) struct Readiness {
 }
 
 /// The checks of `/api/v1/ready`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Checks {
     /// The metadata database answers a query.
     database: String,
-    /// The audit log's database answers a query.
+    /// The audit log takes records (not read-only, closed or refused by its tables).
     audit: String,
     /// The snapshot store can be listed.
     snapshot_store: String,
@@ -131,27 +153,44 @@ async fn check<E: std::fmt::Display>(
 }
 
 /// Readiness for a load balancer (no authentication): 200 when the node can serve —
-/// its metadata database, audit log and snapshot store answer and it is not shutting down
-/// — else 503 with what failed.
+/// its metadata database answers, its audit log takes records, its snapshot store answers,
+/// and it is not shutting down — else 503 with what failed. Checked at most once a second
+/// (concurrent probes wait for the one round in progress).
 #[utoipa::path(get, path = "/api/v1/ready", tag = "meta", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "Not ready (shutting down, or a dependency failed)", body = Readiness)))]
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
+    static LAST: tokio::sync::Mutex<Option<(Instant, Readiness)>> =
+        tokio::sync::Mutex::const_new(None);
+    let mut last = LAST.lock().await;
+    let draining = DRAINING.load(Ordering::Acquire);
+    let body = match &*last {
+        Some((at, body)) if at.elapsed() < READY_CACHE && body.draining == draining => body.clone(),
+        _ => {
+            let body = check_readiness(&s, draining).await;
+            *last = Some((Instant::now(), body.clone()));
+            body
+        }
+    };
+    drop(last);
+    let status = if body.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn check_readiness(s: &AppState, draining: bool) -> Readiness {
     let database = check(async {
         sqlx::query("SELECT 1")
             .execute(s.gov.store().pool())
             .await
             .map(drop)
     });
-    let audit = check(async {
-        sqlx::query("SELECT 1")
-            .execute(s.audit.pool())
-            .await
-            .map(drop)
-    });
+    let audit = check(s.audit.health());
     let store = check(s.engine.store().probe());
     let (database, audit, snapshot_store) = tokio::join!(database, audit, store);
-    let draining = DRAINING.load(Ordering::Acquire);
     let checks = Checks {
         database,
         audit,
@@ -161,16 +200,10 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         && [&checks.database, &checks.audit, &checks.snapshot_store]
             .iter()
             .all(|c| *c == "ok");
-    let body = Readiness {
+    Readiness {
         status: if ok { "ready" } else { "not_ready" },
         draining,
         checks,
         unreadable_datasets: s.engine.unreadable(),
-    };
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    }
 }

@@ -221,9 +221,13 @@ impl Engine {
         batches: Vec<RecordBatch>,
     ) -> Result<ChangeReport> {
         let started = Instant::now();
+        let before = self.current_opt(name).ok().flatten().map(|s| s.version());
         let result = self.apply_change_set(name, batches, started).await;
-        let rows = result.as_ref().map_or(0, |r| r.rows);
-        crate::metrics::metrics().load("changes", started.elapsed(), &result, rows);
+        // A change set that changed nothing commits no version.
+        let outcome = result.as_ref().map(|r| {
+            (r.version != before.unwrap_or(0)).then_some(r.inserted + r.updated + r.deleted)
+        });
+        crate::metrics::metrics().load("changes", started.elapsed(), outcome);
         result
     }
 

@@ -363,11 +363,6 @@ impl MaskedView {
     }
 }
 
-/// The rows a load committed (0 when it did not).
-fn report_rows(result: &Result<LoadReport>) -> usize {
-    result.as_ref().map_or(0, |r| r.rows)
-}
-
 /// Who is asking, as far as the engine is concerned: the grants they hold per dataset.
 #[derive(Debug, Clone)]
 pub enum Access {
@@ -747,12 +742,8 @@ impl Engine {
     pub async fn load_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<LoadReport> {
         let started = Instant::now();
         let result = self.load_snapshot(name, batches, started).await;
-        crate::metrics::metrics().load(
-            "snapshot",
-            started.elapsed(),
-            &result,
-            report_rows(&result),
-        );
+        let outcome = result.as_ref().map(|r| Some(r.rows));
+        crate::metrics::metrics().load("snapshot", started.elapsed(), outcome);
         result
     }
 
@@ -825,13 +816,13 @@ impl Engine {
     /// Make a kept version current again.
     pub async fn rollback(&self, name: &str, version: u64) -> Result<LoadReport> {
         let started = Instant::now();
+        let current = self.current_opt(name).ok().flatten().map(|s| s.version());
         let result = self.roll_back(name, version, started).await;
-        crate::metrics::metrics().load(
-            "rollback",
-            started.elapsed(),
-            &result,
-            report_rows(&result),
-        );
+        // A rollback to the current version commits nothing.
+        let outcome = result
+            .as_ref()
+            .map(|_| (current != Some(version)).then_some(0));
+        crate::metrics::metrics().load("rollback", started.elapsed(), outcome);
         result
     }
 

@@ -268,7 +268,7 @@ impl Metrics {
             flight_duration: histogram_vec(
                 &r,
                 "dagr_flight_call_duration_seconds",
-                "Flight latency to the response head (the first message of a stream), by method.",
+                "Flight latency until the response head (a stream's head, before its first message), by method.",
                 LATENCY_BUCKETS,
                 &["rpc"],
             ),
@@ -311,7 +311,7 @@ impl Metrics {
             load_rows: counter(
                 &r,
                 "dagr_load_rows_total",
-                "Rows of the snapshots committed by loads.",
+                "Rows loaded by committed loads (a snapshot's rows, a change set's upserts and deletes).",
             ),
             audit_group: histogram(
                 &r,
@@ -393,17 +393,28 @@ impl Metrics {
     }
 
     /// Count a load of `kind` (`snapshot`, `changes`, `rollback`) that ended after `took`
-    /// with `outcome`: the rows it committed, or how it was refused (`true`) or failed.
-    pub fn load<T>(&self, kind: &str, took: Duration, outcome: &crate::Result<T>, rows: usize) {
+    /// with `outcome`: `Ok(Some(rows))` when it committed a version with `rows` rows loaded
+    /// (a change set's upserts and deletes; 0 for a rollback), `Ok(None)` when it committed
+    /// nothing (a change set that changed nothing, a rollback to the current version: not
+    /// counted), or the error that refused it (the caller's mistake) or made it fail.
+    pub fn load(&self, kind: &str, took: Duration, outcome: Result<Option<usize>, &crate::Error>) {
+        use crate::Error as E;
         let label = match outcome {
-            Ok(_) => {
+            Ok(None) => return,
+            Ok(Some(rows)) => {
                 self.load_duration
                     .with_label_values(&[kind])
                     .observe(took.as_secs_f64());
                 self.load_rows.inc_by(rows as u64);
                 "committed"
             }
-            Err(crate::Error::LoadRefused { .. }) => "refused",
+            Err(
+                E::LoadRefused { .. }
+                | E::DatasetNotFound(_)
+                | E::VersionNotKept { .. }
+                | E::InvalidDefinition { .. }
+                | E::InvalidKey { .. },
+            ) => "refused",
             Err(_) => "failed",
         };
         self.loads.with_label_values(&[kind, label]).inc();
@@ -452,7 +463,13 @@ mod tests {
         m.refuse(Refusal::Quota);
         m.audit_group(3, Duration::from_micros(300));
         m.lookups(5, 4);
-        m.load::<()>("snapshot", Duration::from_millis(20), &Ok(()), 10);
+        m.load("snapshot", Duration::from_millis(20), Ok(Some(10)));
+        m.load("changes", Duration::from_millis(20), Ok(None));
+        m.load(
+            "rollback",
+            Duration::from_millis(1),
+            Err(&crate::Error::DatasetNotFound("x".into())),
+        );
         m.dataset_rows.with_label_values(&["persons"]).set(10);
         let text = m.encode();
         assert!(

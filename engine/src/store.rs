@@ -126,8 +126,22 @@ fn version_dir(name: &str, version: u64) -> Path {
 /// plain-HTTP endpoint such as a test server). Path-style requests unless
 /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`. Objects are kept under `PREFIX`.
 pub fn s3_from_env(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    // The location is logged and shown in errors: credentials go in AWS_* variables only.
     let parsed = url::Url::parse(url)
-        .map_err(|e| Error::Store(format!("snapshot store `{url}` is not a URL: {e}")))?;
+        .map_err(|e| Error::Store(format!("the snapshot store location is not a URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Store(
+            "the snapshot store location must not carry credentials: set AWS_ACCESS_KEY_ID \
+             and AWS_SECRET_ACCESS_KEY"
+                .into(),
+        ));
+    }
+    if parsed.port().is_some() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::Store(format!(
+            "snapshot store `{url}`: write s3://BUCKET/PREFIX (the endpoint goes in \
+             AWS_ENDPOINT_URL; no port, query or fragment)"
+        )));
+    }
     let bucket = parsed
         .host_str()
         .filter(|b| !b.is_empty())
@@ -136,8 +150,10 @@ pub fn s3_from_env(url: &str) -> Result<Arc<dyn ObjectStore>> {
         .with_bucket_name(bucket)
         .build()
         .map_err(|e| Error::Store(format!("snapshot store `{url}`: {e}")))?;
-    let prefix = parsed.path().trim_matches('/');
-    Ok(if prefix.is_empty() {
+    // The URL's path is percent-encoded already: decoded once into the prefix's segments.
+    let prefix = Path::from_url_path(parsed.path())
+        .map_err(|e| Error::Store(format!("snapshot store `{url}`: bad prefix: {e}")))?;
+    Ok(if prefix.as_ref().is_empty() {
         Arc::new(store)
     } else {
         Arc::new(object_store::prefix::PrefixStore::new(store, prefix))

@@ -512,13 +512,37 @@ fn id_page(sql: &mut Sql, page: &Page, desc: bool) -> StoreResult<()> {
 
 /// A URL with its password replaced, for messages and logs.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        // Unparsable (a password with an unescaped `/`, `#` or `?`, say): it may still hold
+        // a secret, so only the scheme is shown.
+        return match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://*** (unparsable URL, hidden)"),
+            None => "*** (unparsable URL, hidden)".to_owned(),
+        };
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query().is_some() {
+        // `?password=...` (and `sslpassword`, keys, secrets) as sqlx also accepts them.
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let hide = ["password", "secret", "key", "token"]
+                    .iter()
+                    .any(|w| lower.contains(w));
+                let v = if hide {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// An embedded set of migrations: (version, name, SQL with statements separated by a line
@@ -604,4 +628,24 @@ pub(crate) async fn apply_migrations(
         tracing::info!(version, name, set = set.what, "migration applied");
     }
     tx.commit().await
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("postgres://dagr:pw@db:5432/dagr"),
+            "postgres://dagr:***@db:5432/dagr"
+        );
+        assert_eq!(
+            redact("postgres://dagr@db/dagr?password=pw&sslmode=disable"),
+            "postgres://dagr@db/dagr?password=***&sslmode=disable"
+        );
+        let odd = redact("postgres://dagr:p/w#x@db/dagr");
+        assert!(!odd.contains("p/w") && !odd.contains("x@db"), "{odd}");
+        assert_eq!(redact("sqlite://meta.db"), "sqlite://meta.db");
+    }
 }

@@ -701,6 +701,26 @@ impl AuditStore {
         }
     }
 
+    /// Whether the log takes entries now: `Err` with the reason when every audited read is
+    /// refused (the log is read-only here, closed, or its tables refuse writes), else a
+    /// query on its database must answer.
+    pub async fn health(&self) -> std::result::Result<(), String> {
+        if let Some(why) = &self.inner.read_only {
+            return Err(why.clone());
+        }
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("the audit log is closed".into());
+        }
+        if let Some(why) = self.inner.progress.as_ref().and_then(|p| p.refusal()) {
+            return Err(format!("the audit log's tables refuse writes: {why}"));
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Queue entries for the writer and wait until they are committed.
     async fn submit(&self, entries: Vec<Pending>) -> Result<Vec<Written>> {
         if entries.is_empty() {

@@ -148,6 +148,11 @@ pub(super) struct Progress {
 }
 
 impl Progress {
+    /// Why the writer refuses new groups (the tables refuse the indexer's writes), if it does.
+    pub(super) fn refusal(&self) -> Option<String> {
+        self.refused.lock().clone()
+    }
+
     /// Ask the indexer to write what it holds now.
     pub(super) fn poke(&self) {
         let _ = self.flush.try_send(IndexMsg::Flush);
