@@ -8,7 +8,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{Server, credentials, get, get_auth};
-use futures::TryStreamExt;
 use serde_json::Value;
 
 const DEMO_ROWS: usize = 2000;
@@ -135,16 +134,7 @@ async fn ready_and_metrics_describe_what_the_node_did() {
     let (status, _, _) = get(&format!("{base}/api/v1/datasets")).await;
     assert_eq!(status, 401);
 
-    let mut flight = common::flight_client(&server, &pmlp, Some(common::PURPOSE)).await;
-    let batches: Vec<_> = flight
-        .do_get(arrow_flight::Ticket::new(r#"{"dataset": "persons"}"#))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    assert_eq!(rows, DEMO_ROWS);
+    assert_eq!(common::pull_persons_rows(&server, &pmlp).await, DEMO_ROWS);
     let mut anonymous = arrow_flight::FlightClient::new(common::flight_channel(&server).await);
     let refused = anonymous
         .do_get(arrow_flight::Ticket::new(r#"{"dataset": "persons"}"#))

@@ -7,7 +7,6 @@ mod common;
 use std::process::Command;
 
 use common::{Server, credentials, get};
-use futures::TryStreamExt;
 use serde_json::Value;
 
 const DEMO_ROWS: usize = 1500;
@@ -39,19 +38,6 @@ fn dagr(server: &Server, token: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Rows of `persons` a Flight pull of the owner returns.
-async fn pulled_rows(server: &Server, token: &str) -> usize {
-    let mut c = common::flight_client(server, token, Some(common::PURPOSE)).await;
-    let batches: Vec<_> = c
-        .do_get(arrow_flight::Ticket::new(r#"{"dataset": "persons"}"#))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    batches.iter().map(|b| b.num_rows()).sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
     let Some((env, bucket)) = common::s3_env() else {
@@ -70,7 +56,7 @@ async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
     assert!(!data.join("snapshots").exists());
     let creds = credentials(&data);
     let pmlp = common::system_token(&creds, "PMLP", "provider");
-    assert_eq!(pulled_rows(&server, &pmlp).await, DEMO_ROWS);
+    assert_eq!(common::pull_persons_rows(&server, &pmlp).await, DEMO_ROWS);
 
     // A second version, loaded through the connector: its parts go to the object store.
     let file = dir.path().join("persons.parquet");
@@ -105,7 +91,7 @@ async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
     assert_eq!(status, 200, "{persons}");
     assert_eq!(persons["version"], 2);
     assert_eq!(persons["rows"], DEMO_ROWS);
-    assert_eq!(pulled_rows(&server, &pmlp).await, DEMO_ROWS);
+    assert_eq!(common::pull_persons_rows(&server, &pmlp).await, DEMO_ROWS);
     server.terminate();
 }
 

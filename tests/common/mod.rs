@@ -475,3 +475,18 @@ pub fn s3_env() -> Option<(Vec<(String, String)>, String)> {
     assert!(!bucket.is_empty(), "no DAGR_TEST_S3_BUCKET in {file}");
     Some((env, bucket))
 }
+
+/// Rows of the whole `persons` register a Flight `DoGet` of `token` (with the test purpose)
+/// returns.
+pub async fn pull_persons_rows(server: &Server, token: &str) -> usize {
+    use futures::TryStreamExt;
+    let mut c = flight_client(server, token, Some(PURPOSE)).await;
+    let batches: Vec<_> = c
+        .do_get(arrow_flight::Ticket::new(r#"{"dataset": "persons"}"#))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
