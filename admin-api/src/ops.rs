@@ -97,10 +97,6 @@ fn status_label(status: u16) -> &'static str {
 /// Metrics in the Prometheus text format (no authentication: serve it to the monitoring
 /// network only; see docs/operations.md).
 pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
-    // One scrape at a time: the per-dataset gauges are reset and set again by each.
-    static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = SCRAPE.lock().await;
-    s.engine.publish_metrics();
     let m = metrics::metrics();
     match tokio::time::timeout(CHECK_TIMEOUT, s.gov.store().request_counts()).await {
         Ok(Ok((pending, overdue))) => {
@@ -110,6 +106,12 @@ pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot count pending requests"),
         Err(_) => tracing::warn!("metrics: counting pending requests timed out"),
     }
+    // One publication at a time: the per-dataset gauges are reset and set again by each.
+    static SCRAPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SCRAPE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    s.engine.publish_metrics();
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()).into_response()
 }
 

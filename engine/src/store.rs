@@ -137,10 +137,11 @@ pub fn s3_from_env(url: &str) -> Result<Arc<dyn ObjectStore>> {
         ));
     }
     if parsed.port().is_some() || parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(Error::Store(format!(
-            "snapshot store `{url}`: write s3://BUCKET/PREFIX (the endpoint goes in \
+        return Err(Error::Store(
+            "the snapshot store location: write s3://BUCKET/PREFIX (the endpoint goes in \
              AWS_ENDPOINT_URL; no port, query or fragment)"
-        )));
+                .into(),
+        ));
     }
     let bucket = parsed
         .host_str()

@@ -512,27 +512,50 @@ fn id_page(sql: &mut Sql, page: &Page, desc: bool) -> StoreResult<()> {
 
 /// A URL with its password replaced, for messages and logs.
 pub fn redact(url: &str) -> String {
+    const HIDDEN: &str = "*** (URL hidden: it may hold a password)";
+    let secret_key = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "secret", "token"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
     let Ok(mut u) = url::Url::parse(url) else {
-        // Unparsable (a password with an unescaped `/`, `#` or `?`, say): it may still hold
-        // a secret, so only the scheme is shown.
-        return match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://*** (unparsable URL, hidden)"),
-            None => "*** (unparsable URL, hidden)".to_owned(),
+        // Unparsable: hidden when it may hold a password (userinfo, a secret-looking key),
+        // else shown as written (`sqlite://:memory:`).
+        let lower = url.to_ascii_lowercase();
+        let risky = url.contains('@')
+            || ["password", "secret", "token"]
+                .iter()
+                .any(|w| lower.contains(w));
+        return if risky {
+            HIDDEN.to_owned()
+        } else {
+            url.to_owned()
         };
     };
+    // A password starting with digits and holding `/`, `?` or `#` parses as a port and a
+    // path: an `@` left after the host means the split went wrong.
+    if [
+        u.path(),
+        u.query().unwrap_or(""),
+        u.fragment().unwrap_or(""),
+    ]
+    .iter()
+    .any(|part| part.contains('@'))
+    {
+        return HIDDEN.to_owned();
+    }
+    let mut changed = false;
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
+        changed = true;
     }
-    if u.query().is_some() {
-        // `?password=...` (and `sslpassword`, keys, secrets) as sqlx also accepts them.
+    if u.query_pairs().any(|(k, _)| secret_key(&k)) {
+        // `?password=...` (and `sslpassword`, secrets, tokens) as sqlx also accepts them.
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let lower = k.to_ascii_lowercase();
-                let hide = ["password", "secret", "key", "token"]
-                    .iter()
-                    .any(|w| lower.contains(w));
-                let v = if hide {
+                let v = if secret_key(&k) {
                     "***".to_owned()
                 } else {
                     v.into_owned()
@@ -541,8 +564,14 @@ pub fn redact(url: &str) -> String {
             })
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
     }
-    u.to_string()
+    // Unchanged URLs are shown as written (no normalisation of paths or encodings).
+    if changed {
+        u.to_string()
+    } else {
+        url.to_owned()
+    }
 }
 
 /// An embedded set of migrations: (version, name, SQL with statements separated by a line
@@ -646,6 +675,16 @@ mod redact_tests {
         );
         let odd = redact("postgres://dagr:p/w#x@db/dagr");
         assert!(!odd.contains("p/w") && !odd.contains("x@db"), "{odd}");
-        assert_eq!(redact("sqlite://meta.db"), "sqlite://meta.db");
+        let port_like = redact("postgres://u:123/x@db/d");
+        assert!(!port_like.contains("123/x"), "{port_like}");
+        // Nothing secret: shown exactly as written.
+        for plain in [
+            "sqlite://meta.db",
+            "sqlite://./x/../y.db",
+            "sqlite://:memory:",
+            "postgres://dagr@db/dagr?host=/var/run&sslkey=/etc/k.pem",
+        ] {
+            assert_eq!(redact(plain), plain);
+        }
     }
 }
