@@ -185,6 +185,12 @@ pub struct ServeArgs {
     /// sending new requests first (0 = close at once).
     #[arg(long, env = "DAGR_DRAIN_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub drain_secs: u64,
+    /// Replicas (a PostgreSQL `--database-url`): snapshot files that no committed version
+    /// references (versions past retention, loads that never committed) are deleted once
+    /// they are this many seconds old; a node still catching up may read an expired version
+    /// until then.
+    #[arg(long, env = "DAGR_GC_GRACE_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    pub gc_grace_secs: u64,
 }
 
 /// `dagr demo ...`

@@ -30,7 +30,11 @@ pub fn pools_config(args: &ServeArgs) -> PoolsConfig {
 
 /// Open the engine for `args`, seeding the demo if the data directory holds no dataset.
 /// DataFusion, bulk streams and loads run on the bulk runtime it starts ([`pools_config`]).
-pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
+/// With `ledger` (replicas sharing a PostgreSQL database), versions are committed there.
+pub async fn open_engine(
+    args: &ServeArgs,
+    ledger: Option<Arc<dyn dagr_engine::ledger::Ledger>>,
+) -> anyhow::Result<Arc<Engine>> {
     let pools = Pools::start(pools_config(args)).context("starting the bulk runtime")?;
     let config = EngineConfig {
         pools,
@@ -43,6 +47,7 @@ pub async fn open_engine(args: &ServeArgs) -> anyhow::Result<Arc<Engine>> {
                 .then(|| std::time::Duration::from_secs(args.query_timeout_secs)),
             ..QueryConfig::default()
         },
+        ledger,
     };
     let started = std::time::Instant::now();
     let engine = match &args.store {
@@ -91,8 +96,18 @@ pub async fn open_store(
 /// Open the engine, the metadata store and the governance service for `args`, seeding the
 /// demo (registers, then governance) into an empty data directory.
 pub async fn open_services(args: &ServeArgs) -> anyhow::Result<AppState> {
-    let engine = open_engine(args).await?;
     let store = open_store(&args.data_dir, args.database_url.as_deref()).await?;
+    // Replicas: on PostgreSQL the ledger in it is the commit point of every dataset.
+    let uploads = dagr_admin_api::LoadsConfig::under(&args.data_dir).upload_dir;
+    tokio::fs::create_dir_all(&uploads)
+        .await
+        .with_context(|| format!("creating {}", uploads.display()))?;
+    let node = dagr_admin_api::loads::node_id(&uploads)
+        .await
+        .context("reading the node id")?;
+    let ledger = dagr_admin_api::store::SqlLedger::new(&store, &node)
+        .map(|l| Arc::new(l) as Arc<dyn dagr_engine::ledger::Ledger>);
+    let engine = open_engine(args, ledger).await?;
     let gov = Governance::open(store, Arc::clone(&engine))
         .await
         .context("loading the governance policy")?;
@@ -185,6 +200,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             std::time::Duration::from_secs(args.audit_retention_days * 86_400),
         )
     });
+    // Replicas: apply what other nodes commit, and collect the files no version references.
+    let (_replica, _gc) = match (&args.database_url, engine.is_replicated()) {
+        (Some(url), true) => {
+            let status = Arc::new(dagr_admin_api::replication::ReplicaStatus::default());
+            dagr_admin_api::replication::catch_up_once(&engine, &status).await;
+            dagr_admin_api::replication::install(Arc::clone(&status));
+            let grace = std::time::Duration::from_secs(args.gc_grace_secs);
+            info!(
+                grace_secs = args.gc_grace_secs,
+                "replica: committing through the ledger in the metadata database"
+            );
+            (
+                Some(dagr_admin_api::replication::spawn(
+                    url.clone(),
+                    Arc::clone(&engine),
+                    status,
+                )),
+                Some(dagr_admin_api::replication::spawn_gc(
+                    Arc::clone(&engine),
+                    grace,
+                    (grace / 4).min(std::time::Duration::from_secs(600)),
+                )),
+            )
+        }
+        _ => (None, None),
+    };
     let _mail = match &args.smtp_relay {
         Some(relay) => {
             let relay = dagr_admin_api::outbox::smtp::Relay::new(

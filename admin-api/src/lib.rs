@@ -34,6 +34,7 @@ pub mod openapi;
 pub mod ops;
 pub mod outbox;
 pub mod quotas;
+pub mod replication;
 pub mod serve;
 pub mod store;
 pub mod tapis;

@@ -111,6 +111,9 @@ pub(crate) async fn metrics_text(State(s): State<AppState>) -> Response {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     s.engine.publish_metrics();
+    if let Some(r) = crate::replication::status() {
+        m.replication_staleness.set(r.staleness());
+    }
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.encode()).into_response()
 }
 
@@ -141,6 +144,9 @@ pub(crate) struct Checks {
     audit: String,
     /// The snapshot store can be listed.
     snapshot_store: String,
+    /// Replicas only: this node holds every version the ledger names (`ok`), or why not;
+    /// `single node` when there is no ledger.
+    replication: String,
 }
 
 async fn check<E: std::fmt::Display>(
@@ -155,7 +161,7 @@ async fn check<E: std::fmt::Display>(
 
 /// Readiness for a load balancer (no authentication): 200 when the node can serve —
 /// its metadata database answers, its audit log takes records, its snapshot store answers,
-/// and it is not shutting down — else 503 with what failed. Checked at most once a second
+/// it holds the versions other replicas committed, and it is not shutting down — else 503 with what failed. Checked at most once a second
 /// (concurrent probes wait for the one round in progress).
 #[utoipa::path(get, path = "/api/v1/ready", tag = "meta", responses(
     (status = 200, description = "Ready", body = Readiness),
@@ -192,15 +198,21 @@ async fn check_readiness(s: &AppState, draining: bool) -> Readiness {
     let audit = check(s.audit.health());
     let store = check(s.engine.store().probe());
     let (database, audit, snapshot_store) = tokio::join!(database, audit, store);
+    let replication = match crate::replication::status() {
+        Some(r) => r.caught_up().err().unwrap_or_else(|| "ok".to_owned()),
+        None => "single node".to_owned(),
+    };
     let checks = Checks {
         database,
         audit,
         snapshot_store,
+        replication,
     };
     let ok = !draining
         && [&checks.database, &checks.audit, &checks.snapshot_store]
             .iter()
-            .all(|c| *c == "ok");
+            .all(|c| *c == "ok")
+        && matches!(checks.replication.as_str(), "ok" | "single node");
     Readiness {
         status: if ok { "ready" } else { "not_ready" },
         draining,

@@ -238,8 +238,8 @@ impl Engine {
         started: Instant,
     ) -> Result<ChangeReport> {
         let state = self.state(name)?;
-        let catalog = Arc::clone(&state.commit).lock_owned().await;
-        let version = catalog.next;
+        let lock = self.lock_commit(&state, name).await?;
+        let version = lock.catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let current = state.current.read().clone();
         let applied = self
@@ -254,7 +254,7 @@ impl Engine {
             ),
             Next::New(snapshot) => {
                 let rows = snapshot.num_rows();
-                self.commit_snapshot(&state, catalog, snapshot).await?;
+                self.commit_snapshot(&state, lock, snapshot).await?;
                 (version, rows, "change set committed")
             }
         };

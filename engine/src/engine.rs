@@ -22,6 +22,7 @@ use crate::index::KeyValue;
 use crate::mask::{Grant, ResolvedMask};
 use crate::pools::Pools;
 use crate::query::QueryConfig;
+use crate::replica::CommitLock;
 use crate::snapshot::Snapshot;
 use crate::store::{Catalog, SnapshotStore, decode_parquet};
 
@@ -35,6 +36,9 @@ pub struct EngineConfig {
     /// Where DataFusion, bulk streams and load jobs run ([`Pools::shared`] by default: on
     /// the caller's runtime).
     pub pools: Pools,
+    /// The shared commit record of replicas ([`crate::ledger`]); `None` on a single node,
+    /// whose commit point is each dataset's `catalog.json` in the snapshot store.
+    pub ledger: Option<Arc<dyn crate::ledger::Ledger>>,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             keep_versions: 3,
             query: QueryConfig::default(),
             pools: Pools::shared(),
+            ledger: None,
         }
     }
 }
@@ -66,10 +71,13 @@ pub(crate) struct DatasetState {
     /// Held while an older version is read back from the store: concurrent requests for one
     /// version read it once (the later ones find it in `recent`).
     pub(crate) reading: tokio::sync::Mutex<()>,
+    /// The ledger revision of `committed` (replicas only; 0 otherwise): a catalog read from
+    /// the ledger is applied only when newer.
+    pub(crate) revision: std::sync::atomic::AtomicU64,
 }
 
 impl DatasetState {
-    fn new(
+    pub(crate) fn new(
         definition: Arc<DatasetDefinition>,
         current: Option<Arc<Snapshot>>,
         catalog: Catalog,
@@ -81,12 +89,13 @@ impl DatasetState {
             commit: Arc::new(tokio::sync::Mutex::new(catalog)),
             recent: parking_lot::Mutex::new(RecentSnapshots::default()),
             reading: tokio::sync::Mutex::new(()),
+            revision: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Make `next` the committed catalog (in memory; the caller wrote it to the store) and
     /// `snapshot` current. The snapshot it replaces stays reachable in `recent`.
-    fn install(&self, catalog: &mut Catalog, next: Catalog, snapshot: Arc<Snapshot>) {
+    pub(crate) fn install(&self, catalog: &mut Catalog, next: Catalog, snapshot: Arc<Snapshot>) {
         let old = self.current.read().clone();
         self.recent.lock().replaced(old, &snapshot, &next.kept);
         *self.current.write() = Some(snapshot);
@@ -136,7 +145,7 @@ pub(crate) struct RecentSnapshots {
 }
 
 impl RecentSnapshots {
-    fn get(&self, version: u64) -> Option<Arc<Snapshot>> {
+    pub(crate) fn get(&self, version: u64) -> Option<Arc<Snapshot>> {
         if let Some(p) = self.previous.as_ref().filter(|p| p.version() == version) {
             return Some(Arc::clone(p));
         }
@@ -398,9 +407,9 @@ const CHANGE_WAIT: Duration = Duration::from_secs(20);
 /// The DAGR engine.
 #[derive(Debug)]
 pub struct Engine {
-    store: SnapshotStore,
-    config: EngineConfig,
-    datasets: RwLock<BTreeMap<String, Arc<DatasetState>>>,
+    pub(crate) store: SnapshotStore,
+    pub(crate) config: EngineConfig,
+    pub(crate) datasets: RwLock<BTreeMap<String, Arc<DatasetState>>>,
     pub(crate) query_env: crate::query::QueryEnv,
     /// Bounds the reads of older versions and the diffs of the change feed, engine-wide:
     /// each may hold a whole version in memory and a core busy.
@@ -408,7 +417,7 @@ pub struct Engine {
     /// How long a change request waits for a worker ([`CHANGE_WAIT`]).
     pub(crate) change_wait: Duration,
     /// Datasets that could not be restored at start, with the reason.
-    unreadable: RwLock<BTreeMap<String, String>>,
+    pub(crate) unreadable: RwLock<BTreeMap<String, String>>,
 }
 
 impl Engine {
@@ -462,6 +471,10 @@ impl Engine {
             change_wait: CHANGE_WAIT,
             unreadable: RwLock::new(BTreeMap::new()),
         };
+        if engine.config.ledger.is_some() {
+            engine.restore_from_ledger().await?;
+            return Ok(engine);
+        }
         for name in engine.store.dataset_names().await? {
             // One unreadable dataset (a corrupt file, a definition this version refuses) is
             // reported and skipped: the others serve. Its files are left as they are, and its
@@ -520,15 +533,11 @@ impl Engine {
     }
 
     pub(crate) async fn read_version(&self, name: &str, version: u64) -> Result<Snapshot> {
-        let manifest = self
-            .store
-            .read_manifest(name, version)
-            .await?
-            .ok_or_else(|| {
-                Error::Corrupt(format!(
-                    "dataset `{name}` version {version} has no manifest"
-                ))
-            })?;
+        let manifest = self.manifest(name, version).await?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "dataset `{name}` version {version} has no manifest"
+            ))
+        })?;
         let batches = self.store.read_batches(name, &manifest).await?;
         let definition = Arc::new(manifest.definition.clone());
         let created = manifest.created_at;
@@ -590,15 +599,18 @@ impl Engine {
                 Arc::new(DatasetState::new(
                     Arc::clone(&definition),
                     None,
-                    Catalog {
-                        current: 0,
-                        kept: vec![],
-                        next: 1,
-                    },
+                    Catalog::empty(),
                 )),
             );
         }
-        if let Err(e) = self.store.write_definition(&definition).await {
+        let written = match self.store.write_definition(&definition).await {
+            Ok(()) => match &self.config.ledger {
+                Some(ledger) => ledger.adopt(&definition.name, &Catalog::empty()).await,
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             self.datasets.write().remove(&definition.name);
             return Err(e);
         }
@@ -754,8 +766,8 @@ impl Engine {
         started: Instant,
     ) -> Result<LoadReport> {
         let state = self.state(name)?;
-        let catalog = Arc::clone(&state.commit).lock_owned().await;
-        let version = catalog.next;
+        let lock = self.lock_commit(&state, name).await?;
+        let version = lock.catalog.next;
         let definition = Arc::clone(&state.definition.read());
         let snapshot = self
             .config
@@ -763,7 +775,7 @@ impl Engine {
             .load(move || Snapshot::build(definition, version, Utc::now(), batches))
             .await??;
         let rows = snapshot.num_rows();
-        self.commit_snapshot(&state, catalog, Arc::new(snapshot))
+        self.commit_snapshot(&state, lock, Arc::new(snapshot))
             .await?;
         let report = LoadReport {
             dataset: name.to_owned(),
@@ -788,12 +800,12 @@ impl Engine {
     pub(crate) async fn commit_snapshot(
         &self,
         state: &Arc<DatasetState>,
-        catalog: tokio::sync::OwnedMutexGuard<Catalog>,
+        lock: CommitLock,
         snapshot: Arc<Snapshot>,
     ) -> Result<()> {
         let (store, keep) = (self.store.clone(), self.config.keep_versions);
         let state = Arc::clone(state);
-        run_to_completion(async move { commit_tail(&store, keep, &state, catalog, snapshot).await })
+        run_to_completion(async move { commit_tail(&store, keep, &state, lock, snapshot).await })
             .await
     }
 
@@ -828,14 +840,14 @@ impl Engine {
 
     async fn roll_back(&self, name: &str, version: u64, started: Instant) -> Result<LoadReport> {
         let state = self.state(name)?;
-        let mut catalog = Arc::clone(&state.commit).lock_owned().await;
-        if !catalog.kept.contains(&version) {
+        let lock = self.lock_commit(&state, name).await?;
+        if !lock.catalog.kept.contains(&version) {
             return Err(Error::VersionNotKept {
                 dataset: name.to_owned(),
                 version,
             });
         }
-        if version == catalog.current
+        if version == lock.catalog.current
             && let Some(current) = state.current.read().clone()
         {
             return Ok(LoadReport {
@@ -853,9 +865,12 @@ impl Engine {
         // Committed and swapped in even if the caller goes away meanwhile.
         let (store, owned) = (self.store.clone(), name.to_owned());
         run_to_completion(async move {
-            let mut next = catalog.clone();
+            let mut next = lock.catalog.clone();
             next.current = version;
-            store.write_catalog(&owned, &next).await?;
+            let mut catalog = lock
+                .commit(&state, &store, &owned, &next, None)
+                .await
+                .map_err(|(_, e)| e)?;
             state.install(&mut catalog, next, snapshot);
             Ok(())
         })
@@ -890,7 +905,7 @@ async fn commit_tail(
     store: &SnapshotStore,
     keep_versions: usize,
     state: &DatasetState,
-    mut catalog: tokio::sync::OwnedMutexGuard<Catalog>,
+    lock: CommitLock,
     snapshot: Arc<Snapshot>,
 ) -> Result<()> {
     let name = snapshot.dataset();
@@ -913,12 +928,19 @@ async fn commit_tail(
         None => None,
     };
     let reuse = previous.as_deref().zip(manifest.as_ref());
-    if let Err(e) = store.write_snapshot(&snapshot, reuse).await {
-        // Best effort: an uncommitted directory is also removed on the next start.
-        let _ = store.delete_version(name, version).await;
-        return Err(e);
-    }
-    let mut next = catalog.clone();
+    let manifest = match store.write_snapshot(&snapshot, reuse).await {
+        Ok(m) => m,
+        Err(e) => {
+            // Best effort: an uncommitted directory is also removed on the next start (or,
+            // with replicas, by the garbage collection).
+            if !lock.replicated() {
+                let _ = store.delete_version(name, version).await;
+            }
+            return Err(e);
+        }
+    };
+    let replicated = lock.replicated();
+    let mut next = lock.catalog.clone();
     next.current = version;
     next.next = version + 1;
     next.kept.push(version);
@@ -927,17 +949,23 @@ async fn commit_tail(
     } else {
         vec![]
     };
-    if let Err(e) = store.write_catalog(name, &next).await {
-        // Whether the catalog reached the store is unknown: leave the version's files (the
-        // next start deletes them unless the catalog names them), and never give its number
-        // to another version.
-        catalog.next = version + 1;
-        state.committed.write().next = version + 1;
-        return Err(e);
-    }
+    let added = (version, snapshot.num_rows(), manifest);
+    let mut catalog = match lock.commit(state, store, name, &next, Some(added)).await {
+        Ok(catalog) => catalog,
+        Err((mut catalog, e)) => {
+            // Whether the catalog reached the store (or the ledger) is unknown: leave the
+            // version's files (the next start, or the garbage collection, deletes them unless
+            // the catalog names them), and never give its number to another version.
+            catalog.next = version + 1;
+            state.committed.write().next = version + 1;
+            return Err(e);
+        }
+    };
     state.install(&mut catalog, next, Arc::clone(&snapshot));
     drop(catalog);
-    for v in expired {
+    // Replicas leave expired versions to the garbage collection, after a grace period: a
+    // node that has not caught up yet may still read them.
+    for v in expired.into_iter().filter(|_| !replicated) {
         if let Err(e) = store.delete_version(name, v).await {
             warn!(dataset = %name, version = v, error = %e, "could not delete an expired version");
         }

@@ -173,6 +173,13 @@ pub struct Metrics {
     pub requests_pending: IntGauge,
     /// Seconds since the process started.
     pub uptime: IntGauge,
+    /// Time from a commit on another node to its version being current here, in seconds.
+    pub replication_lag: Histogram,
+    /// Seconds since this node last read the ledger successfully (replicas only; 0 on a
+    /// single node).
+    pub replication_staleness: prometheus::Gauge,
+    /// Datasets this node could not bring up to the ledger's version.
+    pub replication_failed: IntGauge,
     started: std::time::Instant,
 }
 
@@ -374,6 +381,26 @@ impl Metrics {
                 &r,
                 "dagr_uptime_seconds",
                 "Seconds since the process started.",
+            ),
+            replication_lag: histogram(
+                &r,
+                "dagr_replication_lag_seconds",
+                "Time from a commit on another node to its version being current on this one.",
+                LATENCY_BUCKETS,
+            ),
+            replication_staleness: {
+                let g = prometheus::Gauge::new(
+                    "dagr_replication_staleness_seconds",
+                    "Seconds since this node last read the ledger of replicas (0 on a single node).",
+                )
+                .expect("a valid metric");
+                r.register(Box::new(g.clone())).expect("a new metric");
+                g
+            },
+            replication_failed: gauge(
+                &r,
+                "dagr_replication_failed_datasets",
+                "Datasets this node could not bring up to the version the ledger names.",
             ),
             started: std::time::Instant::now(),
             registry: r,

@@ -34,23 +34,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::definition::DatasetDefinition;
 use crate::error::{Error, Result};
+pub(crate) use crate::ledger::Catalog;
 use tracing::warn;
 
 use crate::snapshot::{CHUNK_ROWS, Snapshot};
 
 /// Rows per persisted Parquet part (a multiple of the chunk size).
 const PART_ROWS: usize = 4 * CHUNK_ROWS;
-
-/// The commit record of a dataset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Catalog {
-    /// The current version (0 = none yet).
-    pub(crate) current: u64,
-    /// Versions kept for rollback, oldest first (includes `current`).
-    pub(crate) kept: Vec<u64>,
-    /// The number the next load gets.
-    pub(crate) next: u64,
-}
 
 /// One persisted part of a snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,11 +286,7 @@ impl SnapshotStore {
         Ok(self
             .get_json(&dataset_dir(name).clone().join("catalog.json"))
             .await?
-            .unwrap_or(Catalog {
-                current: 0,
-                kept: vec![],
-                next: 1,
-            }))
+            .unwrap_or_else(Catalog::empty))
     }
 
     /// Commit point: after this returns, `catalog` is what a restart sees.
@@ -318,8 +304,11 @@ impl SnapshotStore {
         &self,
         snapshot: &Arc<Snapshot>,
         previous: Option<(&Snapshot, &Manifest)>,
-    ) -> Result<()> {
+    ) -> Result<Manifest> {
         let dir = version_dir(snapshot.dataset(), snapshot.version());
+        // A nonce in the part names: files a dead or cut-off node left in this version's
+        // directory (a load that never committed) are never taken for this load's.
+        let nonce = load_nonce();
         let groups: Vec<Vec<RecordBatch>> = snapshot
             .chunks()
             .chunks(PART_ROWS / CHUNK_ROWS)
@@ -338,7 +327,7 @@ impl SnapshotStore {
         let parts: Vec<Part> = futures::stream::iter(items)
             .map(|(i, (group, reuse))| {
                 let schema = Arc::clone(&schema);
-                let path = dir.clone().join(format!("part-{i:05}.parquet"));
+                let path = dir.clone().join(format!("part-{i:05}-{nonce}.parquet"));
                 let store = Arc::clone(&self.store);
                 let root = self.local_root.clone();
                 let pools = self.pools.clone();
@@ -380,7 +369,8 @@ impl SnapshotStore {
             definition: snapshot.definition().as_ref().clone(),
         };
         self.put_json(&dir.clone().join("manifest.json"), &manifest)
-            .await
+            .await?;
+        Ok(manifest)
     }
 
     /// Read the manifest of a version (`None` if the version was never completed).
@@ -460,6 +450,15 @@ impl SnapshotStore {
         v.sort_unstable();
         Ok(v)
     }
+}
+
+/// A string unlikely to repeat across loads and nodes: the time in nanoseconds and the
+/// process id (names only; nothing relies on it being secret).
+fn load_nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{:016x}", nanos ^ (u64::from(std::process::id()) << 44))
 }
 
 /// The file of part `i` of `previous` (and its size), when part `i` of `snapshot`, `group`,

@@ -630,8 +630,12 @@ impl SqlService {
         owner: &dagr_engine::Principal,
         handle: &[u8],
     ) -> Result<(Arc<Prepared>, Vec<ScalarValue>, bytes::Bytes), Status> {
-        let gone =
-            || Status::not_found("no such prepared statement (closed, expired or never made)");
+        let gone = || {
+            Status::not_found(
+                "no such prepared statement on this server (closed, expired, never made, or \
+                     made on another replica behind the same address): prepare it again",
+            )
+        };
         let owner = owner.describe();
         let mut map = self.prepared.lock();
         let entry = map.get_mut(handle).ok_or_else(gone)?;

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: the real `dagr` binary on a free loopback port.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod metrics;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};

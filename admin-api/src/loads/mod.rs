@@ -597,8 +597,8 @@ async fn remove_temp(temp: Option<TempPath>) {
     }
 }
 
-/// The node id kept in `dir`, made on first use.
-async fn node_id(dir: &Path) -> std::io::Result<String> {
+/// The node id kept in `dir` (the upload directory), made on first use.
+pub async fn node_id(dir: &Path) -> std::io::Result<String> {
     let path = dir.join(NODE_FILE);
     match tokio::fs::read_to_string(&path).await {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),

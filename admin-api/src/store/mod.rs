@@ -31,8 +31,11 @@ use crate::model::*;
 
 mod accounts;
 mod agreements;
+pub mod ledger;
 mod loads;
 mod quotas;
+
+pub use ledger::SqlLedger;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "system_quotas",
         include_str!("../migrations/0010_system_quotas.sql"),
     ),
+    (11, "ledger", include_str!("../migrations/0011_ledger.sql")),
 ];
 
 /// A portal session as stored (its key, the hash of the cookie secret, is kept apart).

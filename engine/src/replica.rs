@@ -1,0 +1,389 @@
+//! Replicas: committing through a shared [`Ledger`], applying what other nodes committed
+//! ([`Engine::catch_up`]) and deleting the files no committed version references after a
+//! grace period ([`Engine::collect_garbage`]). On a single node (no ledger) the commit point
+//! stays each dataset's `catalog.json` in the snapshot store, and the rest does nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::OwnedMutexGuard;
+use tracing::{error, info, warn};
+
+use crate::engine::{DatasetState, Engine};
+use crate::error::{Error, Result};
+use crate::ledger::{Catalog, LedgerEntry, LedgerLock};
+use crate::store::{Manifest, SnapshotStore};
+
+/// The right to commit one dataset: its local commit lock, holding the committed catalog,
+/// and with replicas the ledger's lock across nodes (taken first).
+pub(crate) struct CommitLock {
+    pub(crate) catalog: OwnedMutexGuard<Catalog>,
+    ledger: Option<Box<dyn LedgerLock>>,
+}
+
+impl CommitLock {
+    /// Whether the commit goes through a ledger (several nodes share the store).
+    pub(crate) fn replicated(&self) -> bool {
+        self.ledger.is_some()
+    }
+
+    /// Commit `next` (adding `added`: version, rows, manifest): in the ledger, or as the
+    /// store's `catalog.json`. Returns the local guard, to install `next` under; on error
+    /// the guard comes back with the error.
+    pub(crate) async fn commit(
+        self,
+        state: &DatasetState,
+        store: &SnapshotStore,
+        name: &str,
+        next: &Catalog,
+        added: Option<(u64, usize, Manifest)>,
+    ) -> std::result::Result<OwnedMutexGuard<Catalog>, (OwnedMutexGuard<Catalog>, Error)> {
+        let CommitLock { catalog, ledger } = self;
+        let done = match ledger {
+            Some(lock) => {
+                let revision = lock.revision() + 1;
+                let added = match added
+                    .map(|(v, rows, m)| serde_json::to_string(&m).map(|m| (v, rows, m)))
+                    .transpose()
+                {
+                    Ok(a) => a,
+                    Err(e) => return Err((catalog, Error::internal(e))),
+                };
+                let done = lock.commit(next, added).await;
+                if done.is_ok() {
+                    state.revision.store(revision, Ordering::Release);
+                }
+                done
+            }
+            None => store.write_catalog(name, next).await,
+        };
+        match done {
+            Ok(()) => Ok(catalog),
+            Err(e) => Err((catalog, e)),
+        }
+    }
+}
+
+/// What one [`Engine::catch_up`] applied.
+#[derive(Debug, Default, Clone)]
+pub struct CatchUp {
+    /// Datasets whose catalog changed: name, current version, and the time since the other
+    /// node committed it (by the two nodes' clocks; 0 when the clock went backwards).
+    pub applied: Vec<(String, u64, Duration)>,
+    /// Datasets that could not be brought up to date, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Engine {
+    /// Whether this engine commits through a ledger shared with other nodes.
+    pub fn is_replicated(&self) -> bool {
+        self.config.ledger.is_some()
+    }
+
+    /// Take the right to commit `name`: the ledger's lock first (so that the local lock is
+    /// held only by a node that may commit), then the local one; then apply what another
+    /// node committed since this one last looked, so that a load or a change set starts
+    /// from the committed version.
+    pub(crate) async fn lock_commit(
+        &self,
+        state: &Arc<DatasetState>,
+        name: &str,
+    ) -> Result<CommitLock> {
+        let ledger = match &self.config.ledger {
+            Some(l) => Some(l.lock(name).await?),
+            None => None,
+        };
+        let mut catalog = Arc::clone(&state.commit).lock_owned().await;
+        if let Some(remote) = &ledger
+            && *remote.catalog() != *catalog
+        {
+            self.apply(state, name, &mut catalog, remote.catalog().clone())
+                .await?;
+        }
+        if let Some(remote) = &ledger {
+            state.revision.store(remote.revision(), Ordering::Release);
+            info!(dataset = %name, version = catalog.next, "holding the dataset's commit lock across replicas");
+        }
+        Ok(CommitLock { catalog, ledger })
+    }
+
+    /// Make `next` (committed by another node) this node's catalog, reading its current
+    /// version from the store unless it is held in memory.
+    async fn apply(
+        &self,
+        state: &DatasetState,
+        name: &str,
+        catalog: &mut Catalog,
+        next: Catalog,
+    ) -> Result<()> {
+        if next.current == catalog.current || next.current == 0 {
+            *state.committed.write() = next.clone();
+            *catalog = next;
+            return Ok(());
+        }
+        let held = state.current.read().clone();
+        let held = held
+            .filter(|s| s.version() == next.current)
+            .or_else(|| state.recent.lock().get(next.current));
+        let snapshot = match held {
+            Some(s) => s,
+            None => Arc::new(self.read_version(name, next.current).await?),
+        };
+        state.install(catalog, next, snapshot);
+        Ok(())
+    }
+
+    /// The manifest of a version: from the ledger when there is one (the commit point),
+    /// else (or for a version adopted from a single node's store) from the store.
+    pub(crate) async fn manifest(&self, name: &str, version: u64) -> Result<Option<Manifest>> {
+        if let Some(ledger) = &self.config.ledger
+            && let Some(json) = ledger.manifest(name, version).await?
+        {
+            return serde_json::from_str(&json).map(Some).map_err(|e| {
+                Error::Corrupt(format!(
+                    "the ledger's manifest of `{name}` version {version}: {e}"
+                ))
+            });
+        }
+        self.store.read_manifest(name, version).await
+    }
+
+    /// Open with a ledger: adopt the datasets a single node committed into the store that the
+    /// ledger does not know yet, then restore every dataset the ledger names. Nothing is
+    /// deleted here (another node may be writing a version): see [`Engine::collect_garbage`].
+    pub(crate) async fn restore_from_ledger(&self) -> Result<()> {
+        let ledger = Arc::clone(self.config.ledger.as_ref().expect("called with a ledger"));
+        let known: HashSet<String> = ledger
+            .catalogs()
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        for name in self.store.dataset_names().await? {
+            if known.contains(&name) || self.store.read_definition(&name).await?.is_none() {
+                continue;
+            }
+            let catalog = self.store.read_catalog(&name).await?;
+            info!(dataset = %name, version = catalog.current, "adopting a dataset of the snapshot store into the ledger");
+            ledger.adopt(&name, &catalog).await?;
+        }
+        for entry in ledger.catalogs().await? {
+            self.restore_entry(&entry).await;
+        }
+        Ok(())
+    }
+
+    /// Restore a dataset this node does not know yet from its ledger entry; one that cannot
+    /// be read is reported and left out (as at start).
+    async fn restore_entry(&self, entry: &LedgerEntry) -> Option<u64> {
+        let name = &entry.name;
+        let restored = async {
+            let definition = self.store.read_definition(name).await?.ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "dataset `{name}` is in the ledger but has no definition in the store"
+                ))
+            })?;
+            let definition = Arc::new(definition.validated()?);
+            let current = match entry.catalog.current {
+                0 => None,
+                v => Some(Arc::new(self.read_version(name, v).await?)),
+            };
+            Ok::<_, Error>(DatasetState::new(
+                definition,
+                current,
+                entry.catalog.clone(),
+            ))
+        }
+        .await;
+        match restored {
+            Ok(state) => {
+                state.revision.store(entry.revision, Ordering::Release);
+                let mut map = self.datasets.write();
+                // A create on this node may have raced the catch-up: keep what is there.
+                map.entry(name.clone()).or_insert_with(|| Arc::new(state));
+                self.unreadable.write().remove(name);
+                Some(entry.catalog.current)
+            }
+            Err(e) => {
+                error!(dataset = %name, error = %e, "cannot restore this dataset; it is skipped and not served");
+                self.unreadable.write().insert(name.clone(), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Apply what other nodes committed: every dataset whose ledger catalog differs from
+    /// this node's is brought up to it (its current version read from the store), and
+    /// datasets registered elsewhere are restored. Nothing to do on a single node.
+    ///
+    /// A dataset being committed on this node is skipped: its commit holds the ledger's lock,
+    /// so no other node can have committed it meanwhile.
+    pub async fn catch_up(&self) -> Result<CatchUp> {
+        let mut report = CatchUp::default();
+        let Some(ledger) = self.config.ledger.clone() else {
+            return Ok(report);
+        };
+        let now = SystemTime::now();
+        for entry in ledger.catalogs().await? {
+            let lag = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .and_then(|n| {
+                    n.checked_sub(Duration::from_millis(entry.committed_at_ms.max(0) as u64))
+                })
+                .unwrap_or_default();
+            let state = self.datasets.read().get(&entry.name).cloned();
+            let Some(state) = state else {
+                if let Some(v) = self.restore_entry(&entry).await {
+                    report.applied.push((entry.name.clone(), v, lag));
+                } else {
+                    let reason = self.unreadable.read().get(&entry.name).cloned();
+                    report
+                        .failed
+                        .push((entry.name.clone(), reason.unwrap_or_default()));
+                }
+                continue;
+            };
+            let revision = entry.revision;
+            if state.revision.load(Ordering::Acquire) >= revision {
+                continue;
+            }
+            let Ok(mut catalog) = Arc::clone(&state.commit).try_lock_owned() else {
+                continue;
+            };
+            // Re-checked under the lock: a commit of this node may have gone past `entry`.
+            if state.revision.load(Ordering::Acquire) >= revision {
+                continue;
+            }
+            if *catalog == entry.catalog {
+                state.revision.store(revision, Ordering::Release);
+                continue;
+            }
+            match self
+                .apply(&state, &entry.name, &mut catalog, entry.catalog.clone())
+                .await
+            {
+                Ok(()) => {
+                    state.revision.store(revision, Ordering::Release);
+                    info!(dataset = %entry.name, version = entry.catalog.current, lag_ms = lag.as_millis() as u64, "applied a version committed by another node");
+                    report
+                        .applied
+                        .push((entry.name.clone(), entry.catalog.current, lag));
+                }
+                Err(e) => {
+                    warn!(dataset = %entry.name, error = %e, "cannot apply a version committed by another node");
+                    report.failed.push((entry.name.clone(), e.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// With a ledger, delete the store's files that no committed version references and
+    /// that are older than `grace`: versions past retention, loads that never committed,
+    /// and leftovers of a dead node inside a kept version's directory. A version directory
+    /// is deleted only when its newest file is older than `grace`, so a load still writing
+    /// (on any node) is never touched. Returns the number of files deleted. Does nothing on
+    /// a single node, which deletes such files as it goes.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
+        let Some(ledger) = self.config.ledger.clone() else {
+            return Ok(0);
+        };
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(grace).map_err(Error::internal)?;
+        let mut deleted = 0;
+        for entry in ledger.catalogs().await? {
+            let name = &entry.name;
+            // The files each kept version references; a kept version whose manifest cannot be
+            // read makes the whole dataset wait for the next round.
+            let mut referenced: BTreeMap<u64, HashSet<String>> = BTreeMap::new();
+            let mut readable = true;
+            for &v in &entry.catalog.kept {
+                match self.manifest(name, v).await {
+                    Ok(Some(m)) => {
+                        let mut files: HashSet<String> =
+                            m.parts.into_iter().map(|p| p.file).collect();
+                        files.insert("manifest.json".to_owned());
+                        referenced.insert(v, files);
+                    }
+                    Ok(None) | Err(_) => readable = false,
+                }
+            }
+            if !readable {
+                warn!(dataset = %name, "garbage collection skips this dataset: a kept version's manifest cannot be read");
+                continue;
+            }
+            let objects: Vec<object_store::ObjectMeta> = self
+                .store
+                .object_store()
+                .list(Some(&object_store::path::Path::from(format!(
+                    "datasets/{name}"
+                ))))
+                .try_collect()
+                .await?;
+            // Per version directory not kept: its files and the time of its newest one.
+            let mut unkept: BTreeMap<
+                u64,
+                (Vec<object_store::path::Path>, chrono::DateTime<chrono::Utc>),
+            > = BTreeMap::new();
+            let mut doomed = Vec::new();
+            for o in objects {
+                let mut parts = o.location.parts();
+                let (Some(_), Some(_), Some(dir), Some(file), None) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
+                    continue;
+                };
+                let Some(version) = dir
+                    .as_ref()
+                    .strip_prefix('v')
+                    .and_then(|v| v.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                match referenced.get(&version) {
+                    Some(files) => {
+                        if !files.contains(file.as_ref()) && o.last_modified < cutoff {
+                            doomed.push(o.location);
+                        }
+                    }
+                    None => {
+                        let slot = unkept
+                            .entry(version)
+                            .or_insert_with(|| (vec![], o.last_modified));
+                        slot.1 = slot.1.max(o.last_modified);
+                        slot.0.push(o.location);
+                    }
+                }
+            }
+            for (_, (files, newest)) in unkept {
+                if newest < cutoff {
+                    doomed.extend(files);
+                }
+            }
+            for path in doomed {
+                match self.store.object_store().delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                    Err(e) => {
+                        warn!(path = %path, error = %e, "garbage collection could not delete a file")
+                    }
+                }
+            }
+        }
+        if deleted > 0 {
+            info!(
+                files = deleted,
+                "garbage collection deleted unreferenced snapshot files"
+            );
+        }
+        Ok(deleted)
+    }
+}
