@@ -18,7 +18,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow_flight::{FlightClient, Ticket};
@@ -28,58 +27,6 @@ use futures::TryStreamExt;
 const RUNS: usize = 5;
 /// Whole pulls of `persons` per node and round (the median is kept).
 const PULLS: usize = 3;
-
-/// An S3 server: the environment of a running one, or one this bench started (stopped on drop).
-struct S3 {
-    env: Vec<(String, String)>,
-    bucket: String,
-    started: Option<tempfile::TempDir>,
-}
-
-impl S3 {
-    fn get() -> S3 {
-        let (file, started) = match std::env::var("DAGR_BENCH_S3_ENV") {
-            Ok(f) if !f.is_empty() => (std::path::PathBuf::from(f), None),
-            _ => {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                eprintln!("starting SeaweedFS with scripts/s3 ...");
-                let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3"))
-                    .arg("start")
-                    .arg(dir.path())
-                    .status()
-                    .expect("run scripts/s3")
-                    .success();
-                assert!(ok, "scripts/s3 start failed");
-                (dir.path().join("env"), Some(dir))
-            }
-        };
-        let text = std::fs::read_to_string(&file).expect("the S3 environment file");
-        let mut env = Vec::new();
-        let mut bucket = String::new();
-        for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
-            match k {
-                "DAGR_TEST_S3_BUCKET" => bucket = v.to_owned(),
-                _ => env.push((k.to_owned(), v.to_owned())),
-            }
-        }
-        S3 {
-            env,
-            bucket,
-            started,
-        }
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.started {
-            let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3"))
-                .arg("stop")
-                .arg(dir.path())
-                .status();
-        }
-    }
-}
 
 /// One measured start of a node.
 struct Start {
@@ -172,7 +119,7 @@ fn main() {
         return;
     }
     let persons = support::persons(1_000_000);
-    let s3 = S3::get();
+    let s3 = support::services::S3::get();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (local, remote) = (dir.path().join("local"), dir.path().join("s3"));
     let nanos = std::time::SystemTime::now()

@@ -207,8 +207,8 @@ async fn two_nodes_over_postgresql_and_s3_are_one_service() {
     if let Some(python) = common::python_env("the replicas' /metrics") {
         let m = common::metrics::scrape(&b.base, &python).await;
         assert!(
-            common::metrics::observations(&m, "dagr_replication_lag_seconds", &[]) >= 2.0,
-            "B applied versions 3, 5 or 6 from A"
+            common::metrics::observations(&m, "dagr_replication_lag_seconds", &[]) >= 1.0,
+            "B applied version 3 from A"
         );
         assert_eq!(
             common::metrics::value(&m, "dagr_dataset_version", &[("dataset", "persons")]),

@@ -133,6 +133,9 @@ pub(crate) struct Readiness {
     /// Datasets whose snapshots could not be read at start (served by no one until a new
     /// load): the node is ready, but these are missing.
     unreadable_datasets: std::collections::BTreeMap<String, String>,
+    /// Replicas only: datasets this node could not bring to the version another node
+    /// committed, with why; it serves the version it holds, and retries every second.
+    lagging_datasets: std::collections::BTreeMap<String, String>,
 }
 
 /// The checks of `/api/v1/ready`.
@@ -218,5 +221,8 @@ async fn check_readiness(s: &AppState, draining: bool) -> Readiness {
         draining,
         checks,
         unreadable_datasets: s.engine.unreadable(),
+        lagging_datasets: crate::replication::status()
+            .map(|r| r.lagging())
+            .unwrap_or_default(),
     }
 }

@@ -7,8 +7,11 @@
 //! ([`crate::spawn_refresher`], every 250 ms).
 //!
 //! [`ReplicaStatus`] tells readiness whether this node is caught up: it is not until the
-//! first catch-up after start succeeds, nor while the ledger cannot be read for longer than
-//! [`STALE_AFTER`], nor while some dataset cannot be brought to the ledger's version.
+//! first catch-up after start succeeds, nor while the ledger cannot be read (or has not been
+//! for [`STALE_AFTER`]). A dataset that cannot be brought to the ledger's version (its files
+//! unreadable) does not make the node unready — every node would fail alike, and the others
+//! datasets still serve — but is listed by readiness and counted in `/metrics`, and retried
+//! every round.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,8 +55,10 @@ pub struct ReplicaStatus {
 struct StatusInner {
     /// When the ledger was last read and everything in it applied.
     last_ok: Option<Instant>,
-    /// Why the last round failed (the ledger unreadable, or datasets not applied).
+    /// Why the last round failed (the ledger unreadable).
     problem: Option<String>,
+    /// Datasets the last round could not bring to the ledger's version, with why.
+    lagging: std::collections::BTreeMap<String, String>,
     /// Whether notifications are being received.
     listening: bool,
 }
@@ -71,6 +76,12 @@ impl ReplicaStatus {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Datasets this node could not bring to the ledger's version, with why (it serves the
+    /// version it holds).
+    pub fn lagging(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.lock().lagging.clone()
     }
 
     /// Seconds since the last successful round (0 before the first).
@@ -97,18 +108,11 @@ pub async fn catch_up_once(engine: &Engine, status: &ReplicaStatus) {
             }
             metrics.replication_failed.set(report.failed.len() as i64);
             let mut s = status.inner.lock();
-            if report.failed.is_empty() {
-                if s.problem.take().is_some() {
-                    tracing::info!("caught up with the ledger again");
-                }
-                s.last_ok = Some(Instant::now());
-            } else {
-                let names: Vec<&str> = report.failed.iter().map(|(n, _)| n.as_str()).collect();
-                s.problem = Some(format!(
-                    "cannot apply the ledger's version of {}",
-                    names.join(", ")
-                ));
+            if s.problem.take().is_some() {
+                tracing::info!("reading the ledger again");
             }
+            s.last_ok = Some(Instant::now());
+            s.lagging = report.failed.into_iter().collect();
         }
         Err(e) => {
             let mut s = status.inner.lock();

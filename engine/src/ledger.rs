@@ -78,6 +78,9 @@ pub trait Ledger: fmt::Debug + Send + Sync + 'static {
 
     /// The manifest (JSON) of a committed version, if the ledger holds it.
     async fn manifest(&self, name: &str, version: u64) -> Result<Option<String>>;
+
+    /// The versions of `name` that left the kept list, with when (Unix milliseconds).
+    async fn expired(&self, name: &str) -> Result<std::collections::HashMap<u64, i64>>;
 }
 
 /// A dataset's commit lock across nodes (an open transaction).

@@ -227,19 +227,22 @@ impl Engine {
         let Some(ledger) = self.config.ledger.clone() else {
             return Ok(report);
         };
-        let now = SystemTime::now();
-        for entry in ledger.catalogs().await? {
-            let lag = now
+        // From the other node's commit to now (after this node applied it), by the two
+        // nodes' clocks; 0 when they disagree the wrong way.
+        let lag = |entry: &LedgerEntry| {
+            SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .ok()
                 .and_then(|n| {
                     n.checked_sub(Duration::from_millis(entry.committed_at_ms.max(0) as u64))
                 })
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        for entry in ledger.catalogs().await? {
             let state = self.datasets.read().get(&entry.name).cloned();
             let Some(state) = state else {
                 if let Some(v) = self.restore_entry(&entry).await {
-                    report.applied.push((entry.name.clone(), v, lag));
+                    report.applied.push((entry.name.clone(), v, lag(&entry)));
                 } else {
                     let reason = self.unreadable.read().get(&entry.name).cloned();
                     report
@@ -269,6 +272,7 @@ impl Engine {
             {
                 Ok(()) => {
                     state.revision.store(revision, Ordering::Release);
+                    let lag = lag(&entry);
                     info!(dataset = %entry.name, version = entry.catalog.current, lag_ms = lag.as_millis() as u64, "applied a version committed by another node");
                     report
                         .applied
@@ -283,12 +287,14 @@ impl Engine {
         Ok(report)
     }
 
-    /// With a ledger, delete the store's files that no committed version references and
-    /// that are older than `grace`: versions past retention, loads that never committed,
-    /// and leftovers of a dead node inside a kept version's directory. A version directory
-    /// is deleted only when its newest file is older than `grace`, so a load still writing
-    /// (on any node) is never touched. Returns the number of files deleted. Does nothing on
-    /// a single node, which deletes such files as it goes.
+    /// With a ledger, delete the store's files that no committed version references, a
+    /// grace period after they stopped being used: a version past retention `grace` after it
+    /// expired (a node still catching up may read it until then); the directory of a load
+    /// that never committed once its newest file is older than `grace` (every load writes a
+    /// fresh file first, so a load still writing, on any node, is never touched); and files
+    /// inside a kept version's directory that its manifest does not name (a dead load's
+    /// leftovers) once older than `grace`. Returns the number of files deleted. Does nothing
+    /// on a single node, which deletes such files as it goes.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
         let Some(ledger) = self.config.ledger.clone() else {
             return Ok(0);
@@ -317,6 +323,8 @@ impl Engine {
                 warn!(dataset = %name, "garbage collection skips this dataset: a kept version's manifest cannot be read");
                 continue;
             }
+            let expired = ledger.expired(name).await?;
+            let cutoff_ms = cutoff.timestamp_millis();
             let objects: Vec<object_store::ObjectMeta> = self
                 .store
                 .object_store()
@@ -364,8 +372,12 @@ impl Engine {
                     }
                 }
             }
-            for (_, (files, newest)) in unkept {
-                if newest < cutoff {
+            for (version, (files, newest)) in unkept {
+                let unused = match expired.get(&version) {
+                    Some(&at) => at < cutoff_ms,
+                    None => newest < cutoff,
+                };
+                if unused {
                     doomed.extend(files);
                 }
             }

@@ -39,6 +39,9 @@ use tracing::warn;
 
 use crate::snapshot::{CHUNK_ROWS, Snapshot};
 
+/// The file a load writes first into its version directory (see [`SnapshotStore::write_snapshot`]).
+pub(crate) const STARTED: &str = "started.json";
+
 /// Rows per persisted Parquet part (a multiple of the chunk size).
 const PART_ROWS: usize = 4 * CHUNK_ROWS;
 
@@ -309,6 +312,14 @@ impl SnapshotStore {
         // A nonce in the part names: files a dead or cut-off node left in this version's
         // directory (a load that never committed) are never taken for this load's.
         let nonce = load_nonce();
+        // A fresh file first: the garbage collection of replicas judges a version directory
+        // no version references by its newest file, and the parts copied from the previous
+        // version (hard links on a local store) keep their old times.
+        self.put_json(
+            &dir.clone().join(STARTED),
+            &serde_json::json!({ "nonce": nonce, "started_at": Utc::now().to_rfc3339() }),
+        )
+        .await?;
         let groups: Vec<Vec<RecordBatch>> = snapshot
             .chunks()
             .chunks(PART_ROWS / CHUNK_ROWS)

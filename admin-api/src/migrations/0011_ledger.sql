@@ -15,8 +15,10 @@ CREATE TABLE dataset_catalogs (
 )
 ;
 
--- Every committed version: its manifest (the parts to read) and who committed it. The
--- version history of a dataset, kept after the version's files expire.
+-- Every committed version: its manifest (the parts to read), who committed it, and when it
+-- left the versions kept for rollback (`expired_at`, NULL while kept): the version history of
+-- a dataset, kept after the version's files are deleted. The garbage collection deletes an
+-- expired version's files a grace period after `expired_at`.
 CREATE TABLE dataset_versions (
     name TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -24,5 +26,6 @@ CREATE TABLE dataset_versions (
     manifest TEXT NOT NULL,
     node TEXT NOT NULL,
     committed_at BIGINT NOT NULL,
+    expired_at BIGINT,
     PRIMARY KEY (name, version)
 )

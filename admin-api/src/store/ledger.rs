@@ -41,10 +41,13 @@ impl SqlLedger {
 
 fn db(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => Error::Store(format!(
-            "{what}: another node has been committing this dataset for over {} s; try again",
-            LOCK_WAIT.as_secs()
-        )),
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => {
+            Error::ResourcesExhausted(format!(
+                "{what}: another node has been committing this dataset for over {} s; try \
+                 again later",
+                LOCK_WAIT.as_secs()
+            ))
+        }
         _ => Error::Store(format!("{what}: metadata database error: {e}")),
     }
 }
@@ -151,6 +154,18 @@ impl Ledger for SqlLedger {
         }))
     }
 
+    async fn expired(&self, name: &str) -> Result<std::collections::HashMap<u64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT version, expired_at FROM dataset_versions \
+             WHERE name = $1 AND expired_at IS NOT NULL",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading the ledger"))?;
+        Ok(rows.into_iter().map(|(v, at)| (v as u64, at)).collect())
+    }
+
     async fn manifest(&self, name: &str, version: u64) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT manifest FROM dataset_versions WHERE name = $1 AND version = $2")
             .bind(name)
@@ -201,6 +216,19 @@ impl LedgerLock for SqlLock {
         .execute(&mut *tx)
         .await
         .map_err(db(what))?;
+        // Versions that leave the kept list: their files go a grace period from now.
+        for v in self.catalog.kept.iter().filter(|v| !next.kept.contains(v)) {
+            sqlx::query(
+                "UPDATE dataset_versions SET expired_at = $3 \
+                 WHERE name = $1 AND version = $2 AND expired_at IS NULL",
+            )
+            .bind(&self.name)
+            .bind(*v as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
+        }
         if let Some((version, rows, manifest)) = added {
             sqlx::query(
                 "INSERT INTO dataset_versions (name, version, row_count, manifest, node, \

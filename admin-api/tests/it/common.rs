@@ -81,7 +81,7 @@ pub enum Backend {
 }
 
 /// A fresh, empty PostgreSQL database on the test server.
-async fn fresh_postgres(base: &str) -> String {
+pub async fn fresh_postgres(base: &str) -> String {
     sqlx::any::install_default_drivers();
     let n: u64 = {
         let mut b = [0u8; 8];

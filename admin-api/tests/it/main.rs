@@ -9,6 +9,7 @@ mod audit;
 mod changes;
 mod common;
 mod hardening;
+mod ledger;
 mod loads;
 mod roles;
 mod sessions;

@@ -1143,9 +1143,23 @@ async fn unchanged_parts_are_linked_not_rewritten() {
     let e = Engine::open_dir(dir.path(), config.clone()).await.unwrap();
     e.create_dataset(people_def()).await.unwrap();
     e.load_batches("people", people(n, 1)).await.unwrap();
+    // Part `i` of version `v` (its name carries the load's nonce); a path that does not exist
+    // when the version has no such part.
     let part = |v: u64, i: usize| {
-        dir.path()
-            .join(format!("datasets/people/v{v:020}/part-{i:05}.parquet"))
+        let vdir = dir.path().join(format!("datasets/people/v{v:020}"));
+        let prefix = format!("part-{i:05}-");
+        std::fs::read_dir(&vdir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&prefix)
+            })
+            .unwrap_or_else(|| vdir.join(format!("{prefix}missing")))
     };
     let inode = |v: u64, i: usize| std::fs::metadata(part(v, i)).unwrap().ino();
     let (old0, old1) = (inode(1, 0), inode(1, 1));
