@@ -185,12 +185,17 @@ pub struct ServeArgs {
     /// sending new requests first (0 = close at once).
     #[arg(long, env = "DAGR_DRAIN_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub drain_secs: u64,
-    /// Replicas (a PostgreSQL `--database-url`): snapshot files that no committed version
-    /// references (versions past retention, loads that never committed) are deleted once
-    /// they are this many seconds old; a node still catching up may read an expired version
-    /// until then.
+    /// Replicas (a PostgreSQL `--database-url`): seconds before snapshot files that no
+    /// committed version references are deleted — a version past retention this long after it
+    /// expired (a node still catching up may read it until then), the files of a load that
+    /// never committed this long after its last write.
     #[arg(long, env = "DAGR_GC_GRACE_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=604_800))]
     pub gc_grace_secs: u64,
+    /// Export tracing spans to this OpenTelemetry collector (OTLP over gRPC, e.g.
+    /// `http://127.0.0.1:4317`). Without it nothing is exported; trace ids are in the logs,
+    /// the `x-trace-id` response header and problem+json errors either way.
+    #[arg(long, env = "DAGR_OTLP_ENDPOINT", value_parser = crate::telemetry::parse_endpoint)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `dagr demo ...`
@@ -210,18 +215,6 @@ pub enum DemoCommand {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DAGR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 /// End the process with `code` (after stopping the runtime) unless it is 0.
 fn exit_with(runtime: tokio::runtime::Runtime, code: i32) -> anyhow::Result<()> {
     if code != 0 {
@@ -236,8 +229,8 @@ pub const WORKER_STACK_BYTES: usize = 16 << 20;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    init_logging(cli.log_format);
     if let Command::Config(cmd) = &cli.command {
+        crate::telemetry::init_logging(cli.log_format, None);
         // Checks files only: no runtime, no database, no ports.
         let code = crate::config::run(cmd);
         if code != 0 {
@@ -253,6 +246,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
+    // Spans are exported from the start when `dagr serve --otlp-endpoint` is set.
+    let otel = match &cli.command {
+        Command::Serve(args) => match &args.otlp_endpoint {
+            Some(endpoint) => {
+                let _in_runtime = runtime.enter();
+                Some(crate::telemetry::export_spans(endpoint)?)
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    crate::telemetry::init_logging(cli.log_format, otel);
     match cli.command {
         Command::Serve(args) => runtime.block_on(crate::server::run(args)),
         Command::Config(_) => unreachable!("handled before the runtime starts"),

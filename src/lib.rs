@@ -23,3 +23,4 @@ pub mod demo_governance;
 pub mod demo_map;
 pub mod demo_tapis;
 pub mod server;
+pub mod telemetry;

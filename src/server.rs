@@ -172,6 +172,9 @@ pub async fn serve_http(
 
 /// `dagr serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(endpoint) = &args.otlp_endpoint {
+        info!(endpoint = %endpoint, "exporting tracing spans over OTLP");
+    }
     let state = open_services(&args).await?;
     let loads = dagr_admin_api::Loads::open(
         &state,
@@ -346,6 +349,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     audit_store.close().await;
     info!("DAGR stopped");
+    // What is buffered goes to the collector (bounded by the export timeout).
+    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     Ok(())
 }
 

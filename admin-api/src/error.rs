@@ -61,6 +61,10 @@ pub struct Problem {
     /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request's trace id (also in the `x-trace-id` header and in every log line of the
+    /// request): quote it when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl ApiError {
@@ -300,6 +304,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             field,
+            trace_id: dagr_engine::trace::current(),
         };
         let mut response = (
             status,

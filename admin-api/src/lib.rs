@@ -239,4 +239,5 @@ pub fn router_with(state: AppState, loads: std::sync::Arc<Loads>) -> Router {
         .layer(TraceLayer::new_for_http())
         // Every request is counted in /metrics by its route template.
         .layer(axum::middleware::from_fn(ops::measure))
+        .layer(axum::middleware::from_fn(ops::trace_context))
 }

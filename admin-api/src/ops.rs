@@ -27,6 +27,37 @@ pub fn set_draining() {
     DRAINING.store(true, Ordering::Release);
 }
 
+/// Run each request in a span with its trace ([`dagr_engine::trace`]): the caller's
+/// `traceparent`, else a new trace. Every log line of the request names the trace id, the
+/// response carries it in `x-trace-id`, and a problem+json error in `trace_id`. A request
+/// already in a trace (the portal hands `/api/` paths to the API router, which has this
+/// layer too) keeps it.
+pub async fn trace_context(request: Request, next: Next) -> Response {
+    use dagr_engine::trace;
+    use tracing::Instrument;
+    if trace::current().is_some() {
+        return next.run(request).await;
+    }
+    let traceparent = request
+        .headers()
+        .get(trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let span = tracing::info_span!(
+        "http",
+        method = %method_label(request.method()),
+        trace_id = tracing::field::Empty
+    );
+    let id = trace::start(&span, traceparent.as_deref());
+    let mut response = trace::scope(id.clone(), next.run(request))
+        .instrument(span)
+        .await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(trace::TRACE_ID_HEADER, value);
+    }
+    response
+}
+
 /// Count an HTTP request into [`metrics`]: by route template (never the raw path, so the
 /// number of series stays bounded), method and status, with its latency to the response
 /// head; refusals (401, 403, 413, 429, ...) also by reason.

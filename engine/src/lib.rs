@@ -62,6 +62,7 @@ pub mod snapshot;
 pub mod store;
 pub mod table;
 pub mod task;
+pub mod trace;
 
 pub use audit::{AccessRecord, AuditContext, AuditError, AuditSink, Channel, ReadLog};
 pub use changes::{CHANGE_COLUMN, ChangeFeed, ChangeReport, Changes};

@@ -13,11 +13,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use dagr_engine::metrics::{self, Refusal};
+use dagr_engine::trace;
 use http_body::Frame;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
+use tracing::Instrument;
 
 /// The methods of the Flight service (Flight SQL travels inside them).
 const RPCS: [&str; 10] = [
@@ -95,9 +97,26 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let rpc = rpc_of(request.uri().path());
         let started = Instant::now();
-        let call = self.inner.call(request);
+        // The call's trace (dagr_engine::trace): the caller's `traceparent`, else a new one;
+        // its log lines name it and the response headers carry it (`x-trace-id`).
+        let traceparent = request
+            .headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let span = tracing::info_span!("flight", rpc, trace_id = tracing::field::Empty);
+        let trace_id = trace::start(&span, traceparent.as_deref());
+        let header = http::HeaderValue::from_str(&trace_id).ok();
+        let call = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let call = trace::scope(trace_id, call).instrument(span);
         Box::pin(async move {
-            let response = call.await?;
+            let mut response = call.await?;
+            if let Some(value) = header {
+                response.headers_mut().insert(trace::TRACE_ID_HEADER, value);
+            }
             metrics::metrics()
                 .flight_duration
                 .with_label_values(&[rpc])

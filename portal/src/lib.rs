@@ -84,6 +84,7 @@ pub fn with_api(api: Router, app: AppState, config: PortalConfig) -> Router {
                 }
             }
         })
+        .layer(middleware::from_fn(dagr_admin_api::ops::trace_context))
 }
 
 /// The portal's routes, with their security headers.
