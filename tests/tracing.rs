@@ -43,20 +43,21 @@ impl TraceService for Collector {
     }
 }
 
-/// Start a collector on a free loopback port; its spans and its `http://` address.
-async fn collector() -> (Collector, String) {
+/// Start a collector on a free loopback port; its spans, its `http://` address and the task
+/// serving it (stopped when dropped).
+async fn collector() -> (Collector, String, dagr_engine::task::SpawnedTask<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let spans = Collector::default();
     let service = TraceServiceServer::new(spans.clone());
-    tokio::spawn(async move {
+    let task = dagr_engine::task::SpawnedTask::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await
             .unwrap();
     });
-    (spans, format!("http://{addr}"))
+    (spans, format!("http://{addr}"), task)
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -65,7 +66,7 @@ const FLIGHT_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_ids_follow_the_caller_into_logs_errors_and_exported_spans() {
-    let (spans, endpoint) = collector().await;
+    let (spans, endpoint, _collector) = collector().await;
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), 300, &["--otlp-endpoint", &endpoint]);
     let creds = common::credentials(dir.path());

@@ -85,19 +85,24 @@ async fn nodes_commit_through_the_ledger_one_at_a_time_and_collect_only_garbage(
     let held = ledger.lock("people").await.unwrap();
     assert_eq!(held.catalog().current, 2);
     let two = Arc::new(two);
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let waiting = {
-        let two = Arc::clone(&two);
+        let (two, finished) = (Arc::clone(&two), Arc::clone(&finished));
         let batches = rows(&def, 30);
-        tokio::spawn(async move { two.load_batches("people", batches).await })
+        dagr_engine::task::SpawnedTask::spawn(async move {
+            let report = two.load_batches("people", batches).await;
+            finished.store(true, std::sync::atomic::Ordering::SeqCst);
+            report
+        })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        !waiting.is_finished(),
+        !finished.load(std::sync::atomic::Ordering::SeqCst),
         "a load went past another node's commit lock"
     );
     assert_eq!(two.current("people").unwrap().version(), 2);
     drop(held);
-    let report = waiting.await.unwrap().unwrap();
+    let report = waiting.join().await.unwrap().unwrap();
     assert_eq!(report.version, 3);
 
     // Node 1 commits version 4 (keeping 3 and 4): with replicas the expired versions 1 and
