@@ -173,7 +173,7 @@ pub async fn serve_http(
 /// `dagr serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = &args.otlp_endpoint {
-        info!(endpoint = %endpoint, "exporting tracing spans over OTLP");
+        info!(endpoint = %dagr_admin_api::store::redact(endpoint), "exporting tracing spans over OTLP");
     }
     let state = open_services(&args).await?;
     let loads = dagr_admin_api::Loads::open(

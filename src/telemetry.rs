@@ -1,15 +1,16 @@
 //! Logging and tracing of the process: log lines to stderr (human-readable or JSON), filtered
 //! by `DAGR_LOG`; each request's span names its trace id ([`dagr_engine::trace`]); and, when
 //! `dagr serve --otlp-endpoint` is set, the spans exported to an OpenTelemetry collector over
-//! OTLP/gRPC. The exporter is installed after the serve configuration is read (flags, then
-//! the environment, then the configuration file), into a layer that logging set up empty.
+//! OTLP/gRPC (TLS for an `https://` endpoint, trusting the system's certificate authorities
+//! or `SSL_CERT_FILE`). The serve configuration (flags, the environment, the configuration
+//! file) is resolved before logging starts, so spans are exported from the first one.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tracing_subscriber::layer::{Layered, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -47,10 +48,16 @@ pub fn init_logging(format: LogFormat, otel: Option<OtelLayer>) {
 /// The layer exporting spans to the collector at `endpoint` (OTLP over gRPC), in batches,
 /// until [`shutdown`]. Must run inside the Tokio runtime (the gRPC channel lives on it).
 pub fn export_spans(endpoint: &str) -> anyhow::Result<OtelLayer> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
+        .with_timeout(EXPORT_TIMEOUT);
+    if endpoint.starts_with("https://") {
+        // The system's certificate authorities (or SSL_CERT_FILE), as the Flight client does.
+        builder =
+            builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots());
+    }
+    let exporter = builder
         .build()
         .with_context(|| format!("setting up the OTLP exporter to {endpoint}"))?;
     let provider = SdkTracerProvider::builder()

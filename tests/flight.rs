@@ -652,79 +652,7 @@ async fn a_stream_finishes_on_the_version_it_started_with() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_serves_tls_from_configured_certificate_files() {
     let certs = tempfile::tempdir().unwrap();
-    let dir = certs.path();
-    let (ca, cert, key) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    // A throw-away CA and a server certificate for 127.0.0.1 it signs (openssl is part of the
-    // base system).
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"],
-            &ec[..],
-            &["-days", "2", "-subj", "/CN=DAGR test CA"],
-            &["-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"],
-            &ec[..],
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "server.csr",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
+    let (ca, cert, key) = common::test_ca(certs.path());
     let f = start(&[
         "--flight-tls-cert",
         cert.to_str().unwrap(),
@@ -761,7 +689,7 @@ async fn flight_serves_tls_from_configured_certificate_files() {
     // through SSL_CERT_FILE as a system would have it installed).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dagr"))
         .args(["pull", "persons", "--out"])
-        .arg(dir.join("pulled.parquet"))
+        .arg(certs.path().join("pulled.parquet"))
         .args(["--purpose", common::PURPOSE, "--quiet", "--server", &url])
         .args(["--token", &f.token("BANKA", "consumer")])
         .env("SSL_CERT_FILE", &ca)

@@ -61,8 +61,8 @@ pub struct Problem {
     /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// The request's trace id (also in the `x-trace-id` header and in every log line of the
-    /// request): quote it when reporting a problem.
+    /// The request's trace id (also in the `x-trace-id` header and in the log lines written
+    /// while the request is handled): quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
 }

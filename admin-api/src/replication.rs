@@ -101,27 +101,33 @@ impl ReplicaStatus {
 /// One catch-up round: apply, count, and note the outcome in `status`.
 pub async fn catch_up_once(engine: &Engine, status: &ReplicaStatus) {
     let metrics = dagr_engine::metrics::metrics();
-    match engine.catch_up().await {
-        Ok(report) => {
-            for (_, _, lag) in &report.applied {
-                metrics.replication_lag.observe(lag.as_secs_f64());
-            }
-            metrics.replication_failed.set(report.failed.len() as i64);
-            let mut s = status.inner.lock();
-            if s.problem.take().is_some() {
-                tracing::info!("reading the ledger again");
-            }
-            s.last_ok = Some(Instant::now());
-            s.lagging = report.failed.into_iter().collect();
-        }
+    let entries = match engine.ledger_entries().await {
+        Ok(entries) => entries,
         Err(e) => {
             let mut s = status.inner.lock();
             if s.problem.is_none() {
                 tracing::error!(error = %e, "cannot read the ledger of replicas; serving the versions held");
             }
             s.problem = Some(format!("cannot read the ledger: {e}"));
+            return;
         }
+    };
+    // Fresh as soon as the ledger was read: applying a big version may take longer than
+    // STALE_AFTER, and every node but the committer does it at once; they serve the version
+    // they hold meanwhile.
+    {
+        let mut s = status.inner.lock();
+        if s.problem.take().is_some() {
+            tracing::info!("reading the ledger again");
+        }
+        s.last_ok = Some(Instant::now());
     }
+    let report = engine.apply_entries(entries).await;
+    for (_, _, lag) in &report.applied {
+        metrics.replication_lag.observe(lag.as_secs_f64());
+    }
+    metrics.replication_failed.set(report.failed.len() as i64);
+    status.inner.lock().lagging = report.failed.into_iter().collect();
 }
 
 /// Keep `engine` current with the ledger in the PostgreSQL database at `url` until the

@@ -74,6 +74,10 @@ pub(crate) struct DatasetState {
     /// The ledger revision of `committed` (replicas only; 0 otherwise): a catalog read from
     /// the ledger is applied only when newer.
     pub(crate) revision: std::sync::atomic::AtomicU64,
+    /// Replicas: held by this node's one load of the dataset that waits for (or holds) the
+    /// ledger's lock, so that other local loads wait here, holding no database connection,
+    /// and `commit` stays free for the catch-up meanwhile.
+    pub(crate) gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl DatasetState {
@@ -90,6 +94,7 @@ impl DatasetState {
             recent: parking_lot::Mutex::new(RecentSnapshots::default()),
             reading: tokio::sync::Mutex::new(()),
             revision: std::sync::atomic::AtomicU64::new(0),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -418,6 +423,9 @@ pub struct Engine {
     pub(crate) change_wait: Duration,
     /// Datasets that could not be restored at start, with the reason.
     pub(crate) unreadable: RwLock<BTreeMap<String, String>>,
+    /// Replicas: ledger locks (each an open transaction on a pooled database connection)
+    /// this node holds or waits for at once, across datasets.
+    pub(crate) ledger_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -470,11 +478,13 @@ impl Engine {
             change_workers: tokio::sync::Semaphore::new(CHANGE_WORKERS),
             change_wait: CHANGE_WAIT,
             unreadable: RwLock::new(BTreeMap::new()),
+            ledger_slots: Arc::new(tokio::sync::Semaphore::new(crate::replica::LEDGER_SLOTS)),
         };
         if engine.config.ledger.is_some() {
             engine.restore_from_ledger().await?;
             return Ok(engine);
         }
+        engine.refuse_a_replicated_store().await?;
         for name in engine.store.dataset_names().await? {
             // One unreadable dataset (a corrupt file, a definition this version refuses) is
             // reported and skipped: the others serve. Its files are left as they are, and its
@@ -804,9 +814,29 @@ impl Engine {
         snapshot: Arc<Snapshot>,
     ) -> Result<()> {
         let (store, keep) = (self.store.clone(), self.config.keep_versions);
+        // The version this one replaces, with its manifest (from the ledger with replicas):
+        // the parts whose chunks a change set left untouched are copied from its files
+        // rather than encoded again.
+        let previous = state
+            .current
+            .read()
+            .clone()
+            .filter(|p| shares_a_chunk(p, &snapshot));
+        let previous = match previous {
+            Some(p) => match self.manifest(snapshot.dataset(), p.version()).await {
+                Ok(Some(m)) => Some((p, m)),
+                Ok(None) | Err(_) => {
+                    warn!(dataset = %snapshot.dataset(), version = p.version(), "cannot read the manifest of the current version; every part is written anew");
+                    None
+                }
+            },
+            None => None,
+        };
         let state = Arc::clone(state);
-        run_to_completion(async move { commit_tail(&store, keep, &state, lock, snapshot).await })
-            .await
+        run_to_completion(async move {
+            commit_tail(&store, keep, &state, lock, snapshot, previous).await
+        })
+        .await
     }
 
     /// Load a full snapshot from a Parquet file: a local path, a `file://` URL, or a
@@ -907,27 +937,11 @@ async fn commit_tail(
     state: &DatasetState,
     lock: CommitLock,
     snapshot: Arc<Snapshot>,
+    previous: Option<(Arc<Snapshot>, crate::store::Manifest)>,
 ) -> Result<()> {
     let name = snapshot.dataset();
     let version = snapshot.version();
-    // The version this one replaces: the parts whose chunks a change set left untouched are
-    // copied from its files rather than encoded again.
-    let previous = state
-        .current
-        .read()
-        .clone()
-        .filter(|p| shares_a_chunk(p, &snapshot));
-    let manifest = match &previous {
-        Some(p) => store
-            .read_manifest(name, p.version())
-            .await
-            .unwrap_or_else(|e| {
-                warn!(dataset = %name, version = p.version(), error = %e, "cannot read the manifest of the current version; every part is written anew");
-                None
-            }),
-        None => None,
-    };
-    let reuse = previous.as_deref().zip(manifest.as_ref());
+    let reuse = previous.as_ref().map(|(p, m)| (p.as_ref(), m));
     let manifest = match store.write_snapshot(&snapshot, reuse).await {
         Ok(m) => m,
         Err(e) => {

@@ -76,6 +76,10 @@ pub trait Ledger: fmt::Debug + Send + Sync + 'static {
     /// dropped; waits while another node holds it (bounded: an error after a while).
     async fn lock(&self, name: &str) -> Result<Box<dyn LedgerLock>>;
 
+    /// Lock the commits of `name` unless another node (or load) holds the lock: `None` then,
+    /// at once.
+    async fn try_lock(&self, name: &str) -> Result<Option<Box<dyn LedgerLock>>>;
+
     /// The manifest (JSON) of a committed version, if the ledger holds it.
     async fn manifest(&self, name: &str, version: u64) -> Result<Option<String>>;
 

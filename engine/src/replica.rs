@@ -18,11 +18,19 @@ use crate::error::{Error, Result};
 use crate::ledger::{Catalog, LedgerEntry, LedgerLock};
 use crate::store::{Manifest, SnapshotStore};
 
+/// Ledger locks a node holds or waits for at once (each an open transaction on a pooled
+/// connection of the metadata database, whose pool has 16): the rest of the pool stays free
+/// for authentication, governance and the catch-up.
+pub(crate) const LEDGER_SLOTS: usize = 6;
+
 /// The right to commit one dataset: its local commit lock, holding the committed catalog,
-/// and with replicas the ledger's lock across nodes (taken first).
+/// and with replicas the ledger's lock across nodes (taken first), the dataset's local gate
+/// and a ledger slot.
 pub(crate) struct CommitLock {
     pub(crate) catalog: OwnedMutexGuard<Catalog>,
     ledger: Option<Box<dyn LedgerLock>>,
+    _gate: Option<OwnedMutexGuard<()>>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl CommitLock {
@@ -42,7 +50,12 @@ impl CommitLock {
         next: &Catalog,
         added: Option<(u64, usize, Manifest)>,
     ) -> std::result::Result<OwnedMutexGuard<Catalog>, (OwnedMutexGuard<Catalog>, Error)> {
-        let CommitLock { catalog, ledger } = self;
+        let CommitLock {
+            catalog,
+            ledger,
+            _gate,
+            _slot,
+        } = self;
         let done = match ledger {
             Some(lock) => {
                 let revision = lock.revision() + 1;
@@ -84,17 +97,29 @@ impl Engine {
         self.config.ledger.is_some()
     }
 
-    /// Take the right to commit `name`: the ledger's lock first (so that the local lock is
-    /// held only by a node that may commit), then the local one; then apply what another
-    /// node committed since this one last looked, so that a load or a change set starts
-    /// from the committed version.
+    /// Take the right to commit `name`. With replicas: the dataset's local gate (other local
+    /// loads of it wait there, costing no database connection), a ledger slot, the ledger's
+    /// lock (waiting for another node's commit), and only then the local commit lock — so
+    /// that the catch-up can apply other nodes' commits while this load waits. Then apply
+    /// what another node committed since this one last looked, so that a load or a change
+    /// set starts from the committed version.
     pub(crate) async fn lock_commit(
         &self,
         state: &Arc<DatasetState>,
         name: &str,
     ) -> Result<CommitLock> {
+        let (mut gate, mut slot) = (None, None);
         let ledger = match &self.config.ledger {
-            Some(l) => Some(l.lock(name).await?),
+            Some(l) => {
+                gate = Some(Arc::clone(&state.gate).lock_owned().await);
+                slot = Some(
+                    Arc::clone(&self.ledger_slots)
+                        .acquire_owned()
+                        .await
+                        .map_err(Error::internal)?,
+                );
+                Some(l.lock(name).await?)
+            }
             None => None,
         };
         let mut catalog = Arc::clone(&state.commit).lock_owned().await;
@@ -108,7 +133,25 @@ impl Engine {
             state.revision.store(remote.revision(), Ordering::Release);
             info!(dataset = %name, version = catalog.next, "holding the dataset's commit lock across replicas");
         }
-        Ok(CommitLock { catalog, ledger })
+        Ok(CommitLock {
+            catalog,
+            ledger,
+            _gate: gate,
+            _slot: slot,
+        })
+    }
+
+    /// A single node refuses a store that replicas commit into: its `catalog.json` files
+    /// are stale there, and it would delete the versions they do not name.
+    pub(crate) async fn refuse_a_replicated_store(&self) -> Result<()> {
+        if self.store.is_replicated().await? {
+            return Err(Error::Store(format!(
+                "this snapshot store is shared by replicas (it holds {}): start with the \
+                 PostgreSQL --database-url the other nodes use",
+                crate::store::REPLICATED
+            )));
+        }
+        Ok(())
     }
 
     /// Make `next` (committed by another node) this node's catalog, reading its current
@@ -142,6 +185,7 @@ impl Engine {
     pub(crate) async fn manifest(&self, name: &str, version: u64) -> Result<Option<Manifest>> {
         if let Some(ledger) = &self.config.ledger
             && let Some(json) = ledger.manifest(name, version).await?
+            && !json.is_empty()
         {
             return serde_json::from_str(&json).map(Some).map_err(|e| {
                 Error::Corrupt(format!(
@@ -157,6 +201,9 @@ impl Engine {
     /// deleted here (another node may be writing a version): see [`Engine::collect_garbage`].
     pub(crate) async fn restore_from_ledger(&self) -> Result<()> {
         let ledger = Arc::clone(self.config.ledger.as_ref().expect("called with a ledger"));
+        if !self.store.is_replicated().await? {
+            self.store.mark_replicated().await?;
+        }
         let known: HashSet<String> = ledger
             .catalogs()
             .await?
@@ -164,12 +211,28 @@ impl Engine {
             .map(|e| e.name)
             .collect();
         for name in self.store.dataset_names().await? {
-            if known.contains(&name) || self.store.read_definition(&name).await?.is_none() {
+            if known.contains(&name) {
                 continue;
             }
-            let catalog = self.store.read_catalog(&name).await?;
-            info!(dataset = %name, version = catalog.current, "adopting a dataset of the snapshot store into the ledger");
-            ledger.adopt(&name, &catalog).await?;
+            // One dataset that cannot be read is reported and skipped, as on a single node.
+            let adopted = async {
+                if self.store.read_definition(&name).await?.is_none() {
+                    return Ok(None);
+                }
+                let catalog = self.store.read_catalog(&name).await?;
+                ledger.adopt(&name, &catalog).await?;
+                Ok::<_, Error>(Some(catalog.current))
+            };
+            match adopted.await {
+                Ok(Some(version)) => {
+                    info!(dataset = %name, version, "adopted a dataset of the snapshot store into the ledger");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error!(dataset = %name, error = %e, "cannot adopt this dataset into the ledger; it is skipped and not served");
+                    self.unreadable.write().insert(name.clone(), e.to_string());
+                }
+            }
         }
         for entry in ledger.catalogs().await? {
             self.restore_entry(&entry).await;
@@ -223,10 +286,23 @@ impl Engine {
     /// A dataset being committed on this node is skipped: its commit holds the ledger's lock,
     /// so no other node can have committed it meanwhile.
     pub async fn catch_up(&self) -> Result<CatchUp> {
+        let entries = self.ledger_entries().await?;
+        Ok(self.apply_entries(entries).await)
+    }
+
+    /// Every dataset's committed catalog as the ledger holds it (none on a single node): the
+    /// first half of [`Engine::catch_up`].
+    pub async fn ledger_entries(&self) -> Result<Vec<LedgerEntry>> {
+        match &self.config.ledger {
+            Some(ledger) => ledger.catalogs().await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Bring this node to `entries` (from [`Engine::ledger_entries`]): the second half of
+    /// [`Engine::catch_up`].
+    pub async fn apply_entries(&self, entries: Vec<LedgerEntry>) -> CatchUp {
         let mut report = CatchUp::default();
-        let Some(ledger) = self.config.ledger.clone() else {
-            return Ok(report);
-        };
         // From the other node's commit to now (after this node applied it), by the two
         // nodes' clocks; 0 when they disagree the wrong way.
         let lag = |entry: &LedgerEntry| {
@@ -238,7 +314,7 @@ impl Engine {
                 })
                 .unwrap_or_default()
         };
-        for entry in ledger.catalogs().await? {
+        for entry in entries {
             let state = self.datasets.read().get(&entry.name).cloned();
             let Some(state) = state else {
                 if let Some(v) = self.restore_entry(&entry).await {
@@ -284,7 +360,7 @@ impl Engine {
                 }
             }
         }
-        Ok(report)
+        report
     }
 
     /// With a ledger, delete the store's files that no committed version references, a
@@ -295,6 +371,9 @@ impl Engine {
     /// inside a kept version's directory that its manifest does not name (a dead load's
     /// leftovers) once older than `grace`. Returns the number of files deleted. Does nothing
     /// on a single node, which deletes such files as it goes.
+    ///
+    /// A dataset is collected under its ledger lock, taken without waiting: one being
+    /// loaded (on any node) is skipped until the next round.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
         let Some(ledger) = self.config.ledger.clone() else {
             return Ok(0);
@@ -304,16 +383,25 @@ impl Engine {
         let mut deleted = 0;
         for entry in ledger.catalogs().await? {
             let name = &entry.name;
+            let _slot = Arc::clone(&self.ledger_slots)
+                .acquire_owned()
+                .await
+                .map_err(Error::internal)?;
+            let Some(lock) = ledger.try_lock(name).await? else {
+                continue;
+            };
+            let catalog = lock.catalog().clone();
             // The files each kept version references; a kept version whose manifest cannot be
             // read makes the whole dataset wait for the next round.
             let mut referenced: BTreeMap<u64, HashSet<String>> = BTreeMap::new();
             let mut readable = true;
-            for &v in &entry.catalog.kept {
+            for &v in &catalog.kept {
                 match self.manifest(name, v).await {
                     Ok(Some(m)) => {
                         let mut files: HashSet<String> =
                             m.parts.into_iter().map(|p| p.file).collect();
                         files.insert("manifest.json".to_owned());
+                        files.insert(crate::store::STARTED.to_owned());
                         referenced.insert(v, files);
                     }
                     Ok(None) | Err(_) => readable = false,

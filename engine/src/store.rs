@@ -39,6 +39,10 @@ use tracing::warn;
 
 use crate::snapshot::{CHUNK_ROWS, Snapshot};
 
+/// The file at the root of a store that replicas commit into through a ledger: a single node
+/// (whose commit point is `catalog.json`) refuses such a store.
+pub(crate) const REPLICATED: &str = "replicated.json";
+
 /// The file a load writes first into its version directory (see [`SnapshotStore::write_snapshot`]).
 pub(crate) const STARTED: &str = "started.json";
 
@@ -283,6 +287,26 @@ impl SnapshotStore {
     pub(crate) async fn write_definition(&self, def: &DatasetDefinition) -> Result<()> {
         self.put_json(&dataset_dir(&def.name).clone().join("definition.json"), def)
             .await
+    }
+
+    /// Whether replicas committed into this store (it holds [`REPLICATED`]).
+    pub(crate) async fn is_replicated(&self) -> Result<bool> {
+        Ok(self
+            .get_json::<serde_json::Value>(&Path::from(REPLICATED))
+            .await?
+            .is_some())
+    }
+
+    /// Mark the store as committed into through a ledger ([`REPLICATED`]).
+    pub(crate) async fn mark_replicated(&self) -> Result<()> {
+        self.put_json(
+            &Path::from(REPLICATED),
+            &serde_json::json!({
+                "commit_point": "the ledger in the metadata database (PostgreSQL)",
+                "since": Utc::now().to_rfc3339(),
+            }),
+        )
+        .await
     }
 
     pub(crate) async fn read_catalog(&self, name: &str) -> Result<Catalog> {

@@ -22,6 +22,11 @@ pub const CHANNEL: &str = "dagr_catalog";
 /// refused (PostgreSQL's `lock_timeout`).
 pub const LOCK_WAIT: Duration = Duration::from_secs(300);
 
+/// How long a commit lock's transaction may sit idle (a load validating, indexing and writing
+/// its files) before PostgreSQL ends it, releasing the lock: whatever a server's default
+/// `idle_in_transaction_session_timeout` says. A load that takes longer fails at its commit.
+pub const LOCK_HELD_MAX: Duration = Duration::from_secs(2 * 3600);
+
 /// The ledger on the metadata database.
 #[derive(Debug, Clone)]
 pub struct SqlLedger {
@@ -36,6 +41,65 @@ impl SqlLedger {
             pool: store.pool().clone(),
             node: node.to_owned(),
         })
+    }
+}
+
+impl SqlLedger {
+    /// Open a commit lock of `name`: wait for it, or (`skip`) answer `None` at once when
+    /// another transaction holds it.
+    async fn begin(&self, name: &str, skip: bool) -> Result<Option<Box<dyn LedgerLock>>> {
+        let what = "locking the dataset for a commit";
+        let mut tx = self.pool.begin().await.map_err(db(what))?;
+        // Waits are bounded; a lock's holder that died (its host gone without closing the
+        // connection) is noticed by TCP keepalives within about two minutes, and a hung one
+        // is ended after LOCK_HELD_MAX, releasing the lock either way.
+        for setting in [
+            format!("SET LOCAL lock_timeout = '{}s'", LOCK_WAIT.as_secs()),
+            format!(
+                "SET LOCAL idle_in_transaction_session_timeout = '{}s'",
+                LOCK_HELD_MAX.as_secs()
+            ),
+            "SET LOCAL tcp_keepalives_idle = 60".to_owned(),
+            "SET LOCAL tcp_keepalives_interval = 10".to_owned(),
+            "SET LOCAL tcp_keepalives_count = 6".to_owned(),
+        ] {
+            sqlx::query(&setting)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(what))?;
+        }
+        sqlx::query(
+            "INSERT INTO dataset_catalogs (name, current_version, kept, next_version, revision, \
+             committed_at, node) VALUES ($1, 0, '[]', 1, 0, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(Time::now().0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(what))?;
+        let row = sqlx::query(if skip {
+            "SELECT current_version, kept, next_version, revision FROM dataset_catalogs \
+             WHERE name = $1 FOR UPDATE SKIP LOCKED"
+        } else {
+            "SELECT current_version, kept, next_version, revision FROM dataset_catalogs \
+             WHERE name = $1 FOR UPDATE"
+        })
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(what))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (catalog, revision) = catalog_of(&row)?;
+        Ok(Some(Box::new(SqlLock {
+            tx: tokio::sync::Mutex::new(tx),
+            name: name.to_owned(),
+            node: self.node.clone(),
+            catalog,
+            revision,
+        })))
     }
 }
 
@@ -117,41 +181,11 @@ impl Ledger for SqlLedger {
     }
 
     async fn lock(&self, name: &str) -> Result<Box<dyn LedgerLock>> {
-        let what = "locking the dataset for a commit";
-        let mut tx = self.pool.begin().await.map_err(db(what))?;
-        sqlx::query(&format!(
-            "SET LOCAL lock_timeout = '{}s'",
-            LOCK_WAIT.as_secs()
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(db(what))?;
-        sqlx::query(
-            "INSERT INTO dataset_catalogs (name, current_version, kept, next_version, revision, \
-             committed_at, node) VALUES ($1, 0, '[]', 1, 0, $2, $3) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(Time::now().0)
-        .bind(&self.node)
-        .execute(&mut *tx)
-        .await
-        .map_err(db(what))?;
-        let row = sqlx::query(
-            "SELECT current_version, kept, next_version, revision FROM dataset_catalogs \
-             WHERE name = $1 FOR UPDATE",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db(what))?;
-        let (catalog, revision) = catalog_of(&row)?;
-        Ok(Box::new(SqlLock {
-            tx: tokio::sync::Mutex::new(tx),
-            name: name.to_owned(),
-            node: self.node.clone(),
-            catalog,
-            revision,
-        }))
+        Ok(self.begin(name, false).await?.expect("a waiting lock"))
+    }
+
+    async fn try_lock(&self, name: &str) -> Result<Option<Box<dyn LedgerLock>>> {
+        self.begin(name, true).await
     }
 
     async fn expired(&self, name: &str) -> Result<std::collections::HashMap<u64, i64>> {
@@ -216,15 +250,20 @@ impl LedgerLock for SqlLock {
         .execute(&mut *tx)
         .await
         .map_err(db(what))?;
-        // Versions that leave the kept list: their files go a grace period from now.
+        // Versions that leave the kept list: their files go a grace period from now. A
+        // version adopted from a single node's store has no row yet: it gets one, with no
+        // manifest (its manifest is in the store).
         for v in self.catalog.kept.iter().filter(|v| !next.kept.contains(v)) {
             sqlx::query(
-                "UPDATE dataset_versions SET expired_at = $3 \
-                 WHERE name = $1 AND version = $2 AND expired_at IS NULL",
+                "INSERT INTO dataset_versions (name, version, row_count, manifest, node, \
+                 committed_at, expired_at) VALUES ($1, $2, 0, '', $4, 0, $3) \
+                 ON CONFLICT (name, version) DO UPDATE SET expired_at = $3 \
+                 WHERE dataset_versions.expired_at IS NULL",
             )
             .bind(&self.name)
             .bind(*v as i64)
             .bind(now)
+            .bind(&self.node)
             .execute(&mut *tx)
             .await
             .map_err(db(what))?;
