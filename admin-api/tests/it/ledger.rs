@@ -152,10 +152,9 @@ async fn nodes_commit_through_the_ledger_one_at_a_time_and_collect_only_garbage(
     assert_eq!(three.current("people").unwrap().num_rows(), 40);
     assert_eq!(three.snapshot_at("people", 3).await.unwrap().num_rows(), 30);
     // A single node (no ledger) refuses the store: its catalog.json files are stale there.
-    let err = Engine::open_dir(dir.path(), EngineConfig::default())
-        .await
-        .err()
-        .expect("a single node opened a replicated store");
+    let Err(err) = Engine::open_dir(dir.path(), EngineConfig::default()).await else {
+        panic!("a single node opened a replicated store");
+    };
     assert!(err.to_string().contains("shared by replicas"), "{err}");
     assert!(root.join("v00000000000000000004").exists());
     store.close().await;
