@@ -25,32 +25,8 @@ const BIG_ROWS: usize = 200_000;
 /// 2 s for versions and 1 s for agreements, is measured by the bench).
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Run `dagr ARGS --server FLIGHT --token TOKEN --quiet`: the exit status and its JSON report.
-fn dagr_at(flight: &str, token: &str, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dagr"))
-        .args(args)
-        .args(["--server", flight, "--token", token, "--quiet"])
-        .env_remove("DAGR_SERVER")
-        .env_remove("DAGR_TOKEN")
-        .env_remove("DAGR_PURPOSE")
-        .output()
-        .expect("run dagr");
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.success(),
-        report,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn dagr_ok(server: &Server, token: &str, args: &[&str]) -> Value {
-    dagr_ok_at(&server.flight, token, args)
-}
-
-fn dagr_ok_at(flight: &str, token: &str, args: &[&str]) -> Value {
-    let (ok, report, stderr) = dagr_at(flight, token, args);
-    assert!(ok, "dagr {args:?} failed: {stderr}");
-    report
+    common::connector_ok(&server.flight, token, args)
 }
 
 /// The version and rows of `persons` as `server` serves it.
@@ -189,8 +165,8 @@ async fn two_nodes_over_postgresql_and_s3_are_one_service() {
     // Two loads of one dataset at once, one on each node: serialised, never mixed. Both
     // commit, one after the other, and both nodes end on the later one.
     let (ra, rb) = std::thread::scope(|s| {
-        let on_a = s.spawn(|| dagr_ok_at(&a.flight, &pmlp, &["load", "persons", file]));
-        let on_b = s.spawn(|| dagr_ok_at(&b.flight, &pmlp, &["load", "persons", file]));
+        let on_a = s.spawn(|| common::connector_ok(&a.flight, &pmlp, &["load", "persons", file]));
+        let on_b = s.spawn(|| common::connector_ok(&b.flight, &pmlp, &["load", "persons", file]));
         (on_a.join().unwrap(), on_b.join().unwrap())
     });
     let mut versions = [
@@ -237,8 +213,9 @@ async fn two_nodes_over_postgresql_and_s3_are_one_service() {
     let big = big.to_str().unwrap().to_owned();
     let (flight_a, pmlp_a) = (a.flight.clone(), pmlp.clone());
     let big_a = big.clone();
-    let loading =
-        std::thread::spawn(move || dagr_at(&flight_a, &pmlp_a, &["load", "persons", &big_a]));
+    let loading = std::thread::spawn(move || {
+        common::connector(&flight_a, &pmlp_a, &["load", "persons", &big_a])
+    });
     a.wait_for("holding the dataset's commit lock across replicas dataset=persons version=7");
     a.child.kill().unwrap();
     a.child.wait().unwrap();

@@ -7,7 +7,6 @@ mod common;
 use std::process::Command;
 
 use common::{Server, credentials, get};
-use serde_json::Value;
 
 const DEMO_ROWS: usize = 1500;
 
@@ -18,24 +17,6 @@ fn location(bucket: &str, name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("s3://{bucket}/{name}-{}-{nanos}", std::process::id())
-}
-
-/// Run `dagr ARGS --server FLIGHT --token TOKEN --quiet`; its JSON report.
-fn dagr(server: &Server, token: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_dagr"))
-        .args(args)
-        .args(["--server", &server.flight, "--token", token, "--quiet"])
-        .env_remove("DAGR_SERVER")
-        .env_remove("DAGR_TOKEN")
-        .env_remove("DAGR_PURPOSE")
-        .output()
-        .expect("run dagr");
-    assert!(
-        out.status.success(),
-        "dagr {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,8 +42,8 @@ async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
     // A second version, loaded through the connector: its parts go to the object store.
     let file = dir.path().join("persons.parquet");
     let file = file.to_str().unwrap();
-    dagr(
-        &server,
+    common::connector_ok(
+        &server.flight,
         &pmlp,
         &[
             "pull",
@@ -73,7 +54,7 @@ async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
             common::PURPOSE,
         ],
     );
-    let loaded = dagr(&server, &pmlp, &["load", "persons", file]);
+    let loaded = common::connector_ok(&server.flight, &pmlp, &["load", "persons", file]);
     assert_eq!(loaded["committed"]["version"], 2, "{loaded}");
     server.terminate();
 

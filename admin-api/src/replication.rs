@@ -61,6 +61,9 @@ struct StatusInner {
     lagging: std::collections::BTreeMap<String, String>,
     /// Whether notifications are being received.
     listening: bool,
+    /// Whether a round is applying what it read (reading a big version may take longer than
+    /// STALE_AFTER; the node serves the versions it holds meanwhile and stays ready).
+    applying: bool,
 }
 
 impl ReplicaStatus {
@@ -70,7 +73,7 @@ impl ReplicaStatus {
         match (s.last_ok, &s.problem) {
             (_, Some(p)) => Err(p.clone()),
             (None, None) => Err("has not caught up with the ledger yet".into()),
-            (Some(t), None) if t.elapsed() > STALE_AFTER => Err(format!(
+            (Some(t), None) if t.elapsed() > STALE_AFTER && !s.applying => Err(format!(
                 "has not read the ledger for {} s",
                 t.elapsed().as_secs()
             )),
@@ -121,13 +124,26 @@ pub async fn catch_up_once(engine: &Engine, status: &ReplicaStatus) {
             tracing::info!("reading the ledger again");
         }
         s.last_ok = Some(Instant::now());
+        s.applying = true;
     }
+    // Cleared however the round ends (a panic or a cancelled round included), so that a
+    // round that never finishes cannot keep the node ready.
+    struct Applying<'a>(&'a ReplicaStatus);
+    impl Drop for Applying<'_> {
+        fn drop(&mut self) {
+            self.0.inner.lock().applying = false;
+        }
+    }
+    let applying = Applying(status);
     let report = engine.apply_entries(entries).await;
+    drop(applying);
     for (_, _, lag) in &report.applied {
         metrics.replication_lag.observe(lag.as_secs_f64());
     }
     metrics.replication_failed.set(report.failed.len() as i64);
-    status.inner.lock().lagging = report.failed.into_iter().collect();
+    let mut s = status.inner.lock();
+    s.last_ok = Some(Instant::now());
+    s.lagging = report.failed.into_iter().collect();
 }
 
 /// Keep `engine` current with the ledger in the PostgreSQL database at `url` until the

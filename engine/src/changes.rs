@@ -221,14 +221,13 @@ impl Engine {
         batches: Vec<RecordBatch>,
     ) -> Result<ChangeReport> {
         let started = Instant::now();
-        let before = self.current_opt(name).ok().flatten().map(|s| s.version());
         let result = self.apply_change_set(name, batches, started).await;
-        // A change set that changed nothing commits no version.
-        let outcome = result.as_ref().map(|r| {
-            (r.version != before.unwrap_or(0)).then_some(r.inserted + r.updated + r.deleted)
-        });
+        // A change set that changed nothing commits no version (judged under the commit lock).
+        let outcome = result
+            .as_ref()
+            .map(|(r, committed)| committed.then_some(r.inserted + r.updated + r.deleted));
         crate::metrics::metrics().load("changes", started.elapsed(), outcome);
-        result
+        result.map(|(report, _)| report)
     }
 
     async fn apply_change_set(
@@ -236,7 +235,7 @@ impl Engine {
         name: &str,
         batches: Vec<RecordBatch>,
         started: Instant,
-    ) -> Result<ChangeReport> {
+    ) -> Result<(ChangeReport, bool)> {
         let state = self.state(name)?;
         let lock = self.lock_commit(&state, name).await?;
         let version = lock.catalog.next;
@@ -246,16 +245,17 @@ impl Engine {
             .pools()
             .load(move || apply(definition, current, version, Utc::now(), batches))
             .await??;
-        let (version, rows, what) = match applied.snapshot {
+        let (version, rows, what, committed) = match applied.snapshot {
             Next::Unchanged(current) => (
                 current.as_ref().map_or(0, |s| s.version()),
                 current.as_ref().map_or(0, |s| s.num_rows()),
                 "change set changed nothing; no version committed",
+                false,
             ),
             Next::New(snapshot) => {
                 let rows = snapshot.num_rows();
                 self.commit_snapshot(&state, lock, snapshot).await?;
-                (version, rows, "change set committed")
+                (version, rows, "change set committed", true)
             }
         };
         let report = ChangeReport {
@@ -280,7 +280,7 @@ impl Engine {
             ms = report.elapsed.as_millis() as u64,
             "{what}"
         );
-        Ok(report)
+        Ok((report, committed))
     }
 
     /// A kept version of a dataset: the current snapshot when it is that version, else one

@@ -858,17 +858,20 @@ impl Engine {
     /// Make a kept version current again.
     pub async fn rollback(&self, name: &str, version: u64) -> Result<LoadReport> {
         let started = Instant::now();
-        let current = self.current_opt(name).ok().flatten().map(|s| s.version());
         let result = self.roll_back(name, version, started).await;
-        // A rollback to the current version commits nothing.
-        let outcome = result
-            .as_ref()
-            .map(|_| (current != Some(version)).then_some(0));
+        // A rollback to the current version commits nothing (judged under the commit lock).
+        let outcome = result.as_ref().map(|(_, committed)| committed.then_some(0));
         crate::metrics::metrics().load("rollback", started.elapsed(), outcome);
-        result
+        result.map(|(report, _)| report)
     }
 
-    async fn roll_back(&self, name: &str, version: u64, started: Instant) -> Result<LoadReport> {
+    /// Roll back; whether a version was committed (not when `version` is already current).
+    async fn roll_back(
+        &self,
+        name: &str,
+        version: u64,
+        started: Instant,
+    ) -> Result<(LoadReport, bool)> {
         let state = self.state(name)?;
         let lock = self.lock_commit(&state, name).await?;
         if !lock.catalog.kept.contains(&version) {
@@ -880,12 +883,13 @@ impl Engine {
         if version == lock.catalog.current
             && let Some(current) = state.current.read().clone()
         {
-            return Ok(LoadReport {
+            let report = LoadReport {
                 dataset: name.to_owned(),
                 version,
                 rows: current.num_rows(),
                 elapsed: started.elapsed(),
-            });
+            };
+            return Ok((report, false));
         }
         let snapshot = match state.cached(name, version)? {
             Some(s) => s,
@@ -906,12 +910,13 @@ impl Engine {
         })
         .await?;
         info!(dataset = %name, version, "rolled back");
-        Ok(LoadReport {
+        let report = LoadReport {
             dataset: name.to_owned(),
             version,
             rows,
             elapsed: started.elapsed(),
-        })
+        };
+        Ok((report, true))
     }
 
     /// The kept versions of a dataset, oldest first (as committed; a load in progress does

@@ -572,3 +572,30 @@ pub fn test_ca(
     ]);
     (ca, cert, key)
 }
+
+/// Run the connector, `dagr ARGS --server FLIGHT --token TOKEN --quiet` (none of the
+/// caller's own `DAGR_*` settings): whether it succeeded, its JSON report (`null` when it
+/// printed none) and its stderr.
+pub fn connector(flight: &str, token: &str, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dagr"))
+        .args(args)
+        .args(["--server", flight, "--token", token, "--quiet"])
+        .env_remove("DAGR_SERVER")
+        .env_remove("DAGR_TOKEN")
+        .env_remove("DAGR_PURPOSE")
+        .output()
+        .expect("run dagr");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.success(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`connector`], which must succeed: its JSON report.
+pub fn connector_ok(flight: &str, token: &str, args: &[&str]) -> Value {
+    let (ok, report, stderr) = connector(flight, token, args);
+    assert!(ok, "dagr {args:?} failed: {stderr}");
+    report
+}
