@@ -89,18 +89,7 @@ async fn two_nodes_over_postgresql_and_s3_are_one_service() {
     let pmlp = common::system_token(&creds, "PMLP", "provider");
     let file = dir.path().join("persons.parquet");
     let file = file.to_str().unwrap();
-    dagr_ok(
-        &a,
-        &pmlp,
-        &[
-            "pull",
-            "persons",
-            "--out",
-            file,
-            "--purpose",
-            common::PURPOSE,
-        ],
-    );
+    common::pull_persons_file(&a.flight, &pmlp, file);
     let loaded = dagr_ok(&a, &pmlp, &["load", "persons", file]);
     assert_eq!(loaded["committed"]["version"], 2, "{loaded}");
 

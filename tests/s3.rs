@@ -42,18 +42,7 @@ async fn snapshots_live_in_s3_and_a_restart_restores_them_from_there() {
     // A second version, loaded through the connector: its parts go to the object store.
     let file = dir.path().join("persons.parquet");
     let file = file.to_str().unwrap();
-    common::connector_ok(
-        &server.flight,
-        &pmlp,
-        &[
-            "pull",
-            "persons",
-            "--out",
-            file,
-            "--purpose",
-            common::PURPOSE,
-        ],
-    );
+    common::pull_persons_file(&server.flight, &pmlp, file);
     let loaded = common::connector_ok(&server.flight, &pmlp, &["load", "persons", file]);
     assert_eq!(loaded["committed"]["version"], 2, "{loaded}");
     server.terminate();

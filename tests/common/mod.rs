@@ -599,3 +599,13 @@ pub fn connector_ok(flight: &str, token: &str, args: &[&str]) -> Value {
     assert!(ok, "dagr {args:?} failed: {stderr}");
     report
 }
+
+/// Pull the whole `persons` register through the connector into the Parquet file `out`, as
+/// `token` with the test purpose (a file to load again).
+pub fn pull_persons_file(flight: &str, token: &str, out: &str) {
+    connector_ok(
+        flight,
+        token,
+        &["pull", "persons", "--out", out, "--purpose", PURPOSE],
+    );
+}
