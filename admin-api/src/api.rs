@@ -615,6 +615,16 @@ pub(crate) async fn create_request(
     Ok(created(s.gov.create_request(&p, input).await?))
 }
 
+/// Whether `a` is a cursor this list hands out: an id, or with `by_due` `DUE_MS.ID`.
+fn is_cursor(a: &str, by_due: bool) -> bool {
+    if by_due {
+        a.split_once('.')
+            .is_some_and(|(t, id)| t.parse::<i64>().is_ok() && id.parse::<i64>().is_ok())
+    } else {
+        a.parse::<i64>().is_ok()
+    }
+}
+
 /// Filters of the request, agreement and schema-change lists.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -625,6 +635,13 @@ pub struct ListQuery {
     pub dataset: Option<String>,
     /// Requests only: pending requests past their SLA deadline.
     pub overdue: Option<bool>,
+    /// Requests only: pending requests whose decision deadline is before this time (RFC 3339,
+    /// or `YYYY-MM-DD` for the start of that day, UTC) — with `sort=due_at`, what falls due
+    /// soonest.
+    pub due_before: Option<String>,
+    /// Requests only: `created` (newest first, the default) or `due_at` (earliest decision
+    /// deadline first; ties by id).
+    pub sort: Option<String>,
     /// Items per page, 1–1000 (default 100).
     pub limit: Option<i64>,
     /// Cursor from the previous page's `Link` header.
@@ -633,17 +650,40 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn page(&self) -> Result<crate::store::Page> {
+        let by_due = self.by_due()?;
         PageParams {
             limit: self.limit,
             after: self.after.clone(),
         }
         .page()
         .and_then(|p| match &p.after {
-            Some(a) if a.parse::<i64>().is_err() => Err(ApiError::BadRequest(
+            Some(a) if !is_cursor(a, by_due) => Err(ApiError::BadRequest(
                 "after: not a cursor of this list".into(),
             )),
             _ => Ok(p),
         })
+    }
+
+    /// Whether requests are listed by decision deadline (`sort=due_at`).
+    fn by_due(&self) -> Result<bool> {
+        match self.sort.as_deref() {
+            None | Some("created") => Ok(false),
+            Some("due_at") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "sort must be `created` or `due_at`; got `{}`",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Refuse the parameters that only the request list has.
+    fn no_request_params(&self) -> Result<()> {
+        if self.due_before.is_some() || self.sort.is_some() {
+            return Err(ApiError::BadRequest(
+                "due_before and sort apply to /api/v1/requests only".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn filter(&self, statuses: &[&str]) -> Result<ListFilter> {
@@ -674,13 +714,24 @@ pub(crate) async fn list_requests(
     Params(q): Params<ListQuery>,
 ) -> Result<Response> {
     let page = q.page()?;
-    let filter = q.filter(&["pending", "approved", "refused", "withdrawn"])?;
+    let mut filter = q.filter(&["pending", "approved", "refused", "withdrawn"])?;
+    if let Some(text) = &q.due_before {
+        filter.due_before = Some(Time::parse(text).ok_or_else(|| {
+            ApiError::BadRequest("due_before: not an RFC 3339 time or a YYYY-MM-DD date".into())
+        })?);
+    }
+    filter.by_due = q.by_due()?;
     let items = s
         .gov
         .requests(&p, filter, q.overdue.unwrap_or(false), &page)
         .await?;
+    let by_due = q.by_due()?;
     Ok(paged(items, &page, uri.path(), uri.query(), |r| {
-        r.id.to_string()
+        if by_due {
+            format!("{}.{}", r.due_at.0, r.id)
+        } else {
+            r.id.to_string()
+        }
     }))
 }
 
@@ -805,6 +856,7 @@ pub(crate) async fn list_agreements(
     uri: Uri,
     Params(q): Params<ListQuery>,
 ) -> Result<Response> {
+    q.no_request_params()?;
     let page = q.page()?;
     let filter = q.filter(&["active", "revoked", "expired"])?;
     let items = s.gov.agreements(&p, filter, &page).await?;
@@ -887,6 +939,7 @@ pub(crate) async fn list_changes(
     uri: Uri,
     Params(q): Params<ListQuery>,
 ) -> Result<Response> {
+    q.no_request_params()?;
     let page = q.page()?;
     let items = s
         .gov

@@ -284,7 +284,11 @@ impl MetaStore {
         if let Some(t) = f.due_before {
             sql.and("status = 'pending' AND due_at < ?", Arg::I(t.0));
         }
-        id_page(&mut sql, page, true)?;
+        if f.by_due {
+            due_page(&mut sql, page)?;
+        } else {
+            id_page(&mut sql, page, true)?;
+        }
         sql.query()
             .fetch_all(&self.pool)
             .await?
@@ -702,4 +706,27 @@ impl MetaStore {
             .map(history_row)
             .collect()
     }
+}
+
+/// Keyset pagination by decision deadline, then id (both ascending); the cursor is
+/// `DUE_MS.ID` of the last item of the previous page.
+fn due_page(sql: &mut Sql, page: &Page) -> StoreResult<()> {
+    if let Some(after) = &page.after {
+        let bad = || StoreError::BadCursor(after.clone());
+        let (due, id) = after.split_once('.').ok_or_else(bad)?;
+        let due: i64 = due.parse().map_err(|_| bad())?;
+        let id: i64 = id.parse().map_err(|_| bad())?;
+        let (a, b, c) = (
+            sql.arg(Arg::I(due)),
+            sql.arg(Arg::I(due)),
+            sql.arg(Arg::I(id)),
+        );
+        sql.text.push_str(&format!(
+            " AND (due_at > {a} OR (due_at = {b} AND id > {c}))"
+        ));
+    }
+    let limit = sql.arg(Arg::I(page.limit));
+    sql.text
+        .push_str(&format!(" ORDER BY due_at ASC, id ASC LIMIT {limit}"));
+    Ok(())
 }

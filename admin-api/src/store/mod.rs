@@ -153,6 +153,9 @@ pub struct ListFilter {
     pub status: Option<String>,
     /// Only pending requests whose deadline is before this time.
     pub due_before: Option<Time>,
+    /// Requests: earliest decision deadline first (cursor `DUE_MS.ID`) instead of newest
+    /// first.
+    pub by_due: bool,
 }
 
 /// A new access request, validated by the governance service.

@@ -1,8 +1,8 @@
 //! The request → agreement workflow: every transition, every refused one, and masks that
 //! follow approvals, revocations and expiry at once.
 
-use axum::http::StatusCode;
-use serde_json::json;
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
 
 use crate::common::keys;
 use crate::each_backend;
@@ -384,5 +384,103 @@ async fn a_narrowing_row_scope_cannot_widen_the_requested_one() {
             v["records"].as_array().unwrap().len(),
             crate::common::ROWS / 3
         );
+    });
+}
+
+#[tokio::test]
+async fn requests_are_listed_by_decision_deadline_a_page_at_a_time() {
+    each_backend!(|w| {
+        let pool = w.state.gov.store().pool();
+        let now = dagr_admin_api::model::Time::now().0;
+        let day = 86_400_000;
+        // Three pending requests, due in 3, 1 and 2 days.
+        let mut ids = Vec::new();
+        for (attribute, days) in [("surname", 3), ("given_name", 1), ("municipality", 2)] {
+            let id = w.bank_requests(&[attribute], None).await;
+            sqlx::query("UPDATE access_requests SET due_at = $1 WHERE id = $2")
+                .bind(now + days * day)
+                .bind(id)
+                .execute(pool)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let (in3, in1, in2) = (ids[0], ids[1], ids[2]);
+        let list_ids = |v: &Value| -> Vec<i64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect()
+        };
+
+        // Earliest deadline first, two per page; the Link header's cursor gives the rest.
+        let (s, first, headers) = w
+            .call(
+                Method::GET,
+                "/api/v1/requests?sort=due_at&limit=2",
+                Some(&w.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{first}");
+        assert_eq!(list_ids(&first), [in1, in2]);
+        let link = headers["link"].to_str().unwrap().to_owned();
+        let next = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(
+            next.contains(&format!("after={}.{in2}", now + 2 * day)),
+            "{link}"
+        );
+        let (s, rest) = w.get(&next, &w.admin).await;
+        assert_eq!(s, StatusCode::OK, "{rest}");
+        assert_eq!(list_ids(&rest), [in3]);
+
+        // Due before a time: only what falls due by then, soonest first.
+        let before = dagr_admin_api::model::Time(now + 2 * day + 1).to_rfc3339();
+        let (s, due) = w
+            .get(
+                &format!("/api/v1/requests?due_before={before}&sort=due_at"),
+                &w.admin,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{due}");
+        assert_eq!(list_ids(&due), [in1, in2]);
+        // A decided request is not due.
+        let (s, _) = w
+            .post(
+                &format!("/api/v1/requests/{in1}/approve"),
+                &w.owner,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, due) = w
+            .get(
+                &format!("/api/v1/requests?due_before={before}&sort=due_at"),
+                &w.admin,
+            )
+            .await;
+        assert_eq!(list_ids(&due), [in2]);
+        // The default order stays newest first.
+        let (_, all) = w.get("/api/v1/requests", &w.admin).await;
+        assert_eq!(list_ids(&all)[..3], [in2, in1, in3]);
+
+        // Bad parameters are refused, and the request list's own ones elsewhere.
+        for path in [
+            "/api/v1/requests?sort=deadline",
+            "/api/v1/requests?due_before=tomorrow",
+            "/api/v1/requests?sort=due_at&after=12",
+            "/api/v1/requests?after=1.2",
+            "/api/v1/agreements?sort=due_at",
+            "/api/v1/agreements?due_before=2030-01-01",
+        ] {
+            let (s, problem) = w.get(path, &w.admin).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {problem}");
+        }
     });
 }
