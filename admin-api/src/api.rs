@@ -720,12 +720,12 @@ pub(crate) async fn list_requests(
             ApiError::BadRequest("due_before: not an RFC 3339 time or a YYYY-MM-DD date".into())
         })?);
     }
-    filter.by_due = q.by_due()?;
+    let by_due = q.by_due()?;
+    filter.by_due = by_due;
     let items = s
         .gov
         .requests(&p, filter, q.overdue.unwrap_or(false), &page)
         .await?;
-    let by_due = q.by_due()?;
     Ok(paged(items, &page, uri.path(), uri.query(), |r| {
         if by_due {
             format!("{}.{}", r.due_at.0, r.id)

@@ -53,14 +53,12 @@ pub struct ReplicaStatus {
 
 #[derive(Debug, Default)]
 struct StatusInner {
-    /// When the ledger was last read and everything in it applied.
+    /// When a round last read the ledger (or finished applying what it read).
     last_ok: Option<Instant>,
     /// Why the last round failed (the ledger unreadable).
     problem: Option<String>,
     /// Datasets the last round could not bring to the ledger's version, with why.
     lagging: std::collections::BTreeMap<String, String>,
-    /// Whether notifications are being received.
-    listening: bool,
     /// Whether a round is applying what it read (reading a big version may take longer than
     /// STALE_AFTER; the node serves the versions it holds meanwhile and stays ready).
     applying: bool,
@@ -93,11 +91,6 @@ impl ReplicaStatus {
             .lock()
             .last_ok
             .map_or(0.0, |t| t.elapsed().as_secs_f64())
-    }
-
-    /// Whether notifications are being received (else only polling applies changes).
-    pub fn listening(&self) -> bool {
-        self.inner.lock().listening
     }
 }
 
@@ -153,8 +146,7 @@ pub fn spawn(url: String, engine: Arc<Engine>, status: Arc<ReplicaStatus>) -> Sp
         // The listener runs in a task of its own, never cancelled mid-message; it wakes the
         // catch-up loop, which also runs every POLL whatever it heard.
         let wake = Arc::new(tokio::sync::Notify::new());
-        let _listener =
-            SpawnedTask::spawn(keep_listening(url, Arc::clone(&wake), Arc::clone(&status)));
+        let _listener = SpawnedTask::spawn(keep_listening(url, Arc::clone(&wake)));
         loop {
             let _ = tokio::time::timeout(POLL, wake.notified()).await;
             catch_up_once(&engine, &status).await;
@@ -164,7 +156,7 @@ pub fn spawn(url: String, engine: Arc<Engine>, status: Arc<ReplicaStatus>) -> Sp
 
 /// Listen for commits of other nodes, waking `wake` on each (and on every reconnection,
 /// after which notifications may have been lost).
-async fn keep_listening(url: String, wake: Arc<tokio::sync::Notify>, status: Arc<ReplicaStatus>) {
+async fn keep_listening(url: String, wake: Arc<tokio::sync::Notify>) {
     let mut warned = false;
     loop {
         match listen(&url).await {
@@ -172,13 +164,12 @@ async fn keep_listening(url: String, wake: Arc<tokio::sync::Notify>, status: Arc
                 if std::mem::take(&mut warned) {
                     tracing::info!("listening for commits of other nodes again");
                 }
-                status.inner.lock().listening = true;
                 wake.notify_one();
                 loop {
                     match l.try_recv().await {
-                        Ok(Some(_)) => wake.notify_one(),
-                        // The connection broke; the next call reconnects.
-                        Ok(None) => wake.notify_one(),
+                        // A notification, or (`None`) a broken connection that the next
+                        // call reconnects, after which notifications may have been lost.
+                        Ok(_) => wake.notify_one(),
                         Err(e) => {
                             tracing::warn!(error = %e, "lost the connection listening for commits of other nodes; polling every {} ms", POLL.as_millis());
                             warned = true;
@@ -194,7 +185,6 @@ async fn keep_listening(url: String, wake: Arc<tokio::sync::Notify>, status: Arc
                 }
             }
         }
-        status.inner.lock().listening = false;
         tokio::time::sleep(RELISTEN).await;
     }
 }

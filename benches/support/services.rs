@@ -2,13 +2,55 @@
 //! (`scripts/s3`, `scripts/postgres`) unless the environment names running ones; each one
 //! this bench started is stopped when dropped.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+/// A service started with `scripts/NAME start DIR`, stopped with `scripts/NAME stop DIR` when
+/// dropped.
+struct Started {
+    script: &'static str,
+    dir: tempfile::TempDir,
+}
+
+impl Started {
+    /// Run `scripts/{script} start` in a new directory (its progress on stderr); the service
+    /// and what the script printed on stdout.
+    fn start(script: &'static str) -> (Started, String) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        eprintln!("starting {script} with scripts/{script} ...");
+        let out = Command::new(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
+            .arg("start")
+            .arg(dir.path())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+        assert!(out.status.success(), "scripts/{script} start failed");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (Started { script, dir }, stdout)
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = Command::new(format!(
+            "{}/scripts/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            self.script
+        ))
+        .arg("stop")
+        .arg(self.dir.path())
+        .status();
+    }
+}
 
 /// An S3 server: the environment of a running one, or one this bench started (stopped on drop).
 pub(crate) struct S3 {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) bucket: String,
-    started: Option<tempfile::TempDir>,
+    _started: Option<Started>,
 }
 
 impl S3 {
@@ -16,16 +58,8 @@ impl S3 {
         let (file, started) = match std::env::var("DAGR_BENCH_S3_ENV") {
             Ok(f) if !f.is_empty() => (std::path::PathBuf::from(f), None),
             _ => {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                eprintln!("starting SeaweedFS with scripts/s3 ...");
-                let ok = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3"))
-                    .arg("start")
-                    .arg(dir.path())
-                    .status()
-                    .expect("run scripts/s3")
-                    .success();
-                assert!(ok, "scripts/s3 start failed");
-                (dir.path().join("env"), Some(dir))
+                let (started, _) = Started::start("s3");
+                (started.dir().join("env"), Some(started))
             }
         };
         let text = std::fs::read_to_string(&file).expect("the S3 environment file");
@@ -40,18 +74,7 @@ impl S3 {
         S3 {
             env,
             bucket,
-            started,
-        }
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.started {
-            let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3"))
-                .arg("stop")
-                .arg(dir.path())
-                .status();
+            _started: started,
         }
     }
 }
@@ -61,7 +84,7 @@ impl Drop for S3 {
 pub(crate) struct Postgres {
     /// The URL of a database on the server.
     pub(crate) url: String,
-    started: Option<tempfile::TempDir>,
+    _started: Option<Started>,
 }
 
 impl Postgres {
@@ -69,27 +92,16 @@ impl Postgres {
         if let Ok(url) = std::env::var("DAGR_BENCH_POSTGRES_URL")
             && !url.is_empty()
         {
-            return Postgres { url, started: None };
+            return Postgres {
+                url,
+                _started: None,
+            };
         }
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        eprintln!("starting PostgreSQL with scripts/postgres ...");
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres"))
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/postgres");
-        assert!(
-            out.status.success(),
-            "scripts/postgres start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8(out.stdout)
-            .expect("a URL")
-            .trim()
-            .to_owned();
+        // The URL is the only line the script prints on stdout.
+        let (started, url) = Started::start("postgres");
         Postgres {
-            url,
-            started: Some(dir),
+            url: url.trim().to_owned(),
+            _started: Some(started),
         }
     }
 
@@ -106,16 +118,5 @@ impl Postgres {
         pool.close().await;
         let (prefix, _) = self.url.rsplit_once('/').expect("a database in the URL");
         format!("{prefix}/{name}")
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.started {
-            let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres"))
-                .arg("stop")
-                .arg(dir.path())
-                .status();
-        }
     }
 }

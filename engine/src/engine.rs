@@ -124,6 +124,15 @@ impl DatasetState {
         Ok(self.recent.lock().get(version))
     }
 
+    /// `version` if this node holds it in memory (the current snapshot or a recent one),
+    /// whatever the committed catalog keeps: for a catalog another node committed.
+    pub(crate) fn held(&self, version: u64) -> Option<Arc<Snapshot>> {
+        let current = self.current.read().clone();
+        current
+            .filter(|s| s.version() == version)
+            .or_else(|| self.recent.lock().get(version))
+    }
+
     /// Note a version just read back from the store, while it is kept.
     pub(crate) fn remember(&self, snapshot: &Arc<Snapshot>) {
         let kept = self.committed.read().kept.clone();
@@ -509,7 +518,6 @@ impl Engine {
             warn!(dataset = %name, "dataset directory without a definition; ignored");
             return Ok(None);
         };
-        let definition = Arc::new(definition.validated()?);
         let catalog = self.store.read_catalog(name).await?;
         for v in self.store.version_dirs(name).await? {
             if !catalog.kept.contains(&v) {
@@ -517,6 +525,20 @@ impl Engine {
                 self.store.delete_version(name, v).await?;
             }
         }
+        Ok(Some(Arc::new(
+            self.restored_state(name, definition, catalog).await?,
+        )))
+    }
+
+    /// The state of a dataset restored with `definition` and `catalog`: its current version
+    /// read back (from the ledger's manifest with replicas, else the store's).
+    pub(crate) async fn restored_state(
+        &self,
+        name: &str,
+        definition: DatasetDefinition,
+        catalog: Catalog,
+    ) -> Result<DatasetState> {
+        let definition = Arc::new(definition.validated()?);
         let current = if catalog.current > 0 {
             let started = Instant::now();
             let snap = self.read_version(name, catalog.current).await?;
@@ -531,9 +553,7 @@ impl Engine {
         } else {
             None
         };
-        Ok(Some(Arc::new(DatasetState::new(
-            definition, current, catalog,
-        ))))
+        Ok(DatasetState::new(definition, current, catalog))
     }
 
     /// The datasets that could not be restored when the engine opened, with the reason

@@ -215,6 +215,14 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let g = prometheus::Gauge::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("a new metric");
+    g
+}
+
 fn histogram_vec(
     registry: &Registry,
     name: &str,
@@ -388,15 +396,11 @@ impl Metrics {
                 "Time from a commit on another node to its version being current on this one.",
                 LATENCY_BUCKETS,
             ),
-            replication_staleness: {
-                let g = prometheus::Gauge::new(
-                    "dagr_replication_staleness_seconds",
-                    "Seconds since this node last read the ledger of replicas (0 on a single node).",
-                )
-                .expect("a valid metric");
-                r.register(Box::new(g.clone())).expect("a new metric");
-                g
-            },
+            replication_staleness: float_gauge(
+                &r,
+                "dagr_replication_staleness_seconds",
+                "Seconds since this node last read the ledger of replicas (0 on a single node).",
+            ),
             replication_failed: gauge(
                 &r,
                 "dagr_replication_failed_datasets",

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
 use tokio::sync::OwnedMutexGuard;
 use tracing::{error, info, warn};
 
 use crate::engine::{DatasetState, Engine};
 use crate::error::{Error, Result};
-use crate::ledger::{Catalog, LedgerEntry, LedgerLock};
-use crate::store::{Manifest, SnapshotStore};
+use crate::ledger::{Catalog, Ledger, LedgerEntry, LedgerLock};
+use crate::store::{MANIFEST, Manifest, STARTED, SnapshotStore};
 
 /// Ledger locks a node holds or waits for at once (each an open transaction on a pooled
 /// connection of the metadata database, whose pool has 16): the rest of the pool stays free
@@ -123,13 +123,11 @@ impl Engine {
             None => None,
         };
         let mut catalog = Arc::clone(&state.commit).lock_owned().await;
-        if let Some(remote) = &ledger
-            && *remote.catalog() != *catalog
-        {
-            self.apply(state, name, &mut catalog, remote.catalog().clone())
-                .await?;
-        }
         if let Some(remote) = &ledger {
+            if *remote.catalog() != *catalog {
+                self.apply(state, name, &mut catalog, remote.catalog().clone())
+                    .await?;
+            }
             state.revision.store(remote.revision(), Ordering::Release);
             info!(dataset = %name, version = catalog.next, "holding the dataset's commit lock across replicas");
         }
@@ -168,11 +166,7 @@ impl Engine {
             *catalog = next;
             return Ok(());
         }
-        let held = state.current.read().clone();
-        let held = held
-            .filter(|s| s.version() == next.current)
-            .or_else(|| state.recent.lock().get(next.current));
-        let snapshot = match held {
+        let snapshot = match state.held(next.current) {
             Some(s) => s,
             None => Arc::new(self.read_version(name, next.current).await?),
         };
@@ -204,12 +198,9 @@ impl Engine {
         if !self.store.is_replicated().await? {
             self.store.mark_replicated().await?;
         }
-        let known: HashSet<String> = ledger
-            .catalogs()
-            .await?
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+        let mut entries = ledger.catalogs().await?;
+        let known: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let mut adopted_any = false;
         for name in self.store.dataset_names().await? {
             if known.contains(&name) {
                 continue;
@@ -225,6 +216,7 @@ impl Engine {
             };
             match adopted.await {
                 Ok(Some(version)) => {
+                    adopted_any = true;
                     info!(dataset = %name, version, "adopted a dataset of the snapshot store into the ledger");
                 }
                 Ok(None) => {}
@@ -234,8 +226,11 @@ impl Engine {
                 }
             }
         }
-        for entry in ledger.catalogs().await? {
-            self.restore_entry(&entry).await;
+        if adopted_any {
+            entries = ledger.catalogs().await?;
+        }
+        for entry in &entries {
+            self.restore_entry(entry).await;
         }
         Ok(())
     }
@@ -250,16 +245,8 @@ impl Engine {
                     "dataset `{name}` is in the ledger but has no definition in the store"
                 ))
             })?;
-            let definition = Arc::new(definition.validated()?);
-            let current = match entry.catalog.current {
-                0 => None,
-                v => Some(Arc::new(self.read_version(name, v).await?)),
-            };
-            Ok::<_, Error>(DatasetState::new(
-                definition,
-                current,
-                entry.catalog.clone(),
-            ))
+            self.restored_state(name, definition, entry.catalog.clone())
+                .await
         }
         .await;
         match restored {
@@ -382,107 +369,84 @@ impl Engine {
             chrono::Utc::now() - chrono::Duration::from_std(grace).map_err(Error::internal)?;
         let mut deleted = 0;
         for entry in ledger.catalogs().await? {
-            let name = &entry.name;
             let _slot = Arc::clone(&self.ledger_slots)
                 .acquire_owned()
                 .await
                 .map_err(Error::internal)?;
-            let Some(lock) = ledger.try_lock(name).await? else {
+            let Some(lock) = ledger.try_lock(&entry.name).await? else {
                 continue;
             };
-            let catalog = lock.catalog().clone();
-            // The files each kept version references; a kept version whose manifest cannot be
-            // read makes the whole dataset wait for the next round.
-            let mut referenced: BTreeMap<u64, HashSet<String>> = BTreeMap::new();
-            let mut readable = true;
-            for &v in &catalog.kept {
-                match self.manifest(name, v).await {
-                    Ok(Some(m)) => {
-                        let mut files: HashSet<String> =
-                            m.parts.into_iter().map(|p| p.file).collect();
-                        files.insert("manifest.json".to_owned());
-                        files.insert(crate::store::STARTED.to_owned());
-                        referenced.insert(v, files);
-                    }
-                    Ok(None) | Err(_) => readable = false,
-                }
-            }
-            if !readable {
-                warn!(dataset = %name, "garbage collection skips this dataset: a kept version's manifest cannot be read");
-                continue;
-            }
-            let expired = ledger.expired(name).await?;
-            let cutoff_ms = cutoff.timestamp_millis();
-            let objects: Vec<object_store::ObjectMeta> = self
-                .store
-                .object_store()
-                .list(Some(&object_store::path::Path::from(format!(
-                    "datasets/{name}"
-                ))))
-                .try_collect()
+            deleted += self
+                .collect_dataset(ledger.as_ref(), &entry.name, lock.catalog(), cutoff)
                 .await?;
-            // Per version directory not kept: its files and the time of its newest one.
-            let mut unkept: BTreeMap<
-                u64,
-                (Vec<object_store::path::Path>, chrono::DateTime<chrono::Utc>),
-            > = BTreeMap::new();
-            let mut doomed = Vec::new();
-            for o in objects {
-                let mut parts = o.location.parts();
-                let (Some(_), Some(_), Some(dir), Some(file), None) = (
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                ) else {
-                    continue;
-                };
-                let Some(version) = dir
-                    .as_ref()
-                    .strip_prefix('v')
-                    .and_then(|v| v.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                match referenced.get(&version) {
-                    Some(files) => {
-                        if !files.contains(file.as_ref()) && o.last_modified < cutoff {
-                            doomed.push(o.location);
-                        }
-                    }
-                    None => {
-                        let slot = unkept
-                            .entry(version)
-                            .or_insert_with(|| (vec![], o.last_modified));
-                        slot.1 = slot.1.max(o.last_modified);
-                        slot.0.push(o.location);
-                    }
-                }
-            }
-            for (version, (files, newest)) in unkept {
-                let unused = match expired.get(&version) {
-                    Some(&at) => at < cutoff_ms,
-                    None => newest < cutoff,
-                };
-                if unused {
-                    doomed.extend(files);
-                }
-            }
-            for path in doomed {
-                match self.store.object_store().delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                    Err(e) => {
-                        warn!(path = %path, error = %e, "garbage collection could not delete a file")
-                    }
-                }
-            }
         }
         if deleted > 0 {
             info!(
                 files = deleted,
                 "garbage collection deleted unreferenced snapshot files"
             );
+        }
+        Ok(deleted)
+    }
+
+    /// The garbage of one dataset whose ledger lock is held, committed as `catalog`: the
+    /// number of files deleted.
+    async fn collect_dataset(
+        &self,
+        ledger: &dyn Ledger,
+        name: &str,
+        catalog: &Catalog,
+        cutoff: DateTime<Utc>,
+    ) -> Result<usize> {
+        // The files each kept version references; a kept version whose manifest cannot be
+        // read makes the whole dataset wait for the next round.
+        let mut referenced: BTreeMap<u64, HashSet<String>> = BTreeMap::new();
+        for &v in &catalog.kept {
+            let Ok(Some(m)) = self.manifest(name, v).await else {
+                warn!(dataset = %name, version = v, "garbage collection skips this dataset: a kept version's manifest cannot be read");
+                return Ok(0);
+            };
+            let mut files: HashSet<String> = m.parts.into_iter().map(|p| p.file).collect();
+            files.extend([MANIFEST, STARTED].map(str::to_owned));
+            referenced.insert(v, files);
+        }
+        let expired = ledger.expired(name).await?;
+        // Per version directory not kept: its files and the time of its newest one.
+        let mut unkept: BTreeMap<u64, (Vec<Path>, DateTime<Utc>)> = BTreeMap::new();
+        let mut doomed = Vec::new();
+        for f in self.store.version_files(name).await? {
+            match referenced.get(&f.version) {
+                Some(files) => {
+                    if !files.contains(&f.file) && f.modified < cutoff {
+                        doomed.push(f.path);
+                    }
+                }
+                None => {
+                    let slot = unkept
+                        .entry(f.version)
+                        .or_insert_with(|| (vec![], f.modified));
+                    slot.1 = slot.1.max(f.modified);
+                    slot.0.push(f.path);
+                }
+            }
+        }
+        for (version, (files, newest)) in unkept {
+            let unused = match expired.get(&version) {
+                Some(&at) => at < cutoff.timestamp_millis(),
+                None => newest < cutoff,
+            };
+            if unused {
+                doomed.extend(files);
+            }
+        }
+        let mut deleted = 0;
+        for path in doomed {
+            match self.store.delete_file(&path).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    warn!(path = %path, error = %e, "garbage collection could not delete a file")
+                }
+            }
         }
         Ok(deleted)
     }

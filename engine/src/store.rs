@@ -3,15 +3,22 @@
 //!
 //! Layout under the store root:
 //! ```text
+//! replicated.json                             replicas commit through a ledger (see below)
 //! datasets/{name}/definition.json             the dataset definition (latest)
 //! datasets/{name}/catalog.json                {"current", "kept": [..], "next"} — the commit point
-//! datasets/{name}/v{version:020}/part-{i:05}.parquet
+//! datasets/{name}/v{version:020}/started.json  written first by the load that made the version
+//! datasets/{name}/v{version:020}/part-{i:05}-{nonce}.parquet
 //! datasets/{name}/v{version:020}/manifest.json {"version", "rows", "parts", "definition", ...}
 //! ```
 //! A snapshot is committed when `catalog.json` names it; the parts and the manifest are
 //! written before that, and `put` of a local file is atomic (write to a temporary file, then
 //! rename). A load that died half-way leaves a version directory that no catalog names; it is
 //! never taken for a snapshot and is deleted on the next start.
+//!
+//! With replicas the commit point is the ledger instead ([`crate::ledger`]): `catalog.json`
+//! is no longer written, `replicated.json` marks the store so that a single node refuses it,
+//! and the files no committed version references are deleted by the garbage collection
+//! ([`crate::Engine::collect_garbage`]).
 //!
 //! A version made by a change set shares most chunks with the version before it; a part whose
 //! chunks are all shared is not encoded again but copied from the previous version's
@@ -42,6 +49,9 @@ use crate::snapshot::{CHUNK_ROWS, Snapshot};
 /// The file at the root of a store that replicas commit into through a ledger: a single node
 /// (whose commit point is `catalog.json`) refuses such a store.
 pub(crate) const REPLICATED: &str = "replicated.json";
+
+/// A version's manifest, the last file a load writes into its version directory.
+pub(crate) const MANIFEST: &str = "manifest.json";
 
 /// The file a load writes first into its version directory (see [`SnapshotStore::write_snapshot`]).
 pub(crate) const STARTED: &str = "started.json";
@@ -403,14 +413,14 @@ impl SnapshotStore {
             parts,
             definition: snapshot.definition().as_ref().clone(),
         };
-        self.put_json(&dir.clone().join("manifest.json"), &manifest)
+        self.put_json(&dir.clone().join(MANIFEST), &manifest)
             .await?;
         Ok(manifest)
     }
 
     /// Read the manifest of a version (`None` if the version was never completed).
     pub(crate) async fn read_manifest(&self, name: &str, version: u64) -> Result<Option<Manifest>> {
-        self.get_json(&version_dir(name, version).clone().join("manifest.json"))
+        self.get_json(&version_dir(name, version).clone().join(MANIFEST))
             .await
     }
 
@@ -480,11 +490,57 @@ impl SnapshotStore {
         let mut v: Vec<u64> = listing
             .common_prefixes
             .iter()
-            .filter_map(|p| p.filename()?.strip_prefix('v')?.parse().ok())
+            .filter_map(|p| version_of_dir(p.filename()?))
             .collect();
         v.sort_unstable();
         Ok(v)
     }
+
+    /// Every file in the version directories of `name`.
+    pub(crate) async fn version_files(&self, name: &str) -> Result<Vec<VersionFile>> {
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dataset_dir(name)))
+            .try_collect()
+            .await?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| {
+                // datasets/{name}/v{version}/{file}
+                let parts: Vec<String> =
+                    o.location.parts().map(|p| p.as_ref().to_owned()).collect();
+                let [_, _, dir, file] = <[String; 4]>::try_from(parts).ok()?;
+                Some(VersionFile {
+                    version: version_of_dir(&dir)?,
+                    file,
+                    path: o.location,
+                    modified: o.last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// Delete one file; one already gone counts as deleted.
+    pub(crate) async fn delete_file(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One file in a version's directory ([`SnapshotStore::version_files`]).
+pub(crate) struct VersionFile {
+    pub(crate) version: u64,
+    /// Its name within the version's directory.
+    pub(crate) file: String,
+    pub(crate) path: Path,
+    pub(crate) modified: DateTime<Utc>,
+}
+
+/// The version a directory named `v{version:020}` holds.
+fn version_of_dir(dir: &str) -> Option<u64> {
+    dir.strip_prefix('v')?.parse().ok()
 }
 
 /// A string unlikely to repeat across loads and nodes: the time in nanoseconds and the

@@ -42,9 +42,25 @@ impl SqlLedger {
             node: node.to_owned(),
         })
     }
-}
 
-impl SqlLedger {
+    /// Record `name` with `catalog` unless the ledger knows it already.
+    fn insert_catalog<'q>(
+        &'q self,
+        name: &'q str,
+        catalog: &Catalog,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        sqlx::query(
+            "INSERT INTO dataset_catalogs (name, current_version, kept, next_version, revision, \
+             committed_at, node) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(catalog.current as i64)
+        .bind(kept_json(&catalog.kept))
+        .bind(catalog.next as i64)
+        .bind(Time::now().0)
+        .bind(&self.node)
+    }
+
     /// Open a commit lock of `name`: wait for it, or (`skip`) answer `None` at once when
     /// another transaction holds it.
     async fn begin(&self, name: &str, skip: bool) -> Result<Option<Box<dyn LedgerLock>>> {
@@ -53,31 +69,23 @@ impl SqlLedger {
         // Waits are bounded; a lock's holder that died (its host gone without closing the
         // connection) is noticed by TCP keepalives within about two minutes, and a hung one
         // is ended after LOCK_HELD_MAX, releasing the lock either way.
-        for setting in [
-            format!("SET LOCAL lock_timeout = '{}s'", LOCK_WAIT.as_secs()),
-            format!(
-                "SET LOCAL idle_in_transaction_session_timeout = '{}s'",
-                LOCK_HELD_MAX.as_secs()
-            ),
-            "SET LOCAL tcp_keepalives_idle = 60".to_owned(),
-            "SET LOCAL tcp_keepalives_interval = 10".to_owned(),
-            "SET LOCAL tcp_keepalives_count = 6".to_owned(),
-        ] {
-            sqlx::query(&setting)
-                .execute(&mut *tx)
-                .await
-                .map_err(db(what))?;
-        }
+        // One round trip for the transaction's settings (`set_config(.., true)` is SET LOCAL).
         sqlx::query(
-            "INSERT INTO dataset_catalogs (name, current_version, kept, next_version, revision, \
-             committed_at, node) VALUES ($1, 0, '[]', 1, 0, $2, $3) ON CONFLICT (name) DO NOTHING",
+            "SELECT set_config('lock_timeout', $1, true), \
+             set_config('idle_in_transaction_session_timeout', $2, true), \
+             set_config('tcp_keepalives_idle', '60', true), \
+             set_config('tcp_keepalives_interval', '10', true), \
+             set_config('tcp_keepalives_count', '6', true)",
         )
-        .bind(name)
-        .bind(Time::now().0)
-        .bind(&self.node)
+        .bind(format!("{}s", LOCK_WAIT.as_secs()))
+        .bind(format!("{}s", LOCK_HELD_MAX.as_secs()))
         .execute(&mut *tx)
         .await
         .map_err(db(what))?;
+        self.insert_catalog(name, &Catalog::empty())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(what))?;
         let row = sqlx::query(if skip {
             "SELECT current_version, kept, next_version, revision FROM dataset_catalogs \
              WHERE name = $1 FOR UPDATE SKIP LOCKED"
@@ -164,19 +172,10 @@ impl Ledger for SqlLedger {
     }
 
     async fn adopt(&self, name: &str, catalog: &Catalog) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO dataset_catalogs (name, current_version, kept, next_version, revision, \
-             committed_at, node) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(catalog.current as i64)
-        .bind(kept_json(&catalog.kept))
-        .bind(catalog.next as i64)
-        .bind(Time::now().0)
-        .bind(&self.node)
-        .execute(&self.pool)
-        .await
-        .map_err(db("registering a dataset in the ledger"))?;
+        self.insert_catalog(name, catalog)
+            .execute(&self.pool)
+            .await
+            .map_err(db("registering a dataset in the ledger"))?;
         Ok(())
     }
 
