@@ -471,9 +471,11 @@ async fn requests_are_listed_by_decision_deadline_a_page_at_a_time() {
         assert_eq!(list_ids(&all)[..3], [in2, in1, in3]);
 
         // Bad parameters are refused, and the request list's own ones elsewhere.
+        let too_long = format!("/api/v1/requests?due_before=2030-01-01{}", "0".repeat(100));
         for path in [
             "/api/v1/requests?sort=deadline",
             "/api/v1/requests?due_before=tomorrow",
+            too_long.as_str(),
             "/api/v1/requests?sort=due_at&after=12",
             "/api/v1/requests?after=1.2",
             "/api/v1/agreements?sort=due_at",
